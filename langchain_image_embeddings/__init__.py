@@ -1,0 +1,87 @@
+"""Local image embeddings (open_clip, timm, torchvision) for LangChain.
+
+Importing the package is cheap: torch, the model backends, FAISS and Chroma are imported
+only when a feature that needs them is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_image_embeddings.embeddings import DEFAULT_MODEL, ImageEmbeddings
+    from langchain_image_embeddings.encoders import (
+        EncoderInfo,
+        create_encoder,
+        list_backends,
+        list_encoders,
+        register_backend,
+        register_encoder,
+    )
+    from langchain_image_embeddings.encoders.base import ImageEncoder, PreprocessConfig
+    from langchain_image_embeddings.errors import (
+        EncoderError,
+        ImageEmbeddingsError,
+        ImageLoadError,
+        MissingDependencyError,
+        WeightsNotFoundError,
+    )
+    from langchain_image_embeddings.images import ImageInput, ImageLoadOptions, load_image
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "DEFAULT_MODEL": "embeddings",
+    "ImageEmbeddings": "embeddings",
+    "EncoderInfo": "encoders",
+    "create_encoder": "encoders",
+    "list_backends": "encoders",
+    "list_encoders": "encoders",
+    "register_backend": "encoders",
+    "register_encoder": "encoders",
+    "ImageEncoder": "encoders.base",
+    "PreprocessConfig": "encoders.base",
+    "EncoderError": "errors",
+    "ImageEmbeddingsError": "errors",
+    "ImageLoadError": "errors",
+    "MissingDependencyError": "errors",
+    "WeightsNotFoundError": "errors",
+    "ImageInput": "images",
+    "ImageLoadOptions": "images",
+    "load_image": "images",
+}
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "EncoderError",
+    "EncoderInfo",
+    "ImageEmbeddings",
+    "ImageEmbeddingsError",
+    "ImageEncoder",
+    "ImageInput",
+    "ImageLoadError",
+    "ImageLoadOptions",
+    "MissingDependencyError",
+    "PreprocessConfig",
+    "WeightsNotFoundError",
+    "create_encoder",
+    "list_backends",
+    "list_encoders",
+    "load_image",
+    "register_backend",
+    "register_encoder",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langchain_image_embeddings' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"langchain_image_embeddings.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

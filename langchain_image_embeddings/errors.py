@@ -1,0 +1,83 @@
+"""Exceptions raised by the package.
+
+Every failure that concerns one input carries that input (a path, URL, or a short
+description of an in-memory object), its position in a batch when there is one, a
+machine-readable ``code`` from a fixed vocabulary, and a reason a person understands.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: The fixed vocabulary of :attr:`ImageLoadError.code`. Applications may switch on these.
+IMAGE_ERROR_CODES: Final[frozenset[str]] = frozenset(
+    {
+        "not_found",  # the path does not exist
+        "not_a_file",  # a directory, FIFO, device, socket ...
+        "empty",  # zero bytes
+        "too_large",  # file or download over the byte cap
+        "unsupported_format",  # not an image, or a format outside the allow-list
+        "truncated",  # the image data ends early
+        "corrupt",  # the decoder failed on the data
+        "decompression_bomb",  # more pixels than the configured limit
+        "bad_geometry",  # zero-sized or absurd aspect ratio
+        "unsupported_scheme",  # e.g. ftp://, s3://
+        "remote_disabled",  # a URL while remote fetching is off
+        "fetch_failed",  # network error, HTTP error status, timeout
+        "invalid_base64",  # a data: URI whose payload is not valid base64
+        "invalid_array",  # a numpy array with a shape/dtype/value we cannot read
+        "invalid_input",  # an object of a type we do not accept
+    }
+)
+
+
+class ImageEmbeddingsError(Exception):
+    """Base class of every exception raised by ``langchain_image_embeddings``."""
+
+
+class ImageLoadError(ImageEmbeddingsError, ValueError):
+    """An input could not be turned into an RGB image.
+
+    Attributes:
+        source: The offending input as a short string (path, URL, or description).
+        reason: What went wrong, for a person.
+        code: One of :data:`IMAGE_ERROR_CODES`, for a program.
+        index: Position of the input in the batch, or ``None`` for a single input.
+    """
+
+    def __init__(self, source: str, reason: str, code: str, index: int | None = None) -> None:
+        if code not in IMAGE_ERROR_CODES:
+            raise ValueError(f"unknown image error code {code!r}")
+        self.source = source
+        self.reason = reason
+        self.code = code
+        self.index = index
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = f"input #{self.index} " if self.index is not None else ""
+        return f"{where}{self.source}: {self.reason} [{self.code}]"
+
+    def with_index(self, index: int) -> ImageLoadError:
+        """Return a copy of this error that also names the input's position in its batch."""
+        err = ImageLoadError(self.source, self.reason, self.code, index)
+        err.__cause__ = self.__cause__
+        return err
+
+    def __reduce__(self) -> tuple[type[ImageLoadError], tuple[str, str, str, int | None]]:
+        return (ImageLoadError, (self.source, self.reason, self.code, self.index))
+
+
+class EncoderError(ImageEmbeddingsError):
+    """An encoder could not be created or used (unknown spec, bad option, missing tower)."""
+
+
+class WeightsNotFoundError(EncoderError):
+    """Pretrained weights could not be loaded (offline, missing file, unknown tag).
+
+    The message names the model, where we looked, and how to supply a local file.
+    """
+
+
+class MissingDependencyError(ImageEmbeddingsError, ImportError):
+    """An optional backend is not installed; the message names the ``pip install`` to run."""

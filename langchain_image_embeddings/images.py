@@ -1,0 +1,472 @@
+"""Turn any supported image input into an RGB ``PIL.Image``, safely.
+
+Supported inputs (see :data:`ImageInput`):
+
+* a local path (``str`` or ``os.PathLike``) or a ``file://`` URI,
+* an ``http(s)://`` URL (only when ``ImageLoadOptions(allow_remote=True)``),
+* a ``data:image/...;base64,...`` URI,
+* raw ``bytes`` / ``bytearray`` / ``memoryview`` or a binary file-like object,
+* a ``PIL.Image.Image``,
+* a numpy array: ``HxW``, ``HxWx1``, ``HxWx3`` or ``HxWx4``; ``uint8``, ``uint16``, ``bool``,
+  or float in ``[0, 1]``.
+
+Every failure raises :class:`~langchain_image_embeddings.errors.ImageLoadError` naming the
+input and the reason. A plain string is never guessed to be base64: encoded images must be
+``data:`` URIs or passed as bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import io
+import os
+import re
+import stat
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, Union
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from langchain_image_embeddings.errors import ImageLoadError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+ImageInput = Union[
+    str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Image.Image, "np.ndarray"
+]
+"""Anything :func:`load_image` accepts."""
+
+#: Formats whose decoders we let run. EPS, PSD, FITS and friends never reach their decoders.
+DEFAULT_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
+_WINDOWS_DRIVE = re.compile(r"^[a-zA-Z]:[\\/]")
+
+
+@dataclass(frozen=True)
+class ImageLoadOptions:
+    """Limits and policies for :func:`load_image`.
+
+    Attributes:
+        max_pixels: Refuse images with more pixels than this, read from the header before
+            any pixel is decoded (Pillow's own default only warns below 179 M pixels).
+        max_bytes: Refuse files, downloads and decoded ``data:`` payloads larger than this.
+        max_aspect_ratio: Refuse images whose long side exceeds the short side by more than
+            this factor (a 10000x1 strip costs gigabytes in a shortest-edge resize).
+        allow_remote: Fetch ``http(s)://`` URLs. Off by default: a service that embeds
+            user-supplied URLs must opt in knowingly.
+        timeout: Seconds to wait for a connection or for each read of a download.
+        total_timeout: Seconds a whole download may take (a slow drip cannot hang us).
+        background: RGB colour that transparent pixels are composited on.
+        formats: Pillow format names whose decoders may run.
+        apply_exif_orientation: Rotate/flip according to the EXIF orientation tag.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.images import ImageLoadOptions, load_image
+
+            image = load_image("photo.jpg", ImageLoadOptions(max_pixels=50_000_000))
+    """
+
+    max_pixels: int = 89_478_485
+    max_bytes: int = 64 * 1024 * 1024
+    max_aspect_ratio: float = 100.0
+    allow_remote: bool = False
+    timeout: float = 10.0
+    total_timeout: float = 30.0
+    background: tuple[int, int, int] = (255, 255, 255)
+    formats: tuple[str, ...] = field(default=DEFAULT_FORMATS)
+    apply_exif_orientation: bool = True
+
+
+DEFAULT_OPTIONS = ImageLoadOptions()
+
+
+def describe(source: object) -> str:
+    """A short, printable description of an input for error messages."""
+    if isinstance(source, str):
+        if source.startswith("data:"):
+            head = source[: min(40, source.find(",") + 1 if "," in source else 40)]
+            return f"{head}... ({len(source)} chars)"
+        return source if len(source) <= 300 else source[:300] + "..."
+    if isinstance(source, os.PathLike):
+        return str(os.fspath(source))
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{type(source).__name__} of {len(source)} bytes>"
+    if isinstance(source, Image.Image):
+        return f"<PIL.Image mode={source.mode} size={source.size[0]}x{source.size[1]}>"
+    shape = getattr(source, "shape", None)
+    dtype = getattr(source, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"<array shape={tuple(shape)} dtype={dtype}>"
+    name = getattr(source, "name", None)
+    if isinstance(name, str):
+        return name
+    return f"<{type(source).__name__}>"
+
+
+def load_image(
+    source: ImageInput,
+    options: ImageLoadOptions | None = None,
+    *,
+    index: int | None = None,
+) -> Image.Image:
+    """Load one image input as an RGB ``PIL.Image``.
+
+    Args:
+        source: Any :data:`ImageInput`.
+        options: Limits and policies; :data:`DEFAULT_OPTIONS` when omitted.
+        index: Position of the input in a batch, recorded in any error raised.
+
+    Returns:
+        A fully decoded RGB image (EXIF orientation applied, alpha composited).
+
+    Raises:
+        ImageLoadError: The input cannot be read; ``code`` says why.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.images import load_image
+
+            image = load_image("data:image/png;base64,iVBORw0KGgo...")
+    """
+    opts = options or DEFAULT_OPTIONS
+    try:
+        return _load(source, opts)
+    except ImageLoadError as err:
+        if index is not None:
+            raise err.with_index(index) from err.__cause__
+        raise
+
+
+def _fail(source: object, reason: str, code: str) -> ImageLoadError:
+    return ImageLoadError(describe(source), reason, code)
+
+
+def _load(source: ImageInput, opts: ImageLoadOptions) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return _from_pil(source, opts)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise _fail(source, "no bytes", "empty")
+        if len(data) > opts.max_bytes:
+            raise _fail(
+                source, f"{len(data)} bytes exceeds the {opts.max_bytes}-byte limit", "too_large"
+            )
+        return _decode(io.BytesIO(data), source, opts)
+    if isinstance(source, str):
+        return _from_string(source, opts)
+    if isinstance(source, os.PathLike):
+        return _from_path(os.fspath(source), source, opts)
+    if hasattr(source, "read"):
+        data = _read_capped(source, opts.max_bytes, source)  # type: ignore[arg-type]
+        if not data:
+            raise _fail(source, "the file object returned no bytes", "empty")
+        return _decode(io.BytesIO(data), source, opts)
+    if hasattr(source, "__array_interface__") or type(source).__module__ == "numpy":
+        return _from_array(source, opts)
+    raise _fail(
+        source,
+        f"unsupported input type {type(source).__name__}; expected a path, URL, data URI, "
+        "bytes, file object, PIL image or numpy array",
+        "invalid_input",
+    )
+
+
+def _from_string(source: str, opts: ImageLoadOptions) -> Image.Image:
+    if source.startswith("data:"):
+        return _decode(io.BytesIO(_decode_data_uri(source, opts)), source, opts)
+    match = _SCHEME.match(source)
+    if match and not _WINDOWS_DRIVE.match(source):
+        scheme = match.group(1).lower()
+        if scheme == "file":
+            parsed = urllib.parse.urlparse(source)
+            if parsed.netloc not in ("", "localhost"):
+                raise _fail(source, "file:// URIs must name a local path", "unsupported_scheme")
+            return _from_path(urllib.request.url2pathname(parsed.path), source, opts)
+        if scheme in ("http", "https"):
+            if not opts.allow_remote:
+                raise _fail(
+                    source,
+                    "remote fetching is disabled; pass ImageLoadOptions(allow_remote=True) to enable it",
+                    "remote_disabled",
+                )
+            return _decode(io.BytesIO(_fetch(source, opts)), source, opts)
+        if "://" in source:
+            raise _fail(
+                source,
+                f"unsupported URI scheme {scheme!r}; use a local path, file://, http(s):// or data:",
+                "unsupported_scheme",
+            )
+    return _from_path(source, source, opts)
+
+
+def _from_path(path: str, source: object, opts: ImageLoadOptions) -> Image.Image:
+    if "\x00" in path:
+        raise _fail(source, "the path contains a NUL byte", "invalid_input")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise _fail(source, "no such file", "not_found") from None
+    except NotADirectoryError:
+        raise _fail(source, "no such file (a parent is not a directory)", "not_found") from None
+    except OSError as exc:
+        raise _fail(source, f"cannot stat the file: {exc.strerror}", "not_found") from exc
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise _fail(source, f"{kind}; only regular files are read", "not_a_file")
+    if st.st_size == 0:
+        raise _fail(source, "the file is empty (0 bytes)", "empty")
+    if st.st_size > opts.max_bytes:
+        raise _fail(
+            source, f"{st.st_size} bytes exceeds the {opts.max_bytes}-byte limit", "too_large"
+        )
+    try:
+        with open(path, "rb") as fh:
+            return _decode(fh, source, opts)
+    except OSError as exc:
+        raise _fail(source, f"cannot read the file: {exc.strerror}", "not_found") from exc
+
+
+def _read_capped(fh: IO[bytes], limit: int, source: object) -> bytes:
+    data = fh.read(limit + 1)
+    if not isinstance(data, (bytes, bytearray)):
+        raise _fail(source, "the file object must be opened in binary mode", "invalid_input")
+    if len(data) > limit:
+        raise _fail(source, f"more than the {limit}-byte limit", "too_large")
+    return bytes(data)
+
+
+def _decode_data_uri(uri: str, opts: ImageLoadOptions) -> bytes:
+    header, sep, payload = uri.partition(",")
+    if not sep:
+        raise _fail(
+            uri, "malformed data URI: no ',' separating header and payload", "invalid_base64"
+        )
+    params = header[5:].split(";")
+    if "base64" not in (p.strip().lower() for p in params[1:]):
+        raise _fail(
+            uri, "only base64-encoded data URIs are supported (';base64,')", "invalid_base64"
+        )
+    media = params[0].strip().lower()
+    if media and not media.startswith("image/"):
+        raise _fail(uri, f"media type {media!r} is not an image", "unsupported_format")
+    # Whitespace (line-wrapped base64) and url-safe alphabets are accepted; padding is restored.
+    compact = re.sub(r"\s+", "", urllib.parse.unquote(payload))
+    if len(compact) * 3 // 4 > opts.max_bytes:
+        raise _fail(uri, f"payload exceeds the {opts.max_bytes}-byte limit", "too_large")
+    compact = compact.replace("-", "+").replace("_", "/")
+    compact += "=" * (-len(compact) % 4)
+    try:
+        data = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _fail(uri, f"invalid base64 payload: {exc}", "invalid_base64") from exc
+    if not data:
+        raise _fail(uri, "the data URI has an empty payload", "empty")
+    return data
+
+
+def _fetch(url: str, opts: ImageLoadOptions) -> bytes:
+    request = urllib.request.Request(url, headers={"User-Agent": "langchain-image-embeddings"})
+    deadline = time.monotonic() + opts.total_timeout
+    try:
+        with urllib.request.urlopen(request, timeout=opts.timeout) as response:
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > opts.max_bytes:
+                raise _fail(
+                    url,
+                    f"Content-Length {length} exceeds the {opts.max_bytes}-byte limit",
+                    "too_large",
+                )
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                if time.monotonic() > deadline:
+                    raise _fail(
+                        url, f"download took longer than {opts.total_timeout} s", "fetch_failed"
+                    )
+                chunk = response.read(64 * 1024)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > opts.max_bytes:
+                    raise _fail(
+                        url, f"download exceeds the {opts.max_bytes}-byte limit", "too_large"
+                    )
+                chunks.append(chunk)
+    except urllib.error.HTTPError as exc:
+        raise _fail(url, f"HTTP {exc.code} {exc.reason}", "fetch_failed") from exc
+    except urllib.error.URLError as exc:
+        raise _fail(url, f"cannot fetch: {exc.reason}", "fetch_failed") from exc
+    except TimeoutError as exc:
+        raise _fail(url, f"timed out after {opts.timeout} s", "fetch_failed") from exc
+    data = b"".join(chunks)
+    if not data:
+        raise _fail(url, "the server returned no bytes", "empty")
+    return data
+
+
+def _decode(fp: IO[bytes], source: object, opts: ImageLoadOptions) -> Image.Image:
+    with warnings.catch_warnings():
+        # We enforce our own pixel limit from the header; Pillow's warning band is noise here.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(fp, formats=list(opts.formats))
+        except Image.DecompressionBombError as exc:
+            raise _fail(source, f"decompression bomb refused: {exc}", "decompression_bomb") from exc
+        except UnidentifiedImageError as exc:
+            allowed = ", ".join(opts.formats)
+            raise _fail(
+                source,
+                f"not an image, or not one of the allowed formats ({allowed})",
+                "unsupported_format",
+            ) from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise _fail(source, f"cannot parse the image header: {exc}", "corrupt") from exc
+        _check_geometry(image.size, source, opts)
+        try:
+            image.load()
+        except OSError as exc:
+            code = "truncated" if "truncated" in str(exc) else "corrupt"
+            reason = (
+                "the image data is truncated" if code == "truncated" else f"cannot decode: {exc}"
+            )
+            raise _fail(source, reason, code) from exc
+        except Exception as exc:  # decoders raise many types on hostile data
+            raise _fail(source, f"cannot decode: {type(exc).__name__}: {exc}", "corrupt") from exc
+    return to_rgb(image, opts)
+
+
+def _check_geometry(size: tuple[int, int], source: object, opts: ImageLoadOptions) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise _fail(source, f"invalid size {width}x{height}", "bad_geometry")
+    if width * height > opts.max_pixels:
+        raise _fail(
+            source,
+            f"{width}x{height} = {width * height} pixels exceeds the limit of {opts.max_pixels} "
+            "(raise ImageLoadOptions.max_pixels to accept it)",
+            "decompression_bomb",
+        )
+    ratio = max(width, height) / min(width, height)
+    if ratio > opts.max_aspect_ratio:
+        raise _fail(
+            source,
+            f"aspect ratio {ratio:.0f}:1 of {width}x{height} exceeds the limit of "
+            f"{opts.max_aspect_ratio:.0f}:1",
+            "bad_geometry",
+        )
+
+
+def _from_pil(image: Image.Image, opts: ImageLoadOptions) -> Image.Image:
+    try:
+        image.load()
+    except (ValueError, AttributeError) as exc:
+        raise _fail(image, f"the PIL image cannot be read ({exc})", "invalid_input") from exc
+    except OSError as exc:
+        raise _fail(image, f"cannot decode: {exc}", "corrupt") from exc
+    _check_geometry(image.size, image, opts)
+    return to_rgb(image, opts)
+
+
+def _from_array(array: Any, opts: ImageLoadOptions) -> Image.Image:
+    import numpy as np
+
+    arr = np.asarray(array)
+    desc = f"<array shape={arr.shape} dtype={arr.dtype}>"
+
+    def bad(reason: str) -> ImageLoadError:
+        return ImageLoadError(desc, reason, "invalid_array")
+
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise bad("expected shape HxW, HxWx1, HxWx3 or HxWx4")
+    if arr.size == 0:
+        raise bad("the array is empty")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype == np.uint8:
+        pass
+    elif arr.dtype == np.uint16:
+        arr = np.round(arr.astype(np.float32) / 257.0).astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise bad("the array contains NaN or infinite values")
+        low, high = float(arr.min()), float(arr.max())
+        if low < -1e-6 or high > 1.0 + 1e-6:
+            raise bad(f"float arrays must hold values in [0, 1]; found [{low:g}, {high:g}]")
+        arr = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.integer):
+        low, high = int(arr.min()), int(arr.max())
+        if low < 0 or high > 255:
+            raise bad(
+                f"integer arrays other than uint16 must hold values in [0, 255]; found [{low}, {high}]"
+            )
+        arr = arr.astype(np.uint8)
+    else:
+        raise bad("unsupported dtype")
+    image = Image.fromarray(
+        np.ascontiguousarray(arr)
+    )  # uint8 HxW / HxWx3 / HxWx4 -> L / RGB / RGBA
+    _check_geometry(image.size, desc, opts)
+    return to_rgb(image, opts, exif=False)
+
+
+def to_rgb(
+    image: Image.Image, opts: ImageLoadOptions | None = None, *, exif: bool = True
+) -> Image.Image:
+    """Convert a decoded image of any mode to RGB.
+
+    EXIF orientation is applied (defensively: a broken EXIF block leaves the image as is),
+    16-bit and float images are rescaled rather than clipped, and transparency (alpha
+    channels, palette transparency) is composited on ``opts.background``.
+    """
+    opts = opts or DEFAULT_OPTIONS
+    if exif and opts.apply_exif_orientation:
+        with contextlib.suppress(Exception):
+            image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return _high_depth_to_rgb(image)
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode == "PA":
+        image = image.convert("RGBA")
+    elif mode in ("L", "1") and "transparency" in image.info:
+        image = image.convert("LA")
+    if image.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*opts.background, 255))
+        canvas.alpha_composite(rgba)
+        return canvas.convert("RGB")
+    return image.convert("RGB")
+
+
+def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
+    import numpy as np
+
+    arr = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        finite = arr[np.isfinite(arr)]
+        high = float(finite.max()) if finite.size else 0.0
+        scale = 255.0 if high <= 1.0 else (255.0 / 65535.0 if high > 255.0 else 1.0)
+    else:
+        high = float(arr.max()) if arr.size else 0.0
+        # 16-bit data (also stored in 32-bit "I" mode) is scaled, 8-bit data in "I" kept as is.
+        scale = 255.0 / 65535.0 if image.mode.startswith("I;16") or high > 255.0 else 1.0
+    out = np.clip(np.nan_to_num(arr * scale), 0.0, 255.0).round().astype(np.uint8)
+    return Image.fromarray(out).convert("RGB")
