@@ -137,6 +137,14 @@ class ImageEmbeddings(BaseModel, Embeddings):
             parse_spec(value)  # fail at construction on a malformed spec, not at first use
         return value
 
+    @classmethod
+    def from_pretrained(cls, directory: str, **kwargs: Any) -> ImageEmbeddings:
+        """Load a model saved with ``save_pretrained`` (see the training extra).
+
+        Equivalent to ``ImageEmbeddings(f"local:{directory}", **kwargs)``.
+        """
+        return cls(f"local:{directory}", **kwargs)
+
     # -- the encoder --------------------------------------------------------------------------
     @property
     def encoder(self) -> ImageEncoder:

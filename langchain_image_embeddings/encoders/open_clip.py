@@ -135,7 +135,7 @@ class OpenCLIPEncoder(ImageEncoder):
         model = self.module
         out = getattr(model.visual, "output_dim", None)
         if out is None:  # pragma: no cover - every open_clip tower sets it today
-            out = model.text_projection.shape[-1]  # type: ignore[union-attr, index]
+            out = model.text_projection.shape[-1]  # type: ignore[index]
         return int(out)
 
     @property
