@@ -1,0 +1,339 @@
+"""Every supported input kind, and each bad input with its exact error."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from langchain_image_embeddings import ImageLoadError, ImageLoadOptions, load_image
+from langchain_image_embeddings.images import describe
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _jpeg_bytes(image: Image.Image, **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def red() -> Image.Image:
+    return Image.new("RGB", (40, 30), (255, 0, 0))
+
+
+def _assert_red(image: Image.Image) -> None:
+    assert image.mode == "RGB"
+    assert image.size == (40, 30)
+    r, g, b = image.getpixel((20, 15))  # type: ignore[misc]
+    assert r > 240 and g < 15 and b < 15
+
+
+# -- every input kind -------------------------------------------------------------------------
+def test_str_path(tmp_path: Path, red: Image.Image) -> None:
+    path = tmp_path / "red.png"
+    red.save(path)
+    _assert_red(load_image(str(path)))
+
+
+def test_pathlib_path(tmp_path: Path, red: Image.Image) -> None:
+    path = tmp_path / "red.jpg"
+    red.save(path, quality=95)
+    _assert_red(load_image(path))
+
+
+def test_file_uri(tmp_path: Path, red: Image.Image) -> None:
+    path = tmp_path / "with space.png"
+    red.save(path)
+    _assert_red(load_image(path.as_uri()))
+
+
+def test_data_uri(red: Image.Image) -> None:
+    uri = "data:image/png;base64," + base64.b64encode(_png_bytes(red)).decode()
+    _assert_red(load_image(uri))
+
+
+def test_data_uri_wrapped_urlsafe_unpadded(red: Image.Image) -> None:
+    payload = base64.urlsafe_b64encode(_png_bytes(red)).decode().rstrip("=")
+    wrapped = "\n".join(payload[i : i + 76] for i in range(0, len(payload), 76))
+    _assert_red(load_image("data:image/png;base64," + wrapped))
+
+
+def test_bytes_bytearray_memoryview(red: Image.Image) -> None:
+    data = _png_bytes(red)
+    for value in (data, bytearray(data), memoryview(data)):
+        _assert_red(load_image(value))
+
+
+def test_file_object(red: Image.Image) -> None:
+    _assert_red(load_image(io.BytesIO(_png_bytes(red))))
+
+
+def test_pil_image_is_not_mutated(red: Image.Image) -> None:
+    rgba = red.convert("RGBA")
+    out = load_image(rgba)
+    assert out.mode == "RGB" and rgba.mode == "RGBA"
+
+
+@pytest.mark.parametrize(
+    ("array", "expected"),
+    [
+        (np.full((30, 40), 128, np.uint8), (128, 128, 128)),
+        (np.full((30, 40, 1), 128, np.uint8), (128, 128, 128)),
+        (np.tile(np.array([255, 0, 0], np.uint8), (30, 40, 1)), (255, 0, 0)),
+        (np.tile(np.array([1.0, 0.0, 0.0], np.float32), (30, 40, 1)), (255, 0, 0)),
+        (np.tile(np.array([0.0, 0.0, 1.0], np.float64), (30, 40, 1)), (0, 0, 255)),
+        (np.tile(np.array([65535, 0, 0], np.uint16), (30, 40, 1)), (255, 0, 0)),
+        (np.ones((30, 40), bool), (255, 255, 255)),
+        # HxWx4: fully transparent pixels are composited on the white background.
+        (np.zeros((30, 40, 4), np.uint8), (255, 255, 255)),
+        (np.tile(np.array([0, 0, 255, 255], np.uint8), (30, 40, 1)), (0, 0, 255)),
+    ],
+)
+def test_numpy_arrays(array: np.ndarray, expected: tuple[int, int, int]) -> None:
+    image = load_image(array)
+    assert image.mode == "RGB" and image.size == (40, 30)
+    assert image.getpixel((5, 5)) == expected
+
+
+# -- modes, EXIF, frames -------------------------------------------------------------------
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    # A 40x20 image whose left half is red, stored with orientation 6 (rotate 90° CW to view).
+    raw = Image.new("RGB", (40, 20), (0, 0, 255))
+    raw.paste((255, 0, 0), (0, 0, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    raw.save(path, exif=exif, quality=95)
+    image = load_image(path)
+    assert image.size == (20, 40)
+    top = image.getpixel((10, 5))
+    assert top[0] > 200 and top[2] < 60  # type: ignore[index]
+
+
+def test_palette_with_transparency_composites_on_background() -> None:
+    palette = Image.new("P", (10, 10), 0)
+    palette.putpalette([0, 0, 0] * 256)
+    palette.info["transparency"] = 0
+    assert load_image(_png_bytes(palette)).getpixel((3, 3)) == (255, 255, 255)
+    grey = ImageLoadOptions(background=(128, 128, 128))
+    assert load_image(_png_bytes(palette), grey).getpixel((3, 3)) == (128, 128, 128)
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGBA", "PA"])
+def test_alpha_modes_composite_on_white(mode: str) -> None:
+    base = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    image = base.convert(mode) if mode != "PA" else base.convert("RGBA").convert("PA")
+    out = load_image(_png_bytes(image) if mode != "PA" else image)
+    assert out.getpixel((2, 2)) == (255, 255, 255)
+
+
+def test_cmyk_jpeg() -> None:
+    cmyk = Image.new("CMYK", (16, 16), (0, 255, 255, 0))  # red in CMYK
+    out = load_image(_jpeg_bytes(cmyk, quality=95))
+    r, g, b = out.getpixel((8, 8))  # type: ignore[misc]
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_16bit_png_is_scaled_not_clipped() -> None:
+    arr = np.full((8, 8), 32768, np.uint16)  # mid grey in 16 bits
+    image = Image.fromarray(arr)
+    assert image.mode.startswith("I;16")
+    value = load_image(_png_bytes(image)).getpixel((1, 1))
+    assert value == (128, 128, 128)
+
+
+def test_float_mode_image() -> None:
+    image = Image.fromarray(np.full((8, 8), 0.5, np.float32))
+    assert image.mode == "F"
+    assert load_image(image).getpixel((1, 1)) == (128, 128, 128)
+
+
+def test_first_frame_of_animated_gif() -> None:
+    frames = [Image.new("RGB", (10, 10), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    r, g, b = load_image(buffer.getvalue()).getpixel((5, 5))  # type: ignore[misc]
+    assert r > 200 and g < 50 and b < 50
+
+
+# -- bad inputs: exact exception, code and message --------------------------------------------
+def _error(source: object, options: ImageLoadOptions | None = None) -> ImageLoadError:
+    with pytest.raises(ImageLoadError) as info:
+        load_image(source, options)  # type: ignore[arg-type]
+    return info.value
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.jpg"
+    err = _error(str(path))
+    assert err.code == "not_found"
+    assert str(err) == f"{path}: no such file [not_found]"
+    assert isinstance(err, ValueError)
+
+
+def test_zero_byte_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    assert str(_error(path)) == f"{path}: the file is empty (0 bytes) [empty]"
+
+
+def test_non_image_file(tmp_path: Path) -> None:
+    path = tmp_path / "notes.jpg"
+    path.write_text("hello, I am not a picture")
+    err = _error(path)
+    assert err.code == "unsupported_format"
+    assert err.reason.startswith("not an image, or not one of the allowed formats (JPEG, PNG")
+
+
+def test_truncated_jpeg(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    data = _jpeg_bytes(Image.fromarray(rng.integers(0, 255, (200, 200, 3), np.uint8)), quality=90)
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    err = _error(path)
+    assert err.code == "truncated"
+    assert str(err) == f"{path}: the image data is truncated [truncated]"
+
+
+def test_decompression_bomb_refused_from_header() -> None:
+    # 3000x3000 = 9 M pixels against a 1 M pixel limit; refused before decoding.
+    data = _png_bytes(Image.new("L", (3000, 3000)))
+    err = _error(data, ImageLoadOptions(max_pixels=1_000_000))
+    assert err.code == "decompression_bomb"
+    assert "3000x3000 = 9000000 pixels exceeds the limit of 1000000" in err.reason
+
+
+def test_pillow_warning_band_is_refused_by_default() -> None:
+    # Pillow only warns between 89 M and 179 M pixels; we refuse. A 1-bit PNG keeps it small.
+    data = _png_bytes(Image.new("1", (10000, 9000)))
+    assert len(data) < 200_000
+    err = _error(data)
+    assert err.code == "decompression_bomb"
+
+
+@pytest.mark.parametrize("uri", ["ftp://example.org/a.jpg", "s3://bucket/key.png", "gopher://x/y"])
+def test_unsupported_scheme(uri: str) -> None:
+    err = _error(uri)
+    assert err.code == "unsupported_scheme"
+    scheme = uri.split(":")[0]
+    assert str(err) == (
+        f"{uri}: unsupported URI scheme {scheme!r}; use a local path, file://, http(s):// or data: "
+        "[unsupported_scheme]"
+    )
+
+
+def test_remote_disabled_by_default() -> None:
+    err = _error("https://example.org/cat.jpg")
+    assert err.code == "remote_disabled"
+    assert "ImageLoadOptions(allow_remote=True)" in err.reason
+
+
+def test_directory_is_not_a_file(tmp_path: Path) -> None:
+    err = _error(tmp_path)
+    assert err.code == "not_a_file"
+    assert "a directory" in err.reason
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_is_rejected_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    assert _error(fifo).code == "not_a_file"
+
+
+def test_nul_byte_in_path() -> None:
+    assert _error("bad\x00name.jpg").code == "invalid_input"
+
+
+def test_file_over_byte_cap(tmp_path: Path, red: Image.Image) -> None:
+    path = tmp_path / "red.png"
+    red.save(path)
+    err = _error(path, ImageLoadOptions(max_bytes=10))
+    assert err.code == "too_large"
+
+
+def test_eps_never_reaches_ghostscript() -> None:
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+    assert _error(eps).code == "unsupported_format"
+
+
+@pytest.mark.parametrize(
+    ("uri", "code"),
+    [
+        ("data:image/png;base64,!!!notbase64!!!", "invalid_base64"),
+        ("data:image/png,rawbytes", "invalid_base64"),
+        ("data:text/plain;base64,aGVsbG8=", "unsupported_format"),
+        ("data:image/png;base64", "invalid_base64"),
+        ("data:image/png;base64,", "empty"),
+    ],
+)
+def test_bad_data_uris(uri: str, code: str) -> None:
+    assert _error(uri).code == code
+
+
+def test_plain_base64_string_is_not_guessed(red: Image.Image) -> None:
+    text = base64.b64encode(_png_bytes(red)).decode()
+    assert _error(text).code == "not_found"  # treated as a (missing) path, never decoded
+
+
+@pytest.mark.parametrize(
+    ("array", "fragment"),
+    [
+        (np.zeros((2, 3, 4, 5), np.uint8), "expected shape HxW, HxWx1, HxWx3 or HxWx4"),
+        (np.zeros((0, 5, 3), np.uint8), "the array is empty"),
+        (np.full((4, 4, 3), np.nan, np.float32), "NaN or infinite"),
+        (np.full((4, 4, 3), 2.0, np.float32), "values in [0, 1]; found [2, 2]"),
+        (np.full((4, 4), -3, np.int32), "values in [0, 255]"),
+        (np.zeros((4, 4, 2), np.uint8), "expected shape"),
+    ],
+)
+def test_bad_arrays(array: np.ndarray, fragment: str) -> None:
+    err = _error(array)
+    assert err.code == "invalid_array"
+    assert fragment in err.reason
+    assert f"shape={array.shape}" in err.source and str(array.dtype) in err.source
+
+
+def test_closed_pil_image() -> None:
+    image = Image.open(io.BytesIO(_png_bytes(Image.new("RGB", (4, 4)))))
+    image.close()
+    err = _error(image)
+    assert err.code in ("invalid_input", "corrupt")
+    assert err.source.startswith("<PIL.Image")
+
+
+def test_unsupported_type() -> None:
+    err = _error(12345)
+    assert err.code == "invalid_input"
+    assert "unsupported input type int" in err.reason
+
+
+def test_extreme_aspect_ratio_refused() -> None:
+    err = _error(_png_bytes(Image.new("L", (10000, 1))))
+    assert err.code == "bad_geometry"
+
+
+def test_index_is_recorded_and_error_pickles(tmp_path: Path) -> None:
+    with pytest.raises(ImageLoadError) as info:
+        load_image(tmp_path / "x.png", index=7)
+    err = info.value
+    assert err.index == 7 and str(err).startswith("input #7 ")
+    clone = pickle.loads(pickle.dumps(err))
+    assert (clone.source, clone.code, clone.index) == (err.source, err.code, 7)
+
+
+def test_describe_truncates_data_uris() -> None:
+    text = describe("data:image/png;base64," + "A" * 10_000)
+    assert len(text) < 80 and "10022 chars" in text
