@@ -255,9 +255,11 @@ def test_missing_local_checkpoint(tmp_path: Path) -> None:
         encoder.load()
 
 
-def test_pickle_checkpoint_is_refused(tmp_path: Path) -> None:
+def test_pickle_checkpoint_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pickle
 
+    # Even when the environment asks torch to allow full unpickling.
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     path = tmp_path / "evil.pth"
     path.write_bytes(pickle.dumps({"weight": object()}))
     with pytest.raises(WeightsNotFoundError, match="weights-only"):

@@ -115,7 +115,9 @@ def hostile(protected: tuple[_Server, list[str]]) -> Iterator[_Server]:
             else:
                 self._send(500, b"", {})
 
-        def _send(self, code: int, body: bytes, headers: dict[str, str], length: bool = True) -> None:
+        def _send(
+            self, code: int, body: bytes, headers: dict[str, str], length: bool = True
+        ) -> None:
             self.send_response(code)
             for key, value in headers.items():
                 self.send_header(key, value)
@@ -164,16 +166,32 @@ def test_loopback_is_refused_without_allow_list(protected: tuple[_Server, list[s
 
 @pytest.mark.parametrize(
     "host",
-    ["127.0.0.1", "2130706433", "0x7f000001", "127.1", "0177.0.0.1", "[::1]", "[::ffff:127.0.0.1]", "localhost"],
+    [
+        "127.0.0.1",
+        "2130706433",
+        "0x7f000001",
+        "127.1",
+        "0177.0.0.1",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "localhost",
+    ],
 )
-def test_every_spelling_of_loopback_is_refused(host: str, protected: tuple[_Server, list[str]]) -> None:
+def test_every_spelling_of_loopback_is_refused(
+    host: str, protected: tuple[_Server, list[str]]
+) -> None:
     secret, hits = protected
     err = _error(f"http://{host}:{secret.port}/x", ImageLoadOptions(allow_remote=True))
-    assert err.code in ("blocked_url", "fetch_failed")  # fetch_failed: this resolver rejects the spelling
+    assert err.code in (
+        "blocked_url",
+        "fetch_failed",
+    )  # fetch_failed: this resolver rejects the spelling
     assert hits == []
 
 
-def test_redirect_to_protected_endpoint_is_refused(hostile: _Server, protected: tuple[_Server, list[str]]) -> None:
+def test_redirect_to_protected_endpoint_is_refused(
+    hostile: _Server, protected: tuple[_Server, list[str]]
+) -> None:
     _, hits = protected
     for path in ("/to-secret", "/to-decimal-loopback"):
         err = _error(hostile.url(path), _opts())
