@@ -6,6 +6,7 @@ protected endpoint (think cloud metadata) listens on 127.0.0.1 and must never be
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import socket
@@ -124,10 +125,8 @@ def hostile(protected: tuple[_Server, list[str]]) -> Iterator[_Server]:
             if length:
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
 
         def log_message(self, *args: object) -> None:
             pass
