@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   - create .venv, install, write real sample photos, embed them (offline)
+#   make demo   - create .venv, install, write real sample photos, index and search them (offline)
 #   make test   - create .venv, install, run the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/imgemb samples demo_out/photos
-	$(VENV)/bin/imgemb embed demo_out/photos --model timm:efficientnet_lite0 --device cpu
+	$(VENV)/bin/imgemb index demo_out/photos --store faiss:demo_out/index --model timm:efficientnet_lite0 --device cpu
+	$(VENV)/bin/imgemb search --image demo_out/photos/copies/chelsea-crop.jpg --store faiss:demo_out/index -k 3 --device cpu
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -10,7 +10,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_image_embeddings.embeddings import DEFAULT_MODEL, ImageEmbeddings
+    from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings
+    from langchain_image_embeddings.document_loaders import ImageDirectoryLoader, ImageURILoader
+    from langchain_image_embeddings.embeddings import (
+        DEFAULT_MODEL,
+        EmbeddingResult,
+        ImageEmbeddings,
+    )
     from langchain_image_embeddings.encoders import (
         EncoderInfo,
         create_encoder,
@@ -25,13 +31,34 @@ if TYPE_CHECKING:
         ImageEmbeddingsError,
         ImageLoadError,
         MissingDependencyError,
+        ModelMismatchError,
+        StoreError,
         WeightsNotFoundError,
     )
     from langchain_image_embeddings.images import ImageInput, ImageLoadOptions, load_image
+    from langchain_image_embeddings.messages import image_documents_to_content_blocks
+    from langchain_image_embeddings.retrievers import ImageToImageRetriever, TextToImageRetriever
+    from langchain_image_embeddings.sync import sync_directory
+    from langchain_image_embeddings.vectorstores import open_store
+    from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
+    from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
 
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "ImageDirectoryLoader": "document_loaders",
+    "ImageURILoader": "document_loaders",
+    "ImageDocumentEmbeddings": "document_embeddings",
+    "FAISSImageStore": "vectorstores.faiss",
+    "ChromaImageStore": "vectorstores.chroma",
+    "open_store": "vectorstores",
+    "sync_directory": "sync",
+    "TextToImageRetriever": "retrievers",
+    "ImageToImageRetriever": "retrievers",
+    "image_documents_to_content_blocks": "messages",
+    "StoreError": "errors",
+    "ModelMismatchError": "errors",
+    "EmbeddingResult": "embeddings",
     "DEFAULT_MODEL": "embeddings",
     "ImageEmbeddings": "embeddings",
     "EncoderInfo": "encoders",
@@ -53,24 +80,37 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "ChromaImageStore",
     "DEFAULT_MODEL",
+    "EmbeddingResult",
     "EncoderError",
     "EncoderInfo",
+    "FAISSImageStore",
+    "ImageDirectoryLoader",
+    "ImageDocumentEmbeddings",
     "ImageEmbeddings",
     "ImageEmbeddingsError",
     "ImageEncoder",
     "ImageInput",
     "ImageLoadError",
     "ImageLoadOptions",
+    "ImageToImageRetriever",
+    "ImageURILoader",
     "MissingDependencyError",
+    "ModelMismatchError",
     "PreprocessConfig",
+    "StoreError",
+    "TextToImageRetriever",
     "WeightsNotFoundError",
     "create_encoder",
+    "image_documents_to_content_blocks",
     "list_backends",
     "list_encoders",
     "load_image",
+    "open_store",
     "register_backend",
     "register_encoder",
+    "sync_directory",
 ]
 
 

@@ -1,32 +1,52 @@
 """Command line: ``imgemb``. The only module that prints or exits.
 
-Exit codes: 0 success; 1 some inputs failed (nothing else wrong); 2 usage error;
-3 model could not be loaded; 4 other error.
+Subcommands: ``embed DIR``, ``index DIR --store SPEC``, ``search "text" | --image X``,
+``info``, ``models``, ``samples DIR`` (and ``finetune`` when the training extra is there).
+
+Store specs: ``faiss:PATH`` (default ``faiss:imgemb-index``), ``chroma:PATH[#COLLECTION]``,
+``chroma+http://HOST:PORT/COLLECTION``.
+
+Exit codes:
+    0  success
+    1  some inputs failed (e.g. unreadable images); everything else was done
+    2  usage error (bad arguments, malformed store spec, missing folder)
+    3  the model could not be loaded, or cannot do what was asked (text search on an
+       image-only model)
+    4  other error
+    5  store error: missing, corrupt or unreachable store, or a store written by another model
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings.errors import (
     EncoderError,
     ImageEmbeddingsError,
     MissingDependencyError,
+    StoreError,
 )
+
+if TYPE_CHECKING:
+    from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 
 EXIT_OK = 0
 EXIT_INPUT_ERRORS = 1
 EXIT_USAGE = 2
 EXIT_MODEL = 3
 EXIT_ERROR = 4
+EXIT_STORE = 5
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif")
 OFFLINE_MODEL = "timm:efficientnet_lite0"
+DEFAULT_STORE = "faiss:imgemb-index"
 
 
 def _image_files(root: Path) -> list[Path]:
@@ -108,6 +128,142 @@ def _cmd_samples(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _recorded_model(spec: str) -> str | None:
+    """The model an existing store was written with (without loading it), else ``None``."""
+    from langchain_image_embeddings.vectorstores import store_info
+
+    try:
+        model = store_info(spec).get("model")
+    except StoreError:
+        return None
+    return str(model) if model else None
+
+
+def _open_for_write(args: argparse.Namespace) -> ImageVectorStore:
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+    from langchain_image_embeddings.vectorstores import open_store
+
+    model = args.model or _recorded_model(args.store) or OFFLINE_MODEL
+    embeddings = ImageEmbeddings(
+        model, device=args.device, batch_size=args.batch_size, show_progress=not args.quiet
+    )
+    return open_store(args.store, embeddings, create=True)
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
+    from langchain_image_embeddings.sync import sync_directory
+
+    root = Path(args.directory)
+    if not root.is_dir():
+        print(f"error: {root} is not a directory", file=sys.stderr)
+        return EXIT_USAGE
+    store = _open_for_write(args)
+    loader = ImageDirectoryLoader(
+        root,
+        glob=args.glob or "*",
+        exclude=args.exclude or (),
+        load_options=store.embeddings.load_options,
+    )
+    started = time.perf_counter()
+    result = sync_directory(store, loader, delete_missing=not args.keep_missing)
+    elapsed = time.perf_counter() - started
+    summary = {
+        "directory": str(root),
+        "store": args.store,
+        "model": store.embeddings.model_id,
+        **result.counts(),
+        "total": len(store),
+        "seconds": round(elapsed, 2),
+        "errors": [{"input": e.source, "code": e.code, "reason": e.reason} for e in result.failed],
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"indexed {root} into {args.store} with {summary['model']}: "
+            f"added {summary['added']}, updated {summary['updated']}, removed {summary['removed']}, "
+            f"unchanged {summary['unchanged']}, failed {summary['failed']} "
+            f"({summary['embedded']} embedded, {summary['total']} in store, {summary['seconds']} s)"
+        )
+        for err in result.failed:
+            print(f"failed: {err.source}: {err.reason} [{err.code}]", file=sys.stderr)
+    return EXIT_INPUT_ERRORS if result.failed else EXIT_OK
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+    from langchain_image_embeddings.images import ImageLoadOptions
+    from langchain_image_embeddings.vectorstores import open_store
+
+    if (args.query is None) == (args.image is None):
+        print("error: give either a text query or --image PATH_OR_URL", file=sys.stderr)
+        return EXIT_USAGE
+    if args.k <= 0:
+        print("error: -k must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    model = args.model or _recorded_model(args.store)
+    if model is None:
+        raise StoreError(
+            f"no store at {args.store} (or it records no model): run 'imgemb index' first"
+        )
+    embeddings = ImageEmbeddings(
+        model,
+        device=args.device,
+        load_options=ImageLoadOptions(allow_remote=args.image is not None and "://" in args.image),
+    )
+    store = open_store(args.store, embeddings, create=False)
+    filter_ = dict(f.split("=", 1) for f in args.filter) if args.filter else None
+    if args.image is not None:
+        hits = store.search_by_image(args.image, args.k, filter=filter_)
+    else:
+        if not store.embeddings.supports_text:
+            raise EncoderError(
+                f"{store.embeddings.model_id} has no text tower: text search needs a CLIP-type model "
+                "(index with --model open_clip:...), or search with --image"
+            )
+        hits = store.search_by_text(args.query, args.k, filter=filter_)
+    rows = [
+        {
+            "rank": n,
+            "score": round(score, 6),
+            "source": d.metadata.get("source", d.page_content),
+            "id": d.id,
+            "metadata": d.metadata,
+        }
+        for n, (d, score) in enumerate(hits, start=1)
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['rank']:>3}. {row['score']:.4f}  {row['source']}")
+    return EXIT_OK
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from langchain_image_embeddings.vectorstores import store_info
+
+    info = store_info(args.store)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:10} {value}")
+    return EXIT_OK
+
+
+def _add_finetune(sub: Any) -> None:
+    """Register ``finetune`` when the training module is installed (issue 4)."""
+    if importlib.util.find_spec("langchain_image_embeddings.training") is None:
+        return
+    if importlib.util.find_spec("langchain_image_embeddings.training.cli") is None:
+        return
+    from langchain_image_embeddings.training.cli import add_finetune_parser
+
+    add_finetune_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -136,6 +292,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-copies", action="store_true", help="originals only, no transformed copies"
     )
     samples.set_defaults(func=_cmd_samples)
+
+    index = sub.add_parser("index", help="index (sync) a folder of images into a vector store")
+    index.add_argument("directory")
+    index.add_argument(
+        "--store", default=DEFAULT_STORE, help=f"store spec (default: {DEFAULT_STORE})"
+    )
+    index.add_argument(
+        "--model",
+        default=None,
+        help=f"encoder spec (default: the store's model, else {OFFLINE_MODEL})",
+    )
+    index.add_argument("--device", default="auto")
+    index.add_argument("--batch-size", type=int, default=32)
+    index.add_argument("--glob", action="append", help="only files matching (repeatable)")
+    index.add_argument("--exclude", action="append", help="leave out files matching (repeatable)")
+    index.add_argument("--keep-missing", action="store_true", help="keep vectors of deleted files")
+    index.add_argument("--json", action="store_true", help="print the summary as JSON")
+    index.add_argument("--quiet", action="store_true", help="no progress bar")
+    index.set_defaults(func=_cmd_index)
+
+    search = sub.add_parser("search", help="search a store by text (CLIP models) or by image")
+    search.add_argument("query", nargs="?", help="text query")
+    search.add_argument("--image", help="query image: path or URL")
+    search.add_argument(
+        "--store", default=DEFAULT_STORE, help=f"store spec (default: {DEFAULT_STORE})"
+    )
+    search.add_argument("-k", type=int, default=5, help="number of results (default: 5)")
+    search.add_argument("--filter", action="append", help="metadata filter KEY=VALUE (repeatable)")
+    search.add_argument("--model", default=None, help="override the store's recorded model")
+    search.add_argument("--device", default="auto")
+    search.add_argument("--json", action="store_true", help="print the results as JSON")
+    search.set_defaults(func=_cmd_search)
+
+    info = sub.add_parser("info", help="describe a store: kind, size, model")
+    info.add_argument(
+        "--store", default=DEFAULT_STORE, help=f"store spec (default: {DEFAULT_STORE})"
+    )
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=_cmd_info)
+
+    _add_finetune(sub)
     return parser
 
 
@@ -145,6 +342,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except ValueError as exc:  # malformed store spec, bad filter, invalid option values
+        if isinstance(exc, ImageEmbeddingsError):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INPUT_ERRORS
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_STORE
     except (EncoderError, MissingDependencyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MODEL

@@ -14,6 +14,7 @@ IMAGE_ERROR_CODES: Final[frozenset[str]] = frozenset(
     {
         "not_found",  # the path does not exist
         "not_a_file",  # a directory, FIFO, device, socket ...
+        "outside_root",  # a path escaping ImageLoadOptions.root (.. or a symlink)
         "empty",  # zero bytes
         "too_large",  # file or download over the byte cap
         "unsupported_format",  # not an image, or a format outside the allow-list
@@ -23,6 +24,7 @@ IMAGE_ERROR_CODES: Final[frozenset[str]] = frozenset(
         "bad_geometry",  # zero-sized or absurd aspect ratio
         "unsupported_scheme",  # e.g. ftp://, s3://
         "remote_disabled",  # a URL while remote fetching is off
+        "blocked_url",  # a URL resolving to a loopback/private/link-local/... address
         "fetch_failed",  # network error, HTTP error status, timeout
         "invalid_base64",  # a data: URI whose payload is not valid base64
         "invalid_array",  # a numpy array with a shape/dtype/value we cannot read
@@ -81,3 +83,11 @@ class WeightsNotFoundError(EncoderError):
 
 class MissingDependencyError(ImageEmbeddingsError, ImportError):
     """An optional backend is not installed; the message names the ``pip install`` to run."""
+
+
+class StoreError(ImageEmbeddingsError):
+    """A vector store could not be opened, read or written (missing, torn or corrupt files)."""
+
+
+class ModelMismatchError(StoreError):
+    """A store was opened with a model other than the one that wrote its vectors."""

@@ -8,24 +8,37 @@ import sys
 import langchain_image_embeddings
 
 EXPECTED_ALL = [
+    "ChromaImageStore",
     "DEFAULT_MODEL",
+    "EmbeddingResult",
     "EncoderError",
     "EncoderInfo",
+    "FAISSImageStore",
+    "ImageDirectoryLoader",
+    "ImageDocumentEmbeddings",
     "ImageEmbeddings",
     "ImageEmbeddingsError",
     "ImageEncoder",
     "ImageInput",
     "ImageLoadError",
     "ImageLoadOptions",
+    "ImageToImageRetriever",
+    "ImageURILoader",
     "MissingDependencyError",
+    "ModelMismatchError",
     "PreprocessConfig",
+    "StoreError",
+    "TextToImageRetriever",
     "WeightsNotFoundError",
     "create_encoder",
+    "image_documents_to_content_blocks",
     "list_backends",
     "list_encoders",
     "load_image",
+    "open_store",
     "register_backend",
     "register_encoder",
+    "sync_directory",
 ]
 
 

@@ -1,0 +1,98 @@
+"""The "image document" view of :class:`~langchain_image_embeddings.ImageEmbeddings`.
+
+LangChain vector stores call ``embed_documents(texts)`` on the ``page_content`` of the
+documents they store and ``embed_query(text)`` on queries. For image documents the
+``page_content`` is the image's URI, so this view embeds **documents as images** and
+**queries as text** (CLIP-type models) or, with ``query="image"``, queries as image URIs.
+Any stock LangChain ``VectorStore`` and the incremental indexing API
+(:func:`langchain_core.indexing.index`) then work on images unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.runnables.config import run_in_executor
+
+if TYPE_CHECKING:
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+
+QueryMode = Literal["text", "image"]
+
+
+class ImageDocumentEmbeddings(Embeddings):
+    """Embeddings that read documents as image URIs and queries as text (or images).
+
+    Key init args:
+        image_embeddings: ImageEmbeddings
+            The model doing the work.
+        query: "text" | "image"
+            How :meth:`embed_query` reads its argument: text for CLIP-type models
+            (default), or an image URI for image-only models.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_core.vectorstores import InMemoryVectorStore
+            from langchain_image_embeddings import ImageEmbeddings
+            from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings
+
+            view = ImageDocumentEmbeddings(ImageEmbeddings("open_clip:ViT-B-32"))
+            store = InMemoryVectorStore(view)
+            store.add_texts(["photos/cat.jpg", "photos/dog.jpg"])   # embedded as images
+            store.similarity_search("a cat", k=1)                   # query embedded as text
+    """
+
+    def __init__(self, image_embeddings: ImageEmbeddings, *, query: QueryMode = "text") -> None:
+        if query not in ("text", "image"):
+            raise ValueError(f"query must be 'text' or 'image', not {query!r}")
+        self.image_embeddings = image_embeddings
+        self.query: QueryMode = query
+
+    @property
+    def model_id(self) -> str:
+        """The underlying model's spec."""
+        return self.image_embeddings.model_id
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed each text as an image URI (path, ``file://``, ``http(s)://``, ``data:``).
+
+        Raises:
+            ImageLoadError: A URI cannot be read; the error names it and its index.
+        """
+        return self.image_embeddings.embed_image(list(texts))
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a query: as text (``query="text"``) or as an image URI (``query="image"``)."""
+        if self.query == "image":
+            return self.image_embeddings.embed_image([text])[0]
+        return self.image_embeddings.embed_query(text)
+
+    def embed_image(self, uris: list[str]) -> list[list[float]]:
+        """Embed image URIs (the signature langchain-chroma and others call)."""
+        return self.image_embeddings.embed_image(uris)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Async :meth:`embed_documents`."""
+        return await run_in_executor(None, self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Async :meth:`embed_query`."""
+        return await run_in_executor(None, self.embed_query, text)
+
+
+def image_document_embeddings(
+    embeddings: ImageEmbeddings, *, query: QueryMode = "text"
+) -> ImageDocumentEmbeddings:
+    """Return the image-document view of ``embeddings`` (see :class:`ImageDocumentEmbeddings`).
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings import ImageEmbeddings
+            from langchain_image_embeddings.document_embeddings import image_document_embeddings
+
+            view = image_document_embeddings(ImageEmbeddings("timm:efficientnet_lite0"), query="image")
+    """
+    return ImageDocumentEmbeddings(embeddings, query=query)

@@ -1,0 +1,336 @@
+"""Image documents: LangChain loaders for folders and lists of image URIs.
+
+An *image document* is a :class:`~langchain_core.documents.Document` whose ``page_content``
+is the image's URI (a path, an ``http(s)`` URL or a ``data:`` URI) and whose metadata
+describes it: ``source``, ``sha256`` (of the file bytes), ``width``, ``height``, ``format``,
+``bytes`` and, for files, ``mtime``. Only the image header is parsed (Pillow opens lazily),
+so loading a folder is fast; pixels are decoded later, by the embeddings.
+
+Unreadable inputs are never dropped silently: with ``on_error="skip"`` (the default) they
+are collected in the loader's :attr:`~ImageDirectoryLoader.failures` list as
+:class:`~langchain_image_embeddings.errors.ImageLoadError`; with ``on_error="raise"`` the
+first one is raised.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import io
+import os
+import stat
+import urllib.parse
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from langchain_core.document_loaders import BaseLoader
+from langchain_core.documents import Document
+from PIL import Image, UnidentifiedImageError
+
+from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.images import ImageLoadOptions
+
+#: File suffixes the directory loader picks up by default.
+IMAGE_SUFFIXES: tuple[str, ...] = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".avif",
+)
+
+OnError = Literal["skip", "raise"]
+_CHUNK = 1 << 20
+
+
+def _describe_bytes(fh: IO[bytes], source: str, opts: ImageLoadOptions) -> dict[str, Any]:
+    """Parse only the header of an image: size and format, with the package's limits."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(fh, formats=list(opts.formats)) as image:
+                width, height = image.size
+                fmt = image.format or "UNKNOWN"
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(source, str(exc), "decompression_bomb") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(
+            source, f"not an image in an allowed format {opts.formats}", "unsupported_format"
+        ) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageLoadError(source, f"cannot parse the image header: {exc}", "corrupt") from exc
+    if width <= 0 or height <= 0:
+        raise ImageLoadError(source, f"zero-sized image {width}x{height}", "bad_geometry")
+    if width * height > opts.max_pixels:
+        raise ImageLoadError(
+            source,
+            f"{width}x{height} is more than the {opts.max_pixels}-pixel limit",
+            "decompression_bomb",
+        )
+    return {"width": int(width), "height": int(height), "format": fmt}
+
+
+def describe_image_file(
+    path: str | os.PathLike[str], options: ImageLoadOptions | None = None
+) -> dict[str, Any]:
+    """Metadata of one image file without decoding its pixels.
+
+    Returns:
+        ``{"source", "sha256", "width", "height", "format", "bytes", "mtime"}``.
+
+    Raises:
+        ImageLoadError: Missing, not a regular file, empty, too large, or not an image.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.document_loaders import describe_image_file
+
+            describe_image_file("photos/cat.jpg")["sha256"]
+    """
+    opts = options or ImageLoadOptions()
+    source = os.fspath(path)
+    try:
+        st = os.stat(source)
+    except OSError as exc:
+        raise ImageLoadError(source, f"cannot stat: {exc.strerror}", "not_found") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageLoadError(source, "not a regular file", "not_a_file")
+    if st.st_size == 0:
+        raise ImageLoadError(source, "the file is empty", "empty")
+    if st.st_size > opts.max_bytes:
+        raise ImageLoadError(
+            source, f"{st.st_size} bytes is more than the {opts.max_bytes}-byte limit", "too_large"
+        )
+    digest = hashlib.sha256()
+    try:
+        with open(source, "rb") as fh:
+            for chunk in iter(lambda: fh.read(_CHUNK), b""):
+                digest.update(chunk)
+            fh.seek(0)
+            info = _describe_bytes(fh, source, opts)
+    except OSError as exc:
+        raise ImageLoadError(source, f"cannot read: {exc.strerror}", "not_found") from exc
+    return {
+        "source": source,
+        "sha256": digest.hexdigest(),
+        **info,
+        "bytes": int(st.st_size),
+        "mtime": float(st.st_mtime),
+    }
+
+
+def describe_image_bytes(
+    data: bytes, source: str, options: ImageLoadOptions | None = None
+) -> dict[str, Any]:
+    """Metadata of an in-memory encoded image (``mtime`` is absent)."""
+    opts = options or ImageLoadOptions()
+    if not data:
+        raise ImageLoadError(source, "no data", "empty")
+    if len(data) > opts.max_bytes:
+        raise ImageLoadError(source, f"more than the {opts.max_bytes}-byte limit", "too_large")
+    info = _describe_bytes(io.BytesIO(data), source, opts)
+    return {
+        "source": source,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        **info,
+        "bytes": len(data),
+    }
+
+
+class _ReportingLoader(BaseLoader):
+    """Shared error policy: collect failures or raise the first one."""
+
+    def __init__(self, on_error: OnError, load_options: ImageLoadOptions | None) -> None:
+        if on_error not in ("skip", "raise"):
+            raise ValueError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
+        self.on_error: OnError = on_error
+        self.load_options = load_options or ImageLoadOptions()
+        #: One :class:`ImageLoadError` per input that could not be described (last run).
+        self.failures: list[ImageLoadError] = []
+
+    def _fail(self, err: ImageLoadError) -> None:
+        if self.on_error == "raise":
+            raise err
+        self.failures.append(err)
+
+
+class ImageDirectoryLoader(_ReportingLoader):
+    """Load the images of a folder as image documents (URI + metadata, pixels not decoded).
+
+    Walks the folder (recursively by default), skipping hidden files and folders, never
+    following a symlink to a target outside the root, and keeping files whose relative
+    path or name matches ``glob`` and none of ``exclude``.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install langchain-image-embeddings
+
+    Key init args:
+        path: str | Path
+            The folder.
+        glob: str | Sequence[str]
+            ``fnmatch`` patterns matched against the relative POSIX path and the file name.
+        exclude: Sequence[str]
+            Patterns to leave out, matched the same way.
+        suffixes: Sequence[str] | None
+            File suffixes to consider (default: common image suffixes; ``None``: any file).
+        on_error: "skip" | "raise"
+            Collect unreadable files in :attr:`failures` (default) or raise the first.
+
+    Instantiate and load:
+        .. code-block:: python
+
+            from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
+
+            loader = ImageDirectoryLoader("photos", exclude=["thumbs/*"])
+            docs = loader.load()
+            docs[0].page_content           # '/abs/path/photos/cat.jpg'
+            docs[0].metadata["sha256"]     # content hash of the file
+            loader.failures                # [ImageLoadError(...), ...] for unreadable files
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        glob: str | Sequence[str] = "*",
+        exclude: Sequence[str] = (),
+        recursive: bool = True,
+        suffixes: Sequence[str] | None = IMAGE_SUFFIXES,
+        on_error: OnError = "skip",
+        load_options: ImageLoadOptions | None = None,
+    ) -> None:
+        super().__init__(on_error, load_options)
+        self.path = Path(path)
+        self.glob = [glob] if isinstance(glob, str) else list(glob)
+        self.exclude = list(exclude)
+        self.recursive = recursive
+        self.suffixes = None if suffixes is None else tuple(s.lower() for s in suffixes)
+
+    @property
+    def root(self) -> Path:
+        """The folder as an absolute, resolved path (the prefix of every ``source``)."""
+        return self.path.resolve()
+
+    def _matches(self, rel: str, patterns: Iterable[str]) -> bool:
+        name = rel.rsplit("/", 1)[-1]
+        return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+    def iter_paths(self) -> Iterator[Path]:
+        """The files the loader would describe, in a stable (sorted) order."""
+        root = self.root
+        if not root.is_dir():
+            raise ImageLoadError(str(self.path), "not a directory", "not_a_file")
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames[:] = (
+                sorted(d for d in dirnames if not d.startswith(".")) if self.recursive else []
+            )
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                file = Path(dirpath) / name
+                if self.suffixes is not None and file.suffix.lower() not in self.suffixes:
+                    continue
+                rel = file.relative_to(root).as_posix()
+                if not self._matches(rel, self.glob) or self._matches(rel, self.exclude):
+                    continue
+                if file.is_symlink():
+                    try:
+                        target = file.resolve(strict=True)
+                    except OSError:
+                        target = None
+                    if target is None or not target.is_relative_to(root):
+                        self._fail(
+                            ImageLoadError(
+                                str(file), "symlink pointing outside the root", "outside_root"
+                            )
+                        )
+                        continue
+                yield file
+
+    def lazy_load(self) -> Iterator[Document]:
+        """Yield one image document per readable image; failures go to :attr:`failures`."""
+        self.failures = []
+        for file in self.iter_paths():
+            try:
+                metadata = describe_image_file(file, self.load_options)
+            except ImageLoadError as err:
+                self._fail(err)
+                continue
+            yield Document(page_content=metadata["source"], metadata=metadata)
+
+
+class ImageURILoader(_ReportingLoader):
+    """Image documents from a list of URIs: paths, ``file://``, ``http(s)://`` and ``data:``.
+
+    Remote URLs are fetched only when ``load_options.allow_remote`` is true (to hash them
+    and read their size); otherwise they are reported in :attr:`failures`.
+
+    Instantiate and load:
+        .. code-block:: python
+
+            from langchain_image_embeddings.document_loaders import ImageURILoader
+            from langchain_image_embeddings.images import ImageLoadOptions
+
+            loader = ImageURILoader(
+                ["cat.jpg", "https://example.com/dog.png"],
+                load_options=ImageLoadOptions(allow_remote=True),
+            )
+            docs = loader.load()
+    """
+
+    def __init__(
+        self,
+        uris: Iterable[str],
+        *,
+        on_error: OnError = "skip",
+        load_options: ImageLoadOptions | None = None,
+    ) -> None:
+        super().__init__(on_error, load_options)
+        self.uris = list(uris)
+
+    def describe(self, uri: str) -> dict[str, Any]:
+        """Metadata of one URI (see :func:`describe_image_file`); raises :class:`ImageLoadError`."""
+        from langchain_image_embeddings import images
+
+        scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+        if scheme in ("http", "https"):
+            if not self.load_options.allow_remote:
+                raise ImageLoadError(
+                    uri,
+                    "remote URLs are disabled (ImageLoadOptions(allow_remote=True))",
+                    "remote_disabled",
+                )
+            return describe_image_bytes(
+                images._fetch(uri, self.load_options), uri, self.load_options
+            )
+        if scheme == "data":
+            data = images._decode_data_uri(uri, self.load_options)
+            return describe_image_bytes(data, uri, self.load_options)
+        if scheme == "file":
+            path = urllib.parse.unquote(urllib.parse.urlparse(uri).path)
+            meta = describe_image_file(path, self.load_options)
+            meta["source"] = uri
+            return meta
+        if len(scheme) > 1:
+            raise ImageLoadError(uri, f"unsupported URI scheme {scheme!r}", "unsupported_scheme")
+        return describe_image_file(os.path.abspath(uri), self.load_options)
+
+    def lazy_load(self) -> Iterator[Document]:
+        """Yield one image document per readable URI; failures go to :attr:`failures`."""
+        self.failures = []
+        for index, uri in enumerate(self.uris):
+            try:
+                metadata = self.describe(uri)
+            except ImageLoadError as err:
+                self._fail(err.with_index(index))
+                continue
+            yield Document(page_content=metadata["source"], metadata=metadata)

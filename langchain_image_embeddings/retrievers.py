@@ -1,0 +1,168 @@
+"""Retrievers over image stores: text-to-image and image-to-image.
+
+Both are LangChain :class:`~langchain_core.retrievers.BaseRetriever` objects, so they work
+with ``invoke`` / ``ainvoke`` / ``batch`` and inside LCEL chains. ``k`` is set in the
+constructor and can be overridden per call (``retriever.invoke(query, k=3)``). Each
+returned document carries its relevance score (``[0, 1]``) in ``metadata["score"]``
+(similarity search; MMR results carry none).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
+from pydantic import ConfigDict, Field
+
+from langchain_image_embeddings.errors import EncoderError
+
+if TYPE_CHECKING:
+    from langchain_image_embeddings.images import ImageInput
+    from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+
+SearchType = Literal["similarity", "mmr"]
+_OVERRIDABLE = ("k", "score_threshold", "filter", "search_type", "fetch_k", "lambda_mult")
+
+
+class _ImageStoreRetriever(BaseRetriever):
+    store: Any = Field(description="An ImageVectorStore (FAISSImageStore, ChromaImageStore).")
+    k: int = Field(default=4, gt=0)
+    score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    filter: dict[str, Any] | None = None
+    search_type: SearchType = "similarity"
+    fetch_k: int = Field(default=20, gt=0)
+    lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(kwargs) - set(_OVERRIDABLE)
+        if unknown:
+            raise TypeError(f"unexpected search options {sorted(unknown)}; allowed: {_OVERRIDABLE}")
+        opts = {name: kwargs.get(name, getattr(self, name)) for name in _OVERRIDABLE}
+        if int(opts["k"]) <= 0:
+            raise ValueError("k must be positive")
+        return opts
+
+    def _query_vector(self, query: Any) -> list[float]:
+        raise NotImplementedError
+
+    def _search(self, query: Any, kwargs: dict[str, Any]) -> list[Document]:
+        opts = self._options(kwargs)
+        store: ImageVectorStore = self.store
+        vector = self._query_vector(query)
+        if opts["search_type"] == "mmr":
+            return store.mmr_by_vector(
+                vector,
+                int(opts["k"]),
+                fetch_k=int(opts["fetch_k"]),
+                lambda_mult=float(opts["lambda_mult"]),
+                filter=opts["filter"],
+            )
+        hits = store.search_by_vector(
+            vector,
+            int(opts["k"]),
+            filter=opts["filter"],
+            fetch_k=int(opts["fetch_k"]),
+            score_threshold=opts["score_threshold"],
+        )
+        return [
+            Document(
+                id=doc.id, page_content=doc.page_content, metadata={**doc.metadata, "score": score}
+            )
+            for doc, score in hits
+        ]
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        return self._search(query, kwargs)
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        return await run_in_executor(None, self._search, query, kwargs)
+
+
+class TextToImageRetriever(_ImageStoreRetriever):
+    """Find images for a text query (CLIP-type models, e.g. ``open_clip:ViT-B-32``).
+
+    Key init args:
+        store: ImageVectorStore
+            A :class:`~langchain_image_embeddings.vectorstores.FAISSImageStore` or
+            :class:`~langchain_image_embeddings.vectorstores.ChromaImageStore`.
+        k: int
+            Documents to return (default 4); ``invoke(query, k=...)`` overrides it.
+        score_threshold: float | None
+            Drop hits whose relevance (``[0, 1]``) is below this.
+        filter: dict | None
+            Metadata filter, e.g. ``{"format": "PNG"}``.
+        search_type: "similarity" | "mmr"
+            MMR trades relevance for diversity (``fetch_k``, ``lambda_mult``).
+
+    Instantiate and invoke:
+        .. code-block:: python
+
+            from langchain_image_embeddings import ImageEmbeddings
+            from langchain_image_embeddings.retrievers import TextToImageRetriever
+            from langchain_image_embeddings.vectorstores import FAISSImageStore
+
+            store = FAISSImageStore.open("index", ImageEmbeddings("open_clip:ViT-B-32"))
+            retriever = TextToImageRetriever(store=store, k=4)
+            docs = retriever.invoke("a cat on a sofa", k=2)
+            docs[0].page_content, docs[0].metadata["score"]
+
+    Async:
+        .. code-block:: python
+
+            docs = await retriever.ainvoke("a rocket")
+    """
+
+    def _query_vector(self, query: Any) -> list[float]:
+        if not isinstance(query, str):
+            raise TypeError(
+                "TextToImageRetriever expects a text query; use ImageToImageRetriever for images"
+            )
+        embeddings = self.store.embeddings
+        if not embeddings.supports_text:
+            raise EncoderError(
+                f"{embeddings.model_id} has no text tower: text-to-image search needs a CLIP-type model"
+            )
+        return list(embeddings.embed_query(query))
+
+
+class ImageToImageRetriever(_ImageStoreRetriever):
+    """Find images similar to a query image: a path, URL, ``data:`` URI, bytes or PIL image.
+
+    Same options as :class:`TextToImageRetriever` (``k``, ``score_threshold``, ``filter``,
+    ``search_type="mmr"``). With a string query, ``invoke`` reads it as a path or URI.
+
+    Instantiate and invoke:
+        .. code-block:: python
+
+            from langchain_image_embeddings import ImageEmbeddings
+            from langchain_image_embeddings.retrievers import ImageToImageRetriever
+            from langchain_image_embeddings.vectorstores import FAISSImageStore
+
+            store = FAISSImageStore.open("index", ImageEmbeddings("timm:efficientnet_lite0"))
+            retriever = ImageToImageRetriever(store=store, k=3, score_threshold=0.8)
+            docs = retriever.invoke("photos/copies/chelsea-crop.jpg")
+            docs = retriever.search_image(pil_image)          # any image input
+    """
+
+    def _query_vector(self, query: Any) -> list[float]:
+        return list(self.store.embeddings.embed_images([query])[0])
+
+    def search_image(self, image: ImageInput, **kwargs: Any) -> list[Document]:
+        """Like ``invoke`` for inputs that are not strings (bytes, PIL images, arrays)."""
+        return self._search(image, kwargs)
+
+    async def asearch_image(self, image: ImageInput, **kwargs: Any) -> list[Document]:
+        """Async :meth:`search_image`."""
+        return await run_in_executor(None, self._search, image, kwargs)

@@ -1,0 +1,153 @@
+"""Incremental sync of a folder into an image store.
+
+:func:`sync_directory` embeds only images that are new or whose bytes changed (content
+ids: ``sha256`` + model), removes the vectors of files that are gone, and leaves
+everything else alone: re-running it on an unchanged folder embeds nothing. Only
+records whose ``source`` lies under the folder are touched, so one store can hold
+several folders.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.documents import Document
+
+from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.vectorstores.base import content_id
+
+if TYPE_CHECKING:
+    from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
+    from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+
+
+@dataclass
+class SyncResult:
+    """What :func:`sync_directory` did.
+
+    Attributes:
+        added: Files embedded for the first time.
+        updated: Files whose bytes changed (old vector replaced).
+        removed: Files gone from the folder (vectors deleted).
+        unchanged: Files already in the store with the same bytes (nothing embedded).
+        failed: Files that could not be read or embedded, with the reason.
+        embedded: Number of images that went through the model.
+
+    Example:
+        .. code-block:: python
+
+            result = sync_directory(store, "photos")
+            result.counts()   # {"added": 3, "updated": 0, "removed": 1, ...}
+    """
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[ImageLoadError] = field(default_factory=list)
+    embedded: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """``{"added", "updated", "removed", "unchanged", "failed", "embedded"}`` counts."""
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "removed": len(self.removed),
+            "unchanged": len(self.unchanged),
+            "failed": len(self.failed),
+            "embedded": self.embedded,
+        }
+
+
+def _under(source: str, root: str) -> bool:
+    return source == root or source.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def sync_directory(
+    store: ImageVectorStore,
+    directory: str | os.PathLike[str] | ImageDirectoryLoader,
+    *,
+    delete_missing: bool = True,
+    persist: bool = True,
+    **loader_kwargs: Any,
+) -> SyncResult:
+    """Bring ``store`` in line with the images of ``directory``.
+
+    Args:
+        store: A :class:`~langchain_image_embeddings.vectorstores.FAISSImageStore` or
+            :class:`~langchain_image_embeddings.vectorstores.ChromaImageStore`.
+        directory: A folder, or a configured :class:`ImageDirectoryLoader`.
+        delete_missing: Remove vectors of files no longer in the folder.
+        persist: Call ``store.persist()`` at the end (FAISS saves its folder).
+        **loader_kwargs: Options of :class:`ImageDirectoryLoader` (``glob``, ``exclude`` ...).
+
+    Returns:
+        A :class:`SyncResult`; unreadable files are in ``failed``, never dropped silently.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings import ImageEmbeddings
+            from langchain_image_embeddings.sync import sync_directory
+            from langchain_image_embeddings.vectorstores import FAISSImageStore
+
+            store = FAISSImageStore.open("index", ImageEmbeddings("timm:efficientnet_lite0"))
+            print(sync_directory(store, "photos").counts())   # second run: embedded == 0
+    """
+    from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
+
+    if isinstance(directory, ImageDirectoryLoader):
+        loader = directory
+    else:
+        loader = ImageDirectoryLoader(
+            directory, load_options=store.embeddings.load_options, **loader_kwargs
+        )
+    root = str(loader.root)
+    model_id = store.embeddings.model_id
+    result = SyncResult()
+
+    docs = loader.load()
+    result.failed.extend(loader.failures)
+    wanted: dict[str, Document] = {}
+    for doc in docs:  # identical bytes at several paths share one vector: the first path wins
+        wanted.setdefault(content_id(doc.metadata["sha256"], model_id), doc)
+
+    existing = {i: m for i, m in store.records().items() if _under(str(m.get("source", "")), root)}
+    old_source_to_id = {str(m.get("source")): i for i, m in existing.items()}
+    new_sources = {d.metadata["source"] for d in docs}
+
+    todo = [d for i, d in wanted.items() if i not in existing]
+    result.unchanged = sorted(d.metadata["source"] for i, d in wanted.items() if i in existing)
+    add = store.add_images(todo, replace_changed=False)
+    result.embedded = len(add.added)
+    result.failed.extend(add.failures)
+    written = set(add.added)
+    for doc in todo:
+        source = doc.metadata["source"]
+        if content_id(doc.metadata["sha256"], model_id) not in written:
+            continue
+        (result.updated if source in old_source_to_id else result.added).append(source)
+
+    stale: list[str] = []
+    failed_sources = {e.source for e in result.failed}
+    for i, meta in existing.items():
+        if i in wanted:
+            continue
+        source = str(meta.get("source"))
+        if source in failed_sources:
+            continue  # unreadable now: keep its last good vector, the failure is reported
+        if source in new_sources:
+            stale.append(i)  # replaced by the vector of the file's new bytes
+        elif delete_missing:
+            stale.append(i)
+            result.removed.append(source)
+    if stale:
+        store.delete(stale)
+    if persist:
+        store.persist()
+    result.added.sort()
+    result.updated.sort()
+    result.removed.sort()
+    return result

@@ -1,0 +1,207 @@
+"""Image stores over FAISS and Chroma, and :func:`open_store` for store specs.
+
+Store specs (used by the ``imgemb`` command):
+
+* ``faiss:PATH`` - a FAISS store saved in the folder ``PATH``;
+* ``chroma:PATH`` or ``chroma:PATH#COLLECTION`` - an embedded Chroma folder;
+* ``chroma+http://HOST:PORT/COLLECTION`` - a collection on a Chroma server.
+
+FAISS and Chroma are imported only when a store is opened.
+"""
+
+from __future__ import annotations
+
+import importlib
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+from langchain_image_embeddings.errors import StoreError
+
+if TYPE_CHECKING:
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+    from langchain_image_embeddings.vectorstores.base import (
+        AddResult,
+        ImageVectorStore,
+        content_id,
+        relevance_from_cosine,
+    )
+    from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
+    from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
+
+_EXPORTS = {
+    "AddResult": "base",
+    "ImageVectorStore": "base",
+    "content_id": "base",
+    "relevance_from_cosine": "base",
+    "ChromaImageStore": "chroma",
+    "FAISSImageStore": "faiss",
+}
+
+__all__ = [
+    "AddResult",
+    "ChromaImageStore",
+    "FAISSImageStore",
+    "ImageVectorStore",
+    "StoreSpec",
+    "content_id",
+    "open_store",
+    "parse_store_spec",
+    "relevance_from_cosine",
+    "store_info",
+]
+
+
+class StoreSpec:
+    """A parsed store spec: ``kind`` is ``"faiss"``, ``"chroma"`` or ``"chroma+http"``.
+
+    Example:
+        .. code-block:: python
+
+            spec = parse_store_spec("chroma+http://127.0.0.1:8000/photos")
+            spec.kind, spec.host, spec.port, spec.collection
+    """
+
+    def __init__(
+        self, kind: str, path: str = "", host: str = "", port: int = 0, collection: str = "images"
+    ) -> None:
+        self.kind = kind
+        self.path = path
+        self.host = host
+        self.port = port
+        self.collection = collection
+
+    def __repr__(self) -> str:
+        return f"StoreSpec({self.kind!r}, path={self.path!r}, host={self.host!r}, port={self.port}, collection={self.collection!r})"
+
+
+def parse_store_spec(spec: str) -> StoreSpec:
+    """Parse ``faiss:PATH``, ``chroma:PATH[#COLLECTION]`` or ``chroma+http://HOST:PORT/COLLECTION``.
+
+    Raises:
+        ValueError: A malformed spec.
+    """
+    kind, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise ValueError(
+            f"store spec {spec!r}: expected faiss:PATH, chroma:PATH or chroma+http://HOST:PORT/COLLECTION"
+        )
+    if kind == "faiss":
+        return StoreSpec("faiss", path=rest)
+    if kind == "chroma":
+        path, _, collection = rest.partition("#")
+        return StoreSpec("chroma", path=path, collection=collection or "images")
+    if kind == "chroma+http":
+        url = urllib.parse.urlsplit("http:" + rest)
+        if not url.hostname or not url.port:
+            raise ValueError(f"store spec {spec!r}: expected chroma+http://HOST:PORT/COLLECTION")
+        collection = url.path.strip("/") or "images"
+        return StoreSpec("chroma+http", host=url.hostname, port=url.port, collection=collection)
+    raise ValueError(f"store spec {spec!r}: unknown kind {kind!r} (faiss, chroma, chroma+http)")
+
+
+def open_store(
+    spec: str, embeddings: ImageEmbeddings | None = None, *, create: bool = True
+) -> ImageVectorStore:
+    """Open (or, with ``create`` and a model, create) the store a spec names.
+
+    With ``embeddings=None`` the model recorded in the store is used.
+
+    Raises:
+        ValueError: A malformed spec.
+        StoreError: No such store (and ``create`` is false or no model), unreadable store.
+        ModelMismatchError: ``embeddings`` is not the model that wrote the store.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.vectorstores import open_store
+
+            store = open_store("faiss:index")                # model from the manifest
+            store.search_by_text("a red rocket", k=3)
+    """
+    parsed = parse_store_spec(spec)
+    if parsed.kind == "faiss":
+        from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
+
+        if create:
+            return FAISSImageStore.open(parsed.path, embeddings)
+        return FAISSImageStore.load(parsed.path, embeddings)
+    from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
+
+    if parsed.kind == "chroma":
+        from pathlib import Path
+
+        if not create and not Path(parsed.path).is_dir():
+            raise StoreError(f"no Chroma store at {parsed.path}")
+        return ChromaImageStore.persistent(
+            parsed.path, embeddings, collection_name=parsed.collection
+        )
+    return ChromaImageStore.http(
+        parsed.host, parsed.port, embeddings, collection_name=parsed.collection
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def store_info(spec: str) -> dict[str, Any]:
+    """What a store holds and which model wrote it, without loading the model.
+
+    Raises:
+        ValueError: A malformed spec.
+        StoreError: No store there.
+    """
+    parsed = parse_store_spec(spec)
+    if parsed.kind == "faiss":
+        from langchain_image_embeddings.vectorstores.faiss import read_manifest
+
+        manifest = read_manifest(parsed.path)
+        model = manifest.get("model") or {}
+        return {
+            "store": spec,
+            "kind": "faiss",
+            "path": parsed.path,
+            "count": int(manifest.get("count", 0)),
+            "model": model.get("model"),
+            "dim": model.get("dim"),
+            "metric": manifest.get("metric"),
+        }
+    from langchain_image_embeddings._optional import require
+
+    chromadb = require("chromadb", "chromadb")
+    from chromadb.config import Settings
+
+    settings = Settings(anonymized_telemetry=False)
+    try:
+        if parsed.kind == "chroma":
+            from pathlib import Path
+
+            if not Path(parsed.path).is_dir():
+                raise StoreError(f"no Chroma store at {parsed.path}")
+            client = chromadb.PersistentClient(path=parsed.path, settings=settings)
+        else:
+            client = chromadb.HttpClient(host=parsed.host, port=parsed.port, settings=settings)
+        collection = client.get_collection(parsed.collection)
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(
+            f"cannot open Chroma collection {parsed.collection!r} of {spec}: {exc}"
+        ) from exc
+    meta = collection.metadata or {}
+    return {
+        "store": spec,
+        "kind": parsed.kind,
+        "path": parsed.path or f"{parsed.host}:{parsed.port}",
+        "collection": parsed.collection,
+        "count": int(collection.count()),
+        "model": meta.get("imgemb_model"),
+        "dim": meta.get("imgemb_dim"),
+        "metric": (collection.configuration.get("hnsw") or {}).get("space"),
+    }

@@ -1,0 +1,271 @@
+"""Chroma image store: embedded (``PersistentClient`` folder) or a Chroma server over HTTP.
+
+The collection uses the cosine space; relevance scores are ``1 - distance / 2`` (in
+``[0, 1]``, ranked like similarity). Writes are ``upsert`` with deterministic content ids
+in batches under the client's maximum, so an interrupted ingest can simply be rerun. The
+collection's metadata records the model (spec, dimension, fingerprint); opening it with
+another model raises :class:`~langchain_image_embeddings.errors.ModelMismatchError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.documents import Document
+
+from langchain_image_embeddings._optional import require
+from langchain_image_embeddings.errors import StoreError
+from langchain_image_embeddings.vectorstores.base import (
+    ImageVectorStore,
+    check_model,
+    model_record,
+)
+
+if TYPE_CHECKING:
+    import os
+
+    import numpy as np
+    from langchain_core.vectorstores import VectorStore
+
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+
+DEFAULT_COLLECTION = "images"
+_META_PREFIX = "imgemb_"
+_PAGE = 5000
+
+
+def _chroma_relevance(distance: float) -> float:
+    return min(1.0, max(0.0, 1.0 - float(distance) / 2.0))
+
+
+def _stored_record(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    meta = metadata or {}
+    return {k[len(_META_PREFIX) :]: v for k, v in meta.items() if k.startswith(_META_PREFIX)}
+
+
+class ChromaImageStore(ImageVectorStore):
+    """Images in a Chroma collection (cosine space), embedded or on a server.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install "langchain-image-embeddings[chroma,timm]"
+            chroma run --path ./chroma-data --host 127.0.0.1 --port 8000   # for a server
+
+    Key init args:
+        embeddings: ImageEmbeddings | None
+            The model (``None``: the model recorded in the collection).
+        client: chromadb client
+            ``chromadb.PersistentClient(path)`` or ``chromadb.HttpClient(host, port)``.
+        collection_name: str
+            Default ``"images"``.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_image_embeddings import ImageEmbeddings
+            from langchain_image_embeddings.vectorstores import ChromaImageStore
+
+            embeddings = ImageEmbeddings("timm:efficientnet_lite0")
+            local = ChromaImageStore.persistent("chroma-data", embeddings)
+            remote = ChromaImageStore.http("127.0.0.1", 8000, embeddings, collection_name="photos")
+            local.add_images(["photos/cat.jpg", "photos/dog.jpg"])
+            local.search_by_image("query.jpg", k=1)          # [(Document, score in [0, 1])]
+    """
+
+    def __init__(
+        self,
+        embeddings: ImageEmbeddings | None,
+        *,
+        client: Any,
+        collection_name: str = DEFAULT_COLLECTION,
+    ) -> None:
+        require("chromadb", "chromadb")
+        require("langchain_chroma", "langchain-chroma")
+        from langchain_chroma import Chroma
+
+        self.client = client
+        self.collection_name = collection_name
+        existing = None
+        try:
+            existing = client.get_collection(collection_name)
+        except Exception:
+            existing = None
+        if embeddings is None:
+            if existing is None:
+                raise StoreError(
+                    f"no Chroma collection {collection_name!r}: give a model to create one"
+                )
+            stored = _stored_record(existing.metadata)
+            if "model" not in stored:
+                raise StoreError(f"Chroma collection {collection_name!r} records no model")
+            from langchain_image_embeddings.embeddings import ImageEmbeddings
+
+            embeddings = ImageEmbeddings(str(stored["model"]))
+        self.embeddings = embeddings
+        record = model_record(embeddings)
+        if existing is None:
+            self.collection = client.get_or_create_collection(
+                collection_name,
+                metadata={_META_PREFIX + k: v for k, v in record.items()},
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+        else:
+            stored = _stored_record(existing.metadata)
+            if stored:
+                check_model(stored, embeddings, f"Chroma collection {collection_name!r}")
+            elif existing.count() > 0:
+                raise StoreError(
+                    f"Chroma collection {collection_name!r} holds vectors from an unknown model"
+                )
+            self.collection = existing
+            space = (existing.configuration.get("hnsw") or {}).get("space")
+            if space not in (None, "cosine"):
+                raise StoreError(
+                    f"Chroma collection {collection_name!r} uses {space!r}, not cosine"
+                )
+        self._chroma = Chroma(
+            client=client,
+            collection_name=collection_name,
+            embedding_function=self.document_embeddings,
+            relevance_score_fn=_chroma_relevance,
+        )
+
+    @classmethod
+    def persistent(
+        cls,
+        path: str | os.PathLike[str],
+        embeddings: ImageEmbeddings | None = None,
+        *,
+        collection_name: str = DEFAULT_COLLECTION,
+    ) -> ChromaImageStore:
+        """An embedded store in the folder ``path`` (one writer process at a time)."""
+        chromadb = require("chromadb", "chromadb")
+        from chromadb.config import Settings
+
+        client = chromadb.PersistentClient(
+            path=str(path), settings=Settings(anonymized_telemetry=False)
+        )
+        return cls(embeddings, client=client, collection_name=collection_name)
+
+    @classmethod
+    def http(
+        cls,
+        host: str,
+        port: int,
+        embeddings: ImageEmbeddings | None = None,
+        *,
+        collection_name: str = DEFAULT_COLLECTION,
+    ) -> ChromaImageStore:
+        """A collection on a Chroma server (``chroma run``)."""
+        chromadb = require("chromadb", "chromadb")
+        from chromadb.config import Settings
+
+        try:
+            client = chromadb.HttpClient(
+                host=host, port=int(port), settings=Settings(anonymized_telemetry=False)
+            )
+            client.heartbeat()
+        except Exception as exc:
+            raise StoreError(f"cannot reach the Chroma server at {host}:{port}: {exc}") from exc
+        return cls(embeddings, client=client, collection_name=collection_name)
+
+    # -- primitives ----------------------------------------------------------------------
+    @property
+    def vectorstore(self) -> VectorStore:
+        """The stock ``langchain_chroma.Chroma`` store (relevance scores fixed to [0, 1])."""
+        store: VectorStore = self._chroma
+        return store
+
+    @property
+    def max_batch_size(self) -> int:
+        """Largest write the client accepts in one call."""
+        try:
+            return max(1, int(self.client.get_max_batch_size()))
+        except Exception:
+            return 5000
+
+    def __len__(self) -> int:
+        return int(self.collection.count())
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        offset = 0
+        while True:
+            page = self.collection.get(include=["metadatas"], limit=_PAGE, offset=offset)
+            for i, meta in zip(page["ids"], page["metadatas"] or [], strict=False):
+                out[i] = dict(meta or {})
+            if len(page["ids"]) < _PAGE:
+                return out
+            offset += _PAGE
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), _PAGE):
+            found.update(
+                self.collection.get(ids=list(ids[start : start + _PAGE]), include=[])["ids"]
+            )
+        return found
+
+    def upsert_vectors(
+        self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]
+    ) -> None:
+        if len(ids) != len(vectors) or len(ids) != len(documents):
+            raise ValueError("ids, vectors and documents must have the same length")
+        step = self.max_batch_size
+        for start in range(0, len(ids), step):
+            stop = start + step
+            self.collection.upsert(
+                ids=list(ids[start:stop]),
+                embeddings=vectors[start:stop],
+                metadatas=[_clean(d.metadata) for d in documents[start:stop]],
+                documents=[d.page_content for d in documents[start:stop]],
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        step = self.max_batch_size
+        for start in range(0, len(ids), step):
+            self.collection.delete(ids=list(ids[start : start + step]))
+
+    def search_by_vector_with_cosine(
+        self,
+        vector: Sequence[float],
+        k: int,
+        *,
+        filter: dict[str, Any] | None = None,
+        fetch_k: int = 20,
+    ) -> list[tuple[Document, float]]:
+        n = min(k, len(self))
+        if n <= 0:
+            return []
+        res = self.collection.query(
+            query_embeddings=[[float(x) for x in vector]],
+            n_results=n,
+            where=filter or None,
+            include=["documents", "metadatas", "distances"],
+        )
+        hits = []
+        for i, text, meta, dist in zip(
+            res["ids"][0],
+            res["documents"][0],
+            res["metadatas"][0],
+            res["distances"][0],
+            strict=True,
+        ):
+            doc = Document(id=i, page_content=text or "", metadata=dict(meta or {}))
+            hits.append((doc, 1.0 - float(dist)))
+        return hits
+
+
+def _clean(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Chroma accepts only scalar metadata values: drop ``None``, JSON-encode the rest."""
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if value is None:
+            continue
+        out[key] = (
+            value if isinstance(value, (str, int, float, bool)) else json.dumps(value, default=str)
+        )
+    return out

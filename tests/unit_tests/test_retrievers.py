@@ -1,0 +1,143 @@
+"""Text-to-image and image-to-image retrievers: LangChain's standard suite, options, LCEL."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+from langchain_tests.integration_tests import RetrieversIntegrationTests
+from PIL import Image
+
+from langchain_image_embeddings.errors import EncoderError
+from langchain_image_embeddings.messages import (
+    image_documents_to_content_blocks,
+    image_rag_message,
+)
+from langchain_image_embeddings.retrievers import ImageToImageRetriever, TextToImageRetriever
+from langchain_image_embeddings.vectorstores import FAISSImageStore
+from tests.unit_tests.store_helpers import write_folder, write_image
+
+_STORE: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def tiny_store(
+    tiny_clip_embeddings: Any, tmp_path_factory: pytest.TempPathFactory
+) -> FAISSImageStore:
+    folder = tmp_path_factory.mktemp("retriever-imgs")
+    write_folder(folder, 6)
+    write_image(folder / "j.jpg", 60, size=200, fmt="JPEG")
+    store = FAISSImageStore(tiny_clip_embeddings)
+    store.add_images(sorted(folder.iterdir()))
+    _STORE["store"] = store
+    _STORE["query_image"] = str(folder / "img03.png")
+    return store
+
+
+@pytest.mark.usefixtures("tiny_store")
+class TestTextToImageStandard(RetrieversIntegrationTests):
+    @property
+    def retriever_constructor(self) -> type[TextToImageRetriever]:
+        return TextToImageRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict[str, Any]:
+        return {"store": _STORE["store"], "k": 2}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return "a photo of a cat"
+
+
+@pytest.mark.usefixtures("tiny_store")
+class TestImageToImageStandard(RetrieversIntegrationTests):
+    @property
+    def retriever_constructor(self) -> type[ImageToImageRetriever]:
+        return ImageToImageRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict[str, Any]:
+        return {"store": _STORE["store"], "k": 2}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return str(_STORE["query_image"])
+
+
+def test_image_query_any_input(tiny_store: FAISSImageStore) -> None:
+    query = Path(_STORE["query_image"])
+    retriever = ImageToImageRetriever(store=tiny_store, k=3)
+    by_path = retriever.invoke(str(query))
+    assert by_path[0].page_content == str(query.resolve())
+    assert by_path[0].metadata["score"] >= 0.99
+    scores = [d.metadata["score"] for d in by_path]
+    assert scores == sorted(scores, reverse=True)
+    by_bytes = retriever.search_image(query.read_bytes())
+    by_pil = retriever.search_image(Image.open(query))
+    assert [d.id for d in by_bytes] == [d.id for d in by_pil] == [d.id for d in by_path]
+
+
+def test_threshold_filter_mmr_and_kwargs(tiny_store: FAISSImageStore) -> None:
+    query = _STORE["query_image"]
+    scores = [
+        d.metadata["score"] for d in ImageToImageRetriever(store=tiny_store, k=3).invoke(query)
+    ]
+    assert scores[0] > scores[1] > scores[2]  # random tiny weights: close, but ordered
+    bar = (scores[0] + scores[1]) / 2
+    retriever = ImageToImageRetriever(store=tiny_store, k=5, score_threshold=bar)
+    assert len(retriever.invoke(query)) == 1  # only the duplicate clears the bar
+    assert len(retriever.invoke(query, score_threshold=0.0)) == 5
+    only_jpeg = retriever.invoke(query, filter={"format": "JPEG"}, score_threshold=None)
+    assert [d.metadata["format"] for d in only_jpeg] == ["JPEG"]
+    mmr = retriever.invoke(query, search_type="mmr", k=4, fetch_k=7)
+    assert len(mmr) == 4 and len({d.id for d in mmr}) == 4
+    with pytest.raises(TypeError):
+        retriever.invoke(query, bogus=1)
+
+
+async def test_async_and_lcel(tiny_store: FAISSImageStore) -> None:
+    retriever = TextToImageRetriever(store=tiny_store, k=2)
+    sync_docs = retriever.invoke("a red square")
+    async_docs = await retriever.ainvoke("a red square")
+    assert [d.id for d in sync_docs] == [d.id for d in async_docs]
+    chain = {"docs": retriever, "question": RunnablePassthrough()} | RunnableLambda(
+        lambda x: (x["question"], [Path(d.page_content).name for d in x["docs"]])
+    )
+    question, names = chain.invoke("a red square")
+    assert question == "a red square" and len(names) == 2
+    image_docs = await ImageToImageRetriever(store=tiny_store, k=1).asearch_image(
+        _STORE["query_image"]
+    )
+    assert image_docs[0].page_content.endswith("img03.png")
+
+
+def test_text_retriever_needs_a_text_tower(lite0_embeddings: Any, tmp_path: Path) -> None:
+    store = FAISSImageStore(lite0_embeddings)
+    store.add_images(write_folder(tmp_path, 1))
+    with pytest.raises(EncoderError, match="text"):
+        TextToImageRetriever(store=store).invoke("a cat")
+
+
+def test_message_blocks_for_a_vision_llm(tiny_store: FAISSImageStore) -> None:
+    docs = ImageToImageRetriever(store=tiny_store, k=2).invoke(
+        _STORE["query_image"], filter={"format": "JPEG"}
+    )
+    docs += ImageToImageRetriever(store=tiny_store, k=1).invoke(_STORE["query_image"])
+    blocks = image_documents_to_content_blocks(docs, max_side=64)
+    assert [b["type"] for b in blocks] == ["text", "image", "text", "image"]
+    assert blocks[0]["text"].startswith("[image 1] ") and blocks[0]["text"].endswith("j.jpg")
+    image = Image.open(io.BytesIO(base64.b64decode(blocks[1]["base64"])))
+    assert image.format == "JPEG" and max(image.size) == 64  # 200x200 shrunk to the bound
+    assert blocks[1]["mime_type"] == "image/jpeg"
+    openai = image_documents_to_content_blocks(docs[:1], style="openai", captions=False)
+    assert openai[0]["type"] == "image_url"
+    assert openai[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    message = image_rag_message("Which is red?", docs, max_side=32)
+    assert message.content[0] == {"type": "text", "text": "Which is red?"}
+    assert len(message.content) == 1 + len(blocks)
+    # the store itself keeps references, never base64
+    assert all(not d.page_content.startswith("data:") for d in docs)

@@ -1,0 +1,152 @@
+"""Guarantees both image stores keep (FAISS and embedded Chroma), per VectorStoreIntegrationTests:
+idempotent add by id, overwrite by id, delete, get by ids; plus relevance scores, filters, MMR."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from langchain_core.documents import Document
+
+from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
+from langchain_image_embeddings.vectorstores import ChromaImageStore, FAISSImageStore, content_id
+from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+from tests.unit_tests.store_helpers import EncoderSpy, write_folder, write_image
+
+StoreFactory = Callable[[Any], ImageVectorStore]
+
+
+@pytest.fixture(params=["faiss", "chroma"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    def factory(embeddings: Any) -> ImageVectorStore:
+        if request.param == "faiss":
+            return FAISSImageStore(embeddings, tmp_path / "faiss")
+        return ChromaImageStore.persistent(tmp_path / "chroma", embeddings)
+
+    return factory
+
+
+def run_contract(store: ImageVectorStore, folder: Path, spy: EncoderSpy) -> None:
+    """The store guarantees that matter, shared with the Chroma-server integration test."""
+    paths = write_folder(folder, 4)
+    spy.take()
+    first = store.add_images(paths)
+    assert len(first.added) == 4 and not first.skipped and not first.failures
+    assert spy.take() == 4 and len(store) == 4
+
+    # idempotent add: same bytes, same model -> same ids, nothing embedded
+    again = store.add_images([str(p) for p in paths])
+    assert again.added == [] and sorted(again.skipped) == sorted(first.added)
+    assert spy.take() == 0 and len(store) == 4
+
+    # ids derive from content and the model
+    doc0 = ImageDirectoryLoader(folder).load()[0]
+    expected = content_id(doc0.metadata["sha256"], store.embeddings.model_id)
+    assert expected in first.added
+
+    # get by ids: documents come back with their id, URI and metadata; unknown ids are left out
+    got = store.get_by_ids([expected, "missing-id"])
+    assert len(got) == 1 and got[0].id == expected
+    assert got[0].page_content == doc0.page_content
+    assert got[0].metadata["sha256"] == doc0.metadata["sha256"]
+
+    # overwrite by id: an upsert under an existing id replaces it, no duplicate
+    vector = np.asarray(store.embeddings.embed_images([paths[0]]), dtype=np.float32)
+    newdoc = Document(page_content=doc0.page_content, metadata={**doc0.metadata, "tag": "v2"})
+    store.upsert_vectors([expected], vector, [newdoc])
+    assert len(store) == 4
+    assert store.get_by_ids([expected])[0].metadata["tag"] == "v2"
+
+    # a changed file replaces its old vector
+    write_image(paths[1], seed=99)
+    changed = store.add_images([paths[1]])
+    assert len(changed.added) == 1 and len(changed.replaced) == 1 and len(store) == 4
+    assert store.get_by_ids(changed.replaced) == []
+
+    # delete (unknown ids ignored)
+    store.delete([expected, "missing-id"])
+    assert len(store) == 3 and store.get_by_ids([expected]) == []
+
+
+def test_contract(
+    make_store: StoreFactory,
+    tiny_clip_embeddings: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spy = EncoderSpy(tiny_clip_embeddings.encoder, monkeypatch)
+    run_contract(make_store(tiny_clip_embeddings), tmp_path / "imgs", spy)
+
+
+def test_failures_are_reported(
+    make_store: StoreFactory, tiny_clip_embeddings: Any, tmp_path: Path
+) -> None:
+    good = write_folder(tmp_path / "imgs", 2)
+    bad = tmp_path / "imgs" / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    store = make_store(tiny_clip_embeddings)
+    result = store.add_images([*good, bad, tmp_path / "missing.png"])
+    assert len(result.added) == 2 and len(store) == 2
+    assert sorted(e.code for e in result.failures) == ["corrupt", "not_found"]
+
+
+def run_relevance(store: ImageVectorStore, photos_dir: Path) -> None:
+    """Exact-duplicate query scores >= 0.99; scores in [0, 1] and decreasing with rank."""
+    originals = sorted(photos_dir.glob("*.jpg"))
+    store.add_images(originals)
+    query = photos_dir / "chelsea.jpg"
+    hits = store.search_by_image(query, k=len(originals))
+    scores = [s for _, s in hits]
+    assert hits[0][0].metadata["source"] == str(query.resolve())
+    assert scores[0] >= 0.99
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert scores == sorted(scores, reverse=True)
+    assert scores[1] < 0.99  # a different photo is not a duplicate
+    # the stock LangChain store finds the same image
+    stock = store.vectorstore.similarity_search_by_vector(
+        list(store.embeddings.embed_images([query])[0]), k=1
+    )
+    assert stock[0].page_content == str(query.resolve())
+    # a score threshold keeps only close images
+    assert [d.page_content for d, _ in store.search_by_image(query, k=5, score_threshold=0.99)] == [
+        str(query.resolve())
+    ]
+
+
+def test_relevance_scores_real_photos(
+    make_store: StoreFactory, lite0_embeddings: Any, photos_dir: Path
+) -> None:
+    run_relevance(make_store(lite0_embeddings), photos_dir)
+
+
+def test_text_query_filter_and_mmr(
+    make_store: StoreFactory, tiny_clip_embeddings: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "imgs"
+    write_folder(folder, 6)
+    write_image(folder / "j.jpg", 50, fmt="JPEG")
+    store = make_store(tiny_clip_embeddings)
+    store.add_images(ImageDirectoryLoader(folder).load())
+    text_hits = store.search_by_text("a photo", k=3)
+    assert len(text_hits) == 3 and all(0 <= s <= 1 for _, s in text_hits)
+    only_jpeg = store.search_by_text("a photo", k=5, filter={"format": "JPEG"})
+    assert [d.metadata["format"] for d, _ in only_jpeg] == ["JPEG"]
+    mmr = store.mmr_by_vector(store.embeddings.embed_query("a photo"), k=4, fetch_k=7)
+    assert len(mmr) == 4 and len({d.page_content for d in mmr}) == 4
+    # the stock store embeds queries as text through the image-document view
+    stock = store.vectorstore.similarity_search_with_relevance_scores("a photo", k=2)
+    assert len(stock) == 2 and all(0 <= s <= 1 for _, s in stock)
+
+
+def test_duplicate_bytes_share_one_vector(
+    make_store: StoreFactory, tiny_clip_embeddings: Any, tmp_path: Path
+) -> None:
+    src = write_image(tmp_path / "a.png", 1)
+    shutil.copy(src, tmp_path / "copy.png")
+    store = make_store(tiny_clip_embeddings)
+    result = store.add_images([src, tmp_path / "copy.png"])
+    assert len(result.added) == 1 and len(store) == 1
