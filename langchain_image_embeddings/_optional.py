@@ -18,7 +18,7 @@ _EXTRAS = {
     "chromadb": "chroma",
     "langchain_chroma": "chroma",
     "langchain_community": "faiss",
-    "safetensors": "timm",
+    "safetensors": "training",
 }
 
 

@@ -30,6 +30,7 @@ _BACKENDS: dict[str, str | EncoderFactory] = {
     "open_clip": "langchain_image_embeddings.encoders.open_clip:OpenCLIPEncoder",
     "timm": "langchain_image_embeddings.encoders.timm:TimmEncoder",
     "torchvision": "langchain_image_embeddings.encoders.torchvision:TorchvisionEncoder",
+    "local": "langchain_image_embeddings.encoders.local:LocalEncoder",
 }
 _ALIASES = {"openclip": "open_clip", "open-clip": "open_clip", "tv": "torchvision"}
 

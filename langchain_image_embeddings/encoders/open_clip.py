@@ -151,7 +151,7 @@ class OpenCLIPEncoder(ImageEncoder):
     @property
     def logit_scale(self) -> float:
         """The model's learned inverse temperature (``exp(logit_scale)``)."""
-        return float(self.module.logit_scale.exp())  # type: ignore[operator]
+        return float(self.module.logit_scale.detach().exp())  # type: ignore[operator]
 
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         """Tokenise a batch of texts at once with the model's tokenizer."""

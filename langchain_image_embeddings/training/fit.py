@@ -1,0 +1,791 @@
+"""The training loop: fine-tune an encoder (or only a projection head) for retrieval.
+
+Modes:
+
+- ``"head"``: the backbone is frozen; a projection head (``Linear -> ReLU -> Linear``) is
+  trained on cached backbone features, so CPU training takes seconds. For caption data a
+  second head maps text features to the same space.
+- ``"partial"``: the last ``unfreeze_blocks`` blocks of each tower (and the layers after
+  them: final norm, projection) are trained, the rest is frozen.
+- ``"full"``: every weight is trained (small learning rate).
+
+AdamW, cosine schedule with linear warm-up, gradient clipping, autocast on CUDA, seeded,
+early stopping on validation recall@k, per-epoch metrics (loss, recall@1, recall@5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from langchain_image_embeddings.encoders.base import ImageEncoder
+from langchain_image_embeddings.encoders.local import FineTunedEncoder, save_pretrained
+from langchain_image_embeddings.encoders.pooling import ProjectionHead
+from langchain_image_embeddings.training.data import (
+    CaptionedImages,
+    LabeledImages,
+    load_images,
+    train_transform,
+)
+from langchain_image_embeddings.training.losses import Distance, InfoNCELoss, Mining, TripletLoss
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+Mode = Literal["head", "partial", "full"]
+LossName = Literal["triplet", "infonce"]
+Dataset = LabeledImages | CaptionedImages
+
+_DEFAULT_LR: dict[str, float] = {"head": 1e-3, "partial": 1e-4, "full": 2e-5}
+# Layers after the last blocks that partial mode also trains (open_clip names).
+_PARTIAL_ALSO = ("visual.proj", "visual.ln_post.", "ln_final.", "text_projection")
+
+
+@dataclass
+class FitConfig:
+    """Options of :func:`fit` (every field can also be passed to :func:`fit` as a keyword).
+
+    Attributes:
+        loss: ``"triplet"`` (labelled images) or ``"infonce"`` (captions, or two augmented
+            views of each image for labelled/unlabelled images).
+        mode: ``"head"``, ``"partial"`` or ``"full"``.
+        epochs: Maximum number of epochs.
+        batch_size: Images per step.
+        lr: Peak learning rate; default 1e-3 (head), 1e-4 (partial), 2e-5 (full).
+        weight_decay: AdamW weight decay (not applied to biases, norms and the temperature).
+        warmup_ratio: Fraction of the steps with a linear warm-up, then cosine decay to 0.
+        grad_clip: Max gradient norm (``None`` disables clipping).
+        embedding_dim: Projection head output size; in head mode ``None`` means
+            ``min(256, base dim)``; in partial/full mode ``None`` means no head.
+        hidden_dim: Hidden width of the head (default: ``embedding_dim``).
+        unfreeze_blocks: Blocks per tower trained in partial mode.
+        margin: Triplet margin.
+        distance: Triplet distance (``"euclidean"`` on normalised vectors, or ``"cosine"``).
+        mining: Triplet mining (``"all"``, ``"hard"``, ``"semihard"``).
+        temperature: Initial InfoNCE temperature (CLIP bases start from their own).
+        samples_per_class: ``K`` of the P x K batch sampler used with the triplet loss.
+        augment: Random resized crop / flip / colour jitter on training images.
+        flip: Horizontal flips (turn off when captions say left/right).
+        color_jitter: Colour jitter strength (0 disables).
+        crop_scale: Area range of the random resized crop.
+        head_views: Feature views cached per training image in head mode (the first is the
+            plain image, the others augmented); InfoNCE on labelled images uses at least 2.
+        seed: Seeds Python, torch and the samplers.
+        patience: Stop after this many epochs without a better validation recall@k.
+        early_stopping_k: The ``k`` of that recall.
+        restore_best: Return the weights of the epoch with the best validation recall@k
+            (else those of the last epoch run).
+        amp: Mixed precision (autocast) on CUDA; ignored on CPU (slow there).
+        show_progress: tqdm progress bar.
+        metrics_path: Write the metrics as JSON here after every epoch.
+    """
+
+    loss: LossName = "triplet"
+    mode: Mode = "head"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float | None = None
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    grad_clip: float | None = 1.0
+    embedding_dim: int | None = None
+    hidden_dim: int | None = None
+    unfreeze_blocks: int = 2
+    margin: float = 0.2
+    distance: Distance = "euclidean"
+    mining: Mining = "semihard"
+    temperature: float = 0.07
+    samples_per_class: int = 4
+    augment: bool = True
+    flip: bool = True
+    color_jitter: float = 0.2
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    head_views: int = 1
+    seed: int = 0
+    patience: int | None = None
+    early_stopping_k: int = 1
+    restore_best: bool = True
+    amp: bool = True
+    show_progress: bool = True
+    metrics_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("triplet", "infonce"):
+            raise ValueError(f"unknown loss {self.loss!r}; choose 'triplet' or 'infonce'")
+        if self.mode not in ("head", "partial", "full"):
+            raise ValueError(f"unknown mode {self.mode!r}; choose 'head', 'partial' or 'full'")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError("epochs must be >= 1 and batch_size >= 2")
+
+    @property
+    def learning_rate(self) -> float:
+        """The peak learning rate (the mode's default when :attr:`lr` is ``None``)."""
+        return self.lr if self.lr is not None else _DEFAULT_LR[self.mode]
+
+
+@dataclass
+class EpochMetrics:
+    """Metrics after one epoch (validation recall is ``None`` without validation data)."""
+
+    epoch: int
+    loss: float
+    recall_at_1: float | None
+    recall_at_5: float | None
+    lr: float
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the fine-tuned encoder and its metrics.
+
+    Attributes:
+        encoder: The trained model (use it directly, or :meth:`save_pretrained`).
+        baseline: Validation recall@1/@5 of the starting model (base features; empty
+            without validation data).
+        history: One :class:`EpochMetrics` per epoch run.
+        best_epoch: The epoch whose weights ``encoder`` holds.
+        config: The options used.
+
+    Example:
+        .. code-block:: python
+
+            result = fit("timm:efficientnet_lite0", train, val, loss="triplet", mode="head")
+            print(result.baseline["recall_at_1"], result.history[-1].recall_at_1)
+            result.save_pretrained("my-model")
+    """
+
+    encoder: FineTunedEncoder
+    baseline: dict[str, float]
+    history: list[EpochMetrics]
+    best_epoch: int
+    config: FitConfig
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, Any]:
+        """JSON-serialisable metrics (what ``metrics_path`` receives)."""
+        return {
+            "baseline": self.baseline,
+            "history": [asdict(m) for m in self.history],
+            "best_epoch": self.best_epoch,
+            "config": asdict(self.config),
+            **self.extra,
+        }
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Save the model (safetensors + config) with the training metadata."""
+        return save_pretrained(self.encoder, directory, training=self.metrics())
+
+
+# -- metrics -----------------------------------------------------------------------------------
+def recall_at_k(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    query_labels: Sequence[int],
+    key_labels: Sequence[int],
+    ks: Sequence[int] = (1, 5),
+    *,
+    exclude_self: bool = False,
+) -> dict[int, float]:
+    """Fraction of queries with an item of their label among the ``k`` nearest keys (cosine).
+
+    With ``exclude_self`` (queries are the keys) each query's own row is skipped, and
+    queries without another item of their label are not counted.
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+        >>> recall_at_k(x, x, [0, 0, 1, 1], [0, 0, 1, 1], ks=(1,), exclude_self=True)
+        {1: 1.0}
+    """
+    q = F.normalize(queries.detach().float().cpu(), dim=-1)
+    k_ = F.normalize(keys.detach().float().cpu(), dim=-1)
+    sims = q @ k_.T
+    qlab = torch.as_tensor(list(query_labels))
+    klab = torch.as_tensor(list(key_labels))
+    counted = torch.ones(len(q), dtype=torch.bool)
+    if exclude_self:
+        sims.fill_diagonal_(float("-inf"))
+        counts = (qlab[:, None] == klab[None, :]).sum(1) - 1
+        counted = counts > 0
+    out: dict[int, float] = {}
+    if not bool(counted.any()):
+        return {k: 0.0 for k in ks}
+    for k in ks:
+        top = sims.topk(min(k, sims.shape[1]), dim=1).indices
+        hit = (klab[top] == qlab[:, None]).any(1)
+        out[k] = float(hit[counted].float().mean())
+    return out
+
+
+def _ids(values: Sequence[str]) -> list[int]:
+    index: dict[str, int] = {}
+    return [index.setdefault(v, len(index)) for v in values]
+
+
+def _evaluate(images: torch.Tensor, texts: torch.Tensor | None, val: Dataset) -> dict[str, float]:
+    if isinstance(val, LabeledImages):
+        labels = _ids(val.labels)
+        r = recall_at_k(images, images, labels, labels, exclude_self=True)
+    else:
+        assert texts is not None
+        labels = _ids(val.captions)
+        r = recall_at_k(texts, images, labels, labels)
+    return {"recall_at_1": r[1], "recall_at_5": r[5]}
+
+
+# -- batching ----------------------------------------------------------------------------------
+def pk_batches(
+    labels: Sequence[int], batch_size: int, samples_per_class: int, rng: random.Random
+) -> list[list[int]]:
+    """P x K batches: groups of ``K`` indices of one label, shuffled, packed into batches.
+
+    Every batch then holds positives for the triplet loss.
+    """
+    by_label: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    groups: list[list[int]] = []
+    for idx in by_label.values():
+        idx = idx[:]
+        rng.shuffle(idx)
+        k = max(2, samples_per_class)
+        groups += [idx[j : j + k] for j in range(0, len(idx), k) if len(idx[j : j + k]) >= 2]
+    rng.shuffle(groups)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for group in groups:
+        if current and len(current) + len(group) > batch_size:
+            batches.append(current)
+            current = []
+        current += group
+    if len(current) >= 2:
+        batches.append(current)
+    return batches
+
+
+def random_batches(n: int, batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of ``range(n)`` (a last batch of one item is dropped)."""
+    order = list(range(n))
+    rng.shuffle(order)
+    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    return [b for b in batches if len(b) >= 2]
+
+
+def _scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup = int(total_steps * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _param_groups(params: Sequence[tuple[str, nn.Parameter]], weight_decay: float) -> list[Any]:
+    decay = [p for n, p in params if p.ndim >= 2 and "logit_scale" not in n]
+    rest = [p for n, p in params if not (p.ndim >= 2 and "logit_scale" not in n)]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+
+
+def _seed(seed: int) -> random.Random:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover - numpy is a core dependency
+        pass
+    return random.Random(seed)
+
+
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, leave=False)
+
+
+# -- public entry point ------------------------------------------------------------------------
+def fit(
+    encoder: ImageEncoder | str,
+    train: Dataset,
+    val: Dataset | None = None,
+    config: FitConfig | None = None,
+    **options: Any,
+) -> FitResult:
+    """Fine-tune ``encoder`` on ``train``, validating on ``val`` after every epoch.
+
+    Args:
+        encoder: An encoder or a spec (``"timm:efficientnet_lite0"``). Partial and full modes
+            train its weights in place; head mode leaves it untouched.
+        train: :class:`LabeledImages` (triplet, or InfoNCE on two views of each image) or
+            :class:`CaptionedImages` (InfoNCE between images and captions; CLIP-type bases).
+        val: Held-out data of the same kind (recall@k: image-to-image by label, or
+            text-to-image by caption).
+        config: A :class:`FitConfig`; keyword ``options`` override its fields.
+
+    Returns:
+        A :class:`FitResult` (the encoder holds the best epoch's weights).
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.training import LabeledImages, fit
+
+            train, val = LabeledImages.from_folder("catalogue/").split(0.2)
+            result = fit("timm:efficientnet_lite0", train, val, loss="triplet", epochs=5)
+            result.save_pretrained("catalogue-model")
+    """
+    if config is None:
+        cfg = FitConfig(**options)
+    else:
+        cfg = dataclasses.replace(config, **options) if options else config
+    if isinstance(encoder, str):
+        from langchain_image_embeddings.encoders import create_encoder
+
+        encoder = create_encoder(encoder)
+    if isinstance(train, CaptionedImages) and cfg.loss != "infonce":
+        raise ValueError("captioned data trains with loss='infonce'")
+    if val is not None and type(val) is not type(train):
+        raise ValueError("val must be the same kind of data as train")
+    encoder.load()
+    while (
+        isinstance(encoder, FineTunedEncoder) and encoder.head is None and encoder.text_head is None
+    ):
+        encoder = encoder.base  # e.g. a saved "local:DIR" model without heads
+    if isinstance(train, CaptionedImages) and not encoder.has_text:
+        raise ValueError(f"{encoder.spec} has no text tower: caption training needs a CLIP model")
+    rng = _seed(cfg.seed)
+    trainer = _HeadTrainer(encoder, cfg) if cfg.mode == "head" else _TowerTrainer(encoder, cfg)
+    return trainer.run(train, val, rng)
+
+
+class _Trainer:
+    """Shared loop; subclasses prepare data, define a step, and evaluate."""
+
+    def __init__(self, encoder: ImageEncoder, cfg: FitConfig) -> None:
+        self.base = encoder
+        self.cfg = cfg
+        self.device = encoder.device
+        self.triplet = TripletLoss(cfg.margin, cfg.distance, cfg.mining)
+        temperature = cfg.temperature
+        with torch.no_grad():
+            scale = getattr(encoder, "logit_scale", None)
+        if cfg.mode != "head" and isinstance(scale, float) and scale > 0:
+            temperature = 1.0 / scale
+        self.infonce = InfoNCELoss(temperature).to(self.device)
+        use_amp = cfg.amp and self.device.startswith("cuda") and torch.cuda.is_available()
+        self.amp_dtype = (
+            (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+            if use_amp
+            else None
+        )
+
+    # subclass API
+    def prepare(self, train: Dataset, val: Dataset | None) -> None:
+        raise NotImplementedError
+
+    def parameters(self) -> list[tuple[str, nn.Parameter]]:
+        raise NotImplementedError
+
+    def batches(self, rng: random.Random) -> list[list[int]]:
+        raise NotImplementedError
+
+    def step_loss(self, batch: list[int], rng: random.Random) -> torch.Tensor:
+        raise NotImplementedError
+
+    def evaluate(self, val: Dataset, *, baseline: bool = False) -> dict[str, float]:
+        raise NotImplementedError
+
+    def train_mode(self) -> None:
+        raise NotImplementedError
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    def result_encoder(self) -> FineTunedEncoder:
+        raise NotImplementedError
+
+    def _loss(
+        self, a: torch.Tensor, b: torch.Tensor | None, labels: torch.Tensor | None
+    ) -> torch.Tensor:
+        if self.cfg.loss == "triplet":
+            assert labels is not None
+            return self.triplet(F.normalize(a.float(), dim=-1), labels.to(a.device))  # type: ignore[no-any-return]
+        assert b is not None
+        return self.infonce(a.float(), b.float())  # type: ignore[no-any-return]
+
+    def run(self, train: Dataset, val: Dataset | None, rng: random.Random) -> FitResult:
+        cfg = self.cfg
+        self.prepare(train, val)
+        baseline = self.evaluate(val, baseline=True) if val is not None else {}
+        named = self.parameters()
+        if cfg.loss == "infonce" and self.infonce.logit_scale.requires_grad:
+            named = [*named, ("loss.logit_scale", self.infonce.logit_scale)]
+        if not named:
+            raise ValueError("nothing to train: no trainable parameters")
+        optimizer = torch.optim.AdamW(_param_groups(named, cfg.weight_decay), lr=cfg.learning_rate)
+        steps_per_epoch = max(1, len(self.batches(random.Random(cfg.seed))))
+        scheduler = _scheduler(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
+        scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
+        history: list[EpochMetrics] = []
+        key = f"recall_at_{cfg.early_stopping_k}"
+        best_score, best_epoch, best_state, stale = -1.0, 0, self.snapshot(), 0
+        result_extra: dict[str, Any] = {"train_size": len(train), "val_size": len(val or [])}
+        bar = _progress(cfg.epochs * steps_per_epoch, cfg.show_progress, f"finetune ({cfg.mode})")
+        try:
+            for epoch in range(1, cfg.epochs + 1):
+                started = time.perf_counter()
+                self.train_mode()
+                total, count = 0.0, 0
+                for batch in self.batches(rng):
+                    optimizer.zero_grad(set_to_none=True)
+                    with self._autocast():
+                        loss = self.step_loss(batch, rng)
+                    scaled: torch.Tensor = scaler.scale(loss)
+                    scaled.backward()  # type: ignore[no-untyped-call]
+                    if cfg.grad_clip is not None:
+                        scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_([p for _, p in named], cfg.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    scheduler.step()
+                    self.infonce.clamp_()
+                    total += float(loss.detach()) * len(batch)
+                    count += len(batch)
+                    bar.update(1)
+                scores = self.evaluate(val) if val is not None else {}
+                metrics = EpochMetrics(
+                    epoch=epoch,
+                    loss=total / max(1, count),
+                    recall_at_1=scores.get("recall_at_1"),
+                    recall_at_5=scores.get("recall_at_5"),
+                    lr=float(optimizer.param_groups[0]["lr"]),
+                    seconds=time.perf_counter() - started,
+                )
+                history.append(metrics)
+                bar.set_postfix(loss=f"{metrics.loss:.4f}", r1=metrics.recall_at_1)
+                score = scores.get(key, scores.get("recall_at_1", -metrics.loss))
+                if val is None or score > best_score:
+                    best_score, best_epoch, best_state, stale = score, epoch, self.snapshot(), 0
+                else:
+                    stale += 1
+                partial = FitResult(
+                    self.result_encoder(), baseline, history, best_epoch, cfg, result_extra
+                )
+                if cfg.metrics_path:
+                    _write_json(cfg.metrics_path, partial.metrics())
+                if cfg.patience is not None and stale >= cfg.patience:
+                    break
+        finally:
+            bar.close()
+        if cfg.restore_best:
+            self.restore(best_state)
+        else:
+            best_epoch = history[-1].epoch
+        encoder = self.result_encoder()
+        encoder.module.eval()
+        result_extra["temperature"] = self.infonce.temperature
+        result = FitResult(encoder, baseline, history, best_epoch, cfg, result_extra)
+        if cfg.metrics_path:
+            _write_json(cfg.metrics_path, result.metrics())
+        return result
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            import contextlib
+
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    target = Path(path).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def _batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class _HeadTrainer(_Trainer):
+    """Frozen backbone: cache its features once, train projection heads on them."""
+
+    def prepare(self, train: Dataset, val: Dataset | None) -> None:
+        cfg = self.cfg
+        base = self.base
+        in_dim = base.dim
+        out_dim = cfg.embedding_dim or min(256, in_dim)
+        self.head = ProjectionHead(in_dim, out_dim, cfg.hidden_dim).to(self.device)
+        self.text_head: ProjectionHead | None = None
+        self.captions = isinstance(train, CaptionedImages)
+        views = cfg.head_views
+        if cfg.loss == "infonce" and not self.captions:
+            views = max(2, views)
+        augment = train_transform(
+            base.preprocess_config,
+            scale=cfg.crop_scale,
+            flip=cfg.flip,
+            color_jitter=cfg.color_jitter,
+        )
+        images = load_images(train.sources)
+        feats = [self._features(images, None)]
+        for _ in range(1, views):
+            feats.append(self._features(images, augment if cfg.augment else None))
+        self.train_feats = torch.stack(feats)  # (V, N, F)
+        if isinstance(train, CaptionedImages):
+            self.text_head = ProjectionHead(
+                self._text_features(train.captions[:1]).shape[-1], out_dim, cfg.hidden_dim
+            ).to(self.device)
+            self.train_text = self._text_features(train.captions)
+        else:
+            self.train_labels = torch.as_tensor(train.label_ids())
+        if val is not None:
+            self.val_feats = self._features(load_images(val.sources), None)
+            if isinstance(val, CaptionedImages):
+                self.val_text = self._text_features(val.captions)
+
+    def _features(
+        self, images: Sequence[Image.Image], transform: Callable[[Image.Image], torch.Tensor] | None
+    ) -> torch.Tensor:
+        out = []
+        for chunk in _batched(images, self.cfg.batch_size):
+            if transform is None:
+                pixels = self.base.preprocess_batch(chunk)
+            else:
+                pixels = torch.stack([transform(im) for im in chunk])
+            out.append(self.base.encode_images(pixels).float().clone())
+        return torch.cat(out)
+
+    def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
+        out = [
+            self.base.encode_texts(list(chunk)).float().clone()
+            for chunk in _batched(texts, self.cfg.batch_size)
+        ]
+        return torch.cat(out)
+
+    def parameters(self) -> list[tuple[str, nn.Parameter]]:
+        named = [(f"head.{n}", p) for n, p in self.head.named_parameters()]
+        if self.text_head is not None:
+            named += [(f"text_head.{n}", p) for n, p in self.text_head.named_parameters()]
+        return named
+
+    def batches(self, rng: random.Random) -> list[list[int]]:
+        n = self.train_feats.shape[1]
+        if self.cfg.loss == "triplet":
+            views = self.train_feats.shape[0]
+            labels = self.train_labels.tolist() * views
+            return pk_batches(labels, self.cfg.batch_size, self.cfg.samples_per_class, rng)
+        return random_batches(n, self.cfg.batch_size, rng)
+
+    def step_loss(self, batch: list[int], rng: random.Random) -> torch.Tensor:
+        idx = torch.as_tensor(batch)
+        views, n, _ = self.train_feats.shape
+        if self.cfg.loss == "triplet":
+            flat = self.train_feats.reshape(views * n, -1)
+            labels = self.train_labels.repeat(views)
+            return self._loss(self.head(flat[idx]), None, labels[idx])
+        if self.captions:
+            assert self.text_head is not None
+            a = self.head(self.train_feats[0, idx])
+            return self._loss(a, self.text_head(self.train_text[idx]), None)
+        v1, v2 = rng.sample(range(views), 2)
+        return self._loss(
+            self.head(self.train_feats[v1, idx]), self.head(self.train_feats[v2, idx]), None
+        )
+
+    def evaluate(self, val: Dataset, *, baseline: bool = False) -> dict[str, float]:
+        with torch.inference_mode():
+            if baseline:
+                images = self.val_feats
+                texts = getattr(self, "val_text", None)
+            else:
+                self.head.eval()
+                images = self.head(self.val_feats)
+                texts = None
+                if self.text_head is not None:
+                    self.text_head.eval()
+                    texts = self.text_head(self.val_text)
+        return _evaluate(images, texts, val)
+
+    def train_mode(self) -> None:
+        self.head.train()
+        if self.text_head is not None:
+            self.text_head.train()
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().clone() for n, p in self.parameters()}
+
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for n, p in self.parameters():
+                p.copy_(state[n])
+
+    def result_encoder(self) -> FineTunedEncoder:
+        return FineTunedEncoder(self.base, head=self.head, text_head=self.text_head)
+
+
+class _TowerTrainer(_Trainer):
+    """Partial or full fine-tuning: forward through the (partly) unfrozen encoder."""
+
+    def prepare(self, train: Dataset, val: Dataset | None) -> None:
+        cfg = self.cfg
+        head = None
+        if cfg.embedding_dim is not None:
+            head = ProjectionHead(self.base.dim, cfg.embedding_dim, cfg.hidden_dim)
+        self.model = FineTunedEncoder(self.base, head=head, device=self.device)
+        self.model.load()
+        module = self.model.module
+        trainable = set(_trainable_names(module, cfg.mode, cfg.unfreeze_blocks))
+        for name, param in module.named_parameters():
+            param.requires_grad_(name in trainable)
+        self.train_data = train
+        self.images = load_images(train.sources)
+        self.val_images = load_images(val.sources) if val is not None else []
+        self.augment = (
+            train_transform(
+                self.base.preprocess_config,
+                scale=cfg.crop_scale,
+                flip=cfg.flip,
+                color_jitter=cfg.color_jitter,
+            )
+            if cfg.augment
+            else None
+        )
+        self.labels = (
+            torch.as_tensor(train.label_ids()) if isinstance(train, LabeledImages) else None
+        )
+
+    def parameters(self) -> list[tuple[str, nn.Parameter]]:
+        return [(n, p) for n, p in self.model.module.named_parameters() if p.requires_grad]
+
+    def batches(self, rng: random.Random) -> list[list[int]]:
+        if self.labels is not None and self.cfg.loss == "triplet":
+            return pk_batches(
+                self.labels.tolist(), self.cfg.batch_size, self.cfg.samples_per_class, rng
+            )
+        return random_batches(len(self.images), self.cfg.batch_size, rng)
+
+    def _pixels(self, batch: list[int], *, augment: bool) -> torch.Tensor:
+        chunk = [self.images[i] for i in batch]
+        if augment and self.augment is not None:
+            pixels = torch.stack([self.augment(im) for im in chunk])
+        else:
+            pixels = self.model.preprocess_batch(chunk)
+        return pixels.to(self.device)
+
+    def step_loss(self, batch: list[int], rng: random.Random) -> torch.Tensor:
+        a = self.model.forward_images(self._pixels(batch, augment=True))
+        if self.cfg.loss == "triplet":
+            assert self.labels is not None
+            return self._loss(a, None, self.labels[batch].to(self.device))
+        if isinstance(self.train_data, CaptionedImages):
+            texts = [self.train_data.captions[i] for i in batch]
+            return self._loss(a, self.model.forward_texts(texts), None)
+        b = self.model.forward_images(self._pixels(batch, augment=True))
+        return self._loss(a, b, None)
+
+    def evaluate(self, val: Dataset, *, baseline: bool = False) -> dict[str, float]:
+        images = torch.cat(
+            [
+                self.model.encode_images(self.model.preprocess_batch(chunk)).float().cpu()
+                for chunk in _batched(self.val_images, self.cfg.batch_size)
+            ]
+        )
+        texts = None
+        if isinstance(val, CaptionedImages):
+            texts = torch.cat(
+                [
+                    self.model.encode_texts(list(chunk)).float().cpu()
+                    for chunk in _batched(val.captions, self.cfg.batch_size)
+                ]
+            )
+        return _evaluate(images, texts, val)
+
+    def train_mode(self) -> None:
+        module = self.model.module
+        module.train()
+        # Frozen BatchNorm layers keep their running statistics.
+        for sub in module.modules():
+            if isinstance(sub, nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in sub.parameters()
+            ):
+                sub.eval()
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.module.state_dict().items()}
+
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.module.load_state_dict(state)
+
+    def result_encoder(self) -> FineTunedEncoder:
+        return self.model
+
+
+_BLOCK_LIST_NAMES = ("blocks", "resblocks", "layers", "stages")
+
+
+def _trainable_names(module: nn.Module, mode: Mode, n_blocks: int) -> list[str]:
+    """Parameter names trained in ``mode`` (every one in full mode)."""
+    names = [n for n, _ in module.named_parameters()]
+    if mode == "full":
+        return names
+    lists = [
+        (name, sub)
+        for name, sub in module.named_modules()
+        if name.rsplit(".", 1)[-1] in _BLOCK_LIST_NAMES
+        and isinstance(sub, (nn.Sequential, nn.ModuleList))
+        and len(sub) >= 1
+    ]
+    # Keep outermost lists only (timm efficientnet nests blocks in stages).
+    lists = [(n, s) for n, s in lists if not any(n.startswith(o + ".") for o, _ in lists if o != n)]
+    if not lists:
+        raise ValueError(
+            "partial mode cannot find the blocks of this model (no 'blocks', 'resblocks', "
+            "'layers' or 'stages' list); use mode='head' or mode='full'"
+        )
+    trainable: set[str] = set()
+    for list_name, blocks in lists:
+        first_kept = len(blocks) - max(0, n_blocks)
+        for i in range(max(0, first_kept), len(blocks)):
+            trainable.update(f"{list_name}.{i}.{n}" for n, _ in blocks[i].named_parameters())
+        # Layers after the block list in the same tower (final conv/norm/projection).
+        tower = ".".join(list_name.split(".")[:2])
+        seen = False
+        for name in names:
+            if not name.startswith(tower + "."):
+                continue
+            if name.startswith(list_name + "."):
+                seen = True
+            elif seen:
+                trainable.add(name)
+    trainable.update(n for n in names if n.removeprefix("base.").startswith(_PARTIAL_ALSO))
+    trainable.update(n for n in names if n.startswith(("head.", "text_head.")))
+    return [n for n in names if n in trainable]

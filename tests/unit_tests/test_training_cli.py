@@ -1,0 +1,128 @@
+"""The ``finetune`` subcommand, mounted on a tiny argparse parser, then ``--model local:DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("open_clip")
+
+from PIL import Image, ImageDraw  # noqa: E402
+
+from langchain_image_embeddings import ImageEmbeddings  # noqa: E402
+from langchain_image_embeddings.training.cli import add_finetune_parser  # noqa: E402
+
+COLORS = {"red": (220, 30, 30), "blue": (30, 60, 220)}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imgemb")
+    add_finetune_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def _run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+def _image(color: str, side: str, jitter: int) -> Image.Image:
+    image = Image.new("RGB", (48, 48), "white")
+    cx = (12 if side == "left" else 36) + jitter
+    ImageDraw.Draw(image).ellipse((cx - 8, 16, cx + 8, 32), fill=COLORS[color])
+    return image
+
+
+def test_finetune_captions_then_use_local_model(
+    tiny_clip_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = ["image,caption"]
+    for i in range(4):
+        for color in COLORS:
+            for side in ("left", "right"):
+                name = f"{color}-{side}-{i}.png"
+                _image(color, side, i - 2).save(tmp_path / name)
+                rows.append(f"{name},a {color} circle on the {side}")
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "model"
+    metrics = tmp_path / "metrics.json"
+    code = _run(
+        [
+            "finetune", "--data", str(tmp_path / "pairs.csv"),
+            "--model", f"open_clip:{tiny_clip_name}", "--pretrained", "none",
+            "--mode", "full", "--epochs", "3", "--batch-size", "8", "--lr", "1e-3",
+            "--no-augment", "--out", str(out), "--metrics-json", str(metrics),
+            "--val-fraction", "0.25", "--quiet", "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["loss"] == "infonce"  # inferred from the caption file
+    assert summary["model"] == f"local:{out}"
+    assert summary["train"] == 12 and summary["val"] == 4
+    assert set(summary["before"]) == {"recall_at_1", "recall_at_5"}
+    assert len(json.loads(metrics.read_text())["history"]) == 3
+    # The saved model is usable as --model local:DIR (here through ImageEmbeddings).
+    embeddings = ImageEmbeddings(f"local:{out}", device="cpu")
+    vectors = embeddings.embed_images_array([str(tmp_path / "red-left-0.png")])
+    query = embeddings.embed_query("a red circle on the left")
+    assert vectors.shape == (1, 32) and len(query) == 32
+    assert np.isclose(np.linalg.norm(vectors[0]), 1.0, atol=1e-5)
+
+
+def test_finetune_class_folders_head_mode(
+    tiny_clip_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for color in COLORS:
+        (tmp_path / "data" / color).mkdir(parents=True)
+        for i in range(5):
+            _image(color, "left" if i % 2 else "right", i - 2).save(
+                tmp_path / "data" / color / f"{i}.png"
+            )
+    out = tmp_path / "head-model"
+    code = _run(
+        [
+            "finetune", "--data", str(tmp_path / "data"),
+            "--model", f"open_clip:{tiny_clip_name}", "--pretrained", "none",
+            "--mode", "head", "--embedding-dim", "16", "--epochs", "2",
+            "--batch-size", "8", "--out", str(out), "--quiet",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "triplet" in printed and f"local:{out}" in printed
+    config = json.loads((out / "config.json").read_text())
+    assert config["head"]["embedding_dim"] == 16
+    assert ImageEmbeddings.from_pretrained(str(out)).dim == 16
+
+
+def test_finetune_usage_and_model_errors(
+    tiny_clip_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(["finetune", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    assert "neither a directory nor a file" in capsys.readouterr().err
+    (tmp_path / "classes" / "a").mkdir(parents=True)
+    _image("red", "left", 0).save(tmp_path / "classes" / "a" / "0.png")
+    code = _run(
+        ["finetune", "--data", str(tmp_path / "classes"), "--model", "nobackend:x",
+         "--out", str(tmp_path / "o"), "--quiet"]
+    )  # fmt: skip
+    assert code == 3
+    assert "cannot load" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["finetune", "--data", "x", "--out", "y", "--loss", "arcface"])
