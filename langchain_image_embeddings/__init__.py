@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         MissingDependencyError,
         ModelMismatchError,
         StoreError,
+        StoreLockedError,
         WeightsNotFoundError,
     )
     from langchain_image_embeddings.images import ImageInput, ImageLoadOptions, load_image
@@ -57,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "ImageToImageRetriever": "retrievers",
     "image_documents_to_content_blocks": "messages",
     "StoreError": "errors",
+    "StoreLockedError": "errors",
     "ModelMismatchError": "errors",
     "EmbeddingResult": "embeddings",
     "DEFAULT_MODEL": "embeddings",
@@ -100,6 +102,7 @@ __all__ = [
     "ModelMismatchError",
     "PreprocessConfig",
     "StoreError",
+    "StoreLockedError",
     "TextToImageRetriever",
     "WeightsNotFoundError",
     "create_encoder",

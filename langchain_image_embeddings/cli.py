@@ -6,9 +6,16 @@ Subcommands: ``embed DIR``, ``index DIR --store SPEC``, ``search "text" | --imag
 Store specs: ``faiss:PATH`` (default ``faiss:imgemb-index``), ``chroma:PATH[#COLLECTION]``,
 ``chroma+http://HOST:PORT/COLLECTION``.
 
+``index`` is all-or-nothing by default: if any image fails, nothing is written and the
+store is left exactly as it was (exit 1); ``--skip-errors`` indexes the readable images
+and exits 0. ``--report FILE.jsonl`` writes one JSON line per input
+(``{"input", "status": "ok"|"error", "code", "reason"}``) either way. A store another
+process is writing is refused at once ("store locked", exit 5).
+
 Exit codes:
     0  success
-    1  some inputs failed (e.g. unreadable images); everything else was done
+    1  some inputs failed (e.g. unreadable images); everything else was done (``index``:
+       nothing was written unless ``--skip-errors``)
     2  usage error (bad arguments, malformed store spec, missing folder)
     3  the model could not be loaded, or cannot do what was asked (text search on an
        image-only model)
@@ -166,19 +173,37 @@ def _cmd_index(args: argparse.Namespace) -> int:
         load_options=store.embeddings.load_options,
     )
     started = time.perf_counter()
-    result = sync_directory(store, loader, delete_missing=not args.keep_missing)
+    try:
+        result = sync_directory(
+            store,
+            loader,
+            delete_missing=not args.keep_missing,
+            all_or_nothing=not args.skip_errors,
+        )
+        total = len(store)
+    finally:
+        store.close()
     elapsed = time.perf_counter() - started
+    if args.report:
+        _write_report(Path(args.report), result.report())
     summary = {
         "directory": str(root),
         "store": args.store,
         "model": store.embeddings.model_id,
         **result.counts(),
-        "total": len(store),
+        "total": total,
+        "committed": result.committed,
         "seconds": round(elapsed, 2),
         "errors": [{"input": e.source, "code": e.code, "reason": e.reason} for e in result.failed],
     }
     if args.json:
         print(json.dumps(summary, indent=2))
+    elif not result.committed:
+        print(
+            f"{summary['failed']} of {len(result.report())} images in {root} failed: nothing was "
+            f"written, {args.store} is unchanged ({total} in store); fix or remove them, or "
+            "rerun with --skip-errors to index the others"
+        )
     else:
         print(
             f"indexed {root} into {args.store} with {summary['model']}: "
@@ -186,9 +211,20 @@ def _cmd_index(args: argparse.Namespace) -> int:
             f"unchanged {summary['unchanged']}, failed {summary['failed']} "
             f"({summary['embedded']} embedded, {summary['total']} in store, {summary['seconds']} s)"
         )
-        for err in result.failed:
+    for err in result.failed:
+        if not args.json:
             print(f"failed: {err.source}: {err.reason} [{err.code}]", file=sys.stderr)
-    return EXIT_INPUT_ERRORS if result.failed else EXIT_OK
+    if result.failed and not args.skip_errors:
+        return EXIT_INPUT_ERRORS
+    return EXIT_OK
+
+
+def _write_report(path: Path, rows: list[dict[str, str | None]]) -> None:
+    """Write the per-input report as JSON lines (one object per input)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -308,6 +344,17 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--glob", action="append", help="only files matching (repeatable)")
     index.add_argument("--exclude", action="append", help="leave out files matching (repeatable)")
     index.add_argument("--keep-missing", action="store_true", help="keep vectors of deleted files")
+    index.add_argument(
+        "--skip-errors",
+        action="store_true",
+        help="index the readable images and exit 0 even if some fail "
+        "(default: any failure writes nothing and exits 1)",
+    )
+    index.add_argument(
+        "--report",
+        metavar="FILE.jsonl",
+        help='write one JSON line per input: {"input", "status", "code", "reason"}',
+    )
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(func=_cmd_index)

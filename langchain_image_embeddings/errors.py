@@ -29,6 +29,7 @@ IMAGE_ERROR_CODES: Final[frozenset[str]] = frozenset(
         "invalid_base64",  # a data: URI whose payload is not valid base64
         "invalid_array",  # a numpy array with a shape/dtype/value we cannot read
         "invalid_input",  # an object of a type we do not accept
+        "invalid_vector",  # the model produced NaN/inf or a zero vector: never stored
     }
 )
 
@@ -91,3 +92,8 @@ class StoreError(ImageEmbeddingsError):
 
 class ModelMismatchError(StoreError):
     """A store was opened with a model other than the one that wrote its vectors."""
+
+
+class StoreLockedError(StoreError):
+    """Another writer holds a store directory: only one writer at a time (the message names
+    the directory and, where known, the PID holding it)."""

@@ -34,6 +34,8 @@ class SyncResult:
         unchanged: Files already in the store with the same bytes (nothing embedded).
         failed: Files that could not be read or embedded, with the reason.
         embedded: Number of images that went through the model.
+        inputs: Every file considered (readable or not), for :meth:`report`.
+        committed: False when ``all_or_nothing`` found failures and wrote nothing.
 
     Example:
         .. code-block:: python
@@ -48,6 +50,29 @@ class SyncResult:
     unchanged: list[str] = field(default_factory=list)
     failed: list[ImageLoadError] = field(default_factory=list)
     embedded: int = 0
+    inputs: list[str] = field(default_factory=list)
+    committed: bool = True
+
+    def report(self) -> list[dict[str, str | None]]:
+        """One row per input file: ``{"input", "status": "ok"|"error", "code", "reason"}``.
+
+        ``code`` is one of :data:`~langchain_image_embeddings.errors.IMAGE_ERROR_CODES`
+        (``None`` for ``ok``). With ``committed`` false, ``ok`` means the file was
+        readable, not that it was written.
+        """
+        errors: dict[str, ImageLoadError] = {}
+        for failure in self.failed:
+            errors.setdefault(failure.source, failure)
+        rows: list[dict[str, str | None]] = []
+        for source in sorted(set(self.inputs) | set(errors)):
+            err = errors.get(source)
+            if err is None:
+                rows.append({"input": source, "status": "ok", "code": None, "reason": None})
+            else:
+                rows.append(
+                    {"input": source, "status": "error", "code": err.code, "reason": err.reason}
+                )
+        return rows
 
     def counts(self) -> dict[str, int]:
         """``{"added", "updated", "removed", "unchanged", "failed", "embedded"}`` counts."""
@@ -71,6 +96,7 @@ def sync_directory(
     *,
     delete_missing: bool = True,
     persist: bool = True,
+    all_or_nothing: bool = False,
     **loader_kwargs: Any,
 ) -> SyncResult:
     """Bring ``store`` in line with the images of ``directory``.
@@ -81,10 +107,16 @@ def sync_directory(
         directory: A folder, or a configured :class:`ImageDirectoryLoader`.
         delete_missing: Remove vectors of files no longer in the folder.
         persist: Call ``store.persist()`` at the end (FAISS saves its folder).
+        all_or_nothing: If any file fails, write nothing at all (no add, no delete, no
+            save) and return with ``committed`` false; every file is still read and
+            embedded first, so the result names every failure.
         **loader_kwargs: Options of :class:`ImageDirectoryLoader` (``glob``, ``exclude`` ...).
 
     Returns:
         A :class:`SyncResult`; unreadable files are in ``failed``, never dropped silently.
+
+    Raises:
+        StoreLockedError: Another process is writing the store (checked before any work).
 
     Example:
         .. code-block:: python
@@ -104,12 +136,14 @@ def sync_directory(
         loader = ImageDirectoryLoader(
             directory, load_options=store.embeddings.load_options, **loader_kwargs
         )
+    store.acquire_write_lock()  # fail fast, before embedding anything
     root = str(loader.root)
     model_id = store.embeddings.model_id
     result = SyncResult()
 
     docs = loader.load()
     result.failed.extend(loader.failures)
+    result.inputs = [d.metadata["source"] for d in docs] + [e.source for e in loader.failures]
     wanted: dict[str, Document] = {}
     for doc in docs:  # identical bytes at several paths share one vector: the first path wins
         wanted.setdefault(content_id(doc.metadata["sha256"], model_id), doc)
@@ -120,7 +154,16 @@ def sync_directory(
 
     todo = [d for i, d in wanted.items() if i not in existing]
     result.unchanged = sorted(d.metadata["source"] for i, d in wanted.items() if i in existing)
-    add = store.add_images(todo, replace_changed=False)
+    if all_or_nothing:
+        pending = store.prepare_add(todo, replace_changed=False)
+        if result.failed or pending.result.failures:
+            result.failed.extend(pending.result.failures)
+            result.committed = False
+            result.embedded = len(pending.ids)
+            return result
+        add = store.commit_add(pending)
+    else:
+        add = store.add_images(todo, replace_changed=False)
     result.embedded = len(add.added)
     result.failed.extend(add.failures)
     written = set(add.added)

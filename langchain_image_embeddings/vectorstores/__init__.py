@@ -7,6 +7,11 @@ Store specs (used by the ``imgemb`` command):
 * ``chroma+http://HOST:PORT/COLLECTION`` - a collection on a Chroma server.
 
 FAISS and Chroma are imported only when a store is opened.
+
+Writers of a FAISS folder or an embedded Chroma folder hold an exclusive lock on it
+(:class:`StoreLock`): a second writer process fails at once with
+:class:`~langchain_image_embeddings.errors.StoreLockedError` ("store locked"). Readers
+take no lock.
 """
 
 from __future__ import annotations
@@ -22,15 +27,19 @@ if TYPE_CHECKING:
     from langchain_image_embeddings.vectorstores.base import (
         AddResult,
         ImageVectorStore,
+        PendingAdd,
         content_id,
         relevance_from_cosine,
     )
     from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
     from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
+    from langchain_image_embeddings.vectorstores.locking import StoreLock
 
 _EXPORTS = {
     "AddResult": "base",
     "ImageVectorStore": "base",
+    "PendingAdd": "base",
+    "StoreLock": "locking",
     "content_id": "base",
     "relevance_from_cosine": "base",
     "ChromaImageStore": "chroma",
@@ -42,6 +51,8 @@ __all__ = [
     "ChromaImageStore",
     "FAISSImageStore",
     "ImageVectorStore",
+    "PendingAdd",
+    "StoreLock",
     "StoreSpec",
     "content_id",
     "open_store",

@@ -19,6 +19,7 @@ from langchain_image_embeddings.errors import ImageLoadError, ModelMismatchError
 if TYPE_CHECKING:
     import numpy as np
     from langchain_core.vectorstores import VectorStore
+    from typing_extensions import Self
 
     from langchain_image_embeddings.embeddings import ImageEmbeddings
     from langchain_image_embeddings.images import ImageInput, ImageLoadOptions
@@ -27,6 +28,46 @@ _ID_NAMESPACE = uuid.UUID("6f1d3a8e-52a4-4c37-9a53-0c7b1f0e8d21")
 
 #: Images embedded and written per step of :meth:`ImageVectorStore.add_images`.
 WRITE_BATCH = 256
+
+#: Vectors with an L2 norm at or below this are "zero" and never written.
+MIN_NORM = 1e-6
+
+#: The :attr:`ImageLoadError.code` of an image whose vector is NaN/inf or zero.
+#: (``errors.IMAGE_ERROR_CODES`` has no vector-specific code yet; see docs/security.md.)
+BAD_VECTOR_CODE = "invalid_vector"
+
+
+def bad_vector_rows(vectors: np.ndarray) -> dict[int, str]:
+    """Rows of a 2-D array that must never be written, with the reason (NaN/inf, zero norm)."""
+    import numpy as np
+
+    bad: dict[int, str] = {}
+    finite = np.isfinite(vectors).all(axis=1)
+    norms = np.linalg.norm(np.where(np.isfinite(vectors), vectors, 0.0), axis=1)
+    for row in np.flatnonzero(~finite):
+        bad[int(row)] = "the model produced a vector with NaN/inf values"
+    for row in np.flatnonzero(finite & (norms <= MIN_NORM)):
+        bad[int(row)] = "the model produced a zero-norm vector (no direction to compare)"
+    return bad
+
+
+def check_vectors(ids: Sequence[str], vectors: np.ndarray, dim: int) -> None:
+    """Refuse a write of vectors that are not ``(len(ids), dim)``, finite and non-zero.
+
+    Raises:
+        StoreError: Naming the offending ids; nothing is written.
+    """
+    if vectors.ndim != 2 or vectors.shape != (len(ids), dim):
+        raise StoreError(
+            f"expected {len(ids)} vectors of dimension {dim}, got an array of shape "
+            f"{tuple(vectors.shape)}; nothing was written"
+        )
+    bad = bad_vector_rows(vectors)
+    if bad:
+        named = ", ".join(f"{ids[r]} ({why})" for r, why in sorted(bad.items())[:5])
+        raise StoreError(
+            f"{len(bad)} vector(s) with NaN/inf values or zero norm: {named}; nothing was written"
+        )
 
 
 def content_id(sha256: str, model_id: str) -> str:
@@ -88,6 +129,33 @@ class AddResult:
     skipped: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     failures: list[ImageLoadError] = field(default_factory=list)
+    committed: bool = True
+
+
+@dataclass
+class PendingAdd:
+    """Embedded but not yet written images (from :meth:`ImageVectorStore.prepare_add`).
+
+    Attributes:
+        ids: Content ids of the vectors to write.
+        vectors: ``float32`` array, one finite, non-zero row per id.
+        documents: The image documents, in the same order.
+        stale: Ids of old vectors whose ``source`` now holds different bytes.
+        result: Skipped ids and failures so far (``added``/``replaced`` filled on commit).
+
+    Example:
+        .. code-block:: python
+
+            pending = store.prepare_add(["cat.jpg", "dog.jpg"])   # embedded, nothing written
+            if not pending.result.failures:
+                store.commit_add(pending)
+    """
+
+    ids: list[str]
+    vectors: np.ndarray
+    documents: list[Document]
+    stale: list[str]
+    result: AddResult
 
 
 def to_image_documents(
@@ -189,24 +257,59 @@ class ImageVectorStore(ABC):
         """Documents by id (missing ids are left out)."""
         return self.vectorstore.get_by_ids(ids)
 
-    # -- writes --------------------------------------------------------------------------
-    def add_images(
-        self,
-        images: Iterable[Document | str | os.PathLike[str]],
-        *,
-        replace_changed: bool = True,
-    ) -> AddResult:
-        """Embed and add images not already in the store.
+    # -- writing and closing ------------------------------------------------------------
+    def acquire_write_lock(self) -> None:  # noqa: B027 - optional hook
+        """Become this store's only writer now (writes take the lock anyway, lazily).
 
-        Args:
-            images: Image documents (from the loaders), paths or URIs.
-            replace_changed: Remove the old vector of a ``source`` whose bytes changed.
-
-        Returns:
-            What was added, skipped, replaced and what failed.
+        Raises:
+            StoreLockedError: Another process is writing the store.
         """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the writer lock, if held (unsaved FAISS changes are not saved)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes --------------------------------------------------------------------------
+    def _embed_chunk(
+        self, chunk: Sequence[tuple[str, Document]], offset: int, result: AddResult
+    ) -> tuple[list[str], np.ndarray, list[Document]]:
+        """Embed a chunk; unreadable images and NaN/inf/zero vectors go to ``failures``."""
         import numpy as np
 
+        embedded = self.embeddings.try_embed_images([d.page_content for _, d in chunk])
+        failures = [err.with_index(offset + (err.index or 0)) for err in embedded.errors]
+        vectors = np.ascontiguousarray(embedded.vectors, dtype=np.float32)
+        bad = bad_vector_rows(vectors) if len(embedded.indices) else {}
+        keep: list[int] = []
+        for row, i in enumerate(embedded.indices):
+            if row in bad:
+                failures.append(
+                    ImageLoadError(chunk[i][1].page_content, bad[row], BAD_VECTOR_CODE, offset + i)
+                )
+            else:
+                keep.append(row)
+        result.failures.extend(sorted(failures, key=lambda e: e.index or 0))
+        if not keep:
+            return [], np.zeros((0, int(self.embeddings.dim)), np.float32), []
+        ids = [chunk[embedded.indices[r]][0] for r in keep]
+        docs = [
+            Document(
+                id=chunk[embedded.indices[r]][0],
+                page_content=chunk[embedded.indices[r]][1].page_content,
+                metadata=chunk[embedded.indices[r]][1].metadata,
+            )
+            for r in keep
+        ]
+        return ids, vectors[keep], docs
+
+    def _plan(
+        self, images: Iterable[Document | str | os.PathLike[str]], replace_changed: bool
+    ) -> tuple[AddResult, list[tuple[str, Document]], dict[str, str]]:
         result = AddResult()
         docs = to_image_documents(images, self.embeddings.load_options, result.failures)
         model_id = self.embeddings.model_id
@@ -219,36 +322,99 @@ class ImageVectorStore(ABC):
         old_by_source: dict[str, str] = {}
         if replace_changed and todo:
             old_by_source = {m.get("source", ""): i for i, m in self.records().items()}
+        return result, todo, old_by_source
+
+    @staticmethod
+    def _stale(written: Sequence[Document], old_by_source: dict[str, str]) -> list[str]:
+        return [
+            old_by_source[d.metadata["source"]]
+            for d in written
+            if old_by_source.get(d.metadata["source"]) not in (None, d.id)
+        ]
+
+    def add_images(
+        self,
+        images: Iterable[Document | str | os.PathLike[str]],
+        *,
+        replace_changed: bool = True,
+        all_or_nothing: bool = False,
+    ) -> AddResult:
+        """Embed and add images not already in the store.
+
+        One unreadable image, or one whose vector is NaN/inf or zero, is reported in
+        ``failures`` and never written; the others are written in batches.
+
+        Args:
+            images: Image documents (from the loaders), paths or URIs.
+            replace_changed: Remove the old vector of a ``source`` whose bytes changed.
+            all_or_nothing: Embed everything first and write nothing at all if any image
+                failed (``result.committed`` is then false). Holds every new vector in
+                memory until the write.
+
+        Returns:
+            What was added, skipped, replaced and what failed.
+
+        Raises:
+            StoreLockedError: Another process is writing the store.
+        """
+        if all_or_nothing:
+            pending = self.prepare_add(images, replace_changed=replace_changed)
+            if pending.result.failures:
+                pending.result.committed = False
+                return pending.result
+            return self.commit_add(pending)
+        result, todo, old_by_source = self._plan(images, replace_changed)
         for start in range(0, len(todo), WRITE_BATCH):
-            chunk = todo[start : start + WRITE_BATCH]
-            embedded = self.embeddings.try_embed_images([d.page_content for _, d in chunk])
-            result.failures.extend(
-                err.with_index(start + (err.index or 0)) for err in embedded.errors
+            ids, vectors, written = self._embed_chunk(
+                todo[start : start + WRITE_BATCH], start, result
             )
-            if not embedded.indices:
+            if not ids:
                 continue
-            vectors = np.ascontiguousarray(embedded.vectors, dtype=np.float32)
-            if not np.all(np.isfinite(vectors)):
-                raise StoreError("the model produced NaN/inf vectors; nothing was written")
-            ids = [chunk[i][0] for i in embedded.indices]
-            written = [
-                Document(
-                    id=chunk[i][0],
-                    page_content=chunk[i][1].page_content,
-                    metadata=chunk[i][1].metadata,
-                )
-                for i in embedded.indices
-            ]
             self.upsert_vectors(ids, vectors, written)
             result.added.extend(ids)
-            stale = [
-                old_by_source[d.metadata["source"]]
-                for d in written
-                if old_by_source.get(d.metadata["source"]) not in (None, d.id)
-            ]
+            stale = self._stale(written, old_by_source)
             if stale:
                 self.delete(stale)
                 result.replaced.extend(stale)
+        return result
+
+    def prepare_add(
+        self,
+        images: Iterable[Document | str | os.PathLike[str]],
+        *,
+        replace_changed: bool = True,
+    ) -> PendingAdd:
+        """Embed the images :meth:`add_images` would add, without writing anything."""
+        import numpy as np
+
+        result, todo, old_by_source = self._plan(images, replace_changed)
+        ids: list[str] = []
+        parts: list[np.ndarray] = []
+        docs: list[Document] = []
+        for start in range(0, len(todo), WRITE_BATCH):
+            chunk_ids, vectors, written = self._embed_chunk(
+                todo[start : start + WRITE_BATCH], start, result
+            )
+            ids.extend(chunk_ids)
+            parts.append(vectors)
+            docs.extend(written)
+        dim = int(self.embeddings.dim)
+        matrix = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+        return PendingAdd(ids, matrix, docs, self._stale(docs, old_by_source), result)
+
+    def commit_add(self, pending: PendingAdd) -> AddResult:
+        """Write what :meth:`prepare_add` embedded (in batches) and drop replaced vectors."""
+        result = pending.result
+        for start in range(0, len(pending.ids), WRITE_BATCH):
+            stop = start + WRITE_BATCH
+            self.upsert_vectors(
+                pending.ids[start:stop], pending.vectors[start:stop], pending.documents[start:stop]
+            )
+            result.added.extend(pending.ids[start:stop])
+        if pending.stale:
+            self.delete(pending.stale)
+            result.replaced.extend(pending.stale)
+        result.committed = True
         return result
 
     # -- reads ---------------------------------------------------------------------------

@@ -5,13 +5,23 @@ The collection uses the cosine space; relevance scores are ``1 - distance / 2`` 
 in batches under the client's maximum, so an interrupted ingest can simply be rerun. The
 collection's metadata records the model (spec, dimension, fingerprint); opening it with
 another model raises :class:`~langchain_image_embeddings.errors.ModelMismatchError`.
+
+Every call to Chroma goes through one wrapper: connection failures (server down,
+refused, timed out) are retried a bounded number of times with exponential backoff
+(:data:`RETRIES`, :data:`BACKOFF_S`), then raised as
+:class:`~langchain_image_embeddings.errors.StoreError`, like any other Chroma error. An
+embedded (``PersistentClient``) store takes the directory's writer lock on its first
+write: several writer processes on one embedded folder silently lose vectors.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.documents import Document
 
@@ -20,8 +30,10 @@ from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores.base import (
     ImageVectorStore,
     check_model,
+    check_vectors,
     model_record,
 )
+from langchain_image_embeddings.vectorstores.locking import StoreLock
 
 if TYPE_CHECKING:
     import os
@@ -34,6 +46,61 @@ if TYPE_CHECKING:
 DEFAULT_COLLECTION = "images"
 _META_PREFIX = "imgemb_"
 _PAGE = 5000
+
+#: Tries of one Chroma call when the connection fails (refused, reset, timed out).
+RETRIES = 3
+#: Wait before the second try; doubled before each further one.
+BACKOFF_S = 0.2
+
+_T = TypeVar("_T")
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - chromadb depends on httpx
+        return False
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, ValueError) and "could not connect" in str(exc).lower()
+
+
+def call_chroma(
+    what: str,
+    fn: Callable[..., _T],
+    *args: Any,
+    retries: int = RETRIES,
+    backoff_s: float = BACKOFF_S,
+    **kwargs: Any,
+) -> _T:
+    """Call ``fn``; retry connection failures ``retries`` times in all, then raise ``StoreError``.
+
+    Any other exception from Chroma is raised at once as :class:`StoreError` (our own
+    :class:`StoreError` subclasses pass through unchanged).
+
+    Example:
+        .. code-block:: python
+
+            count = call_chroma("count", collection.count)
+    """
+    last: BaseException | None = None
+    for attempt in range(max(1, retries)):
+        if attempt:
+            time.sleep(backoff_s * 2 ** (attempt - 1))
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            if not _is_connection_error(exc):
+                raise StoreError(f"Chroma {what} failed: {exc}") from exc
+            last = exc
+    raise StoreError(
+        f"Chroma {what} failed: cannot reach the Chroma server after {max(1, retries)} tries: "
+        f"{last}"
+    ) from last
 
 
 def _chroma_relevance(distance: float) -> float:
@@ -88,10 +155,15 @@ class ChromaImageStore(ImageVectorStore):
 
         self.client = client
         self.collection_name = collection_name
+        self._lock: StoreLock | None = None
+        self._lock_dir: Path | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
         existing = None
         try:
             existing = client.get_collection(collection_name)
-        except Exception:
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise StoreError(f"cannot reach the Chroma server: {exc}") from exc
             existing = None
         if embeddings is None:
             if existing is None:
@@ -107,7 +179,9 @@ class ChromaImageStore(ImageVectorStore):
         self.embeddings = embeddings
         record = model_record(embeddings)
         if existing is None:
-            self.collection = client.get_or_create_collection(
+            self.collection = call_chroma(
+                "create collection",
+                client.get_or_create_collection,
                 collection_name,
                 metadata={_META_PREFIX + k: v for k, v in record.items()},
                 configuration={"hnsw": {"space": "cosine"}},
@@ -145,10 +219,15 @@ class ChromaImageStore(ImageVectorStore):
         chromadb = require("chromadb", "chromadb")
         from chromadb.config import Settings
 
-        client = chromadb.PersistentClient(
-            path=str(path), settings=Settings(anonymized_telemetry=False)
-        )
-        return cls(embeddings, client=client, collection_name=collection_name)
+        try:
+            client = chromadb.PersistentClient(
+                path=str(path), settings=Settings(anonymized_telemetry=False)
+            )
+        except Exception as exc:
+            raise StoreError(f"cannot open the Chroma folder {path}: {exc}") from exc
+        store = cls(embeddings, client=client, collection_name=collection_name)
+        store._lock_dir = Path(path)
+        return store
 
     @classmethod
     def http(
@@ -164,11 +243,15 @@ class ChromaImageStore(ImageVectorStore):
         from chromadb.config import Settings
 
         try:
-            client = chromadb.HttpClient(
-                host=host, port=int(port), settings=Settings(anonymized_telemetry=False)
+            client = call_chroma(
+                f"connect to {host}:{port}",
+                chromadb.HttpClient,
+                host=host,
+                port=int(port),
+                settings=Settings(anonymized_telemetry=False),
             )
-            client.heartbeat()
-        except Exception as exc:
+            call_chroma(f"heartbeat of {host}:{port}", client.heartbeat)
+        except StoreError as exc:
             raise StoreError(f"cannot reach the Chroma server at {host}:{port}: {exc}") from exc
         return cls(embeddings, client=client, collection_name=collection_name)
 
@@ -179,6 +262,26 @@ class ChromaImageStore(ImageVectorStore):
         store: VectorStore = self._chroma
         return store
 
+    def acquire_write_lock(self) -> None:
+        """Become the only writer of an embedded store's folder (no-op on a server).
+
+        Raises:
+            StoreLockedError: Another process writes the folder.
+        """
+        if self._lock_dir is None or (self._lock is not None and self._lock.held):
+            return
+        lock = StoreLock(self._lock_dir)
+        lock.acquire()
+        self._lock = lock
+        self._finalizer = weakref.finalize(self, lock.release)
+
+    def close(self) -> None:
+        """Release the writer lock, if held."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._finalizer = None
+        self._lock = None
+
     @property
     def max_batch_size(self) -> int:
         """Largest write the client accepts in one call."""
@@ -188,13 +291,15 @@ class ChromaImageStore(ImageVectorStore):
             return 5000
 
     def __len__(self) -> int:
-        return int(self.collection.count())
+        return int(call_chroma("count", self.collection.count))
 
     def records(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         offset = 0
         while True:
-            page = self.collection.get(include=["metadatas"], limit=_PAGE, offset=offset)
+            page = call_chroma(
+                "get", self.collection.get, include=["metadatas"], limit=_PAGE, offset=offset
+            )
             for i, meta in zip(page["ids"], page["metadatas"] or [], strict=False):
                 out[i] = dict(meta or {})
             if len(page["ids"]) < _PAGE:
@@ -204,20 +309,28 @@ class ChromaImageStore(ImageVectorStore):
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(ids), _PAGE):
-            found.update(
-                self.collection.get(ids=list(ids[start : start + _PAGE]), include=[])["ids"]
+            page = call_chroma(
+                "get", self.collection.get, ids=list(ids[start : start + _PAGE]), include=[]
             )
+            found.update(page["ids"])
         return found
 
     def upsert_vectors(
         self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]
     ) -> None:
+        import numpy as np
+
         if len(ids) != len(vectors) or len(ids) != len(documents):
             raise ValueError("ids, vectors and documents must have the same length")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        check_vectors(ids, vectors, int(self.embeddings.dim))
+        self.acquire_write_lock()
         step = self.max_batch_size
         for start in range(0, len(ids), step):
             stop = start + step
-            self.collection.upsert(
+            call_chroma(
+                "upsert",
+                self.collection.upsert,
                 ids=list(ids[start:stop]),
                 embeddings=vectors[start:stop],
                 metadatas=[_clean(d.metadata) for d in documents[start:stop]],
@@ -225,9 +338,12 @@ class ChromaImageStore(ImageVectorStore):
             )
 
     def delete(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        self.acquire_write_lock()
         step = self.max_batch_size
         for start in range(0, len(ids), step):
-            self.collection.delete(ids=list(ids[start : start + step]))
+            call_chroma("delete", self.collection.delete, ids=list(ids[start : start + step]))
 
     def search_by_vector_with_cosine(
         self,
@@ -240,7 +356,9 @@ class ChromaImageStore(ImageVectorStore):
         n = min(k, len(self))
         if n <= 0:
             return []
-        res = self.collection.query(
+        res = call_chroma(
+            "query",
+            self.collection.query,
             query_embeddings=[[float(x) for x in vector]],
             n_results=n,
             where=filter or None,

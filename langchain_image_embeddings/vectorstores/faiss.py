@@ -1,10 +1,18 @@
 """FAISS image store: stock LangChain ``FAISS`` over inner product, saved without pickle.
 
-On disk a store is a folder with ``manifest.json`` (format, model record, counts and the
-SHA-256 of each data file), ``vectors-<token>.npy`` (``float32``, one row per vector) and
-``documents-<token>.json`` (ids, URIs, metadata, in row order). Saving writes new data
-files, fsyncs them, then atomically replaces the manifest: a kill at any moment leaves
-either the old or the new store, never a torn one. Loading never unpickles anything.
+On disk a store is a folder with ``manifest.json`` (format, generation, model record,
+counts and the SHA-256 of each data file), ``vectors-<generation>-<token>.npy``
+(``float32``, one row per vector) and ``documents-<generation>-<token>.json`` (ids, URIs,
+metadata, in row order). Saving never touches the files of the current generation: it
+writes the next generation's data files under new names, fsyncs them, writes the new
+manifest to a temporary file, fsyncs it, atomically renames it over ``manifest.json``,
+fsyncs the folder, and only then deletes older generations and leftovers of interrupted
+saves. A kill at any moment leaves either the old or the new store, never a torn one.
+Loading never unpickles anything.
+
+Writers take an exclusive lock on the folder (see
+:mod:`langchain_image_embeddings.vectorstores.locking`); a store object also remembers
+the generation it loaded and refuses to save over a newer one written meanwhile.
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,10 +35,14 @@ from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores.base import (
     AddResult,
     ImageVectorStore,
+    bad_vector_rows,
     check_model,
+    check_vectors,
+    content_id,
     model_record,
     relevance_from_cosine,
 )
+from langchain_image_embeddings.vectorstores.locking import StoreLock
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,6 +53,8 @@ if TYPE_CHECKING:
 FORMAT = "langchain-image-embeddings/faiss"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+_DATA_FILE = re.compile(r"^(vectors-.*\.npy|documents-.*\.json|manifest\.json\..*\.tmp)$")
+_LOAD_TRIES = 5
 
 
 def _sha256_file(path: Path) -> str:
@@ -135,6 +151,11 @@ class FAISSImageStore(ImageVectorStore):
             relevance_score_fn=relevance_from_cosine,
             distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
         )
+        self._generation: int | None = None  # the generation loaded or last saved
+        self._lock: StoreLock | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        #: Rows left out by :meth:`import_langchain_faiss` (NaN/inf or zero vectors).
+        self.skipped_rows: list[int] = []
 
     @property
     def _docstore(self) -> Any:
@@ -147,19 +168,36 @@ class FAISSImageStore(ImageVectorStore):
     ) -> FAISSImageStore:
         """Open a saved store; with no ``embeddings``, the recorded model is created.
 
+        Loading takes no lock: a writer replacing the store meanwhile is detected (its
+        manifest changed) and the load is retried on the new generation.
+
         Raises:
             StoreError: Missing, torn or corrupt files.
             ModelMismatchError: ``embeddings`` is not the model that wrote the store.
         """
+        folder = Path(path)
+        for attempt in range(_LOAD_TRIES):
+            manifest = read_manifest(folder)
+            if embeddings is None:
+                from langchain_image_embeddings.embeddings import ImageEmbeddings
+
+                embeddings = ImageEmbeddings(str(manifest.get("model", {}).get("model")))
+            try:
+                return cls._load_generation(folder, manifest, embeddings)
+            except StoreError:
+                with contextlib.suppress(StoreError):
+                    if read_manifest(folder) != manifest and attempt + 1 < _LOAD_TRIES:
+                        continue  # a writer replaced the store while we read it: retry
+                raise
+        raise StoreError(f"FAISS store {folder}: changing too fast to load")  # pragma: no cover
+
+    @classmethod
+    def _load_generation(
+        cls, folder: Path, manifest: dict[str, Any], embeddings: ImageEmbeddings
+    ) -> FAISSImageStore:
         import numpy as np
 
-        folder = Path(path)
-        manifest = read_manifest(folder)
         stored = manifest.get("model", {})
-        if embeddings is None:
-            from langchain_image_embeddings.embeddings import ImageEmbeddings
-
-            embeddings = ImageEmbeddings(str(stored.get("model")))
         check_model(stored, embeddings, f"FAISS store {folder}")
         files = {}
         for key in ("vectors", "documents"):
@@ -187,7 +225,7 @@ class FAISSImageStore(ImageVectorStore):
             )
         store = cls(embeddings, folder)
         if len(records):
-            store.upsert_vectors(
+            store._add_rows(
                 [r["id"] for r in records],
                 vectors.astype(np.float32, copy=False),
                 [
@@ -195,6 +233,7 @@ class FAISSImageStore(ImageVectorStore):
                     for r in records
                 ],
             )
+        store._generation = int(manifest.get("generation", 0))
         return store
 
     @classmethod
@@ -256,9 +295,19 @@ class FAISSImageStore(ImageVectorStore):
             raise ValueError("ids, vectors and documents must have the same length")
         if len(set(ids)) != len(ids):
             raise ValueError("duplicate ids in one write")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        check_vectors(ids, vectors, int(self.embeddings.dim))
+        self.acquire_write_lock()
         present = list(self.existing_ids(ids))
         if present:
             self.delete(present)
+        self._add_rows(ids, vectors, documents)
+
+    def _add_rows(
+        self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]
+    ) -> None:
+        import numpy as np
+
         start = len(self._faiss.index_to_docstore_id)
         self._faiss.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self._docstore.add(
@@ -272,6 +321,7 @@ class FAISSImageStore(ImageVectorStore):
     def delete(self, ids: Sequence[str]) -> None:
         present = list(self.existing_ids(ids))
         if present:
+            self.acquire_write_lock()
             self._faiss.delete(present)
 
     def search_by_vector_with_cosine(
@@ -287,28 +337,82 @@ class FAISSImageStore(ImageVectorStore):
         )
         return [(doc, float(score)) for doc, score in hits]
 
+    # -- locking -------------------------------------------------------------------------
+    def acquire_write_lock(self) -> None:
+        """Become the only writer of this store's folder (taken lazily by any write).
+
+        Raises:
+            StoreLockedError: Another process writes the folder.
+            StoreError: The folder was saved by someone else since this store was opened.
+        """
+        if self.path is None or (self._lock is not None and self._lock.held):
+            return
+        lock = StoreLock(self.path)
+        lock.acquire()
+        self._lock = lock
+        self._finalizer = weakref.finalize(self, lock.release)
+        try:
+            self._check_generation(self.path)
+        except StoreError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the writer lock (unsaved changes are not saved)."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._finalizer = None
+        self._lock = None
+
+    def _check_generation(self, folder: Path) -> None:
+        current: int | None = None
+        with contextlib.suppress(StoreError):
+            current = int(read_manifest(folder).get("generation", 0))
+        if current is not None and self._generation is not None and current != self._generation:
+            raise StoreError(
+                f"FAISS store {folder} was saved by another writer (generation {current}) since "
+                f"this one was opened (generation {self._generation}); reopen it and redo the "
+                "changes"
+            )
+        if current is not None and self._generation is None:
+            raise StoreError(
+                f"FAISS store {folder} was created by another writer since this one was "
+                "opened; reopen it and redo the changes"
+            )
+
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Write the store to ``path`` (or its own folder) atomically; returns the folder."""
+        """Write the store to ``path`` (or its own folder) atomically; returns the folder.
+
+        Raises:
+            StoreLockedError: Another process writes the folder.
+            StoreError: No folder, or the folder was saved by another writer meanwhile.
+        """
         import numpy as np
 
-        if path is not None:
+        if path is not None and (self.path is None or Path(path) != self.path):
+            self.close()
             self.path = Path(path)
+            self._generation = None
+            with contextlib.suppress(StoreError):  # saving to another folder replaces it
+                self._generation = int(read_manifest(self.path).get("generation", 0))
         if self.path is None:
             raise StoreError("this FAISS store has no folder: pass save(path)")
         folder = self.path
-        folder.mkdir(parents=True, exist_ok=True)
-        old = {}
-        with contextlib.suppress(StoreError):
-            old = read_manifest(folder)
-        token = uuid.uuid4().hex[:12]
+        self.acquire_write_lock()
+        self._check_generation(folder)
+        generation = (self._generation or 0) + 1
+        token = f"{generation:08d}-{uuid.uuid4().hex[:8]}"
         ids = self._ids_in_order()
         n = len(ids)
         dim = int(self.embeddings.dim)
         vectors = self._faiss.index.reconstruct_n(0, n) if n else np.zeros((0, dim), np.float32)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if n and bad_vector_rows(vectors):
+            raise StoreError(f"FAISS store {folder}: refusing to save NaN/inf or zero vectors")
         vec_file = folder / f"vectors-{token}.npy"
         with open(vec_file, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+            np.save(fh, vectors, allow_pickle=False)
             fh.flush()
             os.fsync(fh.fileno())
         docs = self._docstore._dict
@@ -321,6 +425,7 @@ class FAISSImageStore(ImageVectorStore):
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
+            "generation": generation,
             "model": self._record,
             "count": n,
             "dim": dim,
@@ -332,14 +437,120 @@ class FAISSImageStore(ImageVectorStore):
         _write_durable(tmp, json.dumps(manifest, indent=2).encode("utf-8"))
         os.replace(tmp, folder / MANIFEST)
         _fsync_dir(folder)
-        for key in ("vectors", "documents"):
-            name = (old.get(key) or {}).get("file")
-            if name and name not in (vec_file.name, doc_file.name):
+        self._generation = generation
+        keep = {MANIFEST, vec_file.name, doc_file.name}
+        for old in folder.iterdir():  # older generations, leftovers of interrupted saves
+            if old.name not in keep and _DATA_FILE.match(old.name):
                 with contextlib.suppress(OSError):
-                    (folder / name).unlink()
+                    old.unlink()
         return folder
 
     def persist(self) -> None:
         """Save to the store's folder (no-op for an in-memory store)."""
         if self.path is not None:
             self.save()
+
+    # -- import --------------------------------------------------------------------------
+    @classmethod
+    def import_langchain_faiss(
+        cls,
+        folder: str | os.PathLike[str],
+        embeddings: ImageEmbeddings,
+        *,
+        allow_dangerous_deserialization: bool,
+        index_name: str = "index",
+        path: str | os.PathLike[str] | None = None,
+    ) -> FAISSImageStore:
+        """Convert a folder written by stock LangChain ``FAISS.save_local`` to this format.
+
+        Stock LangChain stores keep their documents in a **pickle**, and unpickling runs
+        code chosen by whoever wrote the file: only import folders you trust. That is why
+        ``allow_dangerous_deserialization`` must be passed (and true) for this one call;
+        the converted store is pickle-free and loads without it.
+
+        The vectors are taken as they are (normalised for cosine search); the caller
+        vouches that ``embeddings`` is the model that made them (the dimension is checked).
+        Ids are content ids when a document's metadata has ``sha256``, else the stock ids.
+        Rows with NaN/inf or zero-norm vectors are left out (see :attr:`skipped_rows`).
+
+        Args:
+            folder: The stock store's folder (``index.faiss`` + ``index.pkl``).
+            embeddings: The model that produced its vectors.
+            allow_dangerous_deserialization: Must be ``True``: you trust the pickle.
+            index_name: The stock store's ``index_name``.
+            path: Where to save the converted store (``None``: in memory only).
+
+        Raises:
+            StoreError: Not opted in, unreadable folder, or a dimension mismatch.
+
+        Example:
+            .. code-block:: python
+
+                store = FAISSImageStore.import_langchain_faiss(
+                    "old-index", embeddings, allow_dangerous_deserialization=True, path="index"
+                )
+                FAISSImageStore.load("index", embeddings)   # no pickle from now on
+        """
+        import numpy as np
+
+        if allow_dangerous_deserialization is not True:
+            raise StoreError(
+                f"importing the LangChain FAISS folder {folder} unpickles its index.pkl, which "
+                "can run arbitrary code: pass allow_dangerous_deserialization=True only for "
+                "folders you trust"
+            )
+        require("faiss", "faiss-cpu")
+        from langchain_community.vectorstores import FAISS
+
+        try:
+            stock = FAISS.load_local(
+                str(folder),
+                cls(embeddings).document_embeddings,
+                index_name=index_name,
+                allow_dangerous_deserialization=True,
+            )
+        except Exception as exc:
+            raise StoreError(f"cannot read the LangChain FAISS folder {folder}: {exc}") from exc
+        n = int(stock.index.ntotal)
+        if int(stock.index.d) != int(embeddings.dim):
+            raise StoreError(
+                f"{folder} holds {stock.index.d}-d vectors; {embeddings.model_id} makes "
+                f"{embeddings.dim}-d ones"
+            )
+        vectors = (
+            np.asarray(stock.index.reconstruct_n(0, n), dtype=np.float32)
+            if n
+            else np.zeros((0, int(embeddings.dim)), np.float32)
+        )
+        bad = bad_vector_rows(vectors) if n else {}
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        vectors = vectors / norms
+        ids: list[str] = []
+        docs: list[Document] = []
+        rows: list[int] = []
+        seen: set[str] = set()
+        for row in range(n):
+            if row in bad:
+                continue
+            stock_id = stock.index_to_docstore_id[row]
+            doc = stock.docstore.search(stock_id)
+            if not isinstance(doc, Document):
+                raise StoreError(f"{folder}: row {row} has no document ({stock_id!r})")
+            sha = doc.metadata.get("sha256")
+            new_id = content_id(str(sha), embeddings.model_id) if sha else str(stock_id)
+            if new_id in seen:
+                continue
+            seen.add(new_id)
+            ids.append(new_id)
+            rows.append(row)
+            docs.append(
+                Document(id=new_id, page_content=doc.page_content, metadata=dict(doc.metadata))
+            )
+        store = cls(embeddings, path)
+        if ids:
+            store.upsert_vectors(ids, vectors[rows], docs)
+        store.skipped_rows = sorted(bad)
+        if path is not None:
+            store.save()
+        return store

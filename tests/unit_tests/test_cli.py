@@ -103,9 +103,17 @@ def test_index_reports_failures_and_text_search_needs_clip(
     (folder / "bad.jpg").write_bytes(b"not an image")
     store = f"faiss:{tmp_path / 'idx'}"
     code, out, err = run(
-        capsys, "index", str(folder), "--store", store, "--device", "cpu", "--quiet"
+        capsys,
+        "index",
+        str(folder),
+        "--store",
+        store,
+        "--device",
+        "cpu",
+        "--quiet",
+        "--skip-errors",
     )
-    assert code == cli.EXIT_INPUT_ERRORS
+    assert code == cli.EXIT_OK  # --skip-errors: the readable image is indexed (issue 5)
     assert "added 1" in out and "failed 1" in out and "bad.jpg" in err
     code, out, err = run(capsys, "search", "coins", "--store", store)
     assert code == cli.EXIT_MODEL and "text" in err

@@ -28,6 +28,7 @@ EXPECTED_ALL = [
     "ModelMismatchError",
     "PreprocessConfig",
     "StoreError",
+    "StoreLockedError",
     "TextToImageRetriever",
     "WeightsNotFoundError",
     "create_encoder",
