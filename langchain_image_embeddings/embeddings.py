@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from langchain_image_embeddings.encoders.base import ImageEncoder
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images import ImageInput, ImageLoadOptions, load_image
+from langchain_image_embeddings.images import ImageInput, ImageLoadOptions
+from langchain_image_embeddings.pipeline import ImagePipeline, PipelineProgress, finish
 
 if TYPE_CHECKING:
     import numpy as np
@@ -87,6 +88,21 @@ class ImageEmbeddings(BaseModel, Embeddings):
             L2-normalise the vectors (cosine similarity = inner product).
         load_options: ImageLoadOptions
             Limits for reading images (pixel cap, byte cap, remote fetching).
+        show_progress: bool
+            Show a tqdm progress bar with images/s (off by default in the library).
+        num_workers: int | None
+            Decode threads running while the model works (``None``: half the cores, 1-8, for a
+            CPU model, up to 16 for a GPU; ``0``: decode in the calling thread).
+        prefetch_batches: int
+            Batches decoded ahead of the model; bounds memory (default 2).
+        fast_decode: bool
+            Decode JPEGs at the smallest DCT scale covering the model input and pre-shrink
+            huge images of other formats (cosine >= 0.998 to the full decode; default on).
+        precision: str
+            ``"auto"`` (fp16 autocast on CUDA, fp32 elsewhere), ``"fp32"``, ``"fp16"``,
+            ``"bf16"``. Half precision on a CPU is usually much slower: not a default there.
+        progress_callback: Callable[[PipelineProgress], None] | None
+            Called after every image batch with done/failed counts and images/s.
 
     Instantiate:
         .. code-block:: python
@@ -120,6 +136,11 @@ class ImageEmbeddings(BaseModel, Embeddings):
     normalize: bool = True
     load_options: ImageLoadOptions = Field(default_factory=ImageLoadOptions)
     show_progress: bool = False
+    num_workers: int | None = Field(default=None, ge=0)
+    prefetch_batches: int = Field(default=2, gt=0)
+    fast_decode: bool = True
+    precision: str = "auto"
+    progress_callback: Callable[[PipelineProgress], None] | None = None
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
 
@@ -135,6 +156,13 @@ class ImageEmbeddings(BaseModel, Embeddings):
             from langchain_image_embeddings.encoders import parse_spec
 
             parse_spec(value)  # fail at construction on a malformed spec, not at first use
+        return value
+
+    @field_validator("precision")
+    @classmethod
+    def _check_precision(cls, value: str) -> str:
+        if value not in ("auto", "fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be 'auto', 'fp32', 'fp16' or 'bf16', not {value!r}")
         return value
 
     @classmethod
@@ -195,10 +223,14 @@ class ImageEmbeddings(BaseModel, Embeddings):
         encoder = self.encoder
         if not texts:
             return np.zeros((0, encoder.dim), dtype=np.float32)
-        chunks = [
-            self._finish(encoder.encode_texts(texts[i : i + self.batch_size]))
-            for i in range(0, len(texts), self.batch_size)
-        ]
+        from langchain_image_embeddings.pipeline import autocast_context, resolve_precision
+
+        dtype = resolve_precision(self.precision, encoder.device)
+        chunks = []
+        for i in range(0, len(texts), self.batch_size):
+            with autocast_context(encoder.device, dtype):
+                features = encoder.encode_texts(texts[i : i + self.batch_size])
+            chunks.append(self._finish(features))
         return np.concatenate(chunks)
 
     # -- images --------------------------------------------------------------------------------
@@ -256,61 +288,39 @@ class ImageEmbeddings(BaseModel, Embeddings):
         for _, vectors in self._iter_batches(images, None):
             yield vectors
 
+    def pipeline(self, on_error: str = "raise") -> ImagePipeline:
+        """The streaming :class:`~langchain_image_embeddings.pipeline.ImagePipeline` with
+        this object's settings (``on_error``: ``"raise"`` or ``"skip"``)."""
+        return ImagePipeline(
+            self.encoder,
+            batch_size=self.batch_size,
+            load_options=self.load_options,
+            num_workers=self.num_workers,
+            prefetch_batches=self.prefetch_batches,
+            fast_decode=self.fast_decode,
+            precision=self.precision,
+            normalize=self.normalize,
+            on_error="skip" if on_error == "skip" else "raise",
+            show_progress=self.show_progress,
+            progress_callback=self.progress_callback,
+        )
+
     def _iter_batches(
         self, images: Iterable[ImageInput], errors: list[ImageLoadError] | None
     ) -> Iterator[tuple[list[int], np.ndarray]]:
-        encoder = self.encoder
-        batch: list[torch.Tensor] = []
-        batch_indices: list[int] = []
-        progress = self._progress(images)
-        try:
-            for index, source in enumerate(images):
-                try:
-                    image = load_image(source, self.load_options, index=index)
-                except ImageLoadError as err:
-                    if errors is None:
-                        raise
-                    errors.append(err)
-                    continue
-                batch.append(encoder.preprocess(image))
-                batch_indices.append(index)
-                if len(batch) == self.batch_size:
-                    yield batch_indices, self._forward(batch)
-                    if progress is not None:
-                        progress.update(len(batch))
-                    batch, batch_indices = [], []
-            if batch:
-                yield batch_indices, self._forward(batch)
-                if progress is not None:
-                    progress.update(len(batch))
-        finally:
-            if progress is not None:
-                progress.close()
+        pipeline = self.pipeline("raise" if errors is None else "skip")
+        for batch in pipeline.run(images):
+            if errors is not None:
+                errors.extend(batch.errors)
+            if batch.indices:
+                yield batch.indices, batch.vectors
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """The encoder's own preprocessing of one RGB image."""
         return self.encoder.preprocess(image)
 
-    def _forward(self, tensors: list[torch.Tensor]) -> np.ndarray:
-        import torch
-
-        return self._finish(self.encoder.encode_images(torch.stack(tensors)))
-
     def _finish(self, features: torch.Tensor) -> np.ndarray:
-        import torch
-
-        features = features.float()
-        if self.normalize:
-            features = torch.nn.functional.normalize(features, dim=-1)
-        return features.cpu().numpy()
-
-    def _progress(self, images: Iterable[ImageInput]) -> Any:
-        if not self.show_progress:
-            return None
-        from tqdm.auto import tqdm
-
-        total = len(images) if isinstance(images, Sequence) else None
-        return tqdm(total=total, unit="img", desc="embedding")
+        return finish(features, self.normalize)
 
     # -- async ---------------------------------------------------------------------------------
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:

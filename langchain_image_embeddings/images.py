@@ -24,7 +24,6 @@ import io
 import os
 import re
 import stat
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -65,9 +64,15 @@ class ImageLoadOptions:
             user-supplied URLs must opt in knowingly.
         timeout: Seconds to wait for a connection or for each read of a download.
         total_timeout: Seconds a whole download may take (a slow drip cannot hang us).
+        max_redirects: Redirects followed, each target checked again.
+        allowed_hosts: Host names or IPs fetched even though they resolve to a loopback,
+            private or link-local address (by default such URLs are refused: SSRF). See
+            :mod:`langchain_image_embeddings.fetch`.
         background: RGB colour that transparent pixels are composited on.
         formats: Pillow format names whose decoders may run.
         apply_exif_orientation: Rotate/flip according to the EXIF orientation tag.
+        root: When set, local paths must resolve (symlinks and ``..`` included) to a file
+            under this directory; anything else is refused with code ``outside_root``.
 
     Example:
         .. code-block:: python
@@ -83,9 +88,12 @@ class ImageLoadOptions:
     allow_remote: bool = False
     timeout: float = 10.0
     total_timeout: float = 30.0
+    max_redirects: int = 3
+    allowed_hosts: tuple[str, ...] = ()
     background: tuple[int, int, int] = (255, 255, 255)
     formats: tuple[str, ...] = field(default=DEFAULT_FORMATS)
     apply_exif_orientation: bool = True
+    root: str | None = None
 
 
 DEFAULT_OPTIONS = ImageLoadOptions()
@@ -119,6 +127,7 @@ def load_image(
     options: ImageLoadOptions | None = None,
     *,
     index: int | None = None,
+    draft_size: tuple[int, int] | None = None,
 ) -> Image.Image:
     """Load one image input as an RGB ``PIL.Image``.
 
@@ -126,6 +135,11 @@ def load_image(
         source: Any :data:`ImageInput`.
         options: Limits and policies; :data:`DEFAULT_OPTIONS` when omitted.
         index: Position of the input in a batch, recorded in any error raised.
+        draft_size: ``(width, height)`` the returned (EXIF-rotated) image must at least
+            cover. Encoded JPEGs are then decoded at the smallest DCT scale (1/2, 1/4, 1/8)
+            that still covers it (``Image.draft``), which is several times faster for large
+            photos. ``None`` (the default) decodes at full resolution. Other formats and
+            in-memory images ignore it.
 
     Returns:
         A fully decoded RGB image (EXIF orientation applied, alpha composited).
@@ -142,7 +156,7 @@ def load_image(
     """
     opts = options or DEFAULT_OPTIONS
     try:
-        return _load(source, opts)
+        return _load(source, opts, draft_size)
     except ImageLoadError as err:
         if index is not None:
             raise err.with_index(index) from err.__cause__
@@ -153,7 +167,9 @@ def _fail(source: object, reason: str, code: str) -> ImageLoadError:
     return ImageLoadError(describe(source), reason, code)
 
 
-def _load(source: ImageInput, opts: ImageLoadOptions) -> Image.Image:
+def _load(
+    source: ImageInput, opts: ImageLoadOptions, draft_size: tuple[int, int] | None = None
+) -> Image.Image:
     if isinstance(source, Image.Image):
         return _from_pil(source, opts)
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -164,16 +180,16 @@ def _load(source: ImageInput, opts: ImageLoadOptions) -> Image.Image:
             raise _fail(
                 source, f"{len(data)} bytes exceeds the {opts.max_bytes}-byte limit", "too_large"
             )
-        return _decode(io.BytesIO(data), source, opts)
+        return _decode(io.BytesIO(data), source, opts, draft_size)
     if isinstance(source, str):
-        return _from_string(source, opts)
+        return _from_string(source, opts, draft_size)
     if isinstance(source, os.PathLike):
-        return _from_path(os.fspath(source), source, opts)
+        return _from_path(os.fspath(source), source, opts, draft_size)
     if hasattr(source, "read"):
         data = _read_capped(source, opts.max_bytes, source)  # type: ignore[arg-type]
         if not data:
             raise _fail(source, "the file object returned no bytes", "empty")
-        return _decode(io.BytesIO(data), source, opts)
+        return _decode(io.BytesIO(data), source, opts, draft_size)
     if hasattr(source, "__array_interface__") or type(source).__module__ == "numpy":
         return _from_array(source, opts)
     raise _fail(
@@ -184,9 +200,11 @@ def _load(source: ImageInput, opts: ImageLoadOptions) -> Image.Image:
     )
 
 
-def _from_string(source: str, opts: ImageLoadOptions) -> Image.Image:
+def _from_string(
+    source: str, opts: ImageLoadOptions, draft_size: tuple[int, int] | None = None
+) -> Image.Image:
     if source.startswith("data:"):
-        return _decode(io.BytesIO(_decode_data_uri(source, opts)), source, opts)
+        return _decode(io.BytesIO(_decode_data_uri(source, opts)), source, opts, draft_size)
     match = _SCHEME.match(source)
     if match and not _WINDOWS_DRIVE.match(source):
         scheme = match.group(1).lower()
@@ -194,7 +212,7 @@ def _from_string(source: str, opts: ImageLoadOptions) -> Image.Image:
             parsed = urllib.parse.urlparse(source)
             if parsed.netloc not in ("", "localhost"):
                 raise _fail(source, "file:// URIs must name a local path", "unsupported_scheme")
-            return _from_path(urllib.request.url2pathname(parsed.path), source, opts)
+            return _from_path(urllib.request.url2pathname(parsed.path), source, opts, draft_size)
         if scheme in ("http", "https"):
             if not opts.allow_remote:
                 raise _fail(
@@ -202,19 +220,26 @@ def _from_string(source: str, opts: ImageLoadOptions) -> Image.Image:
                     "remote fetching is disabled; pass ImageLoadOptions(allow_remote=True) to enable it",
                     "remote_disabled",
                 )
-            return _decode(io.BytesIO(_fetch(source, opts)), source, opts)
+            return _decode(io.BytesIO(_fetch(source, opts)), source, opts, draft_size)
         if "://" in source:
             raise _fail(
                 source,
                 f"unsupported URI scheme {scheme!r}; use a local path, file://, http(s):// or data:",
                 "unsupported_scheme",
             )
-    return _from_path(source, source, opts)
+    return _from_path(source, source, opts, draft_size)
 
 
-def _from_path(path: str, source: object, opts: ImageLoadOptions) -> Image.Image:
+def _from_path(
+    path: str,
+    source: object,
+    opts: ImageLoadOptions,
+    draft_size: tuple[int, int] | None = None,
+) -> Image.Image:
     if "\x00" in path:
         raise _fail(source, "the path contains a NUL byte", "invalid_input")
+    if opts.root is not None:
+        path = _confine(path, source, opts.root)
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -234,9 +259,18 @@ def _from_path(path: str, source: object, opts: ImageLoadOptions) -> Image.Image
         )
     try:
         with open(path, "rb") as fh:
-            return _decode(fh, source, opts)
+            return _decode(fh, source, opts, draft_size)
     except OSError as exc:
         raise _fail(source, f"cannot read the file: {exc.strerror}", "not_found") from exc
+
+
+def _confine(path: str, source: object, root: str) -> str:
+    """Resolve ``path`` (relative to ``root``) and refuse it unless it stays under ``root``."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(real_root, path))
+    if os.path.commonpath([real, real_root]) != real_root:
+        raise _fail(source, f"resolves outside the allowed root {root}", "outside_root")
+    return real
 
 
 def _read_capped(fh: IO[bytes], limit: int, source: object) -> bytes:
@@ -278,46 +312,24 @@ def _decode_data_uri(uri: str, opts: ImageLoadOptions) -> bytes:
 
 
 def _fetch(url: str, opts: ImageLoadOptions) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": "langchain-image-embeddings"})
-    deadline = time.monotonic() + opts.total_timeout
-    try:
-        with urllib.request.urlopen(request, timeout=opts.timeout) as response:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > opts.max_bytes:
-                raise _fail(
-                    url,
-                    f"Content-Length {length} exceeds the {opts.max_bytes}-byte limit",
-                    "too_large",
-                )
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise _fail(
-                        url, f"download took longer than {opts.total_timeout} s", "fetch_failed"
-                    )
-                chunk = response.read(64 * 1024)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > opts.max_bytes:
-                    raise _fail(
-                        url, f"download exceeds the {opts.max_bytes}-byte limit", "too_large"
-                    )
-                chunks.append(chunk)
-    except urllib.error.HTTPError as exc:
-        raise _fail(url, f"HTTP {exc.code} {exc.reason}", "fetch_failed") from exc
-    except urllib.error.URLError as exc:
-        raise _fail(url, f"cannot fetch: {exc.reason}", "fetch_failed") from exc
-    except TimeoutError as exc:
-        raise _fail(url, f"timed out after {opts.timeout} s", "fetch_failed") from exc
-    data = b"".join(chunks)
-    if not data:
-        raise _fail(url, "the server returned no bytes", "empty")
-    return data
+    from langchain_image_embeddings.fetch import FetchLimits, fetch_url
+
+    limits = FetchLimits(
+        max_bytes=opts.max_bytes,
+        timeout=opts.timeout,
+        total_timeout=opts.total_timeout,
+        max_redirects=opts.max_redirects,
+        allowed_hosts=tuple(h.lower() for h in opts.allowed_hosts),
+    )
+    return fetch_url(url, limits)
 
 
-def _decode(fp: IO[bytes], source: object, opts: ImageLoadOptions) -> Image.Image:
+def _decode(
+    fp: IO[bytes],
+    source: object,
+    opts: ImageLoadOptions,
+    draft_size: tuple[int, int] | None = None,
+) -> Image.Image:
     with warnings.catch_warnings():
         # We enforce our own pixel limit from the header; Pillow's warning band is noise here.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -332,9 +344,11 @@ def _decode(fp: IO[bytes], source: object, opts: ImageLoadOptions) -> Image.Imag
                 f"not an image, or not one of the allowed formats ({allowed})",
                 "unsupported_format",
             ) from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        except Exception as exc:  # header parsers raise many types on hostile data
             raise _fail(source, f"cannot parse the image header: {exc}", "corrupt") from exc
         _check_geometry(image.size, source, opts)
+        if draft_size is not None and image.format == "JPEG":
+            _apply_draft(image, draft_size, opts)
         try:
             image.load()
         except OSError as exc:
@@ -345,7 +359,31 @@ def _decode(fp: IO[bytes], source: object, opts: ImageLoadOptions) -> Image.Imag
             raise _fail(source, reason, code) from exc
         except Exception as exc:  # decoders raise many types on hostile data
             raise _fail(source, f"cannot decode: {type(exc).__name__}: {exc}", "corrupt") from exc
-    return to_rgb(image, opts)
+        try:
+            return to_rgb(image, opts)
+        except Exception as exc:  # e.g. a mode conversion Pillow cannot do on this data
+            raise _fail(
+                source, f"cannot convert to RGB: {type(exc).__name__}: {exc}", "corrupt"
+            ) from exc
+
+
+#: EXIF orientations that swap width and height (transpose, 90°, transverse, 270°).
+_SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
+
+def _apply_draft(image: Image.Image, size: tuple[int, int], opts: ImageLoadOptions) -> None:
+    """Ask the JPEG decoder for the smallest DCT scale still covering ``size`` (w, h).
+
+    ``size`` is in display orientation; the decoder works on the stored (unrotated) pixels,
+    so a 90°/270° EXIF orientation swaps it. Any problem leaves the full decode in place.
+    """
+    width, height = max(1, int(size[0])), max(1, int(size[1]))
+    if opts.apply_exif_orientation:
+        with contextlib.suppress(Exception):
+            if image.getexif().get(0x0112) in _SWAPPING_ORIENTATIONS:
+                width, height = height, width
+    with contextlib.suppress(Exception):
+        image.draft(image.mode if image.mode in ("L", "CMYK") else "RGB", (width, height))
 
 
 def _check_geometry(size: tuple[int, int], source: object, opts: ImageLoadOptions) -> None:

@@ -30,7 +30,9 @@ def images(photos: dict[str, Image.Image]) -> list[Image.Image]:
 
 
 def _ours(spec: str, images: list[Image.Image], batch_size: int, **kwargs: object) -> np.ndarray:
-    embeddings = ImageEmbeddings(spec, device="cpu", batch_size=batch_size, model_kwargs=kwargs)
+    embeddings = ImageEmbeddings(
+        spec, device="cpu", batch_size=batch_size, model_kwargs=kwargs, fast_decode=False
+    )
     return embeddings.embed_images_array(images)
 
 
@@ -163,11 +165,14 @@ def test_open_clip_matches_reference(
         )
         expected_txt = F.normalize(reference.encode_text(tokenizer(texts)), dim=-1)
     for batch_size in (1, 2, 8):
+        # fast_decode=False: the exact path; the reduced-decode default is checked against
+        # it (cosine >= 0.998) in test_pipeline.py. At a 32-px input it would box-reduce these.
         embeddings = ImageEmbeddings(
             f"open_clip:{tiny_clip_name}",
             device="cpu",
             batch_size=batch_size,
             model_kwargs={"pretrained": str(checkpoint)},
+            fast_decode=False,
         )
         assert _max_diff(embeddings.embed_images_array(images), expected_img.numpy()) < TOL
         assert _max_diff(np.array(embeddings.embed_documents(texts)), expected_txt.numpy()) < TOL

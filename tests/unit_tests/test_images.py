@@ -337,3 +337,19 @@ def test_index_is_recorded_and_error_pickles(tmp_path: Path) -> None:
 def test_describe_truncates_data_uris() -> None:
     text = describe("data:image/png;base64," + "A" * 10_000)
     assert len(text) < 80 and "10022 chars" in text
+
+
+def test_root_confinement(tmp_path: Path, red: Image.Image) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    inside = root / "ok.png"
+    red.save(inside)
+    outside = tmp_path / "secret.png"
+    red.save(outside)
+    (root / "link.png").symlink_to(outside)
+    options = ImageLoadOptions(root=str(root))
+    _assert_red(load_image(inside, options))
+    _assert_red(load_image("ok.png", options))  # relative paths are taken under the root
+    for escape in (str(outside), str(root / ".." / "secret.png"), str(root / "link.png")):
+        err = _error(escape, options)
+        assert err.code == "outside_root" and f"outside the allowed root {root}" in err.reason

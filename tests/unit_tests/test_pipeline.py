@@ -1,0 +1,355 @@
+"""The streaming pipeline: order, batch invariance, bounded memory, errors, fast decode."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from langchain_image_embeddings import ImageEmbeddings
+from langchain_image_embeddings.encoders.base import PreprocessConfig
+from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.images import load_image
+from langchain_image_embeddings.pipeline import (
+    ImagePipeline,
+    PipelineProgress,
+    autocast_context,
+    decode_target_size,
+    default_num_workers,
+    resolve_precision,
+    shrink,
+    use_pinned_memory,
+)
+
+
+def _small_images(photos: dict[str, Image.Image], size: int = 48) -> list[Image.Image]:
+    return [image.convert("RGB").resize((size, size)) for image in photos.values()]
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return np.asarray((a * b).sum(axis=1))
+
+
+@pytest.fixture(scope="module")
+def big_jpegs(
+    photos: dict[str, Image.Image], tmp_path_factory: pytest.TempPathFactory
+) -> list[Path]:
+    """Real photos upscaled to 2000x1500 JPEGs, so that draft decoding actually kicks in."""
+    root = tmp_path_factory.mktemp("big_jpegs")
+    paths = []
+    for name, image in photos.items():
+        path = root / f"{name}.jpg"
+        image.convert("RGB").resize((2000, 1500), Image.BICUBIC).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+# -- ordering and invariance ----------------------------------------------------------------------
+def test_results_come_back_in_input_order(
+    tiny_clip_encoder: Any, photos: dict[str, Image.Image]
+) -> None:
+    images = _small_images(photos)
+    order = [3, 0, 7, 1, 6, 2, 5, 4, 0, 3]
+    emb = ImageEmbeddings(tiny_clip_encoder, device="cpu", batch_size=3, num_workers=4)
+    vectors = emb.embed_images_array([images[i] for i in order])
+    singles = np.stack([emb.embed_images_array([image])[0] for image in images])
+    np.testing.assert_allclose(vectors, singles[order], atol=1e-5)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_clip_encoder", "lite0_embeddings"])
+def test_batch_size_invariance(
+    fixture: str, request: pytest.FixtureRequest, photos: dict[str, Image.Image]
+) -> None:
+    obj = request.getfixturevalue(fixture)
+    encoder = obj if fixture == "tiny_clip_encoder" else obj.encoder
+    images = _small_images(photos, size=96)
+    results = [
+        ImageEmbeddings(encoder, device="cpu", batch_size=bs).embed_images_array(images)
+        for bs in (1, 3, 8)
+    ]
+    assert results[0].shape == (len(images), encoder.dim)
+    np.testing.assert_allclose(results[1], results[0], atol=1e-5)
+    np.testing.assert_allclose(results[2], results[0], atol=1e-5)
+
+
+def test_inline_decoding_matches_threaded(
+    tiny_clip_encoder: Any, photos: dict[str, Image.Image]
+) -> None:
+    images = _small_images(photos)
+    inline = ImageEmbeddings(tiny_clip_encoder, device="cpu", batch_size=4, num_workers=0)
+    threaded = ImageEmbeddings(tiny_clip_encoder, device="cpu", batch_size=4, num_workers=3)
+    np.testing.assert_allclose(
+        inline.embed_images_array(images), threaded.embed_images_array(images), atol=1e-6
+    )
+
+
+# -- bounded memory over a lazy generator ------------------------------------------------------------
+def test_lazy_generator_is_consumed_boundedly(tiny_clip_encoder: Any) -> None:
+    consumed = 0
+
+    def endless() -> Iterator[np.ndarray]:  # "a million paths": never ends
+        nonlocal consumed
+        rng = np.random.default_rng(0)
+        while True:
+            consumed += 1
+            yield rng.integers(0, 256, size=(24, 24, 3), dtype=np.uint8)
+
+    pipeline = ImagePipeline(tiny_clip_encoder, batch_size=4, prefetch_batches=2, num_workers=2)
+    bound = pipeline.max_in_flight + pipeline.batch_size
+    yielded = 0
+    leads = []
+    run = pipeline.run(endless())
+    for batch in itertools.islice(run, 12):
+        yielded += len(batch.indices)
+        assert batch.vectors.shape == (4, tiny_clip_encoder.dim)
+        leads.append(consumed - yielded)
+    run.close()  # stops the workers; must not hang
+    assert yielded == 48
+    assert max(leads) <= bound, (max(leads), bound)
+    assert consumed <= yielded + bound
+    assert not [t for t in threading.enumerate() if t.name.startswith("imgemb-decode")]
+
+
+# -- errors -------------------------------------------------------------------------------------------
+def test_skip_mode_reports_every_failure_with_its_index(
+    tiny_clip_embeddings: ImageEmbeddings, photos: dict[str, Image.Image], tmp_path: Path
+) -> None:
+    images: list[Any] = _small_images(photos)
+    inputs: list[Any] = list(images)
+    inputs.insert(2, str(tmp_path / "missing.jpg"))
+    inputs.insert(5, b"not an image")
+    inputs.append(str(tmp_path / "missing2.png"))  # a failure after the last full batch
+    result = tiny_clip_embeddings.try_embed_images(inputs)
+    assert sorted(err.index for err in result.errors) == [2, 5, len(inputs) - 1]  # type: ignore[type-var]
+    assert {err.code for err in result.errors} == {"not_found", "unsupported_format"}
+    good = [i for i in range(len(inputs)) if i not in (2, 5, len(inputs) - 1)]
+    assert result.indices == good
+    np.testing.assert_allclose(
+        result.vectors, tiny_clip_embeddings.embed_images_array(images), atol=1e-6
+    )
+
+
+def test_raise_mode_names_the_index(tiny_clip_embeddings: ImageEmbeddings, tmp_path: Path) -> None:
+    inputs: list[Any] = [np.zeros((8, 8, 3), np.uint8)] * 11 + [str(tmp_path / "nope.jpg")]
+    with pytest.raises(ImageLoadError) as info:
+        tiny_clip_embeddings.embed_images(inputs)
+    assert info.value.index == 11
+    assert info.value.code == "not_found"
+
+
+def test_worker_exceptions_propagate_without_hanging(tiny_clip_encoder: Any) -> None:
+    pipeline = ImagePipeline(tiny_clip_encoder, batch_size=2, num_workers=2)
+    original = pipeline.prepare_input
+
+    def flaky(source: Any, index: int | None = None) -> Any:
+        if index == 7:
+            raise RuntimeError("decoder crashed")
+        return original(source, index)
+
+    pipeline.prepare_input = flaky  # type: ignore[method-assign]
+    outcome: dict[str, BaseException] = {}
+
+    def consume() -> None:
+        try:
+            list(pipeline.run(np.zeros((8, 8, 3), np.uint8) for _ in range(1000)))
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the pipeline hung after a worker exception"
+    assert isinstance(outcome.get("error"), RuntimeError)
+    assert not [t for t in threading.enumerate() if t.name.startswith("imgemb-decode")]
+
+
+# -- progress -----------------------------------------------------------------------------------------
+def test_progress_callback_and_bar(tiny_clip_encoder: Any, photos: dict[str, Image.Image]) -> None:
+    reports: list[PipelineProgress] = []
+    inputs: list[Any] = [*_small_images(photos), b"junk"]
+    emb = ImageEmbeddings(
+        tiny_clip_encoder,
+        device="cpu",
+        batch_size=3,
+        show_progress=True,
+        progress_callback=reports.append,
+    )
+    result = emb.try_embed_images(inputs)
+    assert len(result.indices) == len(inputs) - 1
+    assert [r.done for r in reports] == sorted(r.done for r in reports)
+    assert reports[-1].done == len(inputs) - 1
+    assert reports[-1].failed == 1
+    assert reports[-1].total == len(inputs)
+    assert reports[-1].images_per_second > 0
+
+
+# -- fast decode --------------------------------------------------------------------------------------
+def test_decode_target_size_follows_the_encoder_config() -> None:
+    mean = std = (0.5, 0.5, 0.5)
+    assert decode_target_size(PreprocessConfig((224, 224), mean, std)) == (224, 224)
+    timm_like = PreprocessConfig((224, 224), mean, std, crop_pct=0.875)
+    assert decode_target_size(timm_like) == (256, 256)
+    squash = PreprocessConfig((200, 300), mean, std, resize_mode="squash")
+    assert decode_target_size(squash) == (300, 200)
+    assert decode_target_size(PreprocessConfig((224, 224), mean, std, resize_mode="odd")) is None
+
+
+def test_draft_decoding_matches_full_decode(
+    lite0_embeddings: ImageEmbeddings, big_jpegs: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import langchain_image_embeddings.pipeline as pipeline_module
+
+    sizes: list[tuple[int, int]] = []
+
+    def recording_load(*args: Any, **kwargs: Any) -> Image.Image:
+        image = load_image(*args, **kwargs)
+        sizes.append(image.size)
+        return image
+
+    monkeypatch.setattr(pipeline_module, "load_image", recording_load)
+    fast = ImageEmbeddings(lite0_embeddings.encoder, device="cpu", batch_size=8)
+    full = ImageEmbeddings(lite0_embeddings.encoder, device="cpu", batch_size=8, fast_decode=False)
+    fast_vectors = fast.embed_images_array([str(p) for p in big_jpegs])
+    assert sizes and all(size == (1000, 750) for size in sizes), sizes  # DCT scale 1/2 used
+    sizes.clear()
+    full_vectors = full.embed_images_array([str(p) for p in big_jpegs])
+    assert all(size == (2000, 1500) for size in sizes), sizes
+    cosines = _cosines(fast_vectors, full_vectors)
+    assert cosines.min() >= 0.998, cosines
+
+
+def test_reduce_for_other_formats(
+    lite0_embeddings: ImageEmbeddings, photos: dict[str, Image.Image], tmp_path: Path
+) -> None:
+    paths = []
+    for name in ("astronaut", "coffee"):
+        path = tmp_path / f"{name}.png"
+        big = photos[name].convert("RGB").resize((2400, 1800), Image.BICUBIC)
+        big.save(path, compress_level=1)
+        paths.append(str(path))
+    assert shrink(load_image(paths[0]), (256, 256)).size == (800, 600)  # factor 3 keeps >= 512
+    assert shrink(load_image(paths[0]), (700, 700)).size == (2400, 1800)  # would go below 2x
+    fast = ImageEmbeddings(lite0_embeddings.encoder, device="cpu").embed_images_array(paths)
+    full = ImageEmbeddings(
+        lite0_embeddings.encoder, device="cpu", fast_decode=False
+    ).embed_images_array(paths)
+    assert _cosines(fast, full).min() >= 0.998
+
+
+def test_exif_rotated_jpeg_with_draft(
+    lite0_embeddings: ImageEmbeddings, photos: dict[str, Image.Image], tmp_path: Path
+) -> None:
+    # Stored 4000x1000, EXIF orientation 6 (rotate 90° clockwise): displayed 1000x4000.
+    stored = photos["rocket"].convert("RGB").resize((4000, 1000), Image.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, quality=92, exif=exif)
+    full = load_image(path)
+    assert full.size == (1000, 4000)
+
+    # Display-oriented target (900, 400) is only covered if the size is swapped for the
+    # stored pixels; an unswapped request would pick 1/2 scale and give 500 px of width.
+    covered = load_image(path, draft_size=(900, 400))
+    assert covered.width >= 900 and covered.height >= 400
+
+    reduced = load_image(path, draft_size=(250, 1000))
+    assert reduced.size == (250, 1000)  # 1/4 DCT scale, then rotated
+    expected = np.asarray(full.resize(reduced.size, Image.BOX), dtype=np.float32)
+    assert np.abs(np.asarray(reduced, dtype=np.float32) - expected).mean() < 6.0
+
+    fast = ImageEmbeddings(lite0_embeddings.encoder, device="cpu").embed_images_array([path])
+    ref = ImageEmbeddings(
+        lite0_embeddings.encoder, device="cpu", fast_decode=False
+    ).embed_images_array([path])
+    assert _cosines(fast, ref).min() >= 0.998
+
+
+def test_draft_is_ignored_for_non_jpeg(photos: dict[str, Image.Image], tmp_path: Path) -> None:
+    path = tmp_path / "a.png"
+    photos["coffee"].convert("RGB").save(path)
+    assert load_image(path, draft_size=(16, 16)).size == photos["coffee"].size
+
+
+# -- CUDA decisions, exercised on CPU -----------------------------------------------------------------
+def test_precision_and_pinning_decisions() -> None:
+    import torch
+
+    assert resolve_precision("auto", "cpu") is None  # never half precision on CPU by default
+    assert resolve_precision("auto", "mps") is None
+    assert resolve_precision("auto", "cuda") is torch.float16
+    assert resolve_precision("auto", "cuda:1") is torch.float16
+    assert resolve_precision("fp32", "cuda") is None
+    assert resolve_precision("bf16", "cpu") is torch.bfloat16
+    assert resolve_precision("fp16", "cpu") is torch.float16
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("int8", "cpu")
+    assert use_pinned_memory("cpu") is False
+    assert use_pinned_memory("cuda") is torch.cuda.is_available()
+    assert default_num_workers("cuda") >= 2
+    assert 1 <= default_num_workers("cpu") <= 8
+    with autocast_context("cpu", torch.bfloat16):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype is torch.bfloat16
+    with autocast_context("cpu", None):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype is torch.float32
+
+
+def test_autocast_path_on_cpu(tiny_clip_encoder: Any, photos: dict[str, Image.Image]) -> None:
+    images = _small_images(photos)
+    fp32 = ImagePipeline(tiny_clip_encoder, precision="fp32")
+    bf16 = ImagePipeline(tiny_clip_encoder, precision="bf16")
+    assert fp32.autocast_dtype is None and fp32.pin_memory is False
+    a = np.concatenate([b.vectors for b in fp32.run(images)])
+    b = np.concatenate([b.vectors for b in bf16.run(images)])
+    assert b.dtype == np.float32  # outputs are always float32
+    assert not np.array_equal(a, b)  # bf16 autocast really ran
+    assert _cosines(a, b).min() > 0.95
+    with pytest.raises(ValueError):
+        ImageEmbeddings(tiny_clip_encoder, device="cpu", precision="fp8")
+
+
+def test_text_batches_unchanged_by_batching(tiny_clip_encoder: Any) -> None:
+    texts = [f"a photo of thing number {i}" for i in range(10)]
+    batched = ImageEmbeddings(tiny_clip_encoder, device="cpu", batch_size=4)
+    single = ImageEmbeddings(tiny_clip_encoder, device="cpu", batch_size=1)
+    np.testing.assert_allclose(
+        batched.embed_texts_array(texts), single.embed_texts_array(texts), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "RGB"])
+def test_draft_works_for_every_jpeg_mode(mode: str) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    Image.new(mode, (2000, 1600)).save(buffer, format="JPEG")
+    image = load_image(buffer.getvalue(), draft_size=(300, 300))
+    assert image.mode == "RGB"
+    assert image.size == (500, 400)  # 1/4 scale: the smallest still covering 300 px
+
+
+@pytest.mark.parametrize("fixture", ["tiny_clip_encoder", "lite0_embeddings"])
+def test_split_transform_matches_the_encoders_own(
+    fixture: str, request: pytest.FixtureRequest, photos: dict[str, Image.Image]
+) -> None:
+    import torch
+
+    obj = request.getfixturevalue(fixture)
+    encoder = obj if fixture == "tiny_clip_encoder" else obj.encoder
+    pipeline = ImagePipeline(encoder, fast_decode=False)
+    images = [photos["chelsea"].convert("RGB"), photos["camera"].convert("RGB")]
+    # Workers hand back uint8 arrays: no torch ops (and no OpenMP teams) in decode threads.
+    prepared = [pipeline.prepare_input(image) for image in images]
+    assert all(isinstance(item, np.ndarray) and item.dtype == np.uint8 for item in prepared)
+    expected = torch.stack([encoder.preprocess(image) for image in images])
+    torch.testing.assert_close(pipeline.forward_pixels(expected), pipeline.forward(prepared))
+    batched = pipeline._collate(prepared)
+    torch.testing.assert_close(batched, expected, atol=1e-6, rtol=0)
