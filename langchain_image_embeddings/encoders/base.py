@@ -163,6 +163,13 @@ class ImageEncoder(abc.ABC):
         """The backend's preprocessing for this model."""
 
     # -- preprocessing ----------------------------------------------------------------------
+    @property
+    def transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        """The backend's own transform (PIL RGB image -> ``(3, H, W)`` tensor)."""
+        self.load()
+        assert self._transform is not None
+        return self._transform
+
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Apply the backend's own transform to one RGB image: ``(3, H, W)`` float tensor."""
         self.load()
