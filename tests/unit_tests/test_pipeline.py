@@ -273,10 +273,16 @@ def test_exif_rotated_jpeg_with_draft(
     assert _cosines(fast, ref).min() >= 0.998
 
 
-def test_draft_is_ignored_for_non_jpeg(photos: dict[str, Image.Image], tmp_path: Path) -> None:
+def test_non_jpeg_is_box_reduced_before_conversion(
+    photos: dict[str, Image.Image], tmp_path: Path
+) -> None:
+    # No DCT draft for PNG: the decoded image is box-reduced by the largest integer factor
+    # that keeps draft_size (600x400 -> factor 25 -> 24x16), before any mode conversion.
     path = tmp_path / "a.png"
-    photos["coffee"].convert("RGB").save(path)
-    assert load_image(path, draft_size=(16, 16)).size == photos["coffee"].size
+    photos["coffee"].convert("RGBA").save(path)
+    reduced = load_image(path, draft_size=(16, 16))
+    assert reduced.size == (24, 16) and reduced.mode == "RGB"
+    assert load_image(path, draft_size=(400, 400)).size == photos["coffee"].size  # factor 1
 
 
 # -- CUDA decisions, exercised on CPU -----------------------------------------------------------------
