@@ -71,6 +71,8 @@ class ImageLoadOptions:
         background: RGB colour that transparent pixels are composited on.
         formats: Pillow format names whose decoders may run.
         apply_exif_orientation: Rotate/flip according to the EXIF orientation tag.
+        allow_truncated: Decode what a truncated file holds instead of refusing it (missing
+            rows are filled by the decoder). Scoped to each load, never process-wide.
         root: When set, local paths must resolve (symlinks and ``..`` included) to a file
             under this directory; anything else is refused with code ``outside_root``.
 
@@ -94,6 +96,7 @@ class ImageLoadOptions:
     formats: tuple[str, ...] = field(default=DEFAULT_FORMATS)
     apply_exif_orientation: bool = True
     root: str | None = None
+    allow_truncated: bool = False
 
 
 DEFAULT_OPTIONS = ImageLoadOptions()
@@ -353,10 +356,15 @@ def _decode(
             image.load()
         except OSError as exc:
             code = "truncated" if "truncated" in str(exc) else "corrupt"
-            reason = (
-                "the image data is truncated" if code == "truncated" else f"cannot decode: {exc}"
-            )
-            raise _fail(source, reason, code) from exc
+            if code == "truncated" and opts.allow_truncated:
+                image = _decode_truncated(fp, image.format, source, opts)
+            else:
+                reason = (
+                    "the image data is truncated"
+                    if code == "truncated"
+                    else f"cannot decode: {exc}"
+                )
+                raise _fail(source, reason, code) from exc
         except Exception as exc:  # decoders raise many types on hostile data
             raise _fail(source, f"cannot decode: {type(exc).__name__}: {exc}", "corrupt") from exc
         decoded: Image.Image = image
@@ -391,6 +399,31 @@ def _apply_draft(image: Image.Image, size: tuple[int, int], opts: ImageLoadOptio
 
 # Modes Image.reduce() box-averages correctly (palette and 1-bit images are not averaged).
 _REDUCIBLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "CMYK", "I", "F"})
+
+
+def _decode_truncated(
+    fp: IO[bytes], fmt: str | None, source: object, opts: ImageLoadOptions
+) -> Any:
+    """Decode what a truncated file holds (missing rows stay grey/black), for this load only.
+
+    Pillow's ``LOAD_TRUNCATED_IMAGES`` is process-wide: flipping it would let truncated files
+    through in every other thread too. An incremental parser yields the partial image
+    instead, and it is kept only if it is the same (allowed) format we identified.
+    """
+    from PIL import ImageFile
+
+    fp.seek(0)
+    parser = ImageFile.Parser()
+    try:
+        parser.feed(fp.read(opts.max_bytes))
+    except Exception as exc:
+        raise _fail(source, f"cannot decode the truncated data: {exc}", "truncated") from exc
+    partial = parser.image
+    with contextlib.suppress(Exception):
+        parser.close()
+    if partial is None or partial.format != fmt or fmt not in opts.formats:
+        raise _fail(source, "the image data is truncated and nothing could be decoded", "truncated")
+    return partial
 
 
 def _reduce_early(image: Image.Image, size: tuple[int, int], opts: ImageLoadOptions) -> Image.Image:

@@ -353,3 +353,19 @@ def test_root_confinement(tmp_path: Path, red: Image.Image) -> None:
     for escape in (str(outside), str(root / ".." / "secret.png"), str(root / "link.png")):
         err = _error(escape, options)
         assert err.code == "outside_root" and f"outside the allowed root {root}" in err.reason
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_files_can_be_accepted_for_one_load(tmp_path: Path, fmt: str) -> None:
+    rng = np.random.default_rng(1)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (120, 160, 3), np.uint8)).save(buffer, format=fmt)
+    path = tmp_path / f"cut.{fmt.lower()}"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) * 2 // 3])
+    image = load_image(path, ImageLoadOptions(allow_truncated=True))
+    assert image.size == (160, 120) and image.mode == "RGB"
+    # Scoped: the next default load still refuses the same file, and Pillow's global is untouched.
+    from PIL import ImageFile
+
+    assert _error(path).code == "truncated"
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
