@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +155,11 @@ class FineTunedEncoder(ImageEncoder):
     @property
     def preprocess_config(self) -> PreprocessConfig:
         return self.base.preprocess_config
+
+    @property
+    def transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        """The base encoder's transform: fine-tuning keeps the preprocessing."""
+        return self.base.transform
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         self.load()
