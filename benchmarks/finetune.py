@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
 import sys
 import tempfile
@@ -26,64 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from langchain_image_embeddings.encoders import create_encoder  # noqa: E402
-from langchain_image_embeddings.training import CaptionedImages, LabeledImages, fit  # noqa: E402
-
-COLORS = {
-    "red": (220, 30, 30),
-    "green": (30, 170, 30),
-    "blue": (30, 60, 220),
-    "yellow": (230, 210, 20),
-}
-SHAPES = ("circle", "square", "triangle")
-SIDES = ("left", "right")
-
-
-def digits(per_class: int) -> LabeledImages:
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    images: list[Any] = []
-    labels: list[str] = []
-    for label in range(10):
-        for i in np.flatnonzero(data.target == label)[:per_class]:
-            pixels = (data.images[i] / 16.0 * 255).astype(np.uint8)
-            image = Image.fromarray(pixels).resize((64, 64), Image.Resampling.BILINEAR)
-            images.append(image.convert("RGB"))
-            labels.append(str(label))
-    return LabeledImages(images, labels)
-
-
-def shapes(per_combo: int, seed: int) -> CaptionedImages:
-    rng = random.Random(seed)
-    images: list[Any] = []
-    captions: list[str] = []
-    for _ in range(per_combo):
-        for color, fill in COLORS.items():
-            for shape in SHAPES:
-                for side in SIDES:
-                    image = Image.new("RGB", (64, 64), (255, 255, 255))
-                    draw = ImageDraw.Draw(image)
-                    r = rng.randint(9, 13)
-                    cx = (16 if side == "left" else 48) + rng.randint(-3, 3)
-                    cy = 32 + rng.randint(-10, 10)
-                    box = (cx - r, cy - r, cx + r, cy + r)
-                    if shape == "circle":
-                        draw.ellipse(box, fill=fill)
-                    elif shape == "square":
-                        draw.rectangle(box, fill=fill)
-                    else:
-                        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
-                    images.append(image)
-                    captions.append(f"a {color} {shape} on the {side}")
-    return CaptionedImages(images, captions)
+from langchain_image_embeddings.training import fit  # noqa: E402
+from langchain_image_embeddings.training.toy_data import captioned_shapes, digit_images  # noqa: E402
 
 
 def _row(task: str, result: Any, seconds: float, chance: float | None = None) -> dict[str, Any]:
@@ -121,7 +70,7 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
 
     if not args.skip_lite0:
-        train, val = digits(args.digits_per_class).split(val_fraction=0.5, seed=0)
+        train, val = digit_images(args.digits_per_class).split(val_fraction=0.5, seed=0)
         encoder = create_encoder("timm:efficientnet_lite0", device=device)
         common = dict(restore_best=False, show_progress=False, batch_size=40)
         for mining in ("semihard", "hard", "all"):
@@ -149,8 +98,8 @@ def main() -> int:
         clip = create_encoder(
             "open_clip:lie-tiny-clip", pretrained=None, allow_random_weights=True, device=device
         )
-        train_pairs = shapes(args.shapes_per_combo, seed=0)
-        val_pairs = shapes(1, seed=1)
+        train_pairs = captioned_shapes(args.shapes_per_combo, seed=0)
+        val_pairs = captioned_shapes(1, seed=1)
         started = time.perf_counter()
         result = fit(clip, train_pairs, val_pairs, loss="infonce", mode="full",
                      epochs=args.clip_epochs, batch_size=32, lr=1e-3, augment=False,

@@ -26,6 +26,17 @@ def _torch_threads() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run a test with one torch thread (restored afterwards)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_clip_name(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Register a tiny open_clip architecture (random weights) and return its name."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import pickle
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +29,8 @@ from langchain_image_embeddings.encoders.pooling import ProjectionHead  # noqa: 
 from langchain_image_embeddings.errors import EncoderError, WeightsNotFoundError  # noqa: E402
 from langchain_image_embeddings.training import CaptionedImages, LabeledImages, fit  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models on a shared 2-core machine run far faster on one thread.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,8 @@ from langchain_image_embeddings.training.cli import add_finetune_parser  # noqa:
 COLORS = {"red": (220, 30, 30), "blue": (30, 60, 220)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models on a shared 2-core machine run far faster on one thread.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 pytest.importorskip("sklearn")
 
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from langchain_image_embeddings import ImageEmbeddings  # noqa: E402
 from langchain_image_embeddings.encoders.open_clip import OpenCLIPEncoder  # noqa: E402
@@ -32,70 +31,14 @@ from langchain_image_embeddings.training import (  # noqa: E402
     fit,
     recall_at_k,
 )
+from langchain_image_embeddings.training.toy_data import (  # noqa: E402
+    captioned_shapes,
+    digit_images,
+    draw_shape,
+)
 
-COLORS = {
-    "red": (220, 30, 30),
-    "green": (30, 170, 30),
-    "blue": (30, 60, 220),
-    "yellow": (230, 210, 20),
-}
-SHAPES = ("circle", "square", "triangle")
-SIDES = ("left", "right")
-
-
-def draw_shape(color: str, shape: str, side: str, rng: random.Random) -> Image.Image:
-    """A 64x64 white image with one coloured shape on the left or right half."""
-    image = Image.new("RGB", (64, 64), (255, 255, 255))
-    draw = ImageDraw.Draw(image)
-    r = rng.randint(9, 13)
-    cx = (16 if side == "left" else 48) + rng.randint(-3, 3)
-    cy = 32 + rng.randint(-10, 10)
-    fill = COLORS[color]
-    if shape == "circle":
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
-    elif shape == "square":
-        draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=fill)
-    else:
-        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
-    return image
-
-
-def captioned_shapes(per_combo: int, seed: int) -> CaptionedImages:
-    """Every colour x shape x side combination ``per_combo`` times, with its caption."""
-    rng = random.Random(seed)
-    images: list[Any] = []
-    captions: list[str] = []
-    for _ in range(per_combo):
-        for color in COLORS:
-            for shape in SHAPES:
-                for side in SIDES:
-                    images.append(draw_shape(color, shape, side, rng))
-                    captions.append(f"a {color} {shape} on the {side}")
-    return CaptionedImages(images, captions)
-
-
-def upsampled_digits(per_class: int) -> LabeledImages:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images: list[Any] = []
-    labels: list[str] = []
-    for label in range(10):
-        for i in np.flatnonzero(digits.target == label)[:per_class]:
-            pixels = (digits.images[i] / 16.0 * 255).astype(np.uint8)
-            image = Image.fromarray(pixels).resize((64, 64), Image.Resampling.BILINEAR)
-            images.append(image.convert("RGB"))
-            labels.append(str(label))
-    return LabeledImages(images, labels)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny models on a shared 2-core machine run far faster on one thread.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models on a shared 2-core machine run far faster on one thread.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
@@ -117,7 +60,7 @@ def _label_recall(vectors: np.ndarray, labels: list[str]) -> float:
 def test_triplet_head_on_lite0_raises_heldout_recall(lite0_embeddings: Any, tmp_path: Path) -> None:
     base = lite0_embeddings.encoder
     weights_before = sum(float(p.detach().double().sum()) for p in base.module.parameters())
-    train, val = upsampled_digits(per_class=16).split(val_fraction=0.375, seed=0)
+    train, val = digit_images(per_class=16).split(val_fraction=0.375, seed=0)
     assert len(train) == 100 and len(val) == 60
     metrics_file = tmp_path / "metrics.json"
     result = fit(
