@@ -24,7 +24,6 @@ import io
 import os
 import re
 import stat
-import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
@@ -382,17 +381,29 @@ def _decode(
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 
+def _stored_size(
+    image: Image.Image, size: tuple[int, int], opts: ImageLoadOptions
+) -> tuple[int, int]:
+    """``size`` (w, h, display orientation) in the stored pixels' orientation.
+
+    Decoders and ``reduce`` work before EXIF orientation is applied, so a 90°/270°
+    orientation swaps the sides.
+    """
+    width, height = max(1, int(size[0])), max(1, int(size[1]))
+    if opts.apply_exif_orientation:
+        with contextlib.suppress(Exception):
+            if image.getexif().get(0x0112) in _SWAPPING_ORIENTATIONS:
+                return height, width
+    return width, height
+
+
 def _apply_draft(image: Image.Image, size: tuple[int, int], opts: ImageLoadOptions) -> None:
     """Ask the JPEG decoder for the smallest DCT scale still covering ``size`` (w, h).
 
     ``size`` is in display orientation; the decoder works on the stored (unrotated) pixels,
     so a 90°/270° EXIF orientation swaps it. Any problem leaves the full decode in place.
     """
-    width, height = max(1, int(size[0])), max(1, int(size[1]))
-    if opts.apply_exif_orientation:
-        with contextlib.suppress(Exception):
-            if image.getexif().get(0x0112) in _SWAPPING_ORIENTATIONS:
-                width, height = height, width
+    width, height = _stored_size(image, size, opts)
     with contextlib.suppress(Exception):
         image.draft(image.mode if image.mode in ("L", "CMYK") else "RGB", (width, height))
 
@@ -436,11 +447,7 @@ def _reduce_early(image: Image.Image, size: tuple[int, int], opts: ImageLoadOpti
     """
     if image.mode not in _REDUCIBLE_MODES:
         return image
-    width, height = max(1, int(size[0])), max(1, int(size[1]))
-    if opts.apply_exif_orientation:
-        with contextlib.suppress(Exception):
-            if image.getexif().get(0x0112) in _SWAPPING_ORIENTATIONS:
-                width, height = height, width
+    width, height = _stored_size(image, size, opts)
     factor = min(image.width // width, image.height // height)
     if factor < 2:
         return image

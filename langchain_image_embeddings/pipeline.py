@@ -351,6 +351,8 @@ class ImagePipeline:
         draft = None if target is None else (REDUCING_GAP * target[0], REDUCING_GAP * target[1])
         image = load_image(source, self.load_options, index=index, draft_size=draft)
         if target is not None:
+            # Files were already reduced inside load_image (before mode conversion); this
+            # catches in-memory PIL/array inputs and palette images, a no-op otherwise.
             image = shrink(image, target)
         if self._split is None:
             return self.encoder.preprocess(image)
