@@ -20,8 +20,6 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field
 
-from langchain_image_embeddings.errors import EncoderError
-
 if TYPE_CHECKING:
     from langchain_image_embeddings.images import ImageInput
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
@@ -58,17 +56,17 @@ class _ImageStoreRetriever(BaseRetriever):
         store: ImageVectorStore = self.store
         vector = self._query_vector(query)
         if opts["search_type"] == "mmr":
-            return store.mmr_by_vector(
+            return store.max_marginal_relevance_search_by_vector(
                 vector,
                 int(opts["k"]),
                 fetch_k=int(opts["fetch_k"]),
                 lambda_mult=float(opts["lambda_mult"]),
                 filter=opts["filter"],
             )
-        hits = store.search_by_vector(
+        hits = store.similarity_search_with_score_by_vector(
             vector,
             int(opts["k"]),
-            filter=opts["filter"],
+            opts["filter"],
             fetch_k=int(opts["fetch_k"]),
             score_threshold=opts["score_threshold"],
         )
@@ -129,12 +127,7 @@ class TextToImageRetriever(_ImageStoreRetriever):
             raise TypeError(
                 "TextToImageRetriever expects a text query; use ImageToImageRetriever for images"
             )
-        embeddings = self.store.embeddings
-        if not embeddings.supports_text:
-            raise EncoderError(
-                f"{embeddings.model_id} has no text tower: text-to-image search needs a CLIP-type model"
-            )
-        return list(embeddings.embed_query(query))
+        return list(self.store.text_query_vector(query))
 
 
 class ImageToImageRetriever(_ImageStoreRetriever):
@@ -157,7 +150,7 @@ class ImageToImageRetriever(_ImageStoreRetriever):
     """
 
     def _query_vector(self, query: Any) -> list[float]:
-        return list(self.store.embeddings.embed_images([query])[0])
+        return list(self.store.image_query_vector(query))
 
     def search_image(self, image: ImageInput, **kwargs: Any) -> list[Document]:
         """Like ``invoke`` for inputs that are not strings (bytes, PIL images, arrays)."""

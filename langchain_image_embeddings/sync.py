@@ -13,10 +13,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.documents import Document
-
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.vectorstores.base import content_id
+from langchain_image_embeddings.vectorstores.records import content_id, record_paths
 
 if TYPE_CHECKING:
     from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
@@ -32,6 +30,8 @@ class SyncResult:
         updated: Files whose bytes changed (old vector replaced).
         removed: Files gone from the folder (vectors deleted).
         unchanged: Files already in the store with the same bytes (nothing embedded).
+        duplicates: Files whose bytes equal another file's: ``{file: that file}``. They
+            share its vector (listed in its record's ``sources``), nothing is embedded.
         failed: Files that could not be read or embedded, with the reason.
         embedded: Number of images that went through the model.
         inputs: Every file considered (readable or not), for :meth:`report`.
@@ -48,17 +48,19 @@ class SyncResult:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    duplicates: dict[str, str] = field(default_factory=dict)
     failed: list[ImageLoadError] = field(default_factory=list)
     embedded: int = 0
     inputs: list[str] = field(default_factory=list)
     committed: bool = True
 
     def report(self) -> list[dict[str, str | None]]:
-        """One row per input file: ``{"input", "status": "ok"|"error", "code", "reason"}``.
+        """One row per input: ``{"input", "status": "ok"|"error", "code", "reason", "duplicate_of"}``.
 
         ``code`` is one of :data:`~langchain_image_embeddings.errors.IMAGE_ERROR_CODES`
-        (``None`` for ``ok``). With ``committed`` false, ``ok`` means the file was
-        readable, not that it was written.
+        (``None`` for ``ok``). ``duplicate_of`` names the file with the same bytes whose
+        vector this one shares (else ``None``). With ``committed`` false, ``ok`` means the
+        file was readable, not that it was written.
         """
         errors: dict[str, ImageLoadError] = {}
         for failure in self.failed:
@@ -67,20 +69,35 @@ class SyncResult:
         for source in sorted(set(self.inputs) | set(errors)):
             err = errors.get(source)
             if err is None:
-                rows.append({"input": source, "status": "ok", "code": None, "reason": None})
+                rows.append(
+                    {
+                        "input": source,
+                        "status": "ok",
+                        "code": None,
+                        "reason": None,
+                        "duplicate_of": self.duplicates.get(source),
+                    }
+                )
             else:
                 rows.append(
-                    {"input": source, "status": "error", "code": err.code, "reason": err.reason}
+                    {
+                        "input": source,
+                        "status": "error",
+                        "code": err.code,
+                        "reason": err.reason,
+                        "duplicate_of": None,
+                    }
                 )
         return rows
 
     def counts(self) -> dict[str, int]:
-        """``{"added", "updated", "removed", "unchanged", "failed", "embedded"}`` counts."""
+        """``{"added", "updated", "removed", "unchanged", "duplicates", "failed", "embedded"}``."""
         return {
             "added": len(self.added),
             "updated": len(self.updated),
             "removed": len(self.removed),
             "unchanged": len(self.unchanged),
+            "duplicates": len(self.duplicates),
             "failed": len(self.failed),
             "embedded": self.embedded,
         }
@@ -134,28 +151,21 @@ def sync_directory(
         loader = directory
     else:
         loader = ImageDirectoryLoader(
-            directory, load_options=store.embeddings.load_options, **loader_kwargs
+            directory, load_options=store.image_embeddings.load_options, **loader_kwargs
         )
     store.acquire_write_lock()  # fail fast, before embedding anything
     root = str(loader.root)
-    model_id = store.embeddings.model_id
+    model_id = store.image_embeddings.model_id
     result = SyncResult()
 
     docs = loader.load()
     result.failed.extend(loader.failures)
     result.inputs = [d.metadata["source"] for d in docs] + [e.source for e in loader.failures]
-    wanted: dict[str, Document] = {}
-    for doc in docs:  # identical bytes at several paths share one vector: the first path wins
-        wanted.setdefault(content_id(doc.metadata["sha256"], model_id), doc)
+    before = {p: i for i, meta in store.records().items() for p in record_paths(meta)}
 
-    existing = {i: m for i, m in store.records().items() if _under(str(m.get("source", "")), root)}
-    old_source_to_id = {str(m.get("source")): i for i, m in existing.items()}
-    new_sources = {d.metadata["source"] for d in docs}
-
-    todo = [d for i, d in wanted.items() if i not in existing]
-    result.unchanged = sorted(d.metadata["source"] for i, d in wanted.items() if i in existing)
     if all_or_nothing:
-        pending = store.prepare_add(todo, replace_changed=False)
+        pending = store.prepare_add(docs)
+        result.duplicates = dict(pending.result.duplicates)
         if result.failed or pending.result.failures:
             result.failed.extend(pending.result.failures)
             result.committed = False
@@ -163,34 +173,31 @@ def sync_directory(
             return result
         add = store.commit_add(pending)
     else:
-        add = store.add_images(todo, replace_changed=False)
+        add = store.add_images(docs)
     result.embedded = len(add.added)
     result.failed.extend(add.failures)
+    result.duplicates = dict(add.duplicates)
     written = set(add.added)
-    for doc in todo:
-        source = doc.metadata["source"]
-        if content_id(doc.metadata["sha256"], model_id) not in written:
-            continue
-        (result.updated if source in old_source_to_id else result.added).append(source)
-
-    stale: list[str] = []
     failed_sources = {e.source for e in result.failed}
-    for i, meta in existing.items():
-        if i in wanted:
+    for doc in docs:
+        source = str(doc.metadata["source"])
+        if source in failed_sources or source in result.duplicates:
             continue
-        source = str(meta.get("source"))
-        if source in failed_sources:
-            continue  # unreadable now: keep its last good vector, the failure is reported
-        if source in new_sources:
-            stale.append(i)  # replaced by the vector of the file's new bytes
-        elif delete_missing:
-            stale.append(i)
-            result.removed.append(source)
-    if stale:
-        store.delete(stale)
+        if content_id(doc.metadata["sha256"], model_id) in written:
+            (result.updated if source in before else result.added).append(source)
+        else:
+            result.unchanged.append(source)
+
+    if delete_missing:
+        present = {str(d.metadata["source"]) for d in docs} | failed_sources
+        # an unreadable file keeps its last good vector (the failure is reported)
+        gone = [p for p in before if _under(p, root) and p not in present]
+        store.remove_paths(gone)
+        result.removed = gone
     if persist:
         store.persist()
     result.added.sort()
     result.updated.sort()
+    result.unchanged.sort()
     result.removed.sort()
     return result

@@ -24,24 +24,24 @@ from langchain_image_embeddings.errors import StoreError
 
 if TYPE_CHECKING:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
-    from langchain_image_embeddings.vectorstores.base import (
+    from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+    from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
+    from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
+    from langchain_image_embeddings.vectorstores.locking import StoreLock
+    from langchain_image_embeddings.vectorstores.records import (
         AddResult,
-        ImageVectorStore,
         PendingAdd,
         content_id,
         relevance_from_cosine,
     )
-    from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
-    from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
-    from langchain_image_embeddings.vectorstores.locking import StoreLock
 
 _EXPORTS = {
-    "AddResult": "base",
+    "AddResult": "records",
     "ImageVectorStore": "base",
-    "PendingAdd": "base",
+    "PendingAdd": "records",
     "StoreLock": "locking",
-    "content_id": "base",
-    "relevance_from_cosine": "base",
+    "content_id": "records",
+    "relevance_from_cosine": "records",
     "ChromaImageStore": "chroma",
     "FAISSImageStore": "faiss",
 }

@@ -1,221 +1,147 @@
-"""What the FAISS and Chroma image stores share: content ids, relevance, adding images."""
+"""What the image stores share: the LangChain ``VectorStore`` contract and image-aware writes.
+
+An image store is a :class:`langchain_core.vectorstores.VectorStore` over normalised
+vectors (cosine), whose scores are relevance in ``[0, 1]`` everywhere
+(``similarity_search_with_score``, ``..._with_relevance_scores``, the retrievers). It
+accepts **any** ``Embeddings``: with a text model it is an ordinary LangChain store
+(``add_texts`` embeds texts, random ids unless given). With an image model
+(:class:`~langchain_image_embeddings.ImageEmbeddings`) a document's ``page_content`` is
+the image's URI, as in :class:`~langchain_image_embeddings.document_embeddings.ImageDocumentEmbeddings`:
+documents are embedded as images under content ids (file hash + model), the model's
+fingerprint is recorded and checked, text queries go through the CLIP text tower and
+``similarity_search_by_image`` takes any image input.
+
+Backends implement a few storage primitives (``_write``, ``_delete_ids``, ``_search``, ...);
+everything else lives here once.
+"""
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
+from langchain_core.vectorstores import VectorStore
 
-from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings
-from langchain_image_embeddings.errors import ImageLoadError, ModelMismatchError, StoreError
+from langchain_image_embeddings.errors import EncoderError, ImageLoadError
+from langchain_image_embeddings.vectorstores.records import (
+    BAD_VECTOR_CODE,
+    MIN_NORM,
+    SOURCES_KEY,
+    WRITE_BATCH,
+    AddResult,
+    PendingAdd,
+    bad_vector_rows,
+    check_model,
+    check_vectors,
+    content_id,
+    image_embeddings_of,
+    model_record,
+    record_paths,
+    relevance_from_cosine,
+    to_image_documents,
+    unit_rows,
+    with_paths,
+)
 
 if TYPE_CHECKING:
     import numpy as np
-    from langchain_core.vectorstores import VectorStore
+    from langchain_core.embeddings import Embeddings
     from typing_extensions import Self
 
+    from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings
     from langchain_image_embeddings.embeddings import ImageEmbeddings
-    from langchain_image_embeddings.images import ImageInput, ImageLoadOptions
+    from langchain_image_embeddings.images import ImageInput
 
-_ID_NAMESPACE = uuid.UUID("6f1d3a8e-52a4-4c37-9a53-0c7b1f0e8d21")
+__all__ = [
+    "BAD_VECTOR_CODE",
+    "MIN_NORM",
+    "SOURCES_KEY",
+    "WRITE_BATCH",
+    "AddResult",
+    "ImageVectorStore",
+    "PendingAdd",
+    "bad_vector_rows",
+    "check_model",
+    "check_vectors",
+    "content_id",
+    "model_record",
+    "record_paths",
+    "relevance_from_cosine",
+]
 
-#: Images embedded and written per step of :meth:`ImageVectorStore.add_images`.
-WRITE_BATCH = 256
-
-#: Vectors with an L2 norm at or below this are "zero" and never written.
-MIN_NORM = 1e-6
-
-#: The :attr:`ImageLoadError.code` of an image whose vector is NaN/inf or zero.
-#: (``errors.IMAGE_ERROR_CODES`` has no vector-specific code yet; see docs/security.md.)
-BAD_VECTOR_CODE = "invalid_vector"
-
-
-def bad_vector_rows(vectors: np.ndarray) -> dict[int, str]:
-    """Rows of a 2-D array that must never be written, with the reason (NaN/inf, zero norm)."""
-    import numpy as np
-
-    bad: dict[int, str] = {}
-    finite = np.isfinite(vectors).all(axis=1)
-    norms = np.linalg.norm(np.where(np.isfinite(vectors), vectors, 0.0), axis=1)
-    for row in np.flatnonzero(~finite):
-        bad[int(row)] = "the model produced a vector with NaN/inf values"
-    for row in np.flatnonzero(finite & (norms <= MIN_NORM)):
-        bad[int(row)] = "the model produced a zero-norm vector (no direction to compare)"
-    return bad
+ImageItem = Document | str | os.PathLike[str]
 
 
-def check_vectors(ids: Sequence[str], vectors: np.ndarray, dim: int) -> None:
-    """Refuse a write of vectors that are not ``(len(ids), dim)``, finite and non-zero.
+class ImageVectorStore(VectorStore, ABC):
+    """Base of the image stores: a LangChain ``VectorStore`` with image-aware writes.
 
-    Raises:
-        StoreError: Naming the offending ids; nothing is written.
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings import ImageEmbeddings
+            from langchain_image_embeddings.vectorstores import FAISSImageStore
+
+            store = FAISSImageStore(ImageEmbeddings("timm:efficientnet_lite0"), "index")
+            store.add_documents(ImageDirectoryLoader("photos").load())   # embedded as images
+            store.similarity_search_by_image("query.jpg", k=1)          # [Document]
+            store.as_retriever(search_kwargs={"k": 3})                  # any LangChain chain
     """
-    if vectors.ndim != 2 or vectors.shape != (len(ids), dim):
-        raise StoreError(
-            f"expected {len(ids)} vectors of dimension {dim}, got an array of shape "
-            f"{tuple(vectors.shape)}; nothing was written"
-        )
-    bad = bad_vector_rows(vectors)
-    if bad:
-        named = ", ".join(f"{ids[r]} ({why})" for r, why in sorted(bad.items())[:5])
-        raise StoreError(
-            f"{len(bad)} vector(s) with NaN/inf values or zero norm: {named}; nothing was written"
-        )
 
+    def __init__(self, embeddings: Embeddings) -> None:
+        self._embedding = embeddings
+        self._image_embeddings = image_embeddings_of(embeddings)
 
-def content_id(sha256: str, model_id: str) -> str:
-    """The id of an image's vector: a UUID derived from the file's hash and the model.
+    # -- the model -----------------------------------------------------------------------
+    @property
+    def embeddings(self) -> Embeddings:
+        """The model given at construction (any LangChain ``Embeddings``)."""
+        return self._embedding
 
-    The same bytes embedded by the same model always get the same id, so adding an image
-    twice is a no-op; a changed file gets a new id.
-    """
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{model_id}\n{sha256}"))
+    @property
+    def embeds_images(self) -> bool:
+        """Whether the model embeds images (documents are then image URIs)."""
+        return self._image_embeddings is not None
 
+    @property
+    def image_embeddings(self) -> ImageEmbeddings:
+        """The image model.
 
-def relevance_from_cosine(cosine: float) -> float:
-    """Map a cosine similarity in [-1, 1] to a relevance score in [0, 1] (same ranking)."""
-    if not math.isfinite(cosine):
-        return 0.0
-    return min(1.0, max(0.0, (1.0 + cosine) / 2.0))
-
-
-def model_record(embeddings: ImageEmbeddings) -> dict[str, Any]:
-    """What a store records about the model that wrote it (spec, dim, fingerprint JSON)."""
-    fingerprint = embeddings.encoder.fingerprint()
-    return {
-        "model": embeddings.model_id,
-        "dim": int(embeddings.dim),
-        "fingerprint": json.dumps(fingerprint, sort_keys=True, default=str),
-    }
-
-
-def check_model(stored: dict[str, Any], embeddings: ImageEmbeddings, where: str) -> None:
-    """Raise :class:`ModelMismatchError` unless ``embeddings`` is the model ``stored`` names."""
-    current = model_record(embeddings)
-    for key in ("model", "dim", "fingerprint"):
-        if key in stored and str(stored[key]) != str(current[key]):
-            raise ModelMismatchError(
-                f"{where} was written by model {stored.get('model')!r} ({stored.get('dim')}-d); "
-                f"opening it with {current['model']!r} ({current['dim']}-d) would mix vector spaces "
-                f"({key} differs). Open it with the same model, or index into a new store."
+        Raises:
+            EncoderError: The store was built with a text-only ``Embeddings``.
+        """
+        if self._image_embeddings is None:
+            raise EncoderError(
+                f"this store embeds with {type(self._embedding).__name__}, which cannot embed "
+                "images: build it with ImageEmbeddings for image documents and image queries"
             )
-
-
-@dataclass
-class AddResult:
-    """Outcome of :meth:`ImageVectorStore.add_images`.
-
-    Attributes:
-        added: Ids of vectors written (newly embedded images).
-        skipped: Ids already in the store (same bytes, same model): nothing embedded.
-        replaced: Ids removed because their ``source`` now holds different bytes.
-        failures: Images that could not be read or embedded.
-
-    Example:
-        .. code-block:: python
-
-            result = store.add_images(["cat.jpg", "dog.jpg"])
-            print(len(result.added), len(result.skipped), [e.code for e in result.failures])
-    """
-
-    added: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    replaced: list[str] = field(default_factory=list)
-    failures: list[ImageLoadError] = field(default_factory=list)
-    committed: bool = True
-
-
-@dataclass
-class PendingAdd:
-    """Embedded but not yet written images (from :meth:`ImageVectorStore.prepare_add`).
-
-    Attributes:
-        ids: Content ids of the vectors to write.
-        vectors: ``float32`` array, one finite, non-zero row per id.
-        documents: The image documents, in the same order.
-        stale: Ids of old vectors whose ``source`` now holds different bytes.
-        result: Skipped ids and failures so far (``added``/``replaced`` filled on commit).
-
-    Example:
-        .. code-block:: python
-
-            pending = store.prepare_add(["cat.jpg", "dog.jpg"])   # embedded, nothing written
-            if not pending.result.failures:
-                store.commit_add(pending)
-    """
-
-    ids: list[str]
-    vectors: np.ndarray
-    documents: list[Document]
-    stale: list[str]
-    result: AddResult
-
-
-def to_image_documents(
-    images: Iterable[Document | str | os.PathLike[str]],
-    load_options: ImageLoadOptions | None = None,
-    failures: list[ImageLoadError] | None = None,
-) -> list[Document]:
-    """Turn paths/URIs/documents into image documents with ``sha256`` metadata."""
-    from langchain_image_embeddings.document_loaders import ImageURILoader
-
-    loader = ImageURILoader([], load_options=load_options)
-    docs: list[Document] = []
-    for index, item in enumerate(images):
-        if isinstance(item, Document):
-            if "sha256" in item.metadata:
-                docs.append(item)
-                continue
-            uri, extra = item.page_content, dict(item.metadata)
-        else:
-            uri, extra = os.fspath(item), {}
-        try:
-            meta = loader.describe(uri)
-        except ImageLoadError as err:
-            if failures is None:
-                raise
-            failures.append(err.with_index(index))
-            continue
-        docs.append(Document(page_content=meta["source"], metadata={**extra, **meta}))
-    return docs
-
-
-class ImageVectorStore(ABC):
-    """Base of the image stores: a LangChain ``VectorStore`` plus image-aware writes.
-
-    Subclasses hold a stock LangChain store (:attr:`vectorstore`) configured for
-    normalised vectors (inner product / cosine) with relevance scores in ``[0, 1]``
-    that rank like similarity, and implement a few storage primitives.
-
-    Example:
-        .. code-block:: python
-
-            from langchain_image_embeddings.vectorstores import open_store
-
-            store = open_store("faiss:index", embeddings)     # or chroma:..., chroma+http://...
-            store.add_images(["cat.jpg"])
-            store.search_by_image("cat.jpg", k=1)             # [(Document, 1.0)]
-            store.persist()
-    """
-
-    embeddings: ImageEmbeddings
+        return self._image_embeddings
 
     @property
     def document_embeddings(self) -> ImageDocumentEmbeddings:
-        """The image-document view used by :attr:`vectorstore` (documents as images, queries as text)."""
-        return ImageDocumentEmbeddings(self.embeddings)
+        """The image-document view of the model, for stock LangChain stores."""
+        from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings
+
+        image = self.image_embeddings
+        return ImageDocumentEmbeddings(image, query="text" if image.supports_text else "image")
 
     @property
-    @abstractmethod
     def vectorstore(self) -> VectorStore:
-        """The stock LangChain vector store (for ``as_retriever``, chains, ...)."""
+        """This store (kept for code written when the stores wrapped a stock one)."""
+        return self
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        # Every score this store returns is already relevance in [0, 1].
+        return lambda score: score
+
+    # -- backend primitives --------------------------------------------------------------
+    @property
+    @abstractmethod
+    def dim(self) -> int | None:
+        """Dimension of the stored vectors (``None`` until known)."""
 
     @abstractmethod
     def __len__(self) -> int:
@@ -226,46 +152,48 @@ class ImageVectorStore(ABC):
         """Every stored id with its metadata."""
 
     @abstractmethod
-    def existing_ids(self, ids: Sequence[str]) -> set[str]:
-        """The subset of ``ids`` present in the store."""
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """Documents by id (missing ids are left out)."""
 
     @abstractmethod
-    def upsert_vectors(
+    def _write(
         self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]
     ) -> None:
-        """Write vectors (one ``float32`` array) under ``ids``, replacing existing ones."""
+        """Upsert checked unit vectors; the writer lock is held."""
 
     @abstractmethod
-    def delete(self, ids: Sequence[str]) -> None:
-        """Remove the vectors with these ids (unknown ids are ignored)."""
+    def _delete_ids(self, ids: Sequence[str]) -> None:
+        """Remove these ids (unknown ones ignored); the writer lock is held."""
 
     @abstractmethod
-    def search_by_vector_with_cosine(
-        self,
-        vector: Sequence[float],
-        k: int,
-        *,
-        filter: dict[str, Any] | None = None,
-        fetch_k: int = 20,
+    def _update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        """Replace the metadata of existing records, keeping their vectors."""
+
+    @abstractmethod
+    def _search(
+        self, vector: np.ndarray, k: int, filter: Any, fetch_k: int
     ) -> list[tuple[Document, float]]:
-        """The ``k`` nearest documents with their cosine similarity, best first."""
+        """The ``k`` nearest documents to a unit vector with their cosine, best first."""
 
-    def persist(self) -> None:  # noqa: B027 - optional hook
+    @abstractmethod
+    def _vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored (unit) vectors of these ids, in order."""
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """The subset of ``ids`` present in the store."""
+        return {d.id for d in self.get_by_ids(list(ids)) if d.id is not None}
+
+    def persist(self) -> None:
         """Make writes durable (FAISS saves to its folder; Chroma writes through)."""
 
-    def get_by_ids(self, ids: Sequence[str]) -> list[Document]:
-        """Documents by id (missing ids are left out)."""
-        return self.vectorstore.get_by_ids(ids)
-
-    # -- writing and closing ------------------------------------------------------------
-    def acquire_write_lock(self) -> None:  # noqa: B027 - optional hook
+    def acquire_write_lock(self) -> None:
         """Become this store's only writer now (writes take the lock anyway, lazily).
 
         Raises:
             StoreLockedError: Another process is writing the store.
         """
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release the writer lock, if held (unsaved FAISS changes are not saved)."""
 
     def __enter__(self) -> Self:
@@ -274,14 +202,121 @@ class ImageVectorStore(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- writes --------------------------------------------------------------------------
+    # -- vector writes -------------------------------------------------------------------
+    def upsert_vectors(
+        self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]
+    ) -> None:
+        """Write vectors (one row per id) under ``ids``, replacing existing ones.
+
+        Rows are normalised to unit length (the stores compare by cosine).
+
+        Raises:
+            StoreError: A wrong shape, or NaN/inf/zero rows (naming the ids); nothing written.
+        """
+        import numpy as np
+
+        if len(ids) != len(vectors) or len(ids) != len(documents):
+            raise ValueError("ids, vectors and documents must have the same length")
+        if len(set(ids)) != len(ids):
+            raise ValueError("duplicate ids in one write")
+        if not len(ids):
+            return
+        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+        check_vectors(ids, matrix, self.dim)
+        self.acquire_write_lock()
+        self._write(list(ids), unit_rows(matrix), list(documents))
+
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        """Delete records by id (unknown ids are ignored); ``ids=None`` deletes every record.
+
+        Returns:
+            True.
+        """
+        if ids is None:
+            ids = list(self.records())
+        if ids:
+            self.acquire_write_lock()
+            self._delete_ids(list(ids))
+        return True
+
+    # -- LangChain writes ----------------------------------------------------------------
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Embed and upsert texts; with an image model the texts are image URIs.
+
+        Ids default to content ids (image model) or random UUIDs (text model); a given id
+        replaces the record under it. With an image model nothing is written if any image
+        cannot be read (the first failure is raised, naming the input and its index).
+
+        Raises:
+            ImageLoadError: An image URI that cannot be read or embedded.
+        """
+        import numpy as np
+
+        texts = list(texts)
+        metas = [dict(m or {}) for m in metadatas] if metadatas else [{} for _ in texts]
+        given: list[str | None] = list(ids) if ids else [None] * len(texts)
+        if len(metas) != len(texts) or len(given) != len(texts):
+            raise ValueError("texts, metadatas and ids must have the same length")
+        if not texts:
+            return []
+        if self.embeds_images:
+            return self._add_image_uris(texts, metas, given)
+        vectors = np.asarray(self._embedding.embed_documents(texts), dtype=np.float32)
+        final = [i or str(uuid.uuid4()) for i in given]
+        unique = {i: row for row, i in enumerate(final)}  # the last of a repeated id wins
+        rows = list(unique.values())
+        docs = [Document(id=final[r], page_content=texts[r], metadata=metas[r]) for r in rows]
+        self.upsert_vectors([final[r] for r in rows], vectors[rows], docs)
+        return final
+
+    def _add_image_uris(
+        self, uris: list[str], metas: list[dict[str, Any]], given: list[str | None]
+    ) -> list[str]:
+        image = self.image_embeddings
+        if not any(given):
+            items = [Document(page_content=u, metadata=m) for u, m in zip(uris, metas, strict=True)]
+            pending = self.prepare_add(items)
+            self._raise_failures(pending.result.failures, len(uris))
+            self.commit_add(pending)
+            return pending.result.input_ids
+        docs = to_image_documents(
+            [Document(page_content=u, metadata=m) for u, m in zip(uris, metas, strict=True)],
+            image.load_options,
+        )
+        final = [given[i] or content_id(d.metadata["sha256"], image.model_id) for i, d in docs]
+        result = AddResult()
+        unique = {i: row for row, i in enumerate(final)}
+        chunk = [(final[r], docs[r][1]) for r in unique.values()]
+        written, vectors, wdocs = self._embed_chunk(chunk, 0, result)
+        self._raise_failures(result.failures, len(uris))
+        self.upsert_vectors(written, vectors, wdocs)
+        return [str(i) for i in final]
+
+    @staticmethod
+    def _raise_failures(failures: list[ImageLoadError], total: int) -> None:
+        if failures:
+            first = failures[0]
+            more = f" ({len(failures)} of {total} inputs failed)" if len(failures) > 1 else ""
+            raise ImageLoadError(
+                first.source, f"{first.reason}; nothing was written{more}", first.code, first.index
+            )
+
+    # -- image writes --------------------------------------------------------------------
     def _embed_chunk(
         self, chunk: Sequence[tuple[str, Document]], offset: int, result: AddResult
     ) -> tuple[list[str], np.ndarray, list[Document]]:
         """Embed a chunk; unreadable images and NaN/inf/zero vectors go to ``failures``."""
         import numpy as np
 
-        embedded = self.embeddings.try_embed_images([d.page_content for _, d in chunk])
+        image = self.image_embeddings
+        embedded = image.try_embed_images([d.page_content for _, d in chunk])
         failures = [err.with_index(offset + (err.index or 0)) for err in embedded.errors]
         vectors = np.ascontiguousarray(embedded.vectors, dtype=np.float32)
         bad = bad_vector_rows(vectors) if len(embedded.indices) else {}
@@ -295,66 +330,139 @@ class ImageVectorStore(ABC):
                 keep.append(row)
         result.failures.extend(sorted(failures, key=lambda e: e.index or 0))
         if not keep:
-            return [], np.zeros((0, int(self.embeddings.dim)), np.float32), []
-        ids = [chunk[embedded.indices[r]][0] for r in keep]
-        docs = [
-            Document(
-                id=chunk[embedded.indices[r]][0],
-                page_content=chunk[embedded.indices[r]][1].page_content,
-                metadata=chunk[embedded.indices[r]][1].metadata,
-            )
-            for r in keep
-        ]
-        return ids, vectors[keep], docs
+            return [], np.zeros((0, int(image.dim)), np.float32), []
+        picked = [chunk[embedded.indices[r]] for r in keep]
+        docs = [Document(id=i, page_content=d.page_content, metadata=d.metadata) for i, d in picked]
+        return [i for i, _ in picked], vectors[keep], docs
 
     def _plan(
-        self, images: Iterable[Document | str | os.PathLike[str]], replace_changed: bool
-    ) -> tuple[AddResult, list[tuple[str, Document]], dict[str, str]]:
+        self, images: Iterable[ImageItem], replace_changed: bool
+    ) -> tuple[AddResult, list[tuple[str, Document]], dict[str, list[str]], dict[str, str]]:
+        """Group inputs by content id; find what to embed, what to relink, what moves."""
+        image = self.image_embeddings
         result = AddResult()
-        docs = to_image_documents(images, self.embeddings.load_options, result.failures)
-        model_id = self.embeddings.model_id
-        unique: dict[str, Document] = {}
-        for doc in docs:
-            unique.setdefault(content_id(doc.metadata["sha256"], model_id), doc)
-        present = self.existing_ids(list(unique)) if unique else set()
-        result.skipped = [i for i in unique if i in present]
-        todo = [(i, d) for i, d in unique.items() if i not in present]
-        old_by_source: dict[str, str] = {}
-        if replace_changed and todo:
-            old_by_source = {m.get("source", ""): i for i, m in self.records().items()}
-        return result, todo, old_by_source
+        docs = to_image_documents(images, image.load_options, result.failures)
+        groups: dict[str, list[Document]] = {}
+        result.input_ids = []
+        for _, doc in docs:
+            cid = content_id(doc.metadata["sha256"], image.model_id)
+            groups.setdefault(cid, []).append(doc)
+            result.input_ids.append(cid)
+        present = {d.id: d for d in self.get_by_ids(list(groups))} if groups else {}
+        todo: list[tuple[str, Document]] = []
+        relinked: dict[str, list[str]] = {}
+        for cid, group in groups.items():
+            paths = list(dict.fromkeys(str(d.metadata["source"]) for d in group))
+            old = present.get(cid)
+            if old is None:
+                first = group[0]
+                todo.append(
+                    (
+                        cid,
+                        Document(
+                            page_content=first.page_content,
+                            metadata=with_paths(first.metadata, paths),
+                        ),
+                    )
+                )
+                primary = paths[0]
+            else:
+                result.skipped.append(cid)
+                known = record_paths(old.metadata)
+                if any(p not in known for p in paths):
+                    relinked[cid] = known + [p for p in paths if p not in known]
+                primary = str(old.metadata.get("source", known[0] if known else paths[0]))
+            for path in paths:
+                if path != primary:
+                    result.duplicates[path] = primary
+        moved: dict[str, str] = {}
+        if replace_changed and (todo or relinked):
+            owner = {p: i for i, meta in self.records().items() for p in record_paths(meta)}
+            for cid, group in groups.items():
+                for doc in group:
+                    path = str(doc.metadata["source"])
+                    if owner.get(path) not in (None, cid):
+                        moved[path] = owner[path]
+        return result, todo, relinked, moved
 
-    @staticmethod
-    def _stale(written: Sequence[Document], old_by_source: dict[str, str]) -> list[str]:
-        return [
-            old_by_source[d.metadata["source"]]
-            for d in written
-            if old_by_source.get(d.metadata["source"]) not in (None, d.id)
-        ]
+    def remove_paths(
+        self, paths: Iterable[str], *, owners: dict[str, str] | None = None
+    ) -> list[str]:
+        """Take paths out of the records that list them; delete records left with none.
+
+        Returns:
+            Ids of the records deleted.
+        """
+        if owners is None:
+            wanted = set(paths)
+            owners = {
+                p: i
+                for i, meta in self.records().items()
+                for p in record_paths(meta)
+                if p in wanted
+            }
+        else:
+            owners = {p: owners[p] for p in paths if p in owners}
+        by_id: dict[str, set[str]] = {}
+        for path, rid in owners.items():
+            by_id.setdefault(rid, set()).add(path)
+        if not by_id:
+            return []
+        docs = {d.id: d for d in self.get_by_ids(list(by_id))}
+        deleted: list[str] = []
+        updates: dict[str, dict[str, Any]] = {}
+        for rid, gone in by_id.items():
+            doc = docs.get(rid)
+            if doc is None:
+                continue
+            left = [p for p in record_paths(doc.metadata) if p not in gone]
+            if left:
+                meta = with_paths(doc.metadata, left)
+                updates[rid] = meta
+            else:
+                deleted.append(rid)
+        if updates:
+            self.acquire_write_lock()
+            self._update_metadata(list(updates), list(updates.values()))
+        if deleted:
+            self.delete(deleted)
+        return deleted
+
+    def _relink(self, relinked: dict[str, list[str]]) -> None:
+        if not relinked:
+            return
+        docs = {d.id: d for d in self.get_by_ids(list(relinked))}
+        ids = [i for i in relinked if i in docs]
+        self.acquire_write_lock()
+        self._update_metadata(ids, [with_paths(docs[i].metadata, relinked[i]) for i in ids])
 
     def add_images(
         self,
-        images: Iterable[Document | str | os.PathLike[str]],
+        images: Iterable[ImageItem],
         *,
         replace_changed: bool = True,
         all_or_nothing: bool = False,
     ) -> AddResult:
         """Embed and add images not already in the store.
 
-        One unreadable image, or one whose vector is NaN/inf or zero, is reported in
-        ``failures`` and never written; the others are written in batches.
+        Identical bytes at several paths share one vector: the record lists every path in
+        ``sources`` and the result names the extra paths in ``duplicates``. One unreadable
+        image, or one whose vector is NaN/inf or zero, is reported in ``failures`` and never
+        written; the others are written in batches.
 
         Args:
             images: Image documents (from the loaders), paths or URIs.
-            replace_changed: Remove the old vector of a ``source`` whose bytes changed.
+            replace_changed: A path whose bytes changed leaves its old record (deleted when
+                no other path shares it).
             all_or_nothing: Embed everything first and write nothing at all if any image
                 failed (``result.committed`` is then false). Holds every new vector in
                 memory until the write.
 
         Returns:
-            What was added, skipped, replaced and what failed.
+            What was added, skipped, replaced, found duplicated and what failed.
 
         Raises:
+            EncoderError: The store's model does not embed images.
             StoreLockedError: Another process is writing the store.
         """
         if all_or_nothing:
@@ -363,31 +471,32 @@ class ImageVectorStore(ABC):
                 pending.result.committed = False
                 return pending.result
             return self.commit_add(pending)
-        result, todo, old_by_source = self._plan(images, replace_changed)
+        result, todo, relinked, moved = self._plan(images, replace_changed)
         for start in range(0, len(todo), WRITE_BATCH):
             ids, vectors, written = self._embed_chunk(
                 todo[start : start + WRITE_BATCH], start, result
             )
-            if not ids:
-                continue
-            self.upsert_vectors(ids, vectors, written)
-            result.added.extend(ids)
-            stale = self._stale(written, old_by_source)
-            if stale:
-                self.delete(stale)
-                result.replaced.extend(stale)
+            if ids:
+                self.upsert_vectors(ids, vectors, written)
+                result.added.extend(ids)
+        self._finish_add(result, relinked, moved)
         return result
 
+    def _finish_add(
+        self, result: AddResult, relinked: dict[str, list[str]], moved: dict[str, str]
+    ) -> None:
+        self._relink(relinked)
+        failed = {e.source for e in result.failures}
+        moving = [p for p in moved if p not in failed]
+        result.replaced.extend(self.remove_paths(moving, owners=moved))
+
     def prepare_add(
-        self,
-        images: Iterable[Document | str | os.PathLike[str]],
-        *,
-        replace_changed: bool = True,
+        self, images: Iterable[ImageItem], *, replace_changed: bool = True
     ) -> PendingAdd:
         """Embed the images :meth:`add_images` would add, without writing anything."""
         import numpy as np
 
-        result, todo, old_by_source = self._plan(images, replace_changed)
+        result, todo, relinked, moved = self._plan(images, replace_changed)
         ids: list[str] = []
         parts: list[np.ndarray] = []
         docs: list[Document] = []
@@ -398,12 +507,12 @@ class ImageVectorStore(ABC):
             ids.extend(chunk_ids)
             parts.append(vectors)
             docs.extend(written)
-        dim = int(self.embeddings.dim)
+        dim = int(self.image_embeddings.dim)
         matrix = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
-        return PendingAdd(ids, matrix, docs, self._stale(docs, old_by_source), result)
+        return PendingAdd(ids, matrix, docs, relinked, moved, result)
 
     def commit_add(self, pending: PendingAdd) -> AddResult:
-        """Write what :meth:`prepare_add` embedded (in batches) and drop replaced vectors."""
+        """Write what :meth:`prepare_add` embedded (in batches) and relink moved paths."""
         result = pending.result
         for start in range(0, len(pending.ids), WRITE_BATCH):
             stop = start + WRITE_BATCH
@@ -411,54 +520,184 @@ class ImageVectorStore(ABC):
                 pending.ids[start:stop], pending.vectors[start:stop], pending.documents[start:stop]
             )
             result.added.extend(pending.ids[start:stop])
-        if pending.stale:
-            self.delete(pending.stale)
-            result.replaced.extend(pending.stale)
+        self._finish_add(result, pending.relinked, pending.moved)
         result.committed = True
         return result
 
-    # -- reads ---------------------------------------------------------------------------
-    def search_by_vector(
+    # -- searches ------------------------------------------------------------------------
+    def text_query_vector(self, query: str) -> list[float]:
+        """The vector a text query is searched with (CLIP text tower for image models).
+
+        Raises:
+            EncoderError: An image model without a text tower.
+        """
+        image = self._image_embeddings
+        if image is not None and not image.supports_text:
+            raise EncoderError(
+                f"{image.model_id} has no text tower, so it cannot embed the text query "
+                f"{query[:60]!r}: search by image (similarity_search_by_image) or use a CLIP-type "
+                "model"
+            )
+        return list(self._embedding.embed_query(query))
+
+    def image_query_vector(self, image: ImageInput) -> list[float]:
+        """The vector a query image (any supported input) is searched with."""
+        return list(self.image_embeddings.embed_images([image])[0])
+
+    def similarity_search_with_score_by_vector(
         self,
-        vector: Sequence[float],
+        embedding: Sequence[float],
         k: int = 4,
+        filter: Any = None,
         *,
-        filter: dict[str, Any] | None = None,
         fetch_k: int = 20,
         score_threshold: float | None = None,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        """Nearest documents with relevance scores in ``[0, 1]`` (1 = same direction)."""
+        """Nearest documents with relevance scores in ``[0, 1]`` (1 = same direction).
+
+        Args:
+            embedding: The query vector (normalised here).
+            k: Number of documents.
+            filter: Metadata filter (``{"format": "PNG"}``; backend operators allowed).
+            fetch_k: Candidates fetched before filtering (FAISS).
+            score_threshold: Drop hits whose relevance is below this.
+        """
+        import numpy as np
+
         if k <= 0 or len(self) == 0:
             return []
-        hits = self.search_by_vector_with_cosine(vector, k, filter=filter, fetch_k=max(fetch_k, k))
+        query = unit_rows(np.asarray([embedding], dtype=np.float32))[0]
+        hits = self._search(query, k, filter, max(fetch_k, k))
         scored = [(doc, relevance_from_cosine(cos)) for doc, cos in hits]
         if score_threshold is not None:
             scored = [(d, s) for d, s in scored if s >= score_threshold]
         return scored[:k]
 
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, filter: Any = None, **kwargs: Any
+    ) -> list[Document]:
+        """Nearest documents to a vector."""
+        hits = self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
+        return [doc for doc, _ in hits]
+
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, filter: Any = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Text query with relevance scores in ``[0, 1]``.
+
+        Raises:
+            EncoderError: An image model without a text tower.
+        """
+        return self.similarity_search_with_score_by_vector(
+            self.text_query_vector(query), k, filter, **kwargs
+        )
+
+    def similarity_search(
+        self, query: str, k: int = 4, filter: Any = None, **kwargs: Any
+    ) -> list[Document]:
+        """Documents nearest to a text query (CLIP text tower for image models)."""
+        return [doc for doc, _ in self.similarity_search_with_score(query, k, filter, **kwargs)]
+
+    def similarity_search_by_image_with_relevance_score(
+        self, image: ImageInput | None = None, k: int = 4, filter: Any = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Image query (path, URL, ``data:`` URI, bytes, PIL image, array) with relevance scores.
+
+        ``uri=`` is accepted for ``image=`` (langchain-chroma's name).
+        """
+        if image is None:
+            image = kwargs.pop("uri", None)
+        if image is None:
+            raise TypeError("give the query image (image=... or uri=...)")
+        return self.similarity_search_with_score_by_vector(
+            self.image_query_vector(image), k, filter, **kwargs
+        )
+
+    def similarity_search_by_image(
+        self, image: ImageInput | None = None, k: int = 4, filter: Any = None, **kwargs: Any
+    ) -> list[Document]:
+        """Documents nearest to a query image (any supported image input)."""
+        hits = self.similarity_search_by_image_with_relevance_score(image, k, filter, **kwargs)
+        return [doc for doc, _ in hits]
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Any = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Maximal-marginal-relevance search: relevant but diverse documents."""
+        import numpy as np
+        from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
+        if k <= 0 or len(self) == 0:
+            return []
+        query = unit_rows(np.asarray([embedding], dtype=np.float32))[0]
+        hits = self._search(query, max(fetch_k, k), filter, max(fetch_k, k))
+        if not hits:
+            return []
+        vectors = self._vectors([str(d.id) for d, _ in hits])
+        chosen = maximal_marginal_relevance(query, list(vectors), lambda_mult=lambda_mult, k=k)
+        return [hits[i][0] for i in chosen]
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Any = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """MMR search for a text query."""
+        return self.max_marginal_relevance_search_by_vector(
+            self.text_query_vector(query), k, fetch_k, lambda_mult, filter, **kwargs
+        )
+
+    def max_marginal_relevance_search_by_image(
+        self,
+        image: ImageInput,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Any = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """MMR search for a query image."""
+        return self.max_marginal_relevance_search_by_vector(
+            self.image_query_vector(image), k, fetch_k, lambda_mult, filter, **kwargs
+        )
+
+    # -- short names (the package's own API before the stores were VectorStores) ----------
+    def search_by_vector(
+        self, vector: Sequence[float], k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """:meth:`similarity_search_with_score_by_vector`."""
+        return self.similarity_search_with_score_by_vector(vector, k, **kwargs)
+
     def search_by_text(self, text: str, k: int = 4, **kwargs: Any) -> list[tuple[Document, float]]:
-        """Text-to-image search (CLIP-type models)."""
-        return self.search_by_vector(self.embeddings.embed_query(text), k, **kwargs)
+        """:meth:`similarity_search_with_score` (text-to-image with CLIP models)."""
+        return self.similarity_search_with_score(text, k, **kwargs)
 
     def search_by_image(
         self, image: ImageInput, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        """Image-to-image search; ``image`` is any supported input (path, URL, bytes, PIL ...)."""
-        return self.search_by_vector(self.embeddings.embed_images([image])[0], k, **kwargs)
+        """:meth:`similarity_search_by_image_with_relevance_score`."""
+        return self.similarity_search_by_image_with_relevance_score(image, k, **kwargs)
 
-    def mmr_by_vector(
-        self,
-        vector: Sequence[float],
-        k: int = 4,
-        *,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: dict[str, Any] | None = None,
-    ) -> list[Document]:
-        """Maximal-marginal-relevance search (diverse results)."""
-        if k <= 0 or len(self) == 0:
-            return []
-        docs: list[Document] = self.vectorstore.max_marginal_relevance_search_by_vector(
-            list(vector), k=k, fetch_k=max(fetch_k, k), lambda_mult=lambda_mult, filter=filter
-        )
-        return docs
+    def mmr_by_vector(self, vector: Sequence[float], k: int = 4, **kwargs: Any) -> list[Document]:
+        """:meth:`max_marginal_relevance_search_by_vector`."""
+        return self.max_marginal_relevance_search_by_vector(list(vector), k, **kwargs)
+
+    def _check_model(self, stored: dict[str, Any], where: str) -> None:
+        check_model(stored, self._embedding, where)
+
+    def _model_record(self) -> dict[str, Any]:
+        record = model_record(self._embedding)
+        if "dim" not in record and self.dim is not None:
+            record["dim"] = self.dim
+        return record

@@ -29,9 +29,6 @@ from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores.base import (
     ImageVectorStore,
-    check_model,
-    check_vectors,
-    model_record,
 )
 from langchain_image_embeddings.vectorstores.locking import StoreLock
 
@@ -39,9 +36,8 @@ if TYPE_CHECKING:
     import os
 
     import numpy as np
-    from langchain_core.vectorstores import VectorStore
+    from langchain_core.embeddings import Embeddings
 
-    from langchain_image_embeddings.embeddings import ImageEmbeddings
 
 DEFAULT_COLLECTION = "images"
 _META_PREFIX = "imgemb_"
@@ -113,7 +109,9 @@ def _stored_record(metadata: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class ChromaImageStore(ImageVectorStore):
-    """Images in a Chroma collection (cosine space), embedded or on a server.
+    """Images (or texts) in a Chroma collection (cosine space), embedded or on a server.
+
+    A LangChain ``VectorStore``; scores are relevance in ``[0, 1]``.
 
     Setup:
         .. code-block:: bash
@@ -122,10 +120,13 @@ class ChromaImageStore(ImageVectorStore):
             chroma run --path ./chroma-data --host 127.0.0.1 --port 8000   # for a server
 
     Key init args:
-        embeddings: ImageEmbeddings | None
-            The model (``None``: the model recorded in the collection).
+        embeddings: Embeddings | None
+            An ``ImageEmbeddings`` (image documents, content ids, model fingerprint recorded
+            in the collection), any LangChain ``Embeddings``, or ``None``: the image model
+            recorded in the collection.
         client: chromadb client
-            ``chromadb.PersistentClient(path)`` or ``chromadb.HttpClient(host, port)``.
+            ``chromadb.PersistentClient(path)``, ``chromadb.HttpClient(host, port)`` or
+            ``chromadb.EphemeralClient()``.
         collection_name: str
             Default ``"images"``.
 
@@ -137,22 +138,19 @@ class ChromaImageStore(ImageVectorStore):
 
             embeddings = ImageEmbeddings("timm:efficientnet_lite0")
             local = ChromaImageStore.persistent("chroma-data", embeddings)
-            remote = ChromaImageStore.http("127.0.0.1", 8000, embeddings, collection_name="photos")
-            local.add_images(["photos/cat.jpg", "photos/dog.jpg"])
-            local.search_by_image("query.jpg", k=1)          # [(Document, score in [0, 1])]
+            local.add_texts(["photos/chelsea.jpg", "photos/coffee.jpg"])   # image URIs
+            local.similarity_search_by_image("photos/chelsea.jpg", k=1)   # [Document]
+            # on a server: ChromaImageStore.http("127.0.0.1", 8000, embeddings, collection_name="photos")
     """
 
     def __init__(
         self,
-        embeddings: ImageEmbeddings | None,
+        embeddings: Embeddings | None,
         *,
         client: Any,
         collection_name: str = DEFAULT_COLLECTION,
     ) -> None:
         require("chromadb", "chromadb")
-        require("langchain_chroma", "langchain-chroma")
-        from langchain_chroma import Chroma
-
         self.client = client
         self.collection_name = collection_name
         self._lock: StoreLock | None = None
@@ -165,20 +163,25 @@ class ChromaImageStore(ImageVectorStore):
             if _is_connection_error(exc):
                 raise StoreError(f"cannot reach the Chroma server: {exc}") from exc
             existing = None
+        stored = _stored_record(existing.metadata) if existing is not None else {}
         if embeddings is None:
             if existing is None:
                 raise StoreError(
                     f"no Chroma collection {collection_name!r}: give a model to create one"
                 )
-            stored = _stored_record(existing.metadata)
-            if "model" not in stored:
-                raise StoreError(f"Chroma collection {collection_name!r} records no model")
+            if "fingerprint" not in stored:
+                raise StoreError(
+                    f"Chroma collection {collection_name!r} records no image model "
+                    f"({stored.get('model')!r}): pass the embeddings to open it"
+                )
             from langchain_image_embeddings.embeddings import ImageEmbeddings
 
             embeddings = ImageEmbeddings(str(stored["model"]))
-        self.embeddings = embeddings
-        record = model_record(embeddings)
+        super().__init__(embeddings)
+        self._dim = None if self._image_embeddings is None else int(self._image_embeddings.dim)
+        where = f"Chroma collection {collection_name!r}"
         if existing is None:
+            record = self._model_record()
             self.collection = call_chroma(
                 "create collection",
                 client.get_or_create_collection,
@@ -187,31 +190,20 @@ class ChromaImageStore(ImageVectorStore):
                 configuration={"hnsw": {"space": "cosine"}},
             )
         else:
-            stored = _stored_record(existing.metadata)
             if stored:
-                check_model(stored, embeddings, f"Chroma collection {collection_name!r}")
+                self._check_model(stored, where)
             elif existing.count() > 0:
-                raise StoreError(
-                    f"Chroma collection {collection_name!r} holds vectors from an unknown model"
-                )
+                raise StoreError(f"{where} holds vectors from an unknown model")
             self.collection = existing
             space = (existing.configuration.get("hnsw") or {}).get("space")
             if space not in (None, "cosine"):
-                raise StoreError(
-                    f"Chroma collection {collection_name!r} uses {space!r}, not cosine"
-                )
-        self._chroma = Chroma(
-            client=client,
-            collection_name=collection_name,
-            embedding_function=self.document_embeddings,
-            relevance_score_fn=_chroma_relevance,
-        )
+                raise StoreError(f"{where} uses {space!r}, not cosine")
 
     @classmethod
     def persistent(
         cls,
         path: str | os.PathLike[str],
-        embeddings: ImageEmbeddings | None = None,
+        embeddings: Embeddings | None = None,
         *,
         collection_name: str = DEFAULT_COLLECTION,
     ) -> ChromaImageStore:
@@ -234,7 +226,7 @@ class ChromaImageStore(ImageVectorStore):
         cls,
         host: str,
         port: int,
-        embeddings: ImageEmbeddings | None = None,
+        embeddings: Embeddings | None = None,
         *,
         collection_name: str = DEFAULT_COLLECTION,
     ) -> ChromaImageStore:
@@ -255,13 +247,38 @@ class ChromaImageStore(ImageVectorStore):
             raise StoreError(f"cannot reach the Chroma server at {host}:{port}: {exc}") from exc
         return cls(embeddings, client=client, collection_name=collection_name)
 
-    # -- primitives ----------------------------------------------------------------------
-    @property
-    def vectorstore(self) -> VectorStore:
-        """The stock ``langchain_chroma.Chroma`` store (relevance scores fixed to [0, 1])."""
-        store: VectorStore = self._chroma
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        client: Any = None,
+        persist_directory: str | os.PathLike[str] | None = None,
+        collection_name: str = DEFAULT_COLLECTION,
+        **kwargs: Any,
+    ) -> ChromaImageStore:
+        """A store holding ``texts`` (image URIs for an image model).
+
+        Args:
+            client: A chromadb client; else ``persist_directory`` (embedded folder); else an
+                in-memory ``EphemeralClient``.
+        """
+        if client is None and persist_directory is not None:
+            store = cls.persistent(persist_directory, embedding, collection_name=collection_name)
+        else:
+            if client is None:
+                chromadb = require("chromadb", "chromadb")
+                from chromadb.config import Settings
+
+                client = chromadb.EphemeralClient(settings=Settings(anonymized_telemetry=False))
+            store = cls(embedding, client=client, collection_name=collection_name)
+        store.add_texts(texts, metadatas, ids=ids)
         return store
 
+    # -- locking -------------------------------------------------------------------------
     def acquire_write_lock(self) -> None:
         """Become the only writer of an embedded store's folder (no-op on a server).
 
@@ -281,6 +298,12 @@ class ChromaImageStore(ImageVectorStore):
             self._finalizer()
         self._finalizer = None
         self._lock = None
+
+    # -- primitives ----------------------------------------------------------------------
+    @property
+    def dim(self) -> int | None:
+        """Dimension of the vectors (``None`` for a text model: Chroma checks it itself)."""
+        return self._dim
 
     @property
     def max_batch_size(self) -> int:
@@ -306,6 +329,21 @@ class ChromaImageStore(ImageVectorStore):
                 return out
             offset += _PAGE
 
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        docs: list[Document] = []
+        for start in range(0, len(ids), _PAGE):
+            page = call_chroma(
+                "get",
+                self.collection.get,
+                ids=list(ids[start : start + _PAGE]),
+                include=["documents", "metadatas"],
+            )
+            for i, text, meta in zip(
+                page["ids"], page["documents"] or [], page["metadatas"] or [], strict=False
+            ):
+                docs.append(Document(id=i, page_content=text or "", metadata=dict(meta or {})))
+        return docs
+
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(ids), _PAGE):
@@ -315,43 +353,54 @@ class ChromaImageStore(ImageVectorStore):
             found.update(page["ids"])
         return found
 
-    def upsert_vectors(
+    def _replacing(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> list[Any]:
+        """Metadata that replaces, not merges: Chroma keeps keys an upsert leaves out."""
+        old = {i: m for i, m in self.records_of(ids).items()}
+        out: list[Any] = []
+        for i, meta in zip(ids, metadatas, strict=True):
+            new = _clean(meta)
+            gone = {k: None for k in old.get(i, {}) if k not in new}
+            out.append({**gone, **new} or None)
+        return out
+
+    def records_of(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Metadata of the given ids that exist."""
+        return {str(d.id): d.metadata for d in self.get_by_ids(ids)}
+
+    def _write(
         self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]
     ) -> None:
-        import numpy as np
-
-        if len(ids) != len(vectors) or len(ids) != len(documents):
-            raise ValueError("ids, vectors and documents must have the same length")
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        check_vectors(ids, vectors, int(self.embeddings.dim))
-        self.acquire_write_lock()
         step = self.max_batch_size
         for start in range(0, len(ids), step):
             stop = start + step
+            chunk = list(ids[start:stop])
             call_chroma(
                 "upsert",
                 self.collection.upsert,
-                ids=list(ids[start:stop]),
+                ids=chunk,
                 embeddings=vectors[start:stop],
-                metadatas=[_clean(d.metadata) for d in documents[start:stop]],
+                metadatas=self._replacing(chunk, [d.metadata for d in documents[start:stop]]),
                 documents=[d.page_content for d in documents[start:stop]],
             )
 
-    def delete(self, ids: Sequence[str]) -> None:
-        if not ids:
-            return
-        self.acquire_write_lock()
+    def _delete_ids(self, ids: Sequence[str]) -> None:
         step = self.max_batch_size
         for start in range(0, len(ids), step):
             call_chroma("delete", self.collection.delete, ids=list(ids[start : start + step]))
 
-    def search_by_vector_with_cosine(
-        self,
-        vector: Sequence[float],
-        k: int,
-        *,
-        filter: dict[str, Any] | None = None,
-        fetch_k: int = 20,
+    def _update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        step = self.max_batch_size
+        for start in range(0, len(ids), step):
+            chunk = list(ids[start : start + step])
+            call_chroma(
+                "update",
+                self.collection.update,
+                ids=chunk,
+                metadatas=self._replacing(chunk, metadatas[start : start + step]),
+            )
+
+    def _search(
+        self, vector: np.ndarray, k: int, filter: Any, fetch_k: int
     ) -> list[tuple[Document, float]]:
         n = min(k, len(self))
         if n <= 0:
@@ -376,14 +425,24 @@ class ChromaImageStore(ImageVectorStore):
             hits.append((doc, 1.0 - float(dist)))
         return hits
 
+    def _vectors(self, ids: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        page = call_chroma("get", self.collection.get, ids=list(ids), include=["embeddings"])
+        by_id = dict(zip(page["ids"], page["embeddings"], strict=True))
+        return np.asarray([by_id[i] for i in ids], dtype=np.float32)
+
 
 def _clean(metadata: dict[str, Any]) -> dict[str, Any]:
-    """Chroma accepts only scalar metadata values: drop ``None``, JSON-encode the rest."""
+    """Chroma keeps scalars and lists of strings: drop ``None``, JSON-encode anything else."""
     out: dict[str, Any] = {}
     for key, value in metadata.items():
         if value is None:
             continue
-        out[key] = (
-            value if isinstance(value, (str, int, float, bool)) else json.dumps(value, default=str)
-        )
+        if isinstance(value, (str, int, float, bool)):
+            out[key] = value
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            out[key] = list(value)
+        else:
+            out[key] = json.dumps(value, default=str)
     return out

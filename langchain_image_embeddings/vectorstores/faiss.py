@@ -36,8 +36,6 @@ from langchain_image_embeddings.vectorstores.base import (
     AddResult,
     ImageVectorStore,
     bad_vector_rows,
-    check_model,
-    check_vectors,
     content_id,
     model_record,
     relevance_from_cosine,
@@ -46,7 +44,7 @@ from langchain_image_embeddings.vectorstores.locking import StoreLock
 
 if TYPE_CHECKING:
     import numpy as np
-    from langchain_core.vectorstores import VectorStore
+    from langchain_core.embeddings import Embeddings
 
     from langchain_image_embeddings.embeddings import ImageEmbeddings
 
@@ -102,7 +100,9 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 class FAISSImageStore(ImageVectorStore):
-    """Images in a FAISS index (exact inner product on normalised vectors).
+    """Images (or texts) in a FAISS index: a LangChain ``VectorStore`` saved without pickle.
+
+    Exact inner product on unit vectors (cosine); scores are relevance in ``[0, 1]``.
 
     Setup:
         .. code-block:: bash
@@ -110,10 +110,13 @@ class FAISSImageStore(ImageVectorStore):
             pip install "langchain-image-embeddings[faiss,timm]"
 
     Key init args:
-        embeddings: ImageEmbeddings
-            The model; its spec and fingerprint are recorded and checked on reopen.
+        embeddings: Embeddings
+            The model: an ``ImageEmbeddings`` (documents are image URIs, ids are content
+            ids, the model fingerprint is recorded and checked on reopen) or any LangChain
+            ``Embeddings`` (an ordinary text store).
         path: str | Path | None
-            The store's folder (``None``: in memory until :meth:`save` is given a path).
+            The store's folder. A folder that already holds a store is opened (its records
+            loaded, its model checked); ``None``: in memory until :meth:`save` gets a path.
 
     Build, search, save and reopen:
         .. code-block:: python
@@ -123,50 +126,37 @@ class FAISSImageStore(ImageVectorStore):
             from langchain_image_embeddings.vectorstores import FAISSImageStore
 
             embeddings = ImageEmbeddings("timm:efficientnet_lite0")
-            store = FAISSImageStore.open("index", embeddings)     # new or existing
-            store.add_images(ImageDirectoryLoader("photos").load())
+            store = FAISSImageStore(embeddings, "index")            # new or existing
+            store.add_documents(ImageDirectoryLoader("photos").load())
             store.save()
-            hits = store.search_by_image("query.jpg", k=3)          # [(Document, score)]
+            docs = store.similarity_search_by_image("photos/chelsea.jpg", k=3)
 
             store = FAISSImageStore.load("index")                  # the model comes from the manifest
-            retriever = store.vectorstore.as_retriever()           # stock LangChain retriever
+            retriever = store.as_retriever(search_kwargs={"k": 3})
     """
 
-    def __init__(
-        self, embeddings: ImageEmbeddings, path: str | os.PathLike[str] | None = None
-    ) -> None:
-        faiss = require("faiss", "faiss-cpu")
-        from langchain_community.docstore.in_memory import InMemoryDocstore
-        from langchain_community.vectorstores import FAISS
-        from langchain_community.vectorstores.utils import DistanceStrategy
-
-        self.embeddings = embeddings
+    def __init__(self, embeddings: Embeddings, path: str | os.PathLike[str] | None = None) -> None:
+        require("faiss", "faiss-cpu")
+        super().__init__(embeddings)
         self.path = None if path is None else Path(path)
-        self._record = model_record(embeddings)
-        self._faiss = FAISS(
-            embedding_function=self.document_embeddings,
-            index=faiss.IndexFlatIP(int(embeddings.dim)),
-            docstore=InMemoryDocstore(),
-            index_to_docstore_id={},
-            relevance_score_fn=relevance_from_cosine,
-            distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
-        )
+        self._faiss: Any = None  # the stock FAISS store, made when the dimension is known
+        self._dim: int | None = None
         self._generation: int | None = None  # the generation loaded or last saved
         self._lock: StoreLock | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         #: Rows left out by :meth:`import_langchain_faiss` (NaN/inf or zero vectors).
         self.skipped_rows: list[int] = []
-
-    @property
-    def _docstore(self) -> Any:
-        return self._faiss.docstore
+        if self._image_embeddings is not None:
+            self._dim = int(self._image_embeddings.dim)
+        if self.path is not None and (self.path / MANIFEST).exists():
+            self._load_existing(self.path)
 
     # -- construction --------------------------------------------------------------------
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], embeddings: ImageEmbeddings | None = None
+        cls, path: str | os.PathLike[str], embeddings: Embeddings | None = None
     ) -> FAISSImageStore:
-        """Open a saved store; with no ``embeddings``, the recorded model is created.
+        """Open a saved store; with no ``embeddings``, the recorded image model is created.
 
         Loading takes no lock: a writer replacing the store meanwhile is detected (its
         manifest changed) and the load is retried on the new generation.
@@ -175,15 +165,62 @@ class FAISSImageStore(ImageVectorStore):
             StoreError: Missing, torn or corrupt files.
             ModelMismatchError: ``embeddings`` is not the model that wrote the store.
         """
-        folder = Path(path)
+        manifest = read_manifest(path)
+        if embeddings is None:
+            embeddings = _recorded_image_model(Path(path), manifest)
+        return cls(embeddings, path)
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str], embeddings: Embeddings | None = None
+    ) -> FAISSImageStore:
+        """Load the store at ``path`` if there is one, else create an empty one there."""
+        if (Path(path) / MANIFEST).exists():
+            return cls.load(path, embeddings)
+        if embeddings is None:
+            raise StoreError(f"no FAISS image store at {path}: give a model to create one")
+        return cls(embeddings, path)
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        path: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> FAISSImageStore:
+        """A store holding ``texts`` (image URIs for an image model); saved if ``path`` is given."""
+        store = cls(embedding, path)
+        store.add_texts(texts, metadatas, ids=ids)
+        if path is not None:
+            store.save()
+        return store
+
+    @classmethod
+    def from_images(
+        cls,
+        images: Iterable[Document | str | os.PathLike[str]],
+        embeddings: ImageEmbeddings,
+        path: str | os.PathLike[str] | None = None,
+    ) -> FAISSImageStore:
+        """Build a store from image documents, paths or URIs (saved if ``path`` is given)."""
+        store = cls(embeddings, path)
+        store.last_add = store.add_images(images)
+        if path is not None:
+            store.save()
+        return store
+
+    last_add: AddResult | None = None
+
+    def _load_existing(self, folder: Path) -> None:
         for attempt in range(_LOAD_TRIES):
             manifest = read_manifest(folder)
-            if embeddings is None:
-                from langchain_image_embeddings.embeddings import ImageEmbeddings
-
-                embeddings = ImageEmbeddings(str(manifest.get("model", {}).get("model")))
             try:
-                return cls._load_generation(folder, manifest, embeddings)
+                self._load_generation(folder, manifest)
+                return
             except StoreError:
                 with contextlib.suppress(StoreError):
                     if read_manifest(folder) != manifest and attempt + 1 < _LOAD_TRIES:
@@ -191,14 +228,10 @@ class FAISSImageStore(ImageVectorStore):
                 raise
         raise StoreError(f"FAISS store {folder}: changing too fast to load")  # pragma: no cover
 
-    @classmethod
-    def _load_generation(
-        cls, folder: Path, manifest: dict[str, Any], embeddings: ImageEmbeddings
-    ) -> FAISSImageStore:
+    def _load_generation(self, folder: Path, manifest: dict[str, Any]) -> None:
         import numpy as np
 
-        stored = manifest.get("model", {})
-        check_model(stored, embeddings, f"FAISS store {folder}")
+        self._check_model(manifest.get("model") or {}, f"FAISS store {folder}")
         files = {}
         for key in ("vectors", "documents"):
             entry = manifest.get(key) or {}
@@ -215,17 +248,21 @@ class FAISSImageStore(ImageVectorStore):
             records = json.loads(files["documents"].read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise StoreError(f"FAISS store {folder}: unreadable data: {exc}") from exc
+        dim = manifest.get("dim")
         if (
             vectors.ndim != 2
             or vectors.shape[0] != len(records)
-            or vectors.shape[1] != embeddings.dim
+            or (self._dim is not None and vectors.shape[1] != self._dim)
+            or (dim is not None and vectors.shape[1] != int(dim))
         ):
             raise StoreError(
                 f"FAISS store {folder}: {vectors.shape} vectors for {len(records)} documents"
             )
-        store = cls(embeddings, folder)
+        self._faiss = None
+        if dim is not None:
+            self._dim = int(dim)
         if len(records):
-            store._add_rows(
+            self._add_rows(
                 [r["id"] for r in records],
                 vectors.astype(np.float32, copy=False),
                 [
@@ -233,74 +270,64 @@ class FAISSImageStore(ImageVectorStore):
                     for r in records
                 ],
             )
-        store._generation = int(manifest.get("generation", 0))
-        return store
-
-    @classmethod
-    def open(
-        cls, path: str | os.PathLike[str], embeddings: ImageEmbeddings | None = None
-    ) -> FAISSImageStore:
-        """Load the store at ``path`` if there is one, else create an empty one there."""
-        if (Path(path) / MANIFEST).exists():
-            return cls.load(path, embeddings)
-        if embeddings is None:
-            raise StoreError(f"no FAISS image store at {path}: give a model to create one")
-        return cls(embeddings, path)
-
-    @classmethod
-    def from_images(
-        cls,
-        images: Iterable[Document | str | os.PathLike[str]],
-        embeddings: ImageEmbeddings,
-        path: str | os.PathLike[str] | None = None,
-    ) -> FAISSImageStore:
-        """Build a store from image documents, paths or URIs (saved if ``path`` is given)."""
-        store = cls(embeddings, path)
-        result: AddResult = store.add_images(images)
-        store.last_add = result
-        if path is not None:
-            store.save()
-        return store
-
-    last_add: AddResult | None = None
+        self._generation = int(manifest.get("generation", 0))
 
     # -- primitives ----------------------------------------------------------------------
     @property
-    def vectorstore(self) -> VectorStore:
-        """The stock ``langchain_community`` FAISS store (relevance scores fixed to [0, 1])."""
-        store: VectorStore = self._faiss
-        return store
+    def dim(self) -> int | None:
+        """Dimension of the vectors (``None`` for an empty store of a text model)."""
+        return self._dim
+
+    def _stock(self, dim: int) -> Any:
+        """The stock FAISS store over an ``IndexFlatIP`` of ``dim`` (made on first use)."""
+        if self._faiss is None:
+            faiss = require("faiss", "faiss-cpu")
+            from langchain_community.docstore.in_memory import InMemoryDocstore
+            from langchain_community.vectorstores import FAISS
+            from langchain_community.vectorstores.utils import DistanceStrategy
+
+            self._faiss = FAISS(
+                embedding_function=self._embedding,
+                index=faiss.IndexFlatIP(int(dim)),
+                docstore=InMemoryDocstore(),
+                index_to_docstore_id={},
+                relevance_score_fn=relevance_from_cosine,
+                distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
+            )
+            self._dim = int(dim)
+        return self._faiss
 
     def __len__(self) -> int:
-        return int(self._faiss.index.ntotal)
+        return 0 if self._faiss is None else int(self._faiss.index.ntotal)
+
+    @property
+    def _docs(self) -> dict[str, Document]:
+        return {} if self._faiss is None else self._faiss.docstore._dict
 
     def _ids_in_order(self) -> list[str]:
+        if self._faiss is None:
+            return []
         mapping: dict[int, str] = self._faiss.index_to_docstore_id
         return [mapping[i] for i in range(len(mapping))]
 
     def records(self) -> dict[str, dict[str, Any]]:
-        docs = self._docstore._dict
+        docs = self._docs
         return {i: dict(docs[i].metadata) for i in self._ids_in_order()}
 
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        docs = self._docs
+        return [_copy(docs[i]) for i in ids if i in docs]
+
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
-        docs = self._docstore._dict
+        docs = self._docs
         return {i for i in ids if i in docs}
 
-    def upsert_vectors(
+    def _write(
         self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]
     ) -> None:
-        import numpy as np
-
-        if len(ids) != len(vectors) or len(ids) != len(documents):
-            raise ValueError("ids, vectors and documents must have the same length")
-        if len(set(ids)) != len(ids):
-            raise ValueError("duplicate ids in one write")
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        check_vectors(ids, vectors, int(self.embeddings.dim))
-        self.acquire_write_lock()
         present = list(self.existing_ids(ids))
         if present:
-            self.delete(present)
+            self._faiss.delete(present)
         self._add_rows(ids, vectors, documents)
 
     def _add_rows(
@@ -308,34 +335,45 @@ class FAISSImageStore(ImageVectorStore):
     ) -> None:
         import numpy as np
 
-        start = len(self._faiss.index_to_docstore_id)
-        self._faiss.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        self._docstore.add(
+        stock = self._stock(int(vectors.shape[1]))
+        start = len(stock.index_to_docstore_id)
+        stock.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        stock.docstore.add(
             {
                 i: Document(id=i, page_content=d.page_content, metadata=dict(d.metadata))
                 for i, d in zip(ids, documents, strict=True)
             }
         )
-        self._faiss.index_to_docstore_id.update({start + j: i for j, i in enumerate(ids)})
+        stock.index_to_docstore_id.update({start + j: i for j, i in enumerate(ids)})
 
-    def delete(self, ids: Sequence[str]) -> None:
+    def _delete_ids(self, ids: Sequence[str]) -> None:
         present = list(self.existing_ids(ids))
         if present:
-            self.acquire_write_lock()
             self._faiss.delete(present)
 
-    def search_by_vector_with_cosine(
-        self,
-        vector: Sequence[float],
-        k: int,
-        *,
-        filter: dict[str, Any] | None = None,
-        fetch_k: int = 20,
+    def _update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        docs = self._docs
+        for i, meta in zip(ids, metadatas, strict=True):
+            if i in docs:
+                docs[i] = Document(id=i, page_content=docs[i].page_content, metadata=dict(meta))
+
+    def _search(
+        self, vector: np.ndarray, k: int, filter: Any, fetch_k: int
     ) -> list[tuple[Document, float]]:
-        hits: list[tuple[Document, float]] = self._faiss.similarity_search_with_score_by_vector(
+        if self._faiss is None:
+            return []
+        hits = self._faiss.similarity_search_with_score_by_vector(
             [float(x) for x in vector], k=k, filter=filter, fetch_k=fetch_k
         )
-        return [(doc, float(score)) for doc, score in hits]
+        return [(_copy(doc), float(score)) for doc, score in hits]
+
+    def _vectors(self, ids: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        if self._faiss is None or not ids:
+            return np.zeros((0, self._dim or 0), np.float32)
+        position = {i: p for p, i in self._faiss.index_to_docstore_id.items()}
+        return np.stack([self._faiss.index.reconstruct(int(position[i])) for i in ids])
 
     # -- locking -------------------------------------------------------------------------
     def acquire_write_lock(self) -> None:
@@ -405,7 +443,7 @@ class FAISSImageStore(ImageVectorStore):
         token = f"{generation:08d}-{uuid.uuid4().hex[:8]}"
         ids = self._ids_in_order()
         n = len(ids)
-        dim = int(self.embeddings.dim)
+        dim = int(self._dim or 0)
         vectors = self._faiss.index.reconstruct_n(0, n) if n else np.zeros((0, dim), np.float32)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if n and bad_vector_rows(vectors):
@@ -415,7 +453,7 @@ class FAISSImageStore(ImageVectorStore):
             np.save(fh, vectors, allow_pickle=False)
             fh.flush()
             os.fsync(fh.fileno())
-        docs = self._docstore._dict
+        docs = self._docs
         payload = [
             {"id": i, "page_content": docs[i].page_content, "metadata": docs[i].metadata}
             for i in ids
@@ -426,9 +464,9 @@ class FAISSImageStore(ImageVectorStore):
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "generation": generation,
-            "model": self._record,
+            "model": self._model_record(),
             "count": n,
-            "dim": dim,
+            "dim": self._dim,
             "metric": "inner_product",
             "vectors": {"file": vec_file.name, "sha256": _sha256_file(vec_file)},
             "documents": {"file": doc_file.name, "sha256": _sha256_file(doc_file)},
@@ -455,9 +493,9 @@ class FAISSImageStore(ImageVectorStore):
     def import_langchain_faiss(
         cls,
         folder: str | os.PathLike[str],
-        embeddings: ImageEmbeddings,
+        embeddings: Embeddings,
         *,
-        allow_dangerous_deserialization: bool,
+        allow_dangerous_deserialization: bool = False,
         index_name: str = "index",
         path: str | os.PathLike[str] | None = None,
     ) -> FAISSImageStore:
@@ -476,7 +514,8 @@ class FAISSImageStore(ImageVectorStore):
         Args:
             folder: The stock store's folder (``index.faiss`` + ``index.pkl``).
             embeddings: The model that produced its vectors.
-            allow_dangerous_deserialization: Must be ``True``: you trust the pickle.
+            allow_dangerous_deserialization: Must be ``True`` (you trust the pickle); left
+                out or false, nothing is read and :class:`StoreError` is raised.
             index_name: The stock store's ``index_name``.
             path: Where to save the converted store (``None``: in memory only).
 
@@ -505,22 +544,24 @@ class FAISSImageStore(ImageVectorStore):
         try:
             stock = FAISS.load_local(
                 str(folder),
-                cls(embeddings).document_embeddings,
+                embeddings,  # only stored by the stock object: nothing is embedded here
                 index_name=index_name,
                 allow_dangerous_deserialization=True,
             )
         except Exception as exc:
             raise StoreError(f"cannot read the LangChain FAISS folder {folder}: {exc}") from exc
+        store = cls(embeddings, path)
         n = int(stock.index.ntotal)
-        if int(stock.index.d) != int(embeddings.dim):
+        if store.dim is not None and int(stock.index.d) != store.dim:
             raise StoreError(
-                f"{folder} holds {stock.index.d}-d vectors; {embeddings.model_id} makes "
-                f"{embeddings.dim}-d ones"
+                f"{folder} holds {stock.index.d}-d vectors; {model_record(embeddings)['model']} "
+                f"makes {store.dim}-d ones"
             )
+        model_id = str(model_record(embeddings)["model"])
         vectors = (
             np.asarray(stock.index.reconstruct_n(0, n), dtype=np.float32)
             if n
-            else np.zeros((0, int(embeddings.dim)), np.float32)
+            else np.zeros((0, int(stock.index.d)), np.float32)
         )
         bad = bad_vector_rows(vectors) if n else {}
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -538,7 +579,7 @@ class FAISSImageStore(ImageVectorStore):
             if not isinstance(doc, Document):
                 raise StoreError(f"{folder}: row {row} has no document ({stock_id!r})")
             sha = doc.metadata.get("sha256")
-            new_id = content_id(str(sha), embeddings.model_id) if sha else str(stock_id)
+            new_id = content_id(str(sha), model_id) if sha else str(stock_id)
             if new_id in seen:
                 continue
             seen.add(new_id)
@@ -547,10 +588,26 @@ class FAISSImageStore(ImageVectorStore):
             docs.append(
                 Document(id=new_id, page_content=doc.page_content, metadata=dict(doc.metadata))
             )
-        store = cls(embeddings, path)
         if ids:
             store.upsert_vectors(ids, vectors[rows], docs)
         store.skipped_rows = sorted(bad)
         if path is not None:
             store.save()
         return store
+
+
+def _copy(doc: Document) -> Document:
+    """A document callers can change without changing the store."""
+    return Document(id=doc.id, page_content=doc.page_content, metadata=dict(doc.metadata))
+
+
+def _recorded_image_model(folder: Path, manifest: dict[str, Any]) -> ImageEmbeddings:
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+
+    record = manifest.get("model") or {}
+    if "fingerprint" not in record:
+        raise StoreError(
+            f"FAISS store {folder} was written with {record.get('model')!r}, not an image model: "
+            "pass the same embeddings to open it"
+        )
+    return ImageEmbeddings(str(record.get("model")))

@@ -348,7 +348,7 @@ def test_chroma_errors_become_store_errors_with_bounded_retries(
 
 # -- importing stock LangChain FAISS ---------------------------------------------------------
 def test_import_stock_langchain_faiss_folder_is_explicit(
-    tiny_clip_embeddings: Any, tmp_path: Path
+    tiny_clip_embeddings: Any, lite0_embeddings: Any, tmp_path: Path
 ) -> None:
     from langchain_community.vectorstores import FAISS
 
@@ -383,7 +383,7 @@ def test_import_stock_langchain_faiss_folder_is_explicit(
     with pytest.raises(StoreError, match="-d"):
         FAISSImageStore.import_langchain_faiss(
             tmp_path / "stock",
-            writer.PrecomputedEmbeddings(),  # type: ignore[arg-type]
+            lite0_embeddings,  # another model, another dimension
             allow_dangerous_deserialization=True,
         )
 
@@ -417,7 +417,9 @@ def test_cli_report_strict_run_leaves_store_untouched_and_skip_errors(
     assert code == cli.EXIT_INPUT_ERRORS and "nothing was written" in out
     assert _snapshot(index) == before  # strict run: the store is byte-for-byte untouched
     rows = [json.loads(line) for line in report.read_text().splitlines()]
-    assert len(rows) == 5 and all(set(r) == {"input", "status", "code", "reason"} for r in rows)
+    assert len(rows) == 5 and all(
+        set(r) == {"input", "status", "code", "reason", "duplicate_of"} for r in rows
+    )
     status = {Path(r["input"]).name: r for r in rows}
     assert status["bad.png"]["status"] == "error" and status["bad.png"]["code"] in IMAGE_ERROR_CODES
     assert status["empty.jpg"]["code"] == "empty" and status["empty.jpg"]["reason"]

@@ -60,6 +60,7 @@ def test_incremental_sync(
         "updated": 0,
         "removed": 0,
         "unchanged": 0,
+        "duplicates": 0,
         "failed": 0,
         "embedded": 6,
     }
@@ -73,6 +74,7 @@ def test_incremental_sync(
         "updated": 0,
         "removed": 0,
         "unchanged": 6,
+        "duplicates": 0,
         "failed": 0,
         "embedded": 0,
     }
