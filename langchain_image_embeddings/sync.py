@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.vectorstores.records import content_id, record_paths
+from langchain_image_embeddings.vectorstores.records import record_paths
 
 if TYPE_CHECKING:
     from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
@@ -155,7 +155,6 @@ def sync_directory(
         )
     store.acquire_write_lock()  # fail fast, before embedding anything
     root = str(loader.root)
-    model_id = store.image_embeddings.model_id
     result = SyncResult()
 
     docs = loader.load()
@@ -165,35 +164,44 @@ def sync_directory(
 
     if all_or_nothing:
         pending = store.prepare_add(docs)
-        result.duplicates = dict(pending.result.duplicates)
         if result.failed or pending.result.failures:
             result.failed.extend(pending.result.failures)
             result.committed = False
             result.embedded = len(pending.ids)
+            result.duplicates = dict(pending.result.duplicates)
             return result
         add = store.commit_add(pending)
     else:
         add = store.add_images(docs)
     result.embedded = len(add.added)
     result.failed.extend(add.failures)
-    result.duplicates = dict(add.duplicates)
-    written = set(add.added)
     failed_sources = {e.source for e in result.failed}
-    for doc in docs:
-        source = str(doc.metadata["source"])
-        if source in failed_sources or source in result.duplicates:
-            continue
-        if content_id(doc.metadata["sha256"], model_id) in written:
-            (result.updated if source in before else result.added).append(source)
-        else:
-            result.unchanged.append(source)
-
     if delete_missing:
         present = {str(d.metadata["source"]) for d in docs} | failed_sources
         # an unreadable file keeps its last good vector (the failure is reported)
         gone = [p for p in before if _under(p, root) and p not in present]
         store.remove_paths(gone)
         result.removed = gone
+
+    # classify against the final state: a renamed file whose twin left is no duplicate
+    primary: dict[str, str] = {}
+    after: dict[str, str] = {}
+    for rid, meta in store.records().items():
+        for path in record_paths(meta):
+            after[path] = rid
+            primary[path] = str(meta.get("source", path))
+    for doc in docs:
+        source = str(doc.metadata["source"])
+        if source in failed_sources or source not in after:
+            continue
+        if primary[source] != source:
+            result.duplicates[source] = primary[source]
+        elif source not in before:
+            result.added.append(source)
+        elif before[source] != after[source]:
+            result.updated.append(source)
+        else:
+            result.unchanged.append(source)
     if persist:
         store.persist()
     result.added.sort()
