@@ -250,3 +250,26 @@ def test_forty_one_files_forty_records_are_reported_by_the_cli(
     result = sync_directory(store, folder)
     assert len(result.inputs) == 41 and len(store) == 40
     assert result.duplicates == {str((folder / "zz-dup.png").resolve()): str(paths[5].resolve())}
+
+
+def test_text_model_store_round_trip(tmp_path: Path, tiny_clip_embeddings: Any) -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding, FakeEmbeddings
+
+    from langchain_image_embeddings.errors import StoreError
+
+    fake = DeterministicFakeEmbedding(size=8)
+    store = FAISSImageStore.from_texts(
+        ["a cat", "a dog"], fake, metadatas=[{"n": 1}, {"n": 2}], path=tmp_path / "text"
+    )
+    store.close()
+    with pytest.raises(StoreError, match="not an image model"):
+        FAISSImageStore.load(tmp_path / "text")
+    reopened = FAISSImageStore.load(tmp_path / "text", fake)
+    doc, score = reopened.similarity_search_with_score("a dog", k=1)[0]
+    assert doc.page_content == "a dog" and doc.metadata == {"n": 2} and score > 0.999
+    with pytest.raises(ModelMismatchError):
+        FAISSImageStore(FakeEmbeddings(size=8), tmp_path / "text")
+    with pytest.raises(ModelMismatchError):
+        FAISSImageStore(tiny_clip_embeddings, tmp_path / "text")
+    with pytest.raises(EncoderError, match="cannot embed images"):
+        reopened.similarity_search_by_image(tmp_path / "x.png")
