@@ -1,4 +1,4 @@
-"""FAISS image store: stock LangChain ``FAISS`` over inner product, saved without pickle.
+"""FAISS image store: an exact inner-product FAISS index, saved without pickle.
 
 On disk a store is a folder with ``manifest.json`` (format, generation, model record,
 counts and the SHA-256 of each data file), ``vectors-<generation>-<token>.npy``
@@ -38,8 +38,8 @@ from langchain_image_embeddings.vectorstores.base import (
     bad_vector_rows,
     content_id,
     model_record,
-    relevance_from_cosine,
 )
+from langchain_image_embeddings.vectorstores.filters import metadata_matches
 from langchain_image_embeddings.vectorstores.locking import StoreLock
 
 if TYPE_CHECKING:
@@ -139,7 +139,10 @@ class FAISSImageStore(ImageVectorStore):
         require("faiss", "faiss-cpu")
         super().__init__(embeddings)
         self.path = None if path is None else Path(path)
-        self._faiss: Any = None  # the stock FAISS store, made when the dimension is known
+        self._index: Any = None  # faiss.IndexFlatIP, made when the dimension is known
+        self._ids: list[str] = []  # row -> id
+        self._row: dict[str, int] = {}  # id -> row
+        self._docs: dict[str, Document] = {}
         self._dim: int | None = None
         self._generation: int | None = None  # the generation loaded or last saved
         self._lock: StoreLock | None = None
@@ -258,7 +261,7 @@ class FAISSImageStore(ImageVectorStore):
             raise StoreError(
                 f"FAISS store {folder}: {vectors.shape} vectors for {len(records)} documents"
             )
-        self._faiss = None
+        self._index, self._ids, self._row, self._docs = None, [], {}, {}
         if dim is not None:
             self._dim = int(dim)
         if len(records):
@@ -278,56 +281,32 @@ class FAISSImageStore(ImageVectorStore):
         """Dimension of the vectors (``None`` for an empty store of a text model)."""
         return self._dim
 
-    def _stock(self, dim: int) -> Any:
-        """The stock FAISS store over an ``IndexFlatIP`` of ``dim`` (made on first use)."""
-        if self._faiss is None:
+    def _flat_index(self, dim: int) -> Any:
+        """The ``IndexFlatIP`` of ``dim`` (made on first write when the model is a text one)."""
+        if self._index is None:
             faiss = require("faiss", "faiss-cpu")
-            from langchain_community.docstore.in_memory import InMemoryDocstore
-            from langchain_community.vectorstores import FAISS
-            from langchain_community.vectorstores.utils import DistanceStrategy
-
-            self._faiss = FAISS(
-                embedding_function=self._embedding,
-                index=faiss.IndexFlatIP(int(dim)),
-                docstore=InMemoryDocstore(),
-                index_to_docstore_id={},
-                relevance_score_fn=relevance_from_cosine,
-                distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
-            )
+            self._index = faiss.IndexFlatIP(int(dim))
             self._dim = int(dim)
-        return self._faiss
+        return self._index
 
     def __len__(self) -> int:
-        return 0 if self._faiss is None else int(self._faiss.index.ntotal)
-
-    @property
-    def _docs(self) -> dict[str, Document]:
-        return {} if self._faiss is None else self._faiss.docstore._dict
-
-    def _ids_in_order(self) -> list[str]:
-        if self._faiss is None:
-            return []
-        mapping: dict[int, str] = self._faiss.index_to_docstore_id
-        return [mapping[i] for i in range(len(mapping))]
+        return len(self._ids)
 
     def records(self) -> dict[str, dict[str, Any]]:
-        docs = self._docs
-        return {i: dict(docs[i].metadata) for i in self._ids_in_order()}
+        return {i: dict(self._docs[i].metadata) for i in self._ids}
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        docs = self._docs
-        return [_copy(docs[i]) for i in ids if i in docs]
+        return [_copy(self._docs[i]) for i in ids if i in self._docs]
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
-        docs = self._docs
-        return {i for i in ids if i in docs}
+        return {i for i in ids if i in self._docs}
 
     def _write(
         self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]
     ) -> None:
         present = list(self.existing_ids(ids))
         if present:
-            self._faiss.delete(present)
+            self._delete_ids(present)
         self._add_rows(ids, vectors, documents)
 
     def _add_rows(
@@ -335,45 +314,71 @@ class FAISSImageStore(ImageVectorStore):
     ) -> None:
         import numpy as np
 
-        stock = self._stock(int(vectors.shape[1]))
-        start = len(stock.index_to_docstore_id)
-        stock.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        stock.docstore.add(
-            {
-                i: Document(id=i, page_content=d.page_content, metadata=dict(d.metadata))
-                for i, d in zip(ids, documents, strict=True)
-            }
-        )
-        stock.index_to_docstore_id.update({start + j: i for j, i in enumerate(ids)})
+        index = self._flat_index(int(vectors.shape[1]))
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        for i, doc in zip(ids, documents, strict=True):
+            self._row[i] = len(self._ids)
+            self._ids.append(i)
+            self._docs[i] = Document(
+                id=i, page_content=doc.page_content, metadata=dict(doc.metadata)
+            )
 
     def _delete_ids(self, ids: Sequence[str]) -> None:
-        present = list(self.existing_ids(ids))
-        if present:
-            self._faiss.delete(present)
+        import numpy as np
+
+        rows = sorted({self._row[i] for i in ids if i in self._row})
+        if not rows:
+            return
+        self._index.remove_ids(np.asarray(rows, dtype=np.int64))  # a flat index compacts in order
+        gone = set(rows)
+        self._ids = [i for row, i in enumerate(self._ids) if row not in gone]
+        self._row = {i: row for row, i in enumerate(self._ids)}
+        for i in ids:
+            self._docs.pop(i, None)
 
     def _update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
-        docs = self._docs
         for i, meta in zip(ids, metadatas, strict=True):
-            if i in docs:
-                docs[i] = Document(id=i, page_content=docs[i].page_content, metadata=dict(meta))
+            if i in self._docs:
+                old = self._docs[i]
+                self._docs[i] = Document(id=i, page_content=old.page_content, metadata=dict(meta))
 
     def _search(
         self, vector: np.ndarray, k: int, filter: Any, fetch_k: int
     ) -> list[tuple[Document, float]]:
-        if self._faiss is None:
+        """Exact search; with a filter, over exactly the matching rows (never fewer than k)."""
+        import numpy as np
+
+        if not self._ids:
             return []
-        hits = self._faiss.similarity_search_with_score_by_vector(
-            [float(x) for x in vector], k=k, filter=filter, fetch_k=fetch_k
-        )
-        return [(_copy(doc), float(score)) for doc, score in hits]
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        params = None
+        candidates = len(self._ids)
+        if filter is not None:
+            faiss = require("faiss", "faiss-cpu")
+            rows = [
+                r
+                for r, i in enumerate(self._ids)
+                if metadata_matches(self._docs[i].metadata, filter)
+            ]
+            if not rows:
+                return []
+            params = faiss.SearchParameters(
+                sel=faiss.IDSelectorBatch(np.asarray(rows, dtype=np.int64))
+            )
+            candidates = len(rows)
+        scores, rows_found = self._index.search(query, min(k, candidates), params=params)
+        return [
+            (_copy(self._docs[self._ids[int(r)]]), float(s))
+            for s, r in zip(scores[0], rows_found[0], strict=True)
+            if r >= 0
+        ]
 
     def _vectors(self, ids: Sequence[str]) -> np.ndarray:
         import numpy as np
 
-        if self._faiss is None or not ids:
+        if self._index is None or not ids:
             return np.zeros((0, self._dim or 0), np.float32)
-        position = {i: p for p, i in self._faiss.index_to_docstore_id.items()}
-        return np.stack([self._faiss.index.reconstruct(int(position[i])) for i in ids])
+        return np.stack([self._index.reconstruct(self._row[i]) for i in ids])
 
     # -- locking -------------------------------------------------------------------------
     def acquire_write_lock(self) -> None:
@@ -441,10 +446,10 @@ class FAISSImageStore(ImageVectorStore):
         self._check_generation(folder)
         generation = (self._generation or 0) + 1
         token = f"{generation:08d}-{uuid.uuid4().hex[:8]}"
-        ids = self._ids_in_order()
+        ids = list(self._ids)
         n = len(ids)
         dim = int(self._dim or 0)
-        vectors = self._faiss.index.reconstruct_n(0, n) if n else np.zeros((0, dim), np.float32)
+        vectors = self._index.reconstruct_n(0, n) if n else np.zeros((0, dim), np.float32)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if n and bad_vector_rows(vectors):
             raise StoreError(f"FAISS store {folder}: refusing to save NaN/inf or zero vectors")
@@ -539,6 +544,7 @@ class FAISSImageStore(ImageVectorStore):
                 "folders you trust"
             )
         require("faiss", "faiss-cpu")
+        require("langchain_community", "langchain-community")
         from langchain_community.vectorstores import FAISS
 
         try:
