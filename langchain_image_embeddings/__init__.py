@@ -37,10 +37,14 @@ if TYPE_CHECKING:
         WeightsNotFoundError,
     )
     from langchain_image_embeddings.images import ImageInput, ImageLoadOptions, load_image
-    from langchain_image_embeddings.messages import image_documents_to_content_blocks
+    from langchain_image_embeddings.messages import (
+        image_documents_to_content_blocks,
+        image_rag_message,
+    )
+    from langchain_image_embeddings.pipeline import PipelineProgress
     from langchain_image_embeddings.retrievers import ImageToImageRetriever, TextToImageRetriever
-    from langchain_image_embeddings.sync import sync_directory
-    from langchain_image_embeddings.vectorstores import open_store
+    from langchain_image_embeddings.sync import SyncResult, sync_directory
+    from langchain_image_embeddings.vectorstores import AddResult, open_store
     from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
     from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
 
@@ -54,9 +58,13 @@ _EXPORTS: dict[str, str] = {
     "ChromaImageStore": "vectorstores.chroma",
     "open_store": "vectorstores",
     "sync_directory": "sync",
+    "SyncResult": "sync",
+    "AddResult": "vectorstores",
+    "PipelineProgress": "pipeline",
     "TextToImageRetriever": "retrievers",
     "ImageToImageRetriever": "retrievers",
     "image_documents_to_content_blocks": "messages",
+    "image_rag_message": "messages",
     "StoreError": "errors",
     "StoreLockedError": "errors",
     "ModelMismatchError": "errors",
@@ -82,6 +90,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AddResult",
     "ChromaImageStore",
     "DEFAULT_MODEL",
     "EmbeddingResult",
@@ -100,13 +109,16 @@ __all__ = [
     "ImageURILoader",
     "MissingDependencyError",
     "ModelMismatchError",
+    "PipelineProgress",
     "PreprocessConfig",
     "StoreError",
     "StoreLockedError",
+    "SyncResult",
     "TextToImageRetriever",
     "WeightsNotFoundError",
     "create_encoder",
     "image_documents_to_content_blocks",
+    "image_rag_message",
     "list_backends",
     "list_encoders",
     "load_image",

@@ -6,6 +6,14 @@ Subcommands: ``embed DIR``, ``index DIR --store SPEC``, ``search "text" | --imag
 Store specs: ``faiss:PATH`` (default ``faiss:imgemb-index``), ``chroma:PATH[#COLLECTION]``,
 ``chroma+http://HOST:PORT/COLLECTION``.
 
+Every subcommand that takes ``--model`` also takes ``--pretrained VALUE`` (a weights tag or a
+local checkpoint path) and ``--model-kwargs JSON`` (encoder options), passed to
+``ImageEmbeddings(model_kwargs=...)``; they apply to a store's recorded model too.
+
+``index`` on a folder without image files, or with a ``--glob`` / ``--exclude`` that matches
+none, says so and writes nothing (exit 2) unless ``--allow-empty``. Progress bars are shown
+when stderr is a terminal, or with ``--progress``; ``--quiet`` turns them off.
+
 ``index`` is all-or-nothing by default: if any image fails, nothing is written and the
 store is left exactly as it was (exit 1); ``--skip-errors`` indexes the readable images
 and exits 0. ``--report FILE.jsonl`` writes one JSON line per input
@@ -16,7 +24,7 @@ Exit codes:
     0  success
     1  some inputs failed (e.g. unreadable images); everything else was done (``index``:
        nothing was written unless ``--skip-errors``)
-    2  usage error (bad arguments, malformed store spec, missing folder)
+    2  usage error (bad arguments, malformed store spec, missing folder, nothing to index)
     3  the model could not be loaded, or cannot do what was asked (text search on an
        image-only model)
     4  other error
@@ -26,14 +34,17 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
+import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_image_embeddings import __version__
 from langchain_image_embeddings.errors import (
     EncoderError,
     ImageEmbeddingsError,
@@ -65,6 +76,110 @@ def _image_files(root: Path) -> list[Path]:
     )
 
 
+def _show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars on a terminal (or with ``--progress``); never with ``--quiet``."""
+    if args.quiet:
+        return False
+    return bool(args.progress) or sys.stderr.isatty()
+
+
+def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``--model-kwargs`` JSON, with ``--pretrained`` on top."""
+    kwargs: dict[str, Any] = dict(args.model_kwargs or {})
+    if args.pretrained is not None:
+        kwargs["pretrained"] = args.pretrained
+    return kwargs
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """``argparse`` type of ``--model-kwargs``: a JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f'expected a JSON object such as \'{{"pretrained": "/models/clip.safetensors"}}\', '
+            f"got {text!r}"
+        )
+    return value
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    """``argparse`` type of ``--filter``: ``KEY=VALUE``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. format=JPEG), got {text!r}")
+    return key.strip(), value
+
+
+def _nothing_to_index(args: argparse.Namespace, root: Path) -> str | None:
+    """Why ``index`` has no file to work on (empty folder, or filters matching nothing)."""
+    from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
+
+    filtered = ImageDirectoryLoader(root, glob=args.glob or "*", exclude=args.exclude or ())
+    if next(iter(filtered.iter_paths()), None) is not None:
+        return None
+    if (args.glob or args.exclude) and next(iter(ImageDirectoryLoader(root).iter_paths()), None):
+        given = " ".join(
+            [
+                *(f"--glob {g!r}" for g in args.glob or ()),
+                *(f"--exclude {e!r}" for e in args.exclude or ()),
+            ]
+        )
+        return f"no image file in {root} matches {given}"
+    return f"no image files in {root}"
+
+
+class _RejectRecords(logging.Filter):
+    """A logging filter that rejects every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+class _LastResort(logging.StreamHandler):  # type: ignore[type-arg]
+    """What :data:`logging.lastResort` does, as a root handler: WARNING and above to stderr,
+    only for records that no other handler on the way to the root takes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setLevel(logging.WARNING)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None and logger is not logging.root:
+            if logger.handlers:
+                return False  # printed (or not) by that handler, as without this one
+            logger = logger.parent
+        self.setStream(sys.stderr)
+        return super().handle(record)
+
+
+@contextlib.contextmanager
+def _no_stray_root_logging() -> Iterator[None]:
+    """Drop records logged on the root logger itself while a command runs.
+
+    open_clip reports a failed weights load with ``logging.error(...)`` (the root logger)
+    before raising; the CLI reports that error once, in its own ``error:`` line, so the
+    stray ``ERROR:root:...`` line is dropped. Where the root logger has no handler, a
+    stand-in for :data:`logging.lastResort` keeps ``logging.error`` from installing a
+    ``basicConfig`` handler, so the warnings of other loggers reach stderr as before.
+    """
+    root = logging.getLogger()
+    drop = _RejectRecords()  # a logger's filters see only the records logged on it
+    root.addFilter(drop)
+    stand_in = _LastResort() if not root.handlers else None
+    if stand_in is not None:
+        root.addHandler(stand_in)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+        if stand_in is not None:
+            root.removeHandler(stand_in)
+
+
 def _cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -75,8 +190,15 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         print(f"error: {root} is not a directory", file=sys.stderr)
         return EXIT_USAGE
     files = _image_files(root)
+    if not files:
+        print(f"error: no image files in {root}", file=sys.stderr)
+        return EXIT_USAGE
     embeddings = ImageEmbeddings(
-        args.model, device=args.device, batch_size=args.batch_size, show_progress=not args.quiet
+        args.model,
+        model_kwargs=_model_kwargs(args),
+        device=args.device,
+        batch_size=args.batch_size,
+        show_progress=_show_progress(args),
     )
     started = time.perf_counter()
     result = embeddings.try_embed_images([str(p) for p in files])
@@ -152,7 +274,11 @@ def _open_for_write(args: argparse.Namespace) -> ImageVectorStore:
 
     model = args.model or _recorded_model(args.store) or OFFLINE_MODEL
     embeddings = ImageEmbeddings(
-        model, device=args.device, batch_size=args.batch_size, show_progress=not args.quiet
+        model,
+        model_kwargs=_model_kwargs(args),
+        device=args.device,
+        batch_size=args.batch_size,
+        show_progress=_show_progress(args),
     )
     return open_store(args.store, embeddings, create=True)
 
@@ -165,12 +291,21 @@ def _cmd_index(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"error: {root} is not a directory", file=sys.stderr)
         return EXIT_USAGE
+    empty = None if args.allow_empty else _nothing_to_index(args, root)
+    if empty is not None:
+        print(
+            f"error: {empty}: nothing to index, nothing written to {args.store} (--allow-empty "
+            "indexes anyway: an existing store then drops the vectors of files no longer there, "
+            "unless --keep-missing)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     store = _open_for_write(args)
     loader = ImageDirectoryLoader(
         root,
         glob=args.glob or "*",
         exclude=args.exclude or (),
-        load_options=store.embeddings.load_options,
+        load_options=store.image_embeddings.load_options,
     )
     started = time.perf_counter()
     try:
@@ -189,7 +324,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     summary = {
         "directory": str(root),
         "store": args.store,
-        "model": store.embeddings.model_id,
+        "model": store.image_embeddings.model_id,
         **result.counts(),
         "total": total,
         "committed": result.committed,
@@ -245,17 +380,18 @@ def _cmd_search(args: argparse.Namespace) -> int:
         )
     embeddings = ImageEmbeddings(
         model,
+        model_kwargs=_model_kwargs(args),
         device=args.device,
         load_options=ImageLoadOptions(allow_remote=args.image is not None and "://" in args.image),
     )
     store = open_store(args.store, embeddings, create=False)
-    filter_ = dict(f.split("=", 1) for f in args.filter) if args.filter else None
+    filter_ = dict(args.filter) if args.filter else None
     if args.image is not None:
         hits = store.search_by_image(args.image, args.k, filter=filter_)
     else:
-        if not store.embeddings.supports_text:
+        if not store.image_embeddings.supports_text:
             raise EncoderError(
-                f"{store.embeddings.model_id} has no text tower: text search needs a CLIP-type model "
+                f"{store.image_embeddings.model_id} has no text tower: text search needs a CLIP-type model "
                 "(index with --model open_clip:...), or search with --image"
             )
         hits = store.search_by_text(args.query, args.k, filter=filter_)
@@ -300,50 +436,133 @@ def _add_finetune(sub: Any) -> None:
     add_finetune_parser(sub)
 
 
+_EPILOG = f"""\
+examples:
+  imgemb samples photos                              # real sample photos, offline
+  imgemb index photos --store faiss:photo-index      # {OFFLINE_MODEL}, offline
+  imgemb search --image photos/chelsea.jpg --store faiss:photo-index -k 3
+  imgemb index photos --store faiss:clip-index --model open_clip:ViT-B-32 \\
+      --pretrained /models/vit-b-32.safetensors       # a local CLIP checkpoint
+  imgemb search "a cat on a sofa" --store faiss:clip-index \\
+      --pretrained /models/vit-b-32.safetensors
+  imgemb info --store faiss:photo-index --json
+
+exit codes:
+  0  success
+  1  some inputs failed (unreadable images); index then wrote nothing unless --skip-errors
+  2  usage error: bad arguments, malformed store spec, missing folder, nothing to index
+  3  the model could not be loaded, or cannot do what was asked (text search, image-only model)
+  4  other error
+  5  store error: missing, corrupt, unreachable or locked store, or written by another model
+
+Run 'imgemb COMMAND -h' for the options of a command.
+"""
+
+
+def _add_model_options(
+    parser: argparse.ArgumentParser, *, default: str | None, model_help: str
+) -> None:
+    """``--model``, ``--pretrained``, ``--model-kwargs`` and ``--device``."""
+    parser.add_argument("--model", default=default, metavar="SPEC", help=model_help)
+    parser.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="VALUE",
+        help="weights of the model: a tag (open_clip, e.g. laion2b_s34b_b79k) or a local "
+        "checkpoint path; sets model_kwargs['pretrained']",
+    )
+    parser.add_argument(
+        "--model-kwargs",
+        type=_json_object,
+        default=None,
+        metavar="JSON",
+        help='encoder options as a JSON object, e.g. \'{"pretrained": "/models/clip.safetensors", '
+        '"cache_dir": "/models"}\' (--pretrained overrides its "pretrained")',
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where the model runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps "
+        "(default: auto)",
+    )
+
+
+def _add_progress_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress bars even when stderr is not a terminal",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
-        prog="imgemb", description="Local image embeddings for LangChain."
+        prog="imgemb",
+        description="Local image embeddings for LangChain: index folders of images into a "
+        "vector store (FAISS, Chroma) and search them by text or by image.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    store_help = (
+        "store spec: faiss:PATH, chroma:PATH[#COLLECTION] or chroma+http://HOST:PORT/COLLECTION "
+        f"(default: {DEFAULT_STORE})"
+    )
+    batch_help = "images per forward pass (default: 32)"
 
     embed = sub.add_parser("embed", help="embed every image in a folder and print a summary")
-    embed.add_argument("directory")
-    embed.add_argument(
-        "--model", default=OFFLINE_MODEL, help=f"encoder spec (default: {OFFLINE_MODEL})"
+    embed.add_argument("directory", help="folder of images (searched recursively)")
+    _add_model_options(
+        embed, default=OFFLINE_MODEL, model_help=f"encoder spec (default: {OFFLINE_MODEL})"
     )
-    embed.add_argument("--device", default="auto")
-    embed.add_argument("--batch-size", type=int, default=32)
-    embed.add_argument("--out", help="write the vectors as a .npy file")
+    embed.add_argument("--batch-size", type=int, default=32, help=batch_help)
+    embed.add_argument("--out", metavar="FILE.npy", help="write the vectors as a .npy file")
     embed.add_argument("--json", action="store_true", help="print the summary as JSON")
-    embed.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_progress_options(embed)
     embed.set_defaults(func=_cmd_embed)
 
     models = sub.add_parser("models", help="list well-known encoder specs")
     models.set_defaults(func=_cmd_models)
 
     samples = sub.add_parser("samples", help="write real sample photos (scikit-image) to a folder")
-    samples.add_argument("directory")
+    samples.add_argument("directory", help="folder to write the photos to (created)")
     samples.add_argument(
         "--no-copies", action="store_true", help="originals only, no transformed copies"
     )
     samples.set_defaults(func=_cmd_samples)
 
     index = sub.add_parser("index", help="index (sync) a folder of images into a vector store")
-    index.add_argument("directory")
-    index.add_argument(
-        "--store", default=DEFAULT_STORE, help=f"store spec (default: {DEFAULT_STORE})"
-    )
-    index.add_argument(
-        "--model",
+    index.add_argument("directory", help="folder of images (searched recursively)")
+    index.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=store_help)
+    _add_model_options(
+        index,
         default=None,
-        help=f"encoder spec (default: the store's model, else {OFFLINE_MODEL})",
+        model_help=f"encoder spec (default: the store's model, else {OFFLINE_MODEL})",
     )
-    index.add_argument("--device", default="auto")
-    index.add_argument("--batch-size", type=int, default=32)
-    index.add_argument("--glob", action="append", help="only files matching (repeatable)")
-    index.add_argument("--exclude", action="append", help="leave out files matching (repeatable)")
+    index.add_argument("--batch-size", type=int, default=32, help=batch_help)
+    index.add_argument(
+        "--glob",
+        action="append",
+        metavar="PATTERN",
+        help="only files whose relative path or name matches (repeatable)",
+    )
+    index.add_argument(
+        "--exclude",
+        action="append",
+        metavar="PATTERN",
+        help="leave out files matching (repeatable)",
+    )
     index.add_argument("--keep-missing", action="store_true", help="keep vectors of deleted files")
+    index.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="index even when no file is found (default: say so, write nothing and exit 2)",
+    )
     index.add_argument(
         "--skip-errors",
         action="store_true",
@@ -356,27 +575,32 @@ def build_parser() -> argparse.ArgumentParser:
         help='write one JSON line per input: {"input", "status", "code", "reason"}',
     )
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
-    index.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_progress_options(index)
     index.set_defaults(func=_cmd_index)
 
     search = sub.add_parser("search", help="search a store by text (CLIP models) or by image")
-    search.add_argument("query", nargs="?", help="text query")
-    search.add_argument("--image", help="query image: path or URL")
-    search.add_argument(
-        "--store", default=DEFAULT_STORE, help=f"store spec (default: {DEFAULT_STORE})"
-    )
+    search.add_argument("query", nargs="?", help="text query (CLIP-type models)")
+    search.add_argument("--image", metavar="PATH_OR_URL", help="query image: path or URL")
+    search.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=store_help)
     search.add_argument("-k", type=int, default=5, help="number of results (default: 5)")
-    search.add_argument("--filter", action="append", help="metadata filter KEY=VALUE (repeatable)")
-    search.add_argument("--model", default=None, help="override the store's recorded model")
-    search.add_argument("--device", default="auto")
+    search.add_argument(
+        "--filter",
+        action="append",
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="only results whose metadata KEY equals VALUE, e.g. format=JPEG (repeatable)",
+    )
+    _add_model_options(
+        search,
+        default=None,
+        model_help="override the store's recorded model (default: the store's model)",
+    )
     search.add_argument("--json", action="store_true", help="print the results as JSON")
     search.set_defaults(func=_cmd_search)
 
     info = sub.add_parser("info", help="describe a store: kind, size, model")
-    info.add_argument(
-        "--store", default=DEFAULT_STORE, help=f"store spec (default: {DEFAULT_STORE})"
-    )
-    info.add_argument("--json", action="store_true")
+    info.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=store_help)
+    info.add_argument("--json", action="store_true", help="print the description as JSON")
     info.set_defaults(func=_cmd_info)
 
     _add_finetune(sub)
@@ -388,7 +612,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        with _no_stray_root_logging():
+            return int(args.func(args))
     except ValueError as exc:  # malformed store spec, bad filter, invalid option values
         if isinstance(exc, ImageEmbeddingsError):
             print(f"error: {exc}", file=sys.stderr)

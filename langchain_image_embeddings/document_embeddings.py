@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Literal
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 
+from langchain_image_embeddings.errors import EncoderError
+
 if TYPE_CHECKING:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
 
@@ -29,7 +31,9 @@ class ImageDocumentEmbeddings(Embeddings):
             The model doing the work.
         query: "text" | "image"
             How :meth:`embed_query` reads its argument: text for CLIP-type models
-            (default), or an image URI for image-only models.
+            (default), or an image URI for image-only models. ``query="text"`` on an
+            image-only model raises :class:`~langchain_image_embeddings.errors.EncoderError`
+            here, at construction (this creates the encoder object, without its weights).
 
     Instantiate:
         .. code-block:: python
@@ -45,8 +49,20 @@ class ImageDocumentEmbeddings(Embeddings):
     """
 
     def __init__(self, image_embeddings: ImageEmbeddings, *, query: QueryMode = "text") -> None:
+        """Wrap ``image_embeddings``.
+
+        Raises:
+            ValueError: ``query`` is neither ``"text"`` nor ``"image"``.
+            EncoderError: ``query="text"`` with a model that has no text tower.
+        """
         if query not in ("text", "image"):
             raise ValueError(f"query must be 'text' or 'image', not {query!r}")
+        if query == "text" and not image_embeddings.supports_text:
+            raise EncoderError(
+                f"{image_embeddings.model_id} has no text tower, so it cannot embed text "
+                "queries: use ImageDocumentEmbeddings(embeddings, query='image') to query by "
+                "image URI, or a CLIP-type model (e.g. 'open_clip:ViT-B-32') for text queries"
+            )
         self.image_embeddings = image_embeddings
         self.query: QueryMode = query
 
@@ -86,6 +102,9 @@ def image_document_embeddings(
     embeddings: ImageEmbeddings, *, query: QueryMode = "text"
 ) -> ImageDocumentEmbeddings:
     """Return the image-document view of ``embeddings`` (see :class:`ImageDocumentEmbeddings`).
+
+    Raises:
+        EncoderError: ``query="text"`` with a model that has no text tower.
 
     Example:
         .. code-block:: python

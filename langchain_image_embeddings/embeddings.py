@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import urllib.parse
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +25,39 @@ if TYPE_CHECKING:
 
 #: The library's default model: CLIP ViT-B/32 trained on LAION-2B (images and text, 512-d).
 DEFAULT_MODEL = "open_clip:ViT-B-32"
+
+#: Texts longer than this are never taken for an image path or URI (no check, no stat).
+_MAX_URI_CHECK = 2048
+
+
+def looks_like_image_uri(text: str) -> bool:
+    """Whether ``text`` is an image URI rather than prose: cheap, at most one ``stat``.
+
+    True for a ``data:image/...`` URI, an ``http(s)://`` or ``file://`` URL whose path ends in
+    an image suffix, or an existing file with an image suffix. Long or multi-line strings
+    are never checked.
+
+    Example:
+        >>> looks_like_image_uri("a cat on a sofa"), looks_like_image_uri("data:image/png;base64,AA")
+        (False, True)
+    """
+    if len(text) > _MAX_URI_CHECK or "\n" in text:
+        return False
+    candidate = text.strip()
+    lower = candidate.lower()
+    if lower.startswith("data:image/"):
+        return True
+    # The single list of suffixes lives with the loader; imported here, not at module import.
+    from langchain_image_embeddings.document_loaders import IMAGE_SUFFIXES
+
+    if lower.startswith(("http://", "https://", "file://")):
+        return urllib.parse.urlsplit(lower).path.endswith(IMAGE_SUFFIXES)
+    if not lower.endswith(IMAGE_SUFFIXES):
+        return False
+    try:
+        return os.path.isfile(os.path.expanduser(candidate))
+    except (OSError, ValueError):  # e.g. an embedded NUL byte
+        return False
 
 
 @dataclass
@@ -104,6 +140,13 @@ class ImageEmbeddings(BaseModel, Embeddings):
         progress_callback: Callable[[PipelineProgress], None] | None
             Called after every image batch with done/failed counts and images/s.
 
+    Texts that are images:
+        A CLIP model handed image paths as *text* (``embed_documents(["photos/cat.jpg"])``,
+        as stock ``FAISS.from_texts(paths, embeddings)`` does) embeds the path string, not the
+        picture. The first time a text to embed is an existing image file or an image URI
+        (see :func:`looks_like_image_uri`), a ``UserWarning`` names :meth:`embed_image` and
+        ``add_images``; it is shown at most once per ``ImageEmbeddings`` object.
+
     Instantiate:
         .. code-block:: python
 
@@ -145,6 +188,7 @@ class ImageEmbeddings(BaseModel, Embeddings):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
 
     _encoder: ImageEncoder | None = PrivateAttr(default=None)
+    _warned_text_uri: bool = PrivateAttr(default=False)
 
     def __init__(self, model: str | ImageEncoder = DEFAULT_MODEL, **kwargs: Any) -> None:
         super().__init__(model=model, **kwargs)
@@ -223,6 +267,8 @@ class ImageEmbeddings(BaseModel, Embeddings):
         encoder = self.encoder
         if not texts:
             return np.zeros((0, encoder.dim), dtype=np.float32)
+        if not self._warned_text_uri and encoder.has_text:
+            self._warn_if_image_uris(texts)
         from langchain_image_embeddings.pipeline import autocast_context, resolve_precision
 
         dtype = resolve_precision(self.precision, encoder.device)
@@ -232,6 +278,23 @@ class ImageEmbeddings(BaseModel, Embeddings):
                 features = encoder.encode_texts(texts[i : i + self.batch_size])
             chunks.append(self._finish(features))
         return np.concatenate(chunks)
+
+    def _warn_if_image_uris(self, texts: Sequence[str]) -> None:
+        """Warn (once per object) when a text to embed is an image path or URI."""
+        found = next((t for t in texts if isinstance(t, str) and looks_like_image_uri(t)), None)
+        if found is None:
+            return
+        self._warned_text_uri = True
+        shown = found if len(found) <= 80 else found[:77] + "..."
+        warnings.warn(
+            f"ImageEmbeddings is embedding {shown!r} as TEXT (the string, not the picture) "
+            f"with {self.model_id}'s text tower. To embed images, call "
+            "embed_image(uris=[...]) / embed_images([...]), use a store's add_images([...]), "
+            "or wrap the model in ImageDocumentEmbeddings for a stock LangChain vector store. "
+            "(Shown once per ImageEmbeddings object.)",
+            UserWarning,
+            stacklevel=4,
+        )
 
     # -- images --------------------------------------------------------------------------------
     def embed_image(self, uris: list[str]) -> list[list[float]]:

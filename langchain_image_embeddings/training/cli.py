@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from langchain_image_embeddings.cli import _json_object
+
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_MODEL = 3
@@ -55,36 +57,65 @@ def add_finetune_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", required=True, help="class-folder directory, or .csv/.jsonl pairs")
-    p.add_argument("--model", default="timm:efficientnet_lite0", help="base encoder spec")
+    p.add_argument(
+        "--model",
+        default="timm:efficientnet_lite0",
+        metavar="SPEC",
+        help="base encoder spec (default: timm:efficientnet_lite0)",
+    )
     p.add_argument("--loss", choices=("triplet", "infonce"), default=None,
                    help="default: triplet for folders, infonce for caption files")  # fmt: skip
-    p.add_argument("--mode", choices=("head", "partial", "full"), default="head")
+    p.add_argument(
+        "--mode",
+        choices=("head", "partial", "full"),
+        default="head",
+        help="train a projection head only (default), the last blocks too, or every weight",
+    )
     p.add_argument("--out", required=True, help="directory to write the fine-tuned model to")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
+    p.add_argument("--batch-size", type=int, default=32, help="items per step (default: 32)")
     p.add_argument("--lr", type=float, default=None, help="default depends on --mode")
-    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
     p.add_argument("--embedding-dim", type=int, default=None, help="projection head size")
     p.add_argument("--unfreeze-blocks", type=int, default=2, help="blocks trained in partial mode")
-    p.add_argument("--margin", type=float, default=0.2)
-    p.add_argument("--distance", choices=("euclidean", "cosine"), default="euclidean")
-    p.add_argument("--mining", choices=("all", "hard", "semihard"), default="semihard")
-    p.add_argument("--temperature", type=float, default=0.07)
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--margin", type=float, default=0.2, help="triplet margin (default: 0.2)")
+    p.add_argument("--distance", choices=("euclidean", "cosine"), default="euclidean",
+                   help="triplet distance (default: euclidean)")  # fmt: skip
+    p.add_argument("--mining", choices=("all", "hard", "semihard"), default="semihard",
+                   help="which triplets of a batch train (default: semihard)")  # fmt: skip
+    p.add_argument("--temperature", type=float, default=0.07,
+                   help="InfoNCE temperature of a head (default: 0.07)")  # fmt: skip
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="share of each class (or of the pairs) held out to measure recall@k (default: 0.2)",
+    )
     p.add_argument("--patience", type=int, default=None, help="early stopping (epochs)")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip/colour jitter")
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument(
         "--pretrained",
         default=None,
         help="weights tag/path of the base model; 'none' starts from random weights",
     )
-    p.add_argument("--image-column", default="image")
-    p.add_argument("--caption-column", default="caption")
+    p.add_argument(
+        "--model-kwargs",
+        type=_json_object,
+        default=None,
+        metavar="JSON",
+        help="options of the base encoder as a JSON object (--pretrained overrides its "
+        '"pretrained")',
+    )
+    p.add_argument("--image-column", default="image", help="caption files: image column")
+    p.add_argument("--caption-column", default="caption", help="caption files: caption column")
     p.add_argument("--metrics-json", default=None, help="also write per-epoch metrics here")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--progress", action="store_true", help="show the progress bar even off a terminal"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_finetune)
 
@@ -100,7 +131,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     try:
         from langchain_image_embeddings.training.data import CaptionedImages, LabeledImages
-        from langchain_image_embeddings.training.fit import FitConfig, LossName, fit
+        from langchain_image_embeddings.training.fit import FitConfig, LossName, check_classes, fit
     except ImportError as exc:  # pragma: no cover - torch missing
         print(f"error: fine-tuning needs torch: {exc}", file=sys.stderr)
         return EXIT_MODEL
@@ -120,6 +151,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         loss: LossName = args.loss or (
             "infonce" if isinstance(data, CaptionedImages) else "triplet"
         )
+        if isinstance(data, LabeledImages):
+            check_classes(data, loss)
         train, val = data.split(args.val_fraction, seed=args.seed)
         config = FitConfig(
             loss=loss,
@@ -138,7 +171,7 @@ def run_finetune(args: argparse.Namespace) -> int:
             augment=not args.no_augment,
             flip=not args.no_flip,
             seed=args.seed,
-            show_progress=not args.quiet,
+            show_progress=not args.quiet and (args.progress or sys.stderr.isatty()),
             metrics_path=args.metrics_json,
         )
     except (ValueError, OSError) as exc:
@@ -149,7 +182,10 @@ def run_finetune(args: argparse.Namespace) -> int:
         from langchain_image_embeddings.embeddings import resolve_device
         from langchain_image_embeddings.encoders import create_encoder
 
-        kwargs: dict[str, Any] = {"device": resolve_device(args.device)}
+        kwargs: dict[str, Any] = {
+            **(args.model_kwargs or {}),
+            "device": resolve_device(args.device),
+        }
         if args.pretrained is not None and args.pretrained.lower() == "none":
             kwargs.update(pretrained=None, allow_random_weights=True)
         elif args.pretrained is not None:
@@ -161,7 +197,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         return EXIT_MODEL
 
     try:
-        result = fit(encoder, train, val if len(val) else None, config)
+        result = fit(encoder, train, val, config)  # an empty val: "not measurable", said so
         out = result.save_pretrained(args.out)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -171,6 +207,11 @@ def run_finetune(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
     best = next((m for m in result.history if m.epoch == result.best_epoch), result.history[-1])
+    not_measurable = result.extra.get("recall_not_measurable")
+    before_recall: dict[str, float | None] = dict(result.baseline) or {
+        "recall_at_1": None,
+        "recall_at_5": None,
+    }
     summary = {
         "model": f"local:{out}",
         "base": args.model,
@@ -180,8 +221,9 @@ def run_finetune(args: argparse.Namespace) -> int:
         "val": len(val),
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
-        "before": result.baseline,
+        "before": before_recall,
         "after": {"recall_at_1": best.recall_at_1, "recall_at_5": best.recall_at_5},
+        "recall_not_measurable": not_measurable,
         "dim": result.encoder.dim,
     }
     if args.json:
@@ -192,7 +234,9 @@ def run_finetune(args: argparse.Namespace) -> int:
             f"fine-tuned {args.model} ({loss}, {args.mode}) on {len(train)} items, "
             f"{len(result.history)} epochs; saved to {out}"
         )
-        if before is not None:
+        if not_measurable:
+            print(f"validation recall@1: not measurable: {not_measurable}")
+        elif before is not None and best.recall_at_1 is not None:
             print(
                 f"validation recall@1: {before:.3f} -> {best.recall_at_1:.3f}   "
                 f"recall@5: {result.baseline['recall_at_5']:.3f} -> {best.recall_at_5:.3f}"

@@ -154,10 +154,13 @@ class FitResult:
     Attributes:
         encoder: The trained model (use it directly, or :meth:`save_pretrained`).
         baseline: Validation recall@1/@5 of the starting model (base features; empty
-            without validation data).
+            without validation data, or when recall is not measurable on it).
         history: One :class:`EpochMetrics` per epoch run.
         best_epoch: The epoch whose weights ``encoder`` holds.
         config: The options used.
+        extra: More metrics: ``train_size``, ``val_size``, ``temperature`` and, when the
+            validation split cannot measure recall (see :func:`recall_not_measurable`),
+            ``recall_not_measurable`` with the reason (recall is then ``None`` throughout).
 
     Example:
         .. code-block:: python
@@ -228,6 +231,47 @@ def recall_at_k(
         hit = (klab[top] == qlab[:, None]).any(1)
         out[k] = float(hit[counted].float().mean())
     return out
+
+
+def check_classes(data: LabeledImages, loss: str = "triplet") -> None:
+    """Refuse class-labelled data with fewer than two classes.
+
+    Raises:
+        ValueError: One class (or none): nothing to tell apart, and recall would be 1.0
+            whatever the model does.
+    """
+    classes = data.classes
+    if len(classes) < 2:
+        found = f"only one class ({classes[0]!r})" if classes else "no class"
+        raise ValueError(
+            f"{found} in the training data: {loss} training on class folders needs at least "
+            "2 classes (DIR/<label>/<image>, one folder per label)"
+        )
+
+
+def recall_not_measurable(val: Dataset) -> str | None:
+    """Why recall@k cannot be measured on ``val``, or ``None`` when it can.
+
+    Image-to-image recall needs, for some validation image, another image of its class in
+    the validation split; text-to-image recall needs at least one pair.
+
+    Example:
+        >>> recall_not_measurable(LabeledImages(["a.jpg", "b.jpg"], ["cat", "dog"]))[:40]
+        'no validation image has another image of'
+    """
+    if len(val) == 0:
+        return "the validation split is empty"
+    if isinstance(val, LabeledImages):
+        counts: dict[str, int] = {}
+        for label in val.labels:
+            counts[label] = counts.get(label, 0) + 1
+        if max(counts.values()) < 2:
+            return (
+                "no validation image has another image of its class in the validation split "
+                f"({len(val)} images, {len(counts)} classes, one image each); use more images "
+                "per class or a larger validation fraction"
+            )
+    return None
 
 
 def _ids(values: Sequence[str]) -> list[int]:
@@ -368,6 +412,8 @@ def fit(
         raise ValueError("captioned data trains with loss='infonce'")
     if val is not None and type(val) is not type(train):
         raise ValueError("val must be the same kind of data as train")
+    if isinstance(train, LabeledImages):
+        check_classes(train, cfg.loss)
     encoder.load()
     while (
         isinstance(encoder, FineTunedEncoder) and encoder.head is None and encoder.text_head is None
@@ -440,6 +486,11 @@ class _Trainer:
 
     def run(self, train: Dataset, val: Dataset | None, rng: random.Random) -> FitResult:
         cfg = self.cfg
+        result_extra: dict[str, Any] = {"train_size": len(train), "val_size": len(val or [])}
+        unmeasurable = recall_not_measurable(val) if val is not None else None
+        if unmeasurable is not None:  # recall would read 0.000 (or 1.000): report why instead
+            result_extra["recall_not_measurable"] = unmeasurable
+            val = None
         self.prepare(train, val)
         baseline = self.evaluate(val, baseline=True) if val is not None else {}
         named = self.parameters()
@@ -454,7 +505,6 @@ class _Trainer:
         history: list[EpochMetrics] = []
         key = f"recall_at_{cfg.early_stopping_k}"
         best_score, best_epoch, best_state, stale = -1.0, 0, self.snapshot(), 0
-        result_extra: dict[str, Any] = {"train_size": len(train), "val_size": len(val or [])}
         bar = _progress(cfg.epochs * steps_per_epoch, cfg.show_progress, f"finetune ({cfg.mode})")
         try:
             for epoch in range(1, cfg.epochs + 1):

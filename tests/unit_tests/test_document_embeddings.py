@@ -99,3 +99,19 @@ def test_store_modules_import_without_heavy_backends() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_text_queries_on_an_image_only_model_fail_at_construction() -> None:
+    """``query="text"`` (the default) on an image-only model is refused when the view is built,
+    naming the model and the fix, without loading any weights."""
+    from langchain_image_embeddings import ImageEmbeddings
+    from langchain_image_embeddings.errors import EncoderError
+
+    embeddings = ImageEmbeddings("timm:efficientnet_lite0", device="cpu")
+    with pytest.raises(EncoderError, match=r"timm:efficientnet_lite0.*query='image'"):
+        ImageDocumentEmbeddings(embeddings)
+    with pytest.raises(EncoderError, match="no text tower"):
+        image_document_embeddings(embeddings, query="text")
+    view = ImageDocumentEmbeddings(embeddings, query="image")  # the right way: fine
+    assert view.query == "image"
+    assert not embeddings.encoder.is_loaded  # the check is cheap: no weights were read

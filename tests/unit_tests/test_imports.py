@@ -8,6 +8,7 @@ import sys
 import langchain_image_embeddings
 
 EXPECTED_ALL = [
+    "AddResult",
     "ChromaImageStore",
     "DEFAULT_MODEL",
     "EmbeddingResult",
@@ -26,13 +27,16 @@ EXPECTED_ALL = [
     "ImageURILoader",
     "MissingDependencyError",
     "ModelMismatchError",
+    "PipelineProgress",
     "PreprocessConfig",
     "StoreError",
     "StoreLockedError",
+    "SyncResult",
     "TextToImageRetriever",
     "WeightsNotFoundError",
     "create_encoder",
     "image_documents_to_content_blocks",
+    "image_rag_message",
     "list_backends",
     "list_encoders",
     "load_image",
@@ -52,10 +56,33 @@ def test_every_export_resolves() -> None:
         assert getattr(langchain_image_embeddings, name) is not None, name
 
 
+def test_result_types_and_message_helpers_are_top_level() -> None:
+    """What users receive or call after a search is importable from the package itself."""
+    from langchain_image_embeddings import (
+        AddResult,
+        EmbeddingResult,
+        PipelineProgress,
+        SyncResult,
+        image_documents_to_content_blocks,
+        image_rag_message,
+    )
+    from langchain_image_embeddings.embeddings import EmbeddingResult as embeddings_result
+    from langchain_image_embeddings.messages import image_rag_message as rag_message
+    from langchain_image_embeddings.pipeline import PipelineProgress as pipeline_progress
+    from langchain_image_embeddings.sync import SyncResult as sync_result
+
+    assert EmbeddingResult is embeddings_result and PipelineProgress is pipeline_progress
+    assert SyncResult is sync_result and image_rag_message is rag_message
+    assert AddResult.__name__ == "AddResult" and callable(image_documents_to_content_blocks)
+    assert set(dir(langchain_image_embeddings)) >= {"AddResult", "SyncResult", "image_rag_message"}
+
+
 def test_import_does_not_pull_heavy_backends() -> None:
     code = (
         "import sys, langchain_image_embeddings as m; "
         "from langchain_image_embeddings import ImageEmbeddings, load_image, ImageLoadError; "
+        "from langchain_image_embeddings import AddResult, SyncResult, EmbeddingResult; "
+        "from langchain_image_embeddings import PipelineProgress, image_rag_message; "
         "ImageEmbeddings('timm:efficientnet_lite0'); "
         "heavy = [n for n in ('torch', 'faiss', 'chromadb', 'open_clip', 'timm', 'torchvision') "
         "if n in sys.modules]; print(','.join(heavy))"

@@ -111,8 +111,9 @@ def test_finetune_usage_and_model_errors(
 ) -> None:
     assert _run(["finetune", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
     assert "neither a directory nor a file" in capsys.readouterr().err
-    (tmp_path / "classes" / "a").mkdir(parents=True)
-    _image("red", "left", 0).save(tmp_path / "classes" / "a" / "0.png")
+    for label in ("a", "b"):
+        (tmp_path / "classes" / label).mkdir(parents=True)
+        _image("red", "left", 0).save(tmp_path / "classes" / label / "0.png")
     code = _run(
         ["finetune", "--data", str(tmp_path / "classes"), "--model", "nobackend:x",
          "--out", str(tmp_path / "o"), "--quiet"]
@@ -121,3 +122,80 @@ def test_finetune_usage_and_model_errors(
     assert "cannot load" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _parser().parse_args(["finetune", "--data", "x", "--out", "y", "--loss", "arcface"])
+
+
+def _class_folders(root: Path, per_class: dict[str, int]) -> Path:
+    for color, n in per_class.items():
+        (root / color).mkdir(parents=True)
+        for i in range(n):
+            _image(color, "left" if i % 2 else "right", i - 2).save(root / color / f"{i}.png")
+    return root
+
+
+def test_finetune_refuses_fewer_than_two_classes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One class folder: a usage error before any model is loaded (it would train nothing)."""
+    data = _class_folders(tmp_path / "data", {"red": 4})
+    for loss in ("triplet", "infonce"):
+        code = _run(
+            ["finetune", "--data", str(data), "--model", "nobackend:never-loaded",
+             "--loss", loss, "--out", str(tmp_path / "o"), "--quiet"]
+        )  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert "only one class ('red')" in err and "at least 2 classes" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_fit_refuses_one_class_in_the_library() -> None:
+    from langchain_image_embeddings.training import LabeledImages, fit
+
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        fit("timm:efficientnet_lite0", LabeledImages(["a.png", "b.png"], ["x", "x"]))
+
+
+def test_finetune_says_when_recall_is_not_measurable(
+    tiny_clip_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two images per class: the validation split holds one per class, so no image has a
+    same-class partner there; recall@1 is reported as not measurable, not as 0.000."""
+    data = _class_folders(tmp_path / "data", {"red": 2, "blue": 2})
+    base = [
+        "finetune", "--data", str(data), "--model", f"open_clip:{tiny_clip_name}",
+        "--pretrained", "none", "--mode", "head", "--embedding-dim", "8", "--epochs", "1",
+        "--batch-size", "4", "--quiet",
+    ]  # fmt: skip
+    metrics = tmp_path / "metrics.json"
+    assert _run([*base, "--out", str(tmp_path / "m1"), "--metrics-json", str(metrics)]) == 0
+    printed = capsys.readouterr().out
+    assert "recall@1: not measurable: no validation image has another image of its class" in (
+        printed
+    )
+    assert "0.000 -> 0.000" not in printed
+    saved = json.loads(metrics.read_text())
+    assert "no validation image" in saved["recall_not_measurable"]
+    assert saved["baseline"] == {} and saved["history"][0]["recall_at_1"] is None
+
+    assert _run([*base, "--out", str(tmp_path / "m2"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["val"] == 2
+    assert summary["before"] == {"recall_at_1": None, "recall_at_5": None}
+    assert summary["after"] == {"recall_at_1": None, "recall_at_5": None}
+    assert "no validation image" in summary["recall_not_measurable"]
+
+
+def test_finetune_model_kwargs_reach_the_encoder(
+    tiny_clip_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _class_folders(tmp_path / "data", {"red": 2, "blue": 2})
+    code = _run(
+        ["finetune", "--data", str(data), "--model", f"open_clip:{tiny_clip_name}",
+         "--model-kwargs", '{"pretrained": null, "no_such_option": 1}',
+         "--out", str(tmp_path / "o"), "--quiet"]
+    )  # fmt: skip
+    assert code == 3 and "no_such_option" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        _parser().parse_args(["finetune", "--data", "d", "--out", "o", "--model-kwargs", "{oops"])
+    assert info.value.code == 2
+    assert "--model-kwargs" in capsys.readouterr().err

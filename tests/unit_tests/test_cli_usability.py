@@ -1,0 +1,262 @@
+"""What a new user of ``imgemb`` trips on: version, help, usage errors, empty folders, progress
+bars, stray log lines, and local CLIP checkpoints through ``--pretrained`` / ``--model-kwargs``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from langchain_image_embeddings import __version__, cli
+from tests.unit_tests.store_helpers import write_folder
+
+LITE0 = "timm:efficientnet_lite0"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run argv, expecting argparse's usage error (exit 2); return stderr."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(list(argv))
+    assert info.value.code == cli.EXIT_USAGE
+    return capsys.readouterr().err
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str = "imgemb") -> Iterator[Any]:
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {sub_name}")
+
+
+# -- version and help ---------------------------------------------------------------------------
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"imgemb {__version__}"
+
+
+def test_every_option_and_argument_has_help() -> None:
+    missing = [
+        f"{name}: {'/'.join(action.option_strings) or action.dest}"
+        for name, parser in _parsers(cli.build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction)
+        and (not action.help or action.help == argparse.SUPPRESS)
+    ]
+    assert missing == []
+
+
+def test_top_level_help_shows_examples_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["-h"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "imgemb index photos" in out and "--pretrained" in out
+    assert "exit codes:" in out
+    for code in range(6):
+        assert f"\n  {code}  " in out  # RawDescriptionHelpFormatter keeps the table's lines
+
+
+# -- usage errors -------------------------------------------------------------------------------
+def test_filter_without_equals_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    err = usage_error(capsys, "search", "a cat", "--filter", "format")
+    assert "--filter" in err and "KEY=VALUE" in err and "'format'" in err
+    assert "dictionary update sequence" not in err
+    args = cli.build_parser().parse_args(
+        ["search", "q", "--filter", "format=JPEG", "--filter", "a=b=c"]
+    )
+    assert dict(args.filter) == {"format": "JPEG", "a": "b=c"}
+
+
+@pytest.mark.parametrize("command", ["embed", "index", "search"])
+def test_pretrained_and_model_kwargs_on_every_model_command(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parse = cli.build_parser().parse_args
+    args = parse([command, "x", "--pretrained", "/m/clip.safetensors"])
+    assert cli._model_kwargs(args) == {"pretrained": "/m/clip.safetensors"}
+    args = parse([command, "x", "--model-kwargs", '{"cache_dir": "/m", "pretrained": "a"}'])
+    assert cli._model_kwargs(args) == {"cache_dir": "/m", "pretrained": "a"}
+    args = parse([command, "x", "--model-kwargs", '{"pretrained": "a"}', "--pretrained", "b"])
+    assert cli._model_kwargs(args) == {"pretrained": "b"}  # --pretrained wins
+    assert "not valid JSON" in usage_error(capsys, command, "x", "--model-kwargs", "{bad")
+    assert "JSON object" in usage_error(capsys, command, "x", "--model-kwargs", "[1, 2]")
+
+
+# -- empty folders and filters matching nothing -------------------------------------------------
+def test_index_on_an_empty_folder_says_so_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    store = tmp_path / "store"
+    code, out, err = run(capsys, "index", str(empty), "--store", f"faiss:{store}", "--quiet")
+    assert code == cli.EXIT_USAGE and out == ""
+    assert f"no image files in {empty}" in err and "--allow-empty" in err
+    assert not store.exists()
+    code, _, err = run(capsys, "embed", str(empty), "--quiet")
+    assert code == cli.EXIT_USAGE and "no image files" in err
+
+    code, out, _ = run(
+        capsys, "index", str(empty), "--store", f"faiss:{store}", "--model", LITE0,
+        "--device", "cpu", "--quiet", "--allow-empty", "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["total"] == 0 and store.exists()
+
+
+def test_an_emptied_folder_does_not_wipe_its_store(
+    lite0_embeddings: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "imgs"
+    paths = write_folder(folder, 2)
+    store = f"faiss:{tmp_path / 'store'}"
+    base = ["index", str(folder), "--store", store, "--device", "cpu", "--quiet"]
+    assert run(capsys, *base, "--model", LITE0)[0] == 0
+    for path in paths:
+        path.unlink()  # e.g. an unmounted drive
+    code, _, err = run(capsys, *base)
+    assert code == cli.EXIT_USAGE and "no image files" in err
+    code, out, _ = run(capsys, "info", "--store", store, "--json")
+    assert json.loads(out)["count"] == 2
+
+
+def test_a_filter_matching_no_file_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "imgs"
+    write_folder(folder, 2)  # PNGs
+    store = tmp_path / "store"
+    base = ["index", str(folder), "--store", f"faiss:{store}", "--quiet"]
+    code, _, err = run(capsys, *base, "--glob", "*.jpg")
+    assert code == cli.EXIT_USAGE and f"no image file in {folder} matches --glob '*.jpg'" in err
+    code, _, err = run(capsys, *base, "--exclude", "img*")
+    assert code == cli.EXIT_USAGE and "matches --exclude 'img*'" in err
+    assert not store.exists()
+
+
+# -- progress bars ------------------------------------------------------------------------------
+def test_progress_bars_only_on_a_terminal_or_when_asked(
+    lite0_embeddings: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = tmp_path / "imgs"
+    write_folder(folder, 2)
+    base = ["embed", str(folder), "--model", LITE0, "--device", "cpu"]
+    code, _, err = run(capsys, *base)  # stderr is captured: not a terminal
+    assert code == 0 and "embedding" not in err
+    code, _, err = run(capsys, *base, "--progress")
+    assert code == 0 and "embedding" in err and "img" in err  # the tqdm bar
+
+    parse = cli.build_parser().parse_args
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert cli._show_progress(parse(["index", "d"]))
+    assert not cli._show_progress(parse(["index", "d", "--quiet"]))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert not cli._show_progress(parse(["embed", "d"]))
+    assert cli._show_progress(parse(["embed", "d", "--progress"]))
+    assert not cli._show_progress(parse(["embed", "d", "--progress", "--quiet"]))
+
+
+# -- open_clip's stray log line -----------------------------------------------------------------
+def test_open_clip_load_failure_prints_one_error_line_and_no_root_log(tmp_path: Path) -> None:
+    """open_clip logs ``logging.error`` on the root logger before raising; in a fresh process
+    (no logging configured) that used to print ``ERROR:root:...`` above our own error."""
+    folder = tmp_path / "imgs"
+    write_folder(folder, 1)
+    missing = tmp_path / "missing.safetensors"
+    argv = [
+        "embed", str(folder), "--model", "open_clip:ViT-B-32", "--pretrained", str(missing),
+        "--device", "cpu", "--quiet",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "langchain_image_embeddings.cli", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=120,
+    )
+    assert proc.returncode == cli.EXIT_MODEL, proc.stderr
+    assert "ERROR:root" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(missing) in lines[0]
+
+
+def test_root_logging_is_quiet_only_during_a_command() -> None:
+    import logging
+
+    root = logging.getLogger()
+    handlers, filters = list(root.handlers), list(root.filters)
+    with cli._no_stray_root_logging():
+        assert not root.filter(root.makeRecord("root", logging.ERROR, "f", 1, "x", (), None))
+    assert root.handlers == handlers and root.filters == filters
+
+
+# -- a local CLIP checkpoint through --pretrained / --model-kwargs ------------------------------
+@pytest.fixture
+def tiny_clip_checkpoint(tiny_clip_name: str, tmp_path: Path) -> Path:
+    """Seeded random weights of the tiny test CLIP, saved as a local checkpoint file."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model = open_clip.create_model(tiny_clip_name, pretrained=None)
+    path = tmp_path / "tiny-clip.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_local_checkpoint_through_pretrained_for_index_and_search(
+    tiny_clip_name: str,
+    tiny_clip_checkpoint: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = tmp_path / "imgs"
+    write_folder(folder, 3)
+    store = f"faiss:{tmp_path / 'clip-index'}"
+    ckpt = str(tiny_clip_checkpoint)
+    common = ["--store", store, "--device", "cpu"]
+    code, out, err = run(
+        capsys, "index", str(folder), *common, "--quiet", "--json",
+        "--model", f"open_clip:{tiny_clip_name}", "--pretrained", ckpt,
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["added"] == 3
+
+    # The store's recorded model, with the command line's model kwargs applied to it.
+    code, out, err = run(
+        capsys, "index", str(folder), *common, "--quiet", "--json",
+        "--model-kwargs", json.dumps({"pretrained": ckpt}),
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["unchanged"] == 3
+    code, out, err = run(capsys, "search", "a photo", *common, "--pretrained", ckpt, "--json")
+    assert code == 0, err
+    assert len(json.loads(out)) == 3
+    image = str(folder / "img01.png")
+    code, out, err = run(
+        capsys, "search", "--image", image, *common, "-k", "1", "--pretrained", ckpt
+    )
+    assert code == 0 and out.strip().endswith("img01.png"), err
+    # Without the checkpoint the recorded architecture has no weights to load.
+    code, _, err = run(capsys, "search", "a photo", *common)
+    assert code == cli.EXIT_MODEL and "pretrained" in err
