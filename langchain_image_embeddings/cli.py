@@ -330,6 +330,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         "committed": result.committed,
         "seconds": round(elapsed, 2),
         "errors": [{"input": e.source, "code": e.code, "reason": e.reason} for e in result.failed],
+        "duplicate_of": result.duplicates,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -343,9 +344,14 @@ def _cmd_index(args: argparse.Namespace) -> int:
         print(
             f"indexed {root} into {args.store} with {summary['model']}: "
             f"added {summary['added']}, updated {summary['updated']}, removed {summary['removed']}, "
-            f"unchanged {summary['unchanged']}, failed {summary['failed']} "
-            f"({summary['embedded']} embedded, {summary['total']} in store, {summary['seconds']} s)"
+            f"unchanged {summary['unchanged']}, duplicates {summary['duplicates']}, "
+            f"failed {summary['failed']} ({summary['embedded']} embedded, {summary['total']} in "
+            f"store, {summary['seconds']} s)"
         )
+        for path, original in sorted(result.duplicates.items()):
+            print(
+                f"duplicate: {path} has the same bytes as {original} (one vector, both paths kept)"
+            )
     for err in result.failed:
         if not args.json:
             print(f"failed: {err.source}: {err.reason} [{err.code}]", file=sys.stderr)

@@ -241,15 +241,30 @@ def test_identical_bytes_keep_every_path(
 
 
 def test_forty_one_files_forty_records_are_reported_by_the_cli(
-    tiny_clip_embeddings: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lite0_embeddings: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import json
+
+    from langchain_image_embeddings import cli
+
     folder = tmp_path / "imgs"
     paths = write_folder(folder, 40)
     shutil.copy(paths[5], folder / "zz-dup.png")
-    store = FAISSImageStore(tiny_clip_embeddings, tmp_path / "index")
-    result = sync_directory(store, folder)
-    assert len(result.inputs) == 41 and len(store) == 40
-    assert result.duplicates == {str((folder / "zz-dup.png").resolve()): str(paths[5].resolve())}
+    dup, original = str((folder / "zz-dup.png").resolve()), str(paths[5].resolve())
+    store = f"faiss:{tmp_path / 'index'}"
+    report = tmp_path / "report.jsonl"
+    base = ["index", str(folder), "--store", store, "--model", "timm:efficientnet_lite0"]
+    assert cli.main([*base, "--device", "cpu", "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "added 40," in out and "duplicates 1," in out and "40 in store" in out
+    assert f"duplicate: {dup} has the same bytes as {original}" in out
+    rows = {r["input"]: r for r in map(json.loads, report.read_text().splitlines())}
+    assert len(rows) == 41 and rows[dup]["duplicate_of"] == original
+    assert rows[original]["duplicate_of"] is None
+    assert cli.main([*base, "--device", "cpu", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["embedded"], summary["duplicates"], summary["total"]) == (0, 1, 40)
+    assert summary["duplicate_of"] == {dup: original}
 
 
 def test_text_model_store_round_trip(tmp_path: Path, tiny_clip_embeddings: Any) -> None:
