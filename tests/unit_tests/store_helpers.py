@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+
+#: Makes a store of the parametrised kind (``make_store`` fixture) over the given model.
+StoreFactory = Callable[[Any], ImageVectorStore]
 
 
 def write_image(path: Path, seed: int, size: int = 40, fmt: str = "PNG") -> Path:

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +25,7 @@ from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
 from langchain_image_embeddings.errors import EncoderError, ImageLoadError, ModelMismatchError
 from langchain_image_embeddings.sync import sync_directory
 from langchain_image_embeddings.vectorstores import ChromaImageStore, FAISSImageStore, content_id
-from langchain_image_embeddings.vectorstores.base import ImageVectorStore
-from tests.unit_tests.store_helpers import write_folder, write_image
-
-StoreFactory = Callable[[Any], ImageVectorStore]
-
-
-@pytest.fixture(params=["faiss", "chroma"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    def factory(embeddings: Any) -> ImageVectorStore:
-        if request.param == "faiss":
-            return FAISSImageStore(embeddings, tmp_path / "faiss")
-        return ChromaImageStore.persistent(tmp_path / "chroma", embeddings)
-
-    return factory
+from tests.unit_tests.store_helpers import StoreFactory, write_folder, write_image
 
 
 def test_stores_are_langchain_vectorstores(
@@ -163,7 +149,7 @@ from langchain_image_embeddings import (
 )
 
 embeddings = ImageEmbeddings("timm:efficientnet_lite0")
-store = FAISSImageStore(embeddings, "index")       # pickle-free, atomic saves
+store = FAISSImageStore(embeddings, "index")       # opens the store there, or starts one
 result = sync_directory(store, "photos")            # embeds only new or changed images
 print(result.embedded, "embedded")
 retriever = ImageToImageRetriever(store=store, k=3)

@@ -4,7 +4,6 @@ idempotent add by id, overwrite by id, delete, get by ids; plus relevance scores
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +12,9 @@ import pytest
 from langchain_core.documents import Document
 
 from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
-from langchain_image_embeddings.vectorstores import ChromaImageStore, FAISSImageStore, content_id
+from langchain_image_embeddings.vectorstores import content_id
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
-from tests.unit_tests.store_helpers import EncoderSpy, write_folder, write_image
-
-StoreFactory = Callable[[Any], ImageVectorStore]
-
-
-@pytest.fixture(params=["faiss", "chroma"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    def factory(embeddings: Any) -> ImageVectorStore:
-        if request.param == "faiss":
-            return FAISSImageStore(embeddings, tmp_path / "faiss")
-        return ChromaImageStore.persistent(tmp_path / "chroma", embeddings)
-
-    return factory
+from tests.unit_tests.store_helpers import EncoderSpy, StoreFactory, write_folder, write_image
 
 
 def run_contract(store: ImageVectorStore, folder: Path, spy: EncoderSpy) -> None:
