@@ -14,66 +14,38 @@ first one is raised.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import io
 import os
-import stat
 import urllib.parse
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
-from PIL import Image, UnidentifiedImageError
 
+from langchain_image_embeddings._atomic import sha256_file
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images import ImageLoadOptions
-
-#: File suffixes the directory loader picks up by default.
-IMAGE_SUFFIXES: tuple[str, ...] = (
-    ".jpg",
-    ".jpeg",
-    ".png",
-    ".webp",
-    ".gif",
-    ".bmp",
-    ".tif",
-    ".tiff",
-    ".avif",
+from langchain_image_embeddings.images import (
+    IMAGE_SUFFIXES,
+    ImageLoadOptions,
+    decode_data_uri,
+    fetch_image_bytes,
+    open_image_file,
+    open_image_header,
 )
 
 OnError = Literal["skip", "raise"]
-_CHUNK = 1 << 20
 
 
 def _describe_bytes(fh: IO[bytes], source: str, opts: ImageLoadOptions) -> dict[str, Any]:
-    """Parse only the header of an image: size and format, with the package's limits."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(fh, formats=list(opts.formats)) as image:
-                width, height = image.size
-                fmt = image.format or "UNKNOWN"
-    except Image.DecompressionBombError as exc:
-        raise ImageLoadError(source, str(exc), "decompression_bomb") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageLoadError(
-            source, f"not an image in an allowed format {opts.formats}", "unsupported_format"
-        ) from exc
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageLoadError(source, f"cannot parse the image header: {exc}", "corrupt") from exc
-    if width <= 0 or height <= 0:
-        raise ImageLoadError(source, f"zero-sized image {width}x{height}", "bad_geometry")
-    if width * height > opts.max_pixels:
-        raise ImageLoadError(
-            source,
-            f"{width}x{height} is more than the {opts.max_pixels}-pixel limit",
-            "decompression_bomb",
-        )
-    return {"width": int(width), "height": int(height), "format": fmt}
+    """Parse only the header of an image: size and format, with the package's checks."""
+    with open_image_header(fh, source, opts) as image:
+        width, height = image.size
+        return {"width": int(width), "height": int(height), "format": image.format or "UNKNOWN"}
 
 
 def describe_image_file(
@@ -96,30 +68,17 @@ def describe_image_file(
     """
     opts = options or ImageLoadOptions()
     source = os.fspath(path)
+    fh, st = open_image_file(source, opts)
     try:
-        st = os.stat(source)
-    except OSError as exc:
-        raise ImageLoadError(source, f"cannot stat: {exc.strerror}", "not_found") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageLoadError(source, "not a regular file", "not_a_file")
-    if st.st_size == 0:
-        raise ImageLoadError(source, "the file is empty", "empty")
-    if st.st_size > opts.max_bytes:
-        raise ImageLoadError(
-            source, f"{st.st_size} bytes is more than the {opts.max_bytes}-byte limit", "too_large"
-        )
-    digest = hashlib.sha256()
-    try:
-        with open(source, "rb") as fh:
-            for chunk in iter(lambda: fh.read(_CHUNK), b""):
-                digest.update(chunk)
+        with fh:
+            sha256 = sha256_file(fh)
             fh.seek(0)
             info = _describe_bytes(fh, source, opts)
     except OSError as exc:
         raise ImageLoadError(source, f"cannot read: {exc.strerror}", "not_found") from exc
     return {
         "source": source,
-        "sha256": digest.hexdigest(),
+        "sha256": sha256,
         **info,
         "bytes": int(st.st_size),
         "mtime": float(st.st_mtime),
@@ -142,6 +101,21 @@ def describe_image_bytes(
         **info,
         "bytes": len(data),
     }
+
+
+def _symlink_error(link: Path, root: Path) -> ImageLoadError | None:
+    """Why the symlink ``link`` found under ``root`` is not indexed (``None``: it is fine)."""
+    try:
+        target = link.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 raises RuntimeError("Symlink loop ...")
+        return ImageLoadError(str(link), "symlink loop", "not_found")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return ImageLoadError(str(link), "symlink loop", "not_found")
+        return ImageLoadError(str(link), "broken symlink (its target is missing)", "not_found")
+    if not target.is_relative_to(root):
+        return ImageLoadError(str(link), "symlink pointing outside the root", "outside_root")
+    return None
 
 
 class _ReportingLoader(BaseLoader):
@@ -226,7 +200,10 @@ class ImageDirectoryLoader(_ReportingLoader):
 
     def iter_paths(self) -> Iterator[Path]:
         """The files the loader would describe, in a stable (sorted) order."""
-        root = self.root
+        try:
+            root = self.root
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+            raise ImageLoadError(str(self.path), f"cannot resolve: {exc}", "not_found") from exc
         if not root.is_dir():
             raise ImageLoadError(str(self.path), "not a directory", "not_a_file")
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -243,16 +220,9 @@ class ImageDirectoryLoader(_ReportingLoader):
                 if not self._matches(rel, self.glob) or self._matches(rel, self.exclude):
                     continue
                 if file.is_symlink():
-                    try:
-                        target = file.resolve(strict=True)
-                    except OSError:
-                        target = None
-                    if target is None or not target.is_relative_to(root):
-                        self._fail(
-                            ImageLoadError(
-                                str(file), "symlink pointing outside the root", "outside_root"
-                            )
-                        )
+                    error = _symlink_error(file, root)
+                    if error is not None:
+                        self._fail(error)
                         continue
                 yield file
 
@@ -271,20 +241,28 @@ class ImageDirectoryLoader(_ReportingLoader):
 class ImageURILoader(_ReportingLoader):
     """Image documents from a list of URIs: paths, ``file://``, ``http(s)://`` and ``data:``.
 
-    Remote URLs are fetched only when ``load_options.allow_remote`` is true (to hash them
-    and read their size); otherwise they are reported in :attr:`failures`.
+        Remote URLs are fetched only when ``load_options.allow_remote`` is true (to hash them
+        and read their size); otherwise they are reported in :attr:`failures`.
 
-    Instantiate and load:
-        .. code-block:: python
+        Instantiate and load:
+            .. code-block:: python
 
-            from langchain_image_embeddings.document_loaders import ImageURILoader
-            from langchain_image_embeddings.images import ImageLoadOptions
+                from langchain_image_embeddings.document_loaders import ImageURILoader
+                from langchain_image_embeddings._atomic import sha256_file
+    from langchain_image_embeddings.images import (
+        IMAGE_SUFFIXES,
+        ImageLoadOptions,
+        decode_data_uri,
+        fetch_image_bytes,
+        open_image_file,
+        open_image_header,
+    )
 
-            loader = ImageURILoader(
-                ["cat.jpg", "https://example.com/dog.png"],
-                load_options=ImageLoadOptions(allow_remote=True),
-            )
-            docs = loader.load()
+                loader = ImageURILoader(
+                    ["cat.jpg", "https://example.com/dog.png"],
+                    load_options=ImageLoadOptions(allow_remote=True),
+                )
+                docs = loader.load()
     """
 
     def __init__(
@@ -299,8 +277,6 @@ class ImageURILoader(_ReportingLoader):
 
     def describe(self, uri: str) -> dict[str, Any]:
         """Metadata of one URI (see :func:`describe_image_file`); raises :class:`ImageLoadError`."""
-        from langchain_image_embeddings import images
-
         scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
         if scheme in ("http", "https"):
             if not self.load_options.allow_remote:
@@ -310,10 +286,10 @@ class ImageURILoader(_ReportingLoader):
                     "remote_disabled",
                 )
             return describe_image_bytes(
-                images._fetch(uri, self.load_options), uri, self.load_options
+                fetch_image_bytes(uri, self.load_options), uri, self.load_options
             )
         if scheme == "data":
-            data = images._decode_data_uri(uri, self.load_options)
+            data = decode_data_uri(uri, self.load_options)
             return describe_image_bytes(data, uri, self.load_options)
         if scheme == "file":
             path = urllib.parse.unquote(urllib.parse.urlparse(uri).path)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from langchain_image_embeddings.encoders.base import ImageEncoder
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images import ImageInput, ImageLoadOptions
+from langchain_image_embeddings.images import IMAGE_SUFFIXES, ImageInput, ImageLoadOptions
 from langchain_image_embeddings.pipeline import ImagePipeline, PipelineProgress, finish
 
 if TYPE_CHECKING:
@@ -47,9 +47,6 @@ def looks_like_image_uri(text: str) -> bool:
     lower = candidate.lower()
     if lower.startswith("data:image/"):
         return True
-    # The single list of suffixes lives with the loader; imported here, not at module import.
-    from langchain_image_embeddings.document_loaders import IMAGE_SUFFIXES
-
     if lower.startswith(("http://", "https://", "file://")):
         return urllib.parse.urlsplit(lower).path.endswith(IMAGE_SUFFIXES)
     if not lower.endswith(IMAGE_SUFFIXES):

@@ -12,7 +12,8 @@ when checked and to a private one when connected (DNS rebinding). :func:`fetch_u
 * the connection goes to the checked address (pinned; the name is not resolved again), with
   the original name in the ``Host`` header and TLS SNI/certificate check;
 * redirects are followed by hand, each target checked again, at most ``max_redirects``;
-* connect/read timeouts **and** a total deadline (a slow drip cannot hang the caller);
+* connect/read timeouts **and** a total deadline covering the whole fetch, name resolution
+  included (a slow resolver or a slow drip cannot hang the caller);
 * ``Content-Length`` and the streamed body are capped at ``max_bytes``; no
   ``Accept-Encoding`` is sent and nothing is decompressed (no gzip bombs);
 * proxies from the environment are ignored.
@@ -29,6 +30,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
+from typing import Any
 
 from langchain_image_embeddings.errors import ImageLoadError
 
@@ -78,10 +80,41 @@ def _fail(url: str, reason: str, code: str) -> ImageLoadError:
     return ImageLoadError(url, reason, code)
 
 
-def _resolve(url: str, host: str, port: int, limits: FetchLimits) -> str:
-    """Resolve ``host`` once and return the address to connect to, after checking it."""
+def _getaddrinfo_within(host: str, port: int, timeout: float) -> list[Any]:
+    """``socket.getaddrinfo`` that gives up after ``timeout`` s (raising ``TimeoutError``).
+
+    The system resolver cannot be interrupted, so it runs in a daemon thread that is left
+    to finish on its own when the deadline passes first.
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name=f"resolve {host}", daemon=True).start()
+    if not done.wait(max(0.0, timeout)):
+        raise TimeoutError(f"name resolution took longer than {timeout:.1f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return list(outcome["infos"])
+
+
+def _resolve(url: str, host: str, port: int, limits: FetchLimits, deadline: float) -> str:
+    """Resolve ``host`` once, within the fetch's deadline, and return the checked address."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _getaddrinfo_within(host, port, deadline - time.monotonic())
+    except TimeoutError as exc:
+        raise _fail(
+            url,
+            f"download took longer than {limits.total_timeout} s (resolving {host!r}: {exc})",
+            "fetch_failed",
+        ) from exc
     except (socket.gaierror, UnicodeError) as exc:
         raise _fail(url, f"cannot resolve host {host!r}: {exc}", "fetch_failed") from exc
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -172,7 +205,7 @@ def _request_once(
         port = parsed.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
         raise _fail(where, f"invalid port: {exc}", "fetch_failed") from exc
-    address = _resolve(where, host, port, limits)
+    address = _resolve(where, host, port, limits, deadline)
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise _fail(where, f"download took longer than {limits.total_timeout} s", "fetch_failed")

@@ -45,6 +45,28 @@ ImageInput = Union[
 #: Formats whose decoders we let run. EPS, PSD, FITS and friends never reach their decoders.
 DEFAULT_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 
+#: File suffixes of :data:`DEFAULT_FORMATS`: what folder listings (the directory loader, the
+#: CLI, training data) pick up, and what makes a string look like an image path.
+IMAGE_SUFFIXES: tuple[str, ...] = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".avif",
+)
+
+# Flags for opening image files: never block on a FIFO swapped in after the stat, binary on
+# Windows; O_NOFOLLOW/O_DIRECTORY walk the path under ImageLoadOptions.root (see _open_confined).
+_O_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CAN_WALK = bool(_O_NOFOLLOW and _O_DIRECTORY) and os.open in os.supports_dir_fd
+
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _WINDOWS_DRIVE = re.compile(r"^[a-zA-Z]:[\\/]")
 
@@ -206,7 +228,7 @@ def _from_string(
     source: str, opts: ImageLoadOptions, draft_size: tuple[int, int] | None = None
 ) -> Image.Image:
     if source.startswith("data:"):
-        return _decode(io.BytesIO(_decode_data_uri(source, opts)), source, opts, draft_size)
+        return _decode(io.BytesIO(decode_data_uri(source, opts)), source, opts, draft_size)
     match = _SCHEME.match(source)
     if match and not _WINDOWS_DRIVE.match(source):
         scheme = match.group(1).lower()
@@ -222,7 +244,7 @@ def _from_string(
                     "remote fetching is disabled; pass ImageLoadOptions(allow_remote=True) to enable it",
                     "remote_disabled",
                 )
-            return _decode(io.BytesIO(_fetch(source, opts)), source, opts, draft_size)
+            return _decode(io.BytesIO(fetch_image_bytes(source, opts)), source, opts, draft_size)
         if "://" in source:
             raise _fail(
                 source,
@@ -238,18 +260,78 @@ def _from_path(
     opts: ImageLoadOptions,
     draft_size: tuple[int, int] | None = None,
 ) -> Image.Image:
-    if "\x00" in path:
-        raise _fail(source, "the path contains a NUL byte", "invalid_input")
-    if opts.root is not None:
-        path = _confine(path, source, opts.root)
+    fh, _ = open_image_file(path, opts, source=source)
+    with fh:
+        try:
+            return _decode(fh, source, opts, draft_size)
+        except OSError as exc:  # pragma: no cover - _decode maps decoder errors itself
+            raise _fail(source, f"cannot read the file: {exc.strerror}", "not_found") from exc
+
+
+def open_image_file(
+    path: str | os.PathLike[str],
+    options: ImageLoadOptions | None = None,
+    *,
+    source: object | None = None,
+) -> tuple[IO[bytes], os.stat_result]:
+    """Open a local file for reading an image from it, with the package's file checks.
+
+    Only regular files are opened (a FIFO swapped in meanwhile cannot block: the file is
+    opened non-blocking and checked again after opening); empty files and files over
+    ``max_bytes`` are refused. With ``options.root`` the path is confined to the root
+    without a race: after the symlink-resolving check, the file is opened by walking the
+    resolved path from the root's descriptor, one component at a time, never following a
+    symlink, so a folder swapped for a symlink meanwhile is refused, not followed.
+
+    Args:
+        path: The file (relative paths are taken under ``options.root`` when it is set).
+        options: Limits and policies; :data:`DEFAULT_OPTIONS` when omitted.
+        source: The input to name in errors (default: ``path``).
+
+    Returns:
+        The open binary file (the caller closes it) and its ``fstat``.
+
+    Raises:
+        ImageLoadError: ``invalid_input``, ``outside_root``, ``not_found``, ``not_a_file``,
+            ``empty`` or ``too_large``.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.images import open_image_file
+
+            fh, st = open_image_file("photo.jpg")
+            with fh:
+                head = fh.read(16)
+    """
+    opts = options or DEFAULT_OPTIONS
+    src: object = path if source is None else source
+    name = os.fspath(path)
+    if "\x00" in name:
+        raise _fail(src, "the path contains a NUL byte", "invalid_input")
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise _fail(source, "no such file", "not_found") from None
-    except NotADirectoryError:
-        raise _fail(source, "no such file (a parent is not a directory)", "not_found") from None
+        if opts.root is not None:
+            fd = _open_confined(name, src, opts)
+        else:
+            _check_stat(os.stat(name), src, opts)  # devices and FIFOs are never opened
+            fd = os.open(name, _O_READ | _O_CLOEXEC)
+    except ImageLoadError:
+        raise
+    except (FileNotFoundError, NotADirectoryError):
+        raise _fail(src, "no such file", "not_found") from None
     except OSError as exc:
-        raise _fail(source, f"cannot stat the file: {exc.strerror}", "not_found") from exc
+        raise _fail(src, f"cannot open the file: {exc.strerror or exc}", "not_found") from exc
+    try:
+        st = os.fstat(fd)
+        _check_stat(st, src, opts)
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fh, st
+
+
+def _check_stat(st: os.stat_result, source: object, opts: ImageLoadOptions) -> None:
     if not stat.S_ISREG(st.st_mode):
         kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
         raise _fail(source, f"{kind}; only regular files are read", "not_a_file")
@@ -259,20 +341,56 @@ def _from_path(
         raise _fail(
             source, f"{st.st_size} bytes exceeds the {opts.max_bytes}-byte limit", "too_large"
         )
-    try:
-        with open(path, "rb") as fh:
-            return _decode(fh, source, opts, draft_size)
-    except OSError as exc:
-        raise _fail(source, f"cannot read the file: {exc.strerror}", "not_found") from exc
 
 
-def _confine(path: str, source: object, root: str) -> str:
-    """Resolve ``path`` (relative to ``root``) and refuse it unless it stays under ``root``."""
+def _open_confined(path: str, source: object, opts: ImageLoadOptions) -> int:
+    """Open ``path`` (relative to ``root``) read-only, refusing anything outside ``root``.
+
+    The path is resolved (symlinks inside the root may point elsewhere inside it) and
+    checked, then the *resolved* path is opened from the root's descriptor component by
+    component with ``O_NOFOLLOW``: it holds no symlink, so one found now was swapped in
+    after the check, and the open fails instead of following it.
+    """
+    root = str(opts.root)
     real_root = os.path.realpath(root)
     real = os.path.realpath(os.path.join(real_root, path))
     if os.path.commonpath([real, real_root]) != real_root:
         raise _fail(source, f"resolves outside the allowed root {root}", "outside_root")
-    return real
+    if not _CAN_WALK:  # pragma: no cover - platforms without openat (Windows)
+        _check_stat(os.stat(real), source, opts)
+        return os.open(real, _O_READ | _O_CLOEXEC)
+    parts = [p for p in os.path.relpath(real, real_root).split(os.sep) if p not in ("", ".")]
+    dir_fd = os.open(real_root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            try:
+                next_fd = os.open(
+                    part, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dir_fd
+                )
+            except FileNotFoundError:
+                raise
+            except OSError as exc:  # ELOOP / ENOTDIR: a symlink where a folder was
+                raise _fail(
+                    source,
+                    f"a folder on the path under the allowed root {root} is a symlink or not a "
+                    "folder any more (changed while loading); refused",
+                    "outside_root",
+                ) from exc
+            os.close(dir_fd)
+            dir_fd = next_fd
+        if not parts:
+            raise _fail(source, "a directory; only regular files are read", "not_a_file")
+        st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            raise _fail(
+                source,
+                "a symlink loop, or a symlink swapped in while loading; refused",
+                "not_found",
+            )
+        _check_stat(st, source, opts)
+        return os.open(parts[-1], _O_READ | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _read_capped(fh: IO[bytes], limit: int, source: object) -> bytes:
@@ -284,7 +402,20 @@ def _read_capped(fh: IO[bytes], limit: int, source: object) -> bytes:
     return bytes(data)
 
 
-def _decode_data_uri(uri: str, opts: ImageLoadOptions) -> bytes:
+def decode_data_uri(uri: str, options: ImageLoadOptions | None = None) -> bytes:
+    """The encoded image bytes of a ``data:image/...;base64,`` URI, under ``max_bytes``.
+
+    Raises:
+        ImageLoadError: ``invalid_base64``, ``unsupported_format``, ``too_large`` or ``empty``.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.images import decode_data_uri
+
+            decode_data_uri("data:image/png;base64,iVBORw0KGgo=")  # the 8-byte PNG signature
+    """
+    opts = options or DEFAULT_OPTIONS
     header, sep, payload = uri.partition(",")
     if not sep:
         raise _fail(
@@ -313,7 +444,17 @@ def _decode_data_uri(uri: str, opts: ImageLoadOptions) -> bytes:
     return data
 
 
-def _fetch(url: str, opts: ImageLoadOptions) -> bytes:
+def fetch_image_bytes(url: str, options: ImageLoadOptions | None = None) -> bytes:
+    """Download an ``http(s)://`` URL under the options' SSRF and size limits.
+
+    Whether remote fetching is allowed (``allow_remote``) is the caller's decision; see
+    :func:`langchain_image_embeddings.fetch.fetch_url` for the guards.
+
+    Raises:
+        ImageLoadError: ``blocked_url``, ``unsupported_scheme``, ``too_large``, ``empty`` or
+            ``fetch_failed``.
+    """
+    opts = options or DEFAULT_OPTIONS
     from langchain_image_embeddings.fetch import FetchLimits, fetch_url
 
     limits = FetchLimits(
@@ -326,12 +467,42 @@ def _fetch(url: str, opts: ImageLoadOptions) -> bytes:
     return fetch_url(url, limits)
 
 
-def _decode(
-    fp: IO[bytes],
-    source: object,
-    opts: ImageLoadOptions,
-    draft_size: tuple[int, int] | None = None,
+def open_image_header(
+    fp: IO[bytes], source: object, options: ImageLoadOptions | None = None
 ) -> Image.Image:
+    """Parse only the header of an encoded image and apply every header check.
+
+    The one set of checks both :func:`load_image` and the document loaders use: the format
+    must be one of ``options.formats``, the header must parse, and the size must pass the
+    pixel limit and the aspect-ratio limit. No pixel is decoded (Pillow opens lazily).
+
+    Args:
+        fp: The encoded image, a binary file object positioned at its start.
+        source: The input to name in errors.
+        options: Limits and policies; :data:`DEFAULT_OPTIONS` when omitted.
+
+    Returns:
+        The lazily opened ``PIL.Image`` (``size`` and ``format`` are known).
+
+    Raises:
+        ImageLoadError: ``unsupported_format``, ``corrupt``, ``decompression_bomb`` or
+            ``bad_geometry``.
+
+    Example:
+        .. code-block:: python
+
+            import io
+
+            from PIL import Image
+
+            from langchain_image_embeddings.images import open_image_header
+
+            buffer = io.BytesIO()
+            Image.new("RGB", (64, 48)).save(buffer, format="PNG")
+            buffer.seek(0)
+            open_image_header(buffer, "in-memory.png").size  # (64, 48)
+    """
+    opts = options or DEFAULT_OPTIONS
     with warnings.catch_warnings():
         # We enforce our own pixel limit from the header; Pillow's warning band is noise here.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -348,7 +519,20 @@ def _decode(
             ) from exc
         except Exception as exc:  # header parsers raise many types on hostile data
             raise _fail(source, f"cannot parse the image header: {exc}", "corrupt") from exc
-        _check_geometry(image.size, source, opts)
+    _check_geometry(image.size, source, opts)
+    return image
+
+
+def _decode(
+    fp: IO[bytes],
+    source: object,
+    opts: ImageLoadOptions,
+    draft_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    image = open_image_header(fp, source, opts)
+    with warnings.catch_warnings():
+        # We enforce our own pixel limit from the header; Pillow's warning band is noise here.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         if draft_size is not None and image.format == "JPEG":
             _apply_draft(image, draft_size, opts)
         try:

@@ -17,7 +17,6 @@ This module is part of the core: it never imports the training extra.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +26,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from langchain_image_embeddings._atomic import (
+    fsync_dir,
+    sha256_file,
+    write_atomic,
+    write_atomic_with,
+)
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.encoders.base import ImageEncoder, PreprocessConfig
 from langchain_image_embeddings.encoders.pooling import ProjectionHead
@@ -40,6 +45,8 @@ FORMAT = "langchain-image-embeddings/local"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+#: Where :func:`save_pretrained` writes new weights before ``config.json`` switches to them.
+NEXT_WEIGHTS_FILE = "model.next.safetensors"
 
 
 def _head_config(head: ProjectionHead | None) -> dict[str, int] | None:
@@ -229,7 +236,8 @@ class LocalEncoder(FineTunedEncoder):
     @property
     def weights_id(self) -> str:
         self.load()
-        return f"{self.directory / WEIGHTS_FILE}@sha256:{self._digest[:16]}"
+        path = _weights_path(self.directory, self.config)
+        return f"{path}@sha256:{self._digest[:16]}"
 
     def _options(self) -> dict[str, Any]:
         return {**super()._options(), "training": self.config.get("training", {})}
@@ -237,7 +245,7 @@ class LocalEncoder(FineTunedEncoder):
     def _build(self) -> None:
         super()._build()
         safetensors_torch = require("safetensors.torch", "safetensors")
-        path = self.directory / WEIGHTS_FILE
+        path = _weights_path(self.directory, self.config)
         try:
             missing, unexpected = safetensors_torch.load_model(
                 self._module(), str(path), strict=False, device="cpu"
@@ -249,7 +257,13 @@ class LocalEncoder(FineTunedEncoder):
                 f"{path} does not match {self.config['base_spec']}: missing "
                 f"{sorted(missing)[:5]} ({len(missing)}), unexpected {sorted(unexpected)[:5]}"
             )
-        self._digest = _sha256(path)
+        self._digest = sha256_file(path)
+        recorded = self.config.get("weights_sha256")
+        if recorded is not None and recorded != self._digest:
+            raise WeightsNotFoundError(
+                f"{path} is not the weights file {self.directory / CONFIG_FILE} was saved with "
+                "(SHA-256 differs): save the model again"
+            )
         expected = self.config.get("dim")
         if expected is not None and int(expected) != self.dim:
             raise EncoderError(
@@ -265,7 +279,7 @@ def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = Path(directory).expanduser()
     config_file = path / CONFIG_FILE
-    if not config_file.is_file() or not (path / WEIGHTS_FILE).is_file():
+    if not config_file.is_file():
         raise WeightsNotFoundError(
             f"local:{directory}: expected {CONFIG_FILE} and {WEIGHTS_FILE} in {path} "
             "(a directory written by save_pretrained)"
@@ -281,6 +295,11 @@ def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
             f"{config_file} has format_version {config['format_version']}; this version of "
             f"langchain-image-embeddings reads up to {FORMAT_VERSION}"
         )
+    if not _weights_path(path, config).is_file():
+        raise WeightsNotFoundError(
+            f"local:{directory}: expected {CONFIG_FILE} and {WEIGHTS_FILE} in {path} "
+            "(a directory written by save_pretrained)"
+        )
     return config
 
 
@@ -293,8 +312,10 @@ def save_pretrained(
     """Save an encoder (fine-tuned or not) so that ``local:DIR`` reloads it exactly.
 
     Writes ``model.safetensors`` (all weights, no pickle) and ``config.json`` (base spec and
-    options, heads, pooling, preprocessing, dim, ``training`` metadata). Files are written
-    to temporary names and renamed, so an interrupted save never leaves a half-written model.
+    options, heads, pooling, preprocessing, dim, ``training`` metadata, the weights'
+    SHA-256). Crash-safe: every file goes through the package's atomic, fsynced write, and
+    the new weights are written beside the old ones before ``config.json`` switches to them,
+    so a save killed at any moment leaves the old model or the new one, both loadable.
 
     Args:
         encoder: A :class:`FineTunedEncoder` (what training returns) or any backend encoder.
@@ -332,16 +353,33 @@ def save_pretrained(
         "has_text": encoder.has_text,
         "training": dict(training or {}),
     }
-    text = json.dumps(config, indent=2, sort_keys=True, default=str)
-    module = encoder.module
-    weights_tmp = out / f".{WEIGHTS_FILE}.tmp"
-    config_tmp = out / f".{CONFIG_FILE}.tmp"
-    state_owner = _contiguous_copy(module)
-    safetensors_torch.save_model(state_owner, str(weights_tmp))
-    config_tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(weights_tmp, out / WEIGHTS_FILE)
-    os.replace(config_tmp, out / CONFIG_FILE)
+    state_owner = _contiguous_copy(encoder.module)
+    # Crash-safe in four atomic steps (each a temp file, fsync, rename, folder fsync): the
+    # new weights go to NEXT_WEIGHTS_FILE; config.json switches to them (the commit point);
+    # they are renamed to WEIGHTS_FILE; config.json switches back to the plain name. A crash
+    # before the commit leaves the old model, after it the new one (see _weights_path).
+    next_file = out / NEXT_WEIGHTS_FILE
+    write_atomic_with(next_file, lambda tmp: safetensors_torch.save_model(state_owner, str(tmp)))
+    config["weights_sha256"] = sha256_file(next_file)
+    _write_config(out, {**config, "weights_file": NEXT_WEIGHTS_FILE})
+    os.replace(next_file, out / WEIGHTS_FILE)
+    fsync_dir(out)
+    _write_config(out, config)
     return out
+
+
+def _write_config(directory: Path, config: Mapping[str, Any]) -> None:
+    text = json.dumps(config, indent=2, sort_keys=True, default=str) + "\n"
+    write_atomic(directory / CONFIG_FILE, text.encode("utf-8"))
+
+
+def _weights_path(directory: Path, config: Mapping[str, Any]) -> Path:
+    """The weights file ``config`` names; after a save interrupted between its last two
+    steps the file it names is already renamed to :data:`WEIGHTS_FILE` (checked by hash)."""
+    named = directory / str(config.get("weights_file") or WEIGHTS_FILE)
+    if named.is_file() or named.name == WEIGHTS_FILE:
+        return named
+    return directory / WEIGHTS_FILE
 
 
 def _flatten(encoder: ImageEncoder) -> FineTunedEncoder:
@@ -377,11 +415,3 @@ def _contiguous_copy(module: nn.Module) -> nn.Module:
         for tensor in [*clone.parameters(), *clone.buffers()]:
             tensor.data = tensor.data.contiguous()
     return clone
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -18,6 +18,7 @@ from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.encoders.base import DEFAULT_WEIGHTS, ImageEncoder, PreprocessConfig
 from langchain_image_embeddings.encoders.pooling import ProjectionHead, create_pooling
 from langchain_image_embeddings.encoders.weights import (
+    load_head_weights,
     load_state_dict,
     looks_like_path,
     offline_hint,
@@ -155,8 +156,7 @@ class TimmEncoder(ImageEncoder):
             }
         )
         if self.head_weights is not None:
-            state = load_state_dict(self.head_weights, model=f"{self.spec} head")
-            self._container.load_state_dict(state, strict=False)
+            load_head_weights(self._container, self.head_weights, model=f"{self.spec} head")
         data_config = timm.data.resolve_model_data_config(model)
         self._transform = timm.data.create_transform(**data_config, is_training=False)
         _, height, width = data_config["input_size"]

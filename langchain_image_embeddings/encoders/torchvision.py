@@ -19,6 +19,7 @@ from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.encoders.base import DEFAULT_WEIGHTS, ImageEncoder, PreprocessConfig
 from langchain_image_embeddings.encoders.pooling import ProjectionHead, create_pooling
 from langchain_image_embeddings.encoders.weights import (
+    load_head_weights,
     load_state_dict,
     looks_like_path,
     offline_hint,
@@ -215,9 +216,7 @@ class TorchvisionEncoder(ImageEncoder):
             modules["head"] = ProjectionHead(width, self.embedding_dim)
         self._container = nn.ModuleDict(modules)
         if self.head_weights is not None:
-            self._container.load_state_dict(
-                load_state_dict(self.head_weights, model=f"{self.spec} head"), strict=False
-            )
+            load_head_weights(self._container, self.head_weights, model=f"{self.spec} head")
         transform = weights.transforms()
         self._transform = transform
         crop = int(transform.crop_size[0])

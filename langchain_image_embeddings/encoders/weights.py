@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langchain_image_embeddings.errors import WeightsNotFoundError
+from langchain_image_embeddings.errors import EncoderError, WeightsNotFoundError
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
 _WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
@@ -68,3 +69,40 @@ def offline_hint(model: str, tag: str, where: str, exc: BaseException) -> Weight
         f"Looked in {where} (and the network, if reachable). To run offline, put the file "
         "there, or pass pretrained='/path/to/checkpoint' (safetensors or a torch state dict)."
     )
+
+
+def load_head_weights(
+    container: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    model: str,
+    trained: tuple[str, ...] = ("pool.", "head."),
+) -> None:
+    """Load a head-weights file into ``container``, refusing a file that does not fit it.
+
+    The file must hold every weight of the trained parts (keys starting with one of
+    ``trained``: the pooling and the projection head) and nothing ``container`` lacks; it
+    may also hold backbone weights. Anything else is an error naming the keys, never a
+    silent partial load.
+
+    Raises:
+        WeightsNotFoundError: The file is missing or not a weights file.
+        EncoderError: Missing or unexpected keys, or tensors of the wrong shape.
+    """
+    state = load_state_dict(path, model=model)
+    own = container.state_dict()
+    missing = sorted(k for k in own if k.startswith(trained) and k not in state)
+    unexpected = sorted(k for k in state if k not in own)
+    if missing or unexpected:
+        raise EncoderError(
+            f"head weights for {model}: {path} does not fit this model (missing keys "
+            f"{missing[:8]} ({len(missing)}), unexpected keys {unexpected[:8]} "
+            f"({len(unexpected)})); expected the keys {sorted(k for k in own if k.startswith(trained))[:8]}"
+        )
+    wrong = sorted(k for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape))
+    if wrong:
+        raise EncoderError(
+            f"head weights for {model}: {path} has tensors of the wrong shape for "
+            + ", ".join(f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in wrong[:8])
+        )
+    container.load_state_dict(state, strict=False)

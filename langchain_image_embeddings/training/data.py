@@ -20,16 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_image_embeddings.images import ImageInput, ImageLoadOptions, load_image
+from langchain_image_embeddings.images import (
+    IMAGE_SUFFIXES,
+    ImageInput,
+    ImageLoadOptions,
+    load_image,
+)
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
     from langchain_image_embeddings.encoders.base import PreprocessConfig
-
-#: File suffixes picked up by :meth:`LabeledImages.from_folder`.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
 def _split_indices(

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from langchain_image_embeddings._atomic import write_atomic
 from langchain_image_embeddings.encoders.base import ImageEncoder
 from langchain_image_embeddings.encoders.local import FineTunedEncoder, save_pretrained
 from langchain_image_embeddings.encoders.pooling import ProjectionHead
@@ -575,9 +576,7 @@ class _Trainer:
 def _write_json(path: str, data: dict[str, Any]) -> None:
     target = Path(path).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    write_atomic(target, (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"))
 
 
 def _batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -16,7 +16,9 @@ write: several writer processes on one embedded folder silently lose vectors.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from langchain_core.documents import Document
 
 from langchain_image_embeddings._optional import require
-from langchain_image_embeddings.errors import StoreError
+from langchain_image_embeddings.errors import StoreError, StoreLockedError
 from langchain_image_embeddings.vectorstores.base import (
     ImageVectorStore,
 )
@@ -48,7 +50,45 @@ RETRIES = 3
 #: Wait before the second try; doubled before each further one.
 BACKOFF_S = 0.2
 
+#: Tries to open an embedded folder whose SQLite database another process holds locked.
+OPEN_LOCKED_TRIES = 6
+
 _T = TypeVar("_T")
+
+
+def _forget_unstarted_system(path: str) -> None:
+    """Drop the client system chromadb caches for ``path`` when its start failed.
+
+    chromadb keeps a system whose start raised in its per-path cache, and every later
+    client for that path then fails ("object has no attribute 'bindings'"); a system no
+    client holds is dropped so that a retry starts afresh.
+    """
+    with contextlib.suppress(Exception):
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        with SharedSystemClient._refcount_lock:
+            if SharedSystemClient._identifier_to_refcount.get(path, 0) <= 0:
+                system = SharedSystemClient._identifier_to_system.pop(path, None)
+                if system is not None:
+                    with contextlib.suppress(Exception):
+                        system.stop()
+
+
+_OPEN_RACE = re.compile(r"database is (locked|busy)|table \S+ already exists")
+
+
+def _is_open_race(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) comes from another process opening or writing the
+    folder at the same moment: SQLite's "database is locked"/"busy", or a schema migration
+    the other process just ran ("table ... already exists")."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _OPEN_RACE.search(str(current).lower()):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -207,19 +247,46 @@ class ChromaImageStore(ImageVectorStore):
         *,
         collection_name: str = DEFAULT_COLLECTION,
     ) -> ChromaImageStore:
-        """An embedded store in the folder ``path`` (one writer process at a time)."""
+        """An embedded store in the folder ``path`` (one writer process at a time).
+
+        Opening takes no lock (readers never need one). Another process opening or writing
+        the same folder at that moment can hold Chroma's SQLite lock, or race it to create
+        the fresh folder's tables: the open is then retried with backoff
+        (:data:`OPEN_LOCKED_TRIES` tries in all) before giving up.
+
+        Raises:
+            StoreLockedError: The folder stayed locked by another process.
+            StoreError: The folder cannot be opened, or holds another model's vectors.
+        """
         chromadb = require("chromadb", "chromadb")
         from chromadb.config import Settings
 
-        try:
-            client = chromadb.PersistentClient(
-                path=str(path), settings=Settings(anonymized_telemetry=False)
-            )
-        except Exception as exc:
-            raise StoreError(f"cannot open the Chroma folder {path}: {exc}") from exc
-        store = cls(embeddings, client=client, collection_name=collection_name)
-        store._lock_dir = Path(path)
-        return store
+        last: BaseException | None = None
+        for attempt in range(OPEN_LOCKED_TRIES):
+            if attempt:
+                time.sleep(BACKOFF_S * 2 ** (attempt - 1))
+            client = None
+            try:
+                client = chromadb.PersistentClient(
+                    path=str(path), settings=Settings(anonymized_telemetry=False)
+                )
+                store = cls(embeddings, client=client, collection_name=collection_name)
+            except Exception as exc:
+                if client is None:
+                    _forget_unstarted_system(str(path))
+                if not _is_open_race(exc):
+                    if isinstance(exc, StoreError):
+                        raise
+                    raise StoreError(f"cannot open the Chroma folder {path}: {exc}") from exc
+                last = exc
+                continue
+            store._lock_dir = Path(path)
+            return store
+        raise StoreLockedError(
+            f"store locked: the Chroma folder {path} stayed locked by another process for "
+            f"{OPEN_LOCKED_TRIES} tries ({last}); only one writer at a time may open a store "
+            "directory - wait for it to finish"
+        ) from last
 
     @classmethod
     def http(

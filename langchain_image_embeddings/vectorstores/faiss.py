@@ -4,11 +4,12 @@ On disk a store is a folder with ``manifest.json`` (format, generation, model re
 counts and the SHA-256 of each data file), ``vectors-<generation>-<token>.npy``
 (``float32``, one row per vector) and ``documents-<generation>-<token>.json`` (ids, URIs,
 metadata, in row order). Saving never touches the files of the current generation: it
-writes the next generation's data files under new names, fsyncs them, writes the new
-manifest to a temporary file, fsyncs it, atomically renames it over ``manifest.json``,
-fsyncs the folder, and only then deletes older generations and leftovers of interrupted
-saves. A kill at any moment leaves either the old or the new store, never a torn one.
-Loading never unpickles anything.
+writes the next generation's data files under new names, then the new manifest over
+``manifest.json``, each through the package's one atomic write
+(:mod:`langchain_image_embeddings._atomic`: temporary file, fsync, rename, folder fsync),
+and only then deletes older generations and leftovers of interrupted saves. A kill at any
+moment leaves either the old or the new store, never a torn one. Loading never unpickles
+anything.
 
 Writers take an exclusive lock on the folder (see
 :mod:`langchain_image_embeddings.vectorstores.locking`); a store object also remembers
@@ -18,7 +19,6 @@ the generation it loaded and refuses to save over a newer one written meanwhile.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
+from langchain_image_embeddings._atomic import sha256_file, write_atomic, write_atomic_with
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores.base import (
@@ -51,32 +52,10 @@ if TYPE_CHECKING:
 FORMAT = "langchain-image-embeddings/faiss"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-_DATA_FILE = re.compile(r"^(vectors-.*\.npy|documents-.*\.json|manifest\.json\..*\.tmp)$")
+_DATA_FILE = re.compile(
+    r"^(vectors-.*\.npy|documents-.*\.json|(vectors-|documents-|manifest\.json).*\.tmp)$"
+)
 _LOAD_TRIES = 5
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -151,8 +130,11 @@ class FAISSImageStore(ImageVectorStore):
         self.skipped_rows: list[int] = []
         if self._image_embeddings is not None:
             self._dim = int(self._image_embeddings.dim)
-        if self.path is not None and (self.path / MANIFEST).exists():
-            self._load_existing(self.path)
+        if self.path is not None:
+            if (self.path / MANIFEST).exists():
+                self._load_existing(self.path)
+            else:
+                _refuse_stock_folder(self.path)
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -168,6 +150,8 @@ class FAISSImageStore(ImageVectorStore):
             StoreError: Missing, torn or corrupt files.
             ModelMismatchError: ``embeddings`` is not the model that wrote the store.
         """
+        if not (Path(path) / MANIFEST).exists():
+            _refuse_stock_folder(Path(path))
         manifest = read_manifest(path)
         if embeddings is None:
             embeddings = _recorded_image_model(Path(path), manifest)
@@ -177,9 +161,15 @@ class FAISSImageStore(ImageVectorStore):
     def open(
         cls, path: str | os.PathLike[str], embeddings: Embeddings | None = None
     ) -> FAISSImageStore:
-        """Load the store at ``path`` if there is one, else create an empty one there."""
+        """Load the store at ``path`` if there is one, else create an empty one there.
+
+        Raises:
+            StoreError: ``path`` is a stock LangChain FAISS folder (see
+                :meth:`import_langchain_faiss`), or there is no store and no model.
+        """
         if (Path(path) / MANIFEST).exists():
             return cls.load(path, embeddings)
+        _refuse_stock_folder(Path(path))
         if embeddings is None:
             raise StoreError(f"no FAISS image store at {path}: give a model to create one")
         return cls(embeddings, path)
@@ -241,7 +231,7 @@ class FAISSImageStore(ImageVectorStore):
             file = folder / str(entry.get("file", ""))
             if not file.is_file():
                 raise StoreError(f"FAISS store {folder}: {key} file {file.name!r} is missing")
-            if _sha256_file(file) != entry.get("sha256"):
+            if sha256_file(file) != entry.get("sha256"):
                 raise StoreError(
                     f"FAISS store {folder}: {file.name} is corrupt (checksum mismatch)"
                 )
@@ -454,17 +444,19 @@ class FAISSImageStore(ImageVectorStore):
         if n and bad_vector_rows(vectors):
             raise StoreError(f"FAISS store {folder}: refusing to save NaN/inf or zero vectors")
         vec_file = folder / f"vectors-{token}.npy"
-        with open(vec_file, "wb") as fh:
-            np.save(fh, vectors, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
+
+        def write_vectors(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.save(fh, vectors, allow_pickle=False)
+
+        write_atomic_with(vec_file, write_vectors)
         docs = self._docs
         payload = [
             {"id": i, "page_content": docs[i].page_content, "metadata": docs[i].metadata}
             for i in ids
         ]
         doc_file = folder / f"documents-{token}.json"
-        _write_durable(doc_file, json.dumps(payload).encode("utf-8"))
+        write_atomic(doc_file, json.dumps(payload).encode("utf-8"))
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -473,13 +465,10 @@ class FAISSImageStore(ImageVectorStore):
             "count": n,
             "dim": self._dim,
             "metric": "inner_product",
-            "vectors": {"file": vec_file.name, "sha256": _sha256_file(vec_file)},
-            "documents": {"file": doc_file.name, "sha256": _sha256_file(doc_file)},
+            "vectors": {"file": vec_file.name, "sha256": sha256_file(vec_file)},
+            "documents": {"file": doc_file.name, "sha256": sha256_file(doc_file)},
         }
-        tmp = folder / f"{MANIFEST}.{token}.tmp"
-        _write_durable(tmp, json.dumps(manifest, indent=2).encode("utf-8"))
-        os.replace(tmp, folder / MANIFEST)
-        _fsync_dir(folder)
+        write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
         self._generation = generation
         keep = {MANIFEST, vec_file.name, doc_file.name}
         for old in folder.iterdir():  # older generations, leftovers of interrupted saves
@@ -556,7 +545,10 @@ class FAISSImageStore(ImageVectorStore):
             )
         except Exception as exc:
             raise StoreError(f"cannot read the LangChain FAISS folder {folder}: {exc}") from exc
-        store = cls(embeddings, path)
+        in_place = path is not None and Path(path).resolve() == Path(folder).resolve()
+        store = cls(embeddings, None if in_place else path)
+        if in_place:  # converting the stock folder itself: the manifest is written beside it
+            store.path = Path(folder)
         n = int(stock.index.ntotal)
         if store.dim is not None and int(stock.index.d) != store.dim:
             raise StoreError(
@@ -600,6 +592,19 @@ class FAISSImageStore(ImageVectorStore):
         if path is not None:
             store.save()
         return store
+
+
+def _refuse_stock_folder(folder: Path) -> None:
+    """Refuse a folder written by stock LangChain ``FAISS.save_local`` (it would look empty)."""
+    stock = sorted(p.name for p in folder.glob("*.faiss") if p.with_suffix(".pkl").is_file())
+    if stock:
+        raise StoreError(
+            f"{folder} is a stock LangChain FAISS folder ({stock[0]} + "
+            f"{Path(stock[0]).with_suffix('.pkl').name}, no {MANIFEST}), not a FAISS image "
+            "store: convert it once with FAISSImageStore.import_langchain_faiss(folder, "
+            "embeddings, allow_dangerous_deserialization=True, path=NEW_FOLDER) if you trust "
+            "its pickle"
+        )
 
 
 def _copy(doc: Document) -> Document:
