@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/imgemb samples demo_out/photos
 	$(VENV)/bin/imgemb index demo_out/photos --store faiss:demo_out/index --model timm:efficientnet_lite0 --device cpu
 	$(VENV)/bin/imgemb search --image demo_out/photos/copies/chelsea-crop.jpg --store faiss:demo_out/index -k 3 --device cpu
+	@echo "See the results in a browser: $(VENV)/bin/imgemb serve --store faiss:demo_out/index --device cpu   (then open http://127.0.0.1:8000/)"
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -19,6 +19,9 @@ _EXTRAS = {
     "langchain_chroma": "chroma",
     "langchain_community": "faiss",
     "safetensors": "training",
+    "fastapi": "serve",
+    "multipart": "serve",
+    "uvicorn": "serve",
 }
 
 

@@ -1,7 +1,9 @@
 """Command line: ``imgemb``. The only module that prints or exits.
 
 Subcommands: ``embed DIR``, ``index DIR --store SPEC``, ``search "text" | --image X``,
-``info``, ``models``, ``samples DIR`` (and ``finetune`` when the training extra is there).
+``info``, ``models``, ``samples DIR``, ``duplicates``, ``serve`` (a search page and JSON API,
+extra ``[serve]``; binds 127.0.0.1 unless ``--host`` says otherwise) and ``finetune`` when the
+training extra is there.
 
 Store specs: ``faiss:PATH`` (default ``faiss:imgemb-index``), ``chroma:PATH[#COLLECTION]``,
 ``chroma+http://HOST:PORT/COLLECTION``.
@@ -51,6 +53,7 @@ from langchain_image_embeddings.errors import (
     MissingDependencyError,
     StoreError,
 )
+from langchain_image_embeddings.images import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
@@ -62,7 +65,6 @@ EXIT_MODEL = 3
 EXIT_ERROR = 4
 EXIT_STORE = 5
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif")
 OFFLINE_MODEL = "timm:efficientnet_lite0"
 DEFAULT_STORE = "faiss:imgemb-index"
 
@@ -431,6 +433,88 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_duplicates(args: argparse.Namespace) -> int:
+    from langchain_image_embeddings.duplicates import find_duplicates
+    from langchain_image_embeddings.vectorstores import open_store
+
+    if not 0.0 < args.threshold <= 1.0:
+        print(
+            f"error: --threshold is a relevance score in (0, 1], got {args.threshold}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    store = open_store(args.store, create=False)
+    groups = find_duplicates(store, args.threshold)
+    count = len(store)
+    if args.json:
+        report = {
+            "store": args.store,
+            "threshold": args.threshold,
+            "count": count,
+            "groups": [g.to_dict() for g in groups],
+        }
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(
+        f"{len(groups)} group(s) of near-duplicates at a score >= {args.threshold} among "
+        f"{count} images in {args.store}"
+    )
+    for n, group in enumerate(groups, start=1):
+        print(f"group {n}: {len(group)} images, scores {group.min_score:.4f}-{group.max_score:.4f}")
+        for member in group.members:
+            print(f"  {member.score:.4f}  {member.source}")
+            for other in member.sources:
+                if other != member.source:
+                    print(f"          {other}  (same bytes)")
+    return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+    from langchain_image_embeddings.errors import MissingDependencyError as _Missing
+    from langchain_image_embeddings.serve import ServeSettings, create_app
+    from langchain_image_embeddings.vectorstores import open_store, store_info
+
+    if not 0 <= args.port <= 65535:
+        print(f"error: --port must be in 0-65535, got {args.port}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise _Missing(
+            "imgemb serve needs uvicorn: pip install 'langchain-image-embeddings[serve]'"
+        ) from exc
+    model = args.model or _recorded_model(args.store)
+    if model is None:
+        raise StoreError(
+            f"no store at {args.store} (or it records no model): run 'imgemb index' first"
+        )
+    embeddings = ImageEmbeddings(model, model_kwargs=_model_kwargs(args), device=args.device)
+    store = open_store(args.store, embeddings, create=False)
+    info = store_info(args.store)
+    settings = ServeSettings(
+        max_k=args.max_k,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        image_root=args.image_root,
+    )
+    app = create_app(store, settings, info=info)
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    if not loopback:
+        print(
+            f"warning: listening on {args.host}: anyone who can reach this machine can search "
+            "the store and see its images",
+            file=sys.stderr,
+        )
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"serving {args.store} ({len(store)} images, {store.image_embeddings.model_id}) at "
+        f"http://{shown}:{args.port}/  (Ctrl+C to stop)",
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return EXIT_OK
+
+
 def _add_finetune(sub: Any) -> None:
     """Register ``finetune`` when the training module is installed (issue 4)."""
     if importlib.util.find_spec("langchain_image_embeddings.training") is None:
@@ -452,6 +536,8 @@ examples:
   imgemb search "a cat on a sofa" --store faiss:clip-index \\
       --pretrained /models/vit-b-32.safetensors
   imgemb info --store faiss:photo-index --json
+  imgemb duplicates --store faiss:photo-index --threshold 0.9
+  imgemb serve --store faiss:photo-index             # http://127.0.0.1:8000/
 
 exit codes:
   0  success
@@ -608,6 +694,59 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=store_help)
     info.add_argument("--json", action="store_true", help="print the description as JSON")
     info.set_defaults(func=_cmd_info)
+
+    duplicates = sub.add_parser(
+        "duplicates", help="list groups of near-duplicate images in a store"
+    )
+    duplicates.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=store_help)
+    duplicates.add_argument(
+        "--threshold",
+        type=float,
+        default=0.9,
+        metavar="T",
+        help="relevance score in (0, 1] at or above which two images are near-duplicates "
+        "(default: 0.9; crops, flips and re-encodes of one photo score above it)",
+    )
+    duplicates.add_argument("--json", action="store_true", help="print the groups as JSON")
+    duplicates.set_defaults(func=_cmd_duplicates)
+
+    serve = sub.add_parser(
+        "serve", help="serve a search page and JSON API over a store (extra [serve])"
+    )
+    serve.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=store_help)
+    _add_model_options(
+        serve,
+        default=None,
+        model_help="override the store's recorded model (default: the store's model)",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only)",
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument(
+        "--max-k", type=int, default=100, help="largest k a search may ask for (default: 100)"
+    )
+    serve.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=16.0,
+        help="largest uploaded query image in MiB (default: 16)",
+    )
+    serve.add_argument(
+        "--image-root",
+        metavar="DIR",
+        default=None,
+        help="make thumbnails only of stored files under this folder",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level (default: info)",
+    )
+    serve.set_defaults(func=_cmd_serve)
 
     _add_finetune(sub)
     return parser

@@ -1,0 +1,333 @@
+"""The routes of the app (imports FastAPI: reached only through :func:`create_app`)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from langchain_image_embeddings import __version__
+from langchain_image_embeddings.duplicates import DEFAULT_THRESHOLD
+from langchain_image_embeddings.serve.app import (
+    _CSP,
+    ApiError,
+    ServeSettings,
+    StoreSession,
+    _BodyLimit,
+    _describe,
+    parse_filters,
+    static_dir,
+)
+from langchain_image_embeddings.serve.thumbnails import ThumbnailCache, ThumbnailError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+class ErrorBody(BaseModel):
+    """A refused request."""
+
+    error: str = Field(description="machine-readable code, e.g. unknown_id, too_large, bad_k")
+    message: str = Field(description="what was wrong, for a person")
+
+
+class Hit(BaseModel):
+    """One search result."""
+
+    rank: int
+    id: str | None
+    score: float = Field(description="relevance in [0, 1] (1 = same direction)")
+    source: str = Field(description="the image's path or URI")
+    sources: list[str] = Field(description="every path with these exact bytes")
+    metadata: dict[str, Any]
+
+
+class SearchResults(BaseModel):
+    """Results of a search, best first."""
+
+    query: dict[str, Any]
+    k: int
+    count: int
+    results: list[Hit]
+
+
+class StoreSummary(BaseModel):
+    """What the served store holds."""
+
+    model: str
+    supports_text: bool
+    count: int
+    dim: int | None
+    kind: str
+    index: str
+    store: str
+    title: str
+    version: str
+    max_k: int
+    max_upload_bytes: int
+    max_upload_pixels: int
+    thumbnail_sizes: list[int]
+
+
+class Record(BaseModel):
+    """One stored record."""
+
+    id: str
+    source: str
+    sources: list[str]
+    metadata: dict[str, Any]
+    thumbnail: str = Field(description="URL of its thumbnail, relative to the app")
+
+
+class DuplicateMemberModel(BaseModel):
+    id: str
+    source: str
+    sources: list[str]
+    score: float = Field(description="best relevance to another member")
+    metadata: dict[str, Any]
+
+
+class DuplicateGroupModel(BaseModel):
+    size: int = Field(description="records in the group")
+    images: int = Field(description="paths in the group (identical files count each)")
+    min_score: float
+    max_score: float
+    members: list[DuplicateMemberModel]
+
+
+class Duplicates(BaseModel):
+    """Near-duplicate groups, largest first."""
+
+    threshold: float
+    count: int = Field(description="records in the store")
+    total_groups: int
+    groups: list[DuplicateGroupModel]
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422)
+}
+
+FilterParam = Annotated[
+    list[str] | None,
+    Query(description="metadata equality KEY=VALUE (repeatable, ANDed), e.g. format=JPEG"),
+]
+IdParam = Annotated[str, PathParam(description="a record id (from a search result)")]
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body"))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def build_app(
+    store: ImageVectorStore, settings: ServeSettings, info: dict[str, Any] | None
+) -> FastAPI:
+    """The FastAPI app of :func:`~langchain_image_embeddings.serve.create_app`."""
+    session = StoreSession(store, settings)
+    image = store.image_embeddings
+    thumbnails = ThumbnailCache(
+        image.load_options,
+        sizes=settings.thumbnail_sizes,
+        max_items=settings.thumbnail_cache,
+        root=settings.image_root,
+    )
+    described = _describe(store, info)
+    title = settings.title or f"{described['store']} · {image.model_id}"
+    app = FastAPI(
+        title="imgemb image search",
+        version=__version__,
+        description="Search an image store by text (CLIP models), by uploaded image or by a "
+        "stored record; thumbnails and near-duplicate groups. Errors are JSON "
+        '`{"error": CODE, "message": TEXT}`.',
+        docs_url=None,  # Swagger UI loads from a CDN: the schema is at /openapi.json
+        redoc_url=None,
+        responses=_ERRORS,
+    )
+    app.add_middleware(_BodyLimit, max_body=settings.max_upload_bytes + _MULTIPART_OVERHEAD)
+
+    @app.middleware("http")
+    async def _headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        return response
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:
+            message = (
+                f"the request body exceeds {settings.max_upload_bytes + _MULTIPART_OVERHEAD} "
+                "bytes; upload a smaller image"
+            )
+            return _error(413, "too_large", message)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    page = (Path(static_dir()) / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index(request: Request) -> HTMLResponse:
+        base = str(request.scope.get("root_path", "")).rstrip("/") + "/"
+        text = page.replace("{{BASE}}", html.escape(base, quote=True))
+        return HTMLResponse(text.replace("{{TITLE}}", html.escape(title)))
+
+    @app.get("/api/info", response_model=StoreSummary)
+    def api_info() -> dict[str, Any]:
+        """The store: model, whether it takes text queries, size, kind, index and limits."""
+        with session.lock:
+            count = len(store)
+            dim = store.dim
+        return {
+            "model": image.model_id,
+            "supports_text": bool(image.supports_text),
+            "count": count,
+            "dim": dim,
+            **described,
+            "title": title,
+            "version": __version__,
+            "max_k": settings.max_k,
+            "max_upload_bytes": settings.max_upload_bytes,
+            "max_upload_pixels": settings.max_upload_pixels,
+            "thumbnail_sizes": list(thumbnails.sizes),
+        }
+
+    @app.get("/api/search/text", response_model=SearchResults)
+    def search_text(
+        q: Annotated[str, Query(min_length=1, max_length=1000, description="text query")],
+        k: int = Query(12, ge=1, le=settings.max_k, description="number of results"),
+        filter: FilterParam = None,
+    ) -> dict[str, Any]:
+        """Text-to-image search (CLIP models; image-only models answer 400 no_text_tower)."""
+        results = session.text(q, k, parse_filters(filter))
+        return {
+            "query": {"text": q, "filter": filter or []},
+            "k": k,
+            "count": len(results),
+            "results": results,
+        }
+
+    @app.post("/api/search/image", response_model=SearchResults)
+    def search_image(
+        file: Annotated[UploadFile, File(description="the query image (never stored)")],
+        k: int = Query(12, ge=1, le=settings.max_k, description="number of results"),
+        filter: FilterParam = None,
+    ) -> dict[str, Any]:
+        """Search by an uploaded image, read by the safe loader under byte and pixel caps."""
+        name = file.filename or ""
+        if "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
+            raise ApiError(
+                400, "bad_filename", "the upload's file name must be a plain name, not a path"
+            )
+        session.check_k(k)
+        filters = parse_filters(filter)
+        data = file.file.read(settings.max_upload_bytes + 1)
+        results = session.image(data, k, filters)
+        return {
+            "query": {"upload": name, "bytes": len(data), "filter": filter or []},
+            "k": k,
+            "count": len(results),
+            "results": results,
+        }
+
+    @app.get("/api/similar/{record_id}", response_model=SearchResults)
+    def similar(
+        record_id: IdParam,
+        k: int = Query(12, ge=1, le=settings.max_k, description="number of results"),
+        filter: FilterParam = None,
+    ) -> dict[str, Any]:
+        """ "More like this": the records nearest to a stored record (itself left out)."""
+        results = session.similar(record_id, k, parse_filters(filter))
+        return {
+            "query": {"id": record_id, "filter": filter or []},
+            "k": k,
+            "count": len(results),
+            "results": results,
+        }
+
+    @app.get("/api/records/{record_id}", response_model=Record)
+    def record(record_id: IdParam) -> dict[str, Any]:
+        """One stored record and the URL of its thumbnail."""
+        doc = session.document(record_id)
+        hit = {k: v for k, v in _hit_of(doc).items() if k in ("source", "sources", "metadata")}
+        return {"id": record_id, **hit, "thumbnail": f"api/thumbnails/{record_id}"}
+
+    @app.get(
+        "/api/thumbnails/{record_id}",
+        responses={200: {"content": {"image/jpeg": {}}, "description": "a JPEG thumbnail"}},
+        response_class=Response,
+    )
+    def thumbnail(
+        record_id: IdParam,
+        size: Annotated[
+            int, Query(description="longest side in pixels (from thumbnail_sizes)")
+        ] = 256,
+    ) -> Response:
+        """A JPEG thumbnail of a stored image, made from the record's own local source."""
+        doc = session.document(record_id)
+        source = str(doc.metadata.get("source", doc.page_content))
+        try:
+            data = thumbnails.get(record_id, source, size)
+        except ThumbnailError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from exc
+        return Response(
+            data,
+            media_type="image/jpeg",
+            headers={"Cache-Control": "private, max-age=86400"},
+        )
+
+    @app.get("/api/duplicates", response_model=Duplicates)
+    def duplicates(
+        threshold: Annotated[
+            float,
+            Query(gt=0.5, le=1.0, description="relevance at or above which images are linked"),
+        ] = DEFAULT_THRESHOLD,
+        limit: Annotated[int, Query(ge=1, le=1000, description="groups returned")] = 100,
+    ) -> dict[str, Any]:
+        """Groups of near-duplicate images (largest first)."""
+        groups = session.duplicates(threshold)
+        return {
+            "threshold": threshold,
+            "count": len(store),
+            "total_groups": len(groups),
+            "groups": [g.to_dict() for g in groups[:limit]],
+        }
+
+    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
+    return app
+
+
+def _hit_of(doc: Any) -> dict[str, Any]:
+    from langchain_image_embeddings.serve.app import _hit
+
+    return _hit(0, doc, 0.0)

@@ -1,0 +1,271 @@
+"""``imgemb serve`` end to end in a real headless Chromium (Debian's ``chromium``, driven by
+Playwright): a text query (tiny CLIP), an upload (Lite0), "more like this", the
+near-duplicates view; assertions on what the page shows. The servers run with uvicorn on
+127.0.0.1 (free ports); ``imgemb serve`` itself runs once as a subprocess, stopped by PID.
+
+With ``IMGEMB_WRITE_SCREENSHOT=1`` the upload test writes ``docs/serve.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.serve_helpers import free_port, live_server, photo_store
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI installs it: see .ci/run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (pip install playwright)")
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def lite0_url(lite0_embeddings: Any, photos_dir: Path, tmp_path_factory: Any) -> Iterator[str]:
+    from langchain_image_embeddings.serve import create_app
+
+    store, _ = photo_store(lite0_embeddings, photos_dir, tmp_path_factory.mktemp("lite0"))
+    with live_server(create_app(store)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def clip_url(tiny_clip_embeddings: Any, photos_dir: Path, tmp_path_factory: Any) -> Iterator[str]:
+    from langchain_image_embeddings.serve import create_app
+
+    store, _ = photo_store(
+        tiny_clip_embeddings, photos_dir, tmp_path_factory.mktemp("clip"), copies=False
+    )
+    with live_server(create_app(store)) as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            outside.append(r.url)
+            if not r.url.startswith(("http://127.0.0.1:", "data:", "blob:"))
+            else None
+        ),
+    )
+    yield page
+    context.close()
+    assert not errors, errors
+    assert not outside, f"the page asked for something outside the app: {outside}"
+
+
+def _open(page: Any, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]")
+
+
+def _results(page: Any, expected: int) -> list[dict[str, Any]]:
+    """The cards of the results grid, once ``expected`` are shown and every thumbnail loaded."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('#results .result').length === n", arg=expected
+    )
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#results .result img')].every("
+        "img => img.complete && img.naturalWidth > 0)"
+    )
+    return _cards(page, "#results")
+
+
+def _cards(page: Any, root: str) -> list[dict[str, Any]]:
+    return list(
+        page.eval_on_selector_all(
+            f"{root} .result",
+            """cards => cards.map(c => ({
+                id: c.dataset.id,
+                score: Number(c.querySelector('.score').textContent),
+                source: c.querySelector('.source').textContent,
+                width: c.querySelector('img').naturalWidth,
+                missing: c.querySelector('img').classList.contains('missing'),
+            }))""",
+        )
+    )
+
+
+def _api(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _assert_loaded_and_ordered(cards: list[dict[str, Any]]) -> None:
+    assert all(c["width"] > 0 and not c["missing"] for c in cards), cards
+    scores = [c["score"] for c in cards]
+    assert scores == sorted(scores, reverse=True), scores
+
+
+def test_text_query_shows_ranked_thumbnails(browser: Any, page: Any, clip_url: str) -> None:
+    _open(page, clip_url)
+    assert page.locator("#summary dd[data-key=images]").text_content() == "8"
+    assert page.locator("#summary dd[data-key='text queries']").text_content() == "yes"
+    page.fill("#k", "5")
+    page.fill("#q", "a cat on a sofa")
+    page.press("#q", "Enter")
+    cards = _results(page, 5)
+    _assert_loaded_and_ordered(cards)
+    assert page.locator("#status").text_content().startswith("5 results for")
+    expected = _api(f"{clip_url}api/search/text?q=a+cat+on+a+sofa&k=5")["results"]
+    assert [c["id"] for c in cards] == [h["id"] for h in expected]
+
+
+def test_upload_more_like_this_and_duplicates(
+    browser: Any, page: Any, lite0_url: str, photos_dir: Path
+) -> None:
+    _open(page, lite0_url)
+    assert page.locator("#summary dd[data-key=images]").text_content() == "40"
+    assert page.locator("#text-row").is_hidden()  # image-only model: no text box
+    page.fill("#k", "6")
+    page.set_input_files("#file", str(photos_dir / "copies/chelsea-crop.jpg"))
+    cards = _results(page, 6)
+    _assert_loaded_and_ordered(cards)
+    assert cards[0]["source"] == "chelsea-crop.jpg" and cards[0]["score"] > 0.99
+    assert [c["source"].split("-")[0].split(".")[0] for c in cards[:5]] == ["chelsea"] * 5
+    assert page.locator("#preview").evaluate("img => img.naturalWidth") > 0
+    if os.environ.get("IMGEMB_WRITE_SCREENSHOT") == "1":
+        page.screenshot(path=str(DOCS / "serve.png"), full_page=False)
+
+    # "More like this" on the 6th result (another photo's family): its own family comes back.
+    target = cards[5]
+    page.locator("#results .result").nth(5).locator("button.more").click()
+    page.wait_for_function(
+        "src => document.querySelector('#status').textContent.includes('like ' + src)",
+        arg=target["source"],
+    )
+    similar = _results(page, 6)
+    _assert_loaded_and_ordered(similar)
+    assert target["id"] not in [c["id"] for c in similar]
+    family = target["source"].split("-")[0].split(".")[0]
+    assert [c["source"].split("-")[0].split(".")[0] for c in similar[:4]] == [family] * 4
+
+    # The near-duplicates view: 8 photos, each with its 4 copies.
+    page.click("#tab-duplicates")
+    page.click("#dup-button")
+    page.wait_for_function("() => document.querySelectorAll('#groups .group').length === 8")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#groups img')].every("
+        "img => img.complete && img.naturalWidth > 0)"
+    )
+    assert page.locator("#dup-status").text_content().startswith("8 groups")
+    for i in range(8):
+        group = _cards(page, f"#groups .group:nth-child({i + 1})")
+        assert len(group) == 5 and all(c["width"] > 0 and not c["missing"] for c in group)
+        assert len({c["source"].split("-")[0].split(".")[0] for c in group}) == 1
+
+
+def test_errors_are_shown_and_the_page_keeps_working(
+    browser: Any, page: Any, lite0_url: str, tmp_path: Path, photos_dir: Path
+) -> None:
+    _open(page, lite0_url)
+    bogus = tmp_path / "notes.jpg"
+    bogus.write_text("not an image")
+    page.set_input_files("#file", str(bogus))
+    page.wait_for_selector("#status.error")
+    assert "not an image" in page.locator("#status").text_content()
+    page.set_input_files("#file", str(photos_dir / "coffee.jpg"))
+    cards = _results(page, 12)
+    assert cards[0]["source"] == "coffee.jpg"
+
+
+def test_imgemb_serve_command_binds_loopback(
+    lite0_embeddings: Any, photos_dir: Path, tmp_path_factory: Any
+) -> None:
+    """The real command: default host 127.0.0.1, answers, stops on SIGINT (by PID)."""
+    store, _ = photo_store(lite0_embeddings, photos_dir, tmp_path_factory.mktemp("lite0"))
+    spec = f"faiss:{store.path}" if hasattr(store, "path") else None
+    if spec is None:
+        pytest.fail("the FAISS store has no path attribute")
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "langchain_image_embeddings.cli",
+            "serve",
+            "--store",
+            spec,
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        info = None
+        while info is None:
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                pytest.fail(f"imgemb serve exited with {proc.returncode}: {out[-2000:]}")
+            try:
+                info = _api(f"http://127.0.0.1:{port}/api/info")
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("imgemb serve did not answer within 90 s")
+                time.sleep(0.3)
+        assert info["count"] == 40 and info["kind"] == "faiss"
+        assert info["store"] == spec
+    finally:
+        os.kill(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    assert f"at http://127.0.0.1:{port}/" in out, out

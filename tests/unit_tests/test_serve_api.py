@@ -1,0 +1,386 @@
+"""The JSON API of ``imgemb serve`` (FastAPI TestClient): searches, thumbnails, duplicates,
+and every bad input answered with a 4xx JSON error while the app keeps serving."""
+
+from __future__ import annotations
+
+import io
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from langchain_image_embeddings.serve import ServeSettings, create_app
+from tests.serve_helpers import photo_store
+
+MAX_UPLOAD = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def lite0_store(lite0_embeddings: Any, photos_dir: Path, tmp_path_factory: Any) -> Any:
+    return photo_store(lite0_embeddings, photos_dir, tmp_path_factory.mktemp("lite0"))
+
+
+@pytest.fixture(scope="module")
+def client(lite0_store: Any) -> TestClient:
+    store, _ = lite0_store
+    settings = ServeSettings(max_k=20, max_upload_bytes=MAX_UPLOAD, max_upload_pixels=20_000_000)
+    return TestClient(create_app(store, settings))
+
+
+@pytest.fixture(scope="module")
+def clip_client(tiny_clip_embeddings: Any, photos_dir: Path, tmp_path_factory: Any) -> TestClient:
+    store, _ = photo_store(
+        tiny_clip_embeddings, photos_dir, tmp_path_factory.mktemp("clip"), copies=False
+    )
+    return TestClient(create_app(store))
+
+
+def _jpeg(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "message"}, body
+    assert body["message"], body
+    if code is not None:
+        assert body["error"] == code, body
+    return body
+
+
+def _still_up(client: TestClient) -> None:
+    assert client.get("/api/info").status_code == 200
+
+
+def test_info_page_and_static_files(client: TestClient, lite0_store: Any) -> None:
+    store, _ = lite0_store
+    info = client.get("/api/info").json()
+    assert info["model"] == "timm:efficientnet_lite0"
+    assert info["count"] == len(store) == 40
+    assert info["supports_text"] is False
+    assert info["kind"] == "faiss" and "IndexFlatIP" in info["index"]
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert '<base href="/">' in page.text
+    assert "http" not in page.text.replace("http-equiv", "")  # nothing from a CDN
+    for asset in ("static/app.js", "static/style.css"):
+        response = client.get("/" + asset)
+        assert response.status_code == 200
+        assert "//" not in response.text.replace("http://www.w3.org/2000/svg", "").replace(
+            "// ", ""
+        ).split("\n", 1)[1] or asset.endswith(".css")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_openapi_schema_describes_the_api(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    for path in (
+        "/api/info",
+        "/api/search/text",
+        "/api/search/image",
+        "/api/similar/{record_id}",
+        "/api/records/{record_id}",
+        "/api/thumbnails/{record_id}",
+        "/api/duplicates",
+    ):
+        assert path in paths, path
+    k = next(p for p in paths["/api/search/text"]["get"]["parameters"] if p["name"] == "k")
+    assert k["schema"]["maximum"] == 20 and k["schema"]["minimum"] == 1
+    assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN
+
+
+def test_image_upload_finds_the_original_and_writes_nothing(
+    client: TestClient, lite0_store: Any
+) -> None:
+    store, folder = lite0_store
+    before = store.records()
+    response = client.post(
+        "/api/search/image?k=5",
+        files={"file": ("query.jpg", _jpeg(folder / "copies/chelsea-crop.jpg"), "image/jpeg")},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["count"] == 5
+    names = [Path(hit["source"]).name for hit in body["results"]]
+    assert names[0] == "chelsea-crop.jpg"
+    assert all(name.startswith("chelsea") for name in names)
+    scores = [hit["score"] for hit in body["results"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0.99
+    assert store.records() == before  # uploads are queries, never stored
+
+
+def test_filters_restrict_results(client: TestClient, lite0_store: Any) -> None:
+    _, folder = lite0_store
+    data = _jpeg(folder / "coffee.jpg")
+    width = Image.open(folder / "coffee.jpg").width
+    response = client.post(
+        f"/api/search/image?k=10&filter=width={width}&filter=format=JPEG",
+        files={"file": ("q.jpg", data, "image/jpeg")},
+    )
+    assert response.status_code == 200, response.text
+    hits = response.json()["results"]
+    assert hits and all(h["metadata"]["width"] == width for h in hits)
+
+
+def test_more_like_this_leaves_the_record_out(client: TestClient) -> None:
+    hits = client.get("/api/duplicates").json()["groups"][0]["members"]
+    record_id = hits[0]["id"]
+    response = client.get(f"/api/similar/{record_id}?k=4")
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == 4 and record_id not in [r["id"] for r in results]
+    family = Path(hits[0]["source"]).name.split("-")[0].split(".")[0]
+    assert all(Path(r["source"]).name.startswith(family) for r in results)
+    record = client.get(f"/api/records/{record_id}").json()
+    assert record["id"] == record_id and record["thumbnail"] == f"api/thumbnails/{record_id}"
+
+
+def test_thumbnails_are_bounded_jpegs_and_cached(client: TestClient) -> None:
+    record_id = client.get("/api/duplicates").json()["groups"][0]["members"][0]["id"]
+    for size in (128, 256, 512):
+        response = client.get(f"/api/thumbnails/{record_id}?size={size}")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "image/jpeg"
+        image = Image.open(io.BytesIO(response.content))
+        assert max(image.size) <= size
+    again = client.get(f"/api/thumbnails/{record_id}?size=256")
+    assert again.content == client.get(f"/api/thumbnails/{record_id}?size=256").content
+    _assert_error(client.get(f"/api/thumbnails/{record_id}?size=4000"), 422, "bad_size")
+    _assert_error(client.get(f"/api/thumbnails/{record_id}?size=abc"), 422, "invalid_request")
+
+
+def test_duplicates_groups_every_photo_with_its_copies(client: TestClient) -> None:
+    body = client.get("/api/duplicates?threshold=0.9").json()
+    assert body["count"] == 40 and body["total_groups"] == 8
+    for group in body["groups"]:
+        stems = {Path(m["source"]).name.split("-")[0].split(".")[0] for m in group["members"]}
+        assert len(stems) == 1 and group["size"] == 5
+        assert 0.9 <= group["min_score"] <= group["max_score"] <= 1.0
+    _assert_error(client.get("/api/duplicates?threshold=1.5"), 422)
+    _assert_error(client.get("/api/duplicates?threshold=0.1"), 422)
+
+
+def test_text_search_with_clip(clip_client: TestClient) -> None:
+    info = clip_client.get("/api/info").json()
+    assert info["supports_text"] is True and info["count"] == 8
+    response = clip_client.get("/api/search/text", params={"q": "a cat", "k": 3})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["count"] == 3 and body["query"]["text"] == "a cat"
+    scores = [h["score"] for h in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+# -- bad input: each a 4xx JSON error, and the server still answers -----------------------------
+def test_text_query_on_an_image_only_model(client: TestClient) -> None:
+    _assert_error(client.get("/api/search/text?q=a+cat"), 400, "no_text_tower")
+    _assert_error(client.get("/api/search/text?q="), 422)
+    _assert_error(client.get("/api/search/text"), 422)
+    _still_up(client)
+
+
+def test_oversized_upload(client: TestClient, lite0_store: Any) -> None:
+    store, _ = lite0_store
+    big = b"\xff\xd8" + b"\0" * (MAX_UPLOAD + 70_000)
+    body = _assert_error(
+        client.post("/api/search/image", files={"file": ("big.jpg", big, "image/jpeg")}),
+        413,
+        "too_large",
+    )
+    assert "exceeds" in body["message"]
+    # Just over the file cap but within the multipart allowance: refused by the endpoint.
+    almost = b"\xff\xd8" + b"\0" * (MAX_UPLOAD + 10)
+    _assert_error(
+        client.post("/api/search/image", files={"file": ("a.jpg", almost, "image/jpeg")}),
+        413,
+        "too_large",
+    )
+    # A small file with too many pixels (pixel cap from the header, nothing decoded).
+    huge = io.BytesIO()
+    Image.new("L", (6000, 4000)).save(huge, format="PNG")
+    _assert_error(
+        client.post("/api/search/image", files={"file": ("p.png", huge.getvalue(), "image/png")}),
+        413,
+        "decompression_bomb",
+    )
+    assert len(store) == 40
+    _still_up(client)
+
+
+def test_oversized_body_without_content_length(client: TestClient) -> None:
+    def chunks() -> Any:
+        for _ in range(40):
+            yield b"x" * 100_000
+
+    response = client.post(
+        "/api/search/image",
+        content=chunks(),
+        headers={"content-type": "multipart/form-data; boundary=zzz"},
+    )
+    _assert_error(response, 413, "too_large")
+    _still_up(client)
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"GIF89a not really", None),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n", "unsupported_format"),
+        (b"just some text, not an image", "unsupported_format"),
+        (b"", None),
+    ],
+)
+def test_non_image_upload(client: TestClient, data: bytes, code: str | None) -> None:
+    response = client.post("/api/search/image", files={"file": ("x.jpg", data, "image/jpeg")})
+    assert 400 <= response.status_code < 500
+    _assert_error(response, response.status_code, code)
+    _still_up(client)
+
+
+def test_missing_upload(client: TestClient) -> None:
+    _assert_error(client.post("/api/search/image"), 422, "invalid_request")
+    _assert_error(client.post("/api/search/image", data={"file": "photos/chelsea.jpg"}), 422)
+    _still_up(client)
+
+
+@pytest.mark.parametrize("route", ["similar", "records", "thumbnails"])
+def test_unknown_id(client: TestClient, route: str) -> None:
+    body = _assert_error(client.get(f"/api/{route}/no-such-record"), 404, "unknown_id")
+    assert "no-such-record" in body["message"]
+    _assert_error(client.get(f"/api/{route}/" + "x" * 300), 400, "bad_id")
+    _still_up(client)
+
+
+TRAVERSALS = [
+    "../../../../etc/passwd",
+    "..%2F..%2F..%2Fetc%2Fpasswd",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/etc/passwd",
+    "..\\..\\windows\\win.ini",
+    "file:///etc/passwd",
+    "http://169.254.169.254/latest/meta-data/",
+]
+
+
+@pytest.mark.parametrize("attempt", TRAVERSALS)
+def test_path_traversal_in_every_parameter(
+    client: TestClient, lite0_store: Any, attempt: str
+) -> None:
+    store, folder = lite0_store
+    record_id = next(iter(store.records()))
+    photo = _jpeg(folder / "coffee.jpg")
+    for route in ("similar", "records", "thumbnails"):  # the id
+        response = client.get(f"/api/{route}/{attempt}")
+        assert response.status_code in (400, 404), (route, response.text)
+        _assert_error(response, response.status_code)
+        assert b"root:" not in response.content
+    for path in (f"/static/{attempt}", f"/{attempt}", f"/api/{attempt}"):  # the URL path
+        response = client.get(path)
+        assert 400 <= response.status_code < 500 and b"root:" not in response.content
+    # the thumbnail size, k and threshold are numbers
+    _assert_error(client.get(f"/api/thumbnails/{record_id}", params={"size": attempt}), 422)
+    _assert_error(client.get("/api/similar/" + record_id, params={"k": attempt}), 422)
+    _assert_error(client.get("/api/duplicates", params={"threshold": attempt}), 422)
+    # a filter key or value
+    for value in (f"source={attempt}", f"{attempt}=x"):
+        response = client.get("/api/similar/" + record_id, params={"filter": value})
+        if ".." in urllib.parse.unquote(attempt) or value.startswith(attempt):
+            _assert_error(response, 400, "bad_filter")
+        else:  # compared with stored metadata, never opened: matches nothing
+            assert response.status_code == 200 and response.json()["count"] == 0
+    # the upload's file name
+    response = client.post(
+        "/api/search/image", files={"file": (attempt.replace("%2F", "/"), photo, "image/jpeg")}
+    )
+    if "/" in attempt.replace("%2F", "/") or "\\" in attempt:
+        _assert_error(response, 400, "bad_filename")
+    else:
+        assert response.status_code == 200
+    _still_up(client)
+
+
+@pytest.mark.parametrize("k", ["0", "-1", "21", "1000000", "abc", "1.5", ""])
+def test_k_out_of_range(client: TestClient, lite0_store: Any, k: str) -> None:
+    store, folder = lite0_store
+    record_id = next(iter(store.records()))
+    for response in (
+        client.get(f"/api/similar/{record_id}", params={"k": k}),
+        client.get("/api/search/text", params={"q": "cat", "k": k}),
+        client.post(
+            "/api/search/image",
+            params={"k": k},
+            files={"file": ("q.jpg", _jpeg(folder / "coffee.jpg"), "image/jpeg")},
+        ),
+    ):
+        body = _assert_error(response, 422)
+        assert "k" in body["message"]
+    _still_up(client)
+
+
+def test_bad_filters(client: TestClient, lite0_store: Any) -> None:
+    store, _ = lite0_store
+    record_id = next(iter(store.records()))
+    for bad in ("noequals", "=x", "$or=x", "a b=c", "format=JP\x00EG"):
+        response = client.get(f"/api/similar/{record_id}", params={"filter": bad})
+        _assert_error(response, 400, "bad_filter")
+    many = [f"k{i}=v" for i in range(9)]
+    _assert_error(client.get(f"/api/similar/{record_id}", params={"filter": many}), 400)
+    _still_up(client)
+
+
+def test_remote_and_missing_sources_get_no_thumbnail(
+    lite0_embeddings: Any, photos_dir: Path, tmp_path: Path
+) -> None:
+    """A record whose source is a URL is never fetched; a deleted file is a clear 404."""
+    import numpy as np
+    from langchain_core.documents import Document
+
+    from langchain_image_embeddings.vectorstores import FAISSImageStore
+
+    store = FAISSImageStore(lite0_embeddings, tmp_path / "index")
+    vectors = np.eye(2, 1280, dtype=np.float32)
+    docs = [
+        Document(
+            page_content="http://127.0.0.1:9/cat.jpg",
+            metadata={"source": "http://127.0.0.1:9/cat.jpg"},
+        ),
+        Document(
+            page_content=str(tmp_path / "gone.jpg"), metadata={"source": str(tmp_path / "gone.jpg")}
+        ),
+    ]
+    store.upsert_vectors(["remote", "gone"], vectors, docs)
+    client = TestClient(create_app(store))
+    _assert_error(client.get("/api/thumbnails/remote"), 404, "remote_source")
+    body = _assert_error(client.get("/api/thumbnails/gone"), 404, "unreadable_source")
+    assert "not_found" in body["message"]
+    _still_up(client)
+
+
+def test_image_root_confines_thumbnails(lite0_store: Any, tmp_path: Path) -> None:
+    store, _ = lite0_store
+    client = TestClient(create_app(store, ServeSettings(image_root=str(tmp_path))))
+    record_id = next(iter(store.records()))
+    body = _assert_error(client.get(f"/api/thumbnails/{record_id}"), 404, "unreadable_source")
+    assert "outside_root" in body["message"]
+
+
+def test_mounts_in_an_existing_app(lite0_store: Any) -> None:
+    from fastapi import FastAPI
+
+    store, _ = lite0_store
+    parent = FastAPI()
+    parent.mount("/images", create_app(store))
+    client = TestClient(parent)
+    page = client.get("/images/")
+    assert page.status_code == 200 and '<base href="/images/">' in page.text
+    assert client.get("/images/api/info").json()["count"] == 40
+    assert client.get("/images/static/app.js").status_code == 200
