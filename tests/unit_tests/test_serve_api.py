@@ -384,3 +384,38 @@ def test_mounts_in_an_existing_app(lite0_store: Any) -> None:
     assert page.status_code == 200 and '<base href="/images/">' in page.text
     assert client.get("/images/api/info").json()["count"] == 40
     assert client.get("/images/static/app.js").status_code == 200
+
+
+def run_store_kind(store: Any, folder: Path) -> None:
+    """The API over a store of another kind: same answers, through the common interface."""
+    client = TestClient(create_app(store))
+    info = client.get("/api/info").json()
+    assert info["count"] == len(store) == 8 and info["supports_text"] is True
+    assert info["kind"] == "chroma" and "HNSW" in info["index"]
+    hits = client.get("/api/search/text", params={"q": "a photo", "k": 3}).json()["results"]
+    assert len(hits) == 3 and all(0.0 <= h["score"] <= 1.0 for h in hits)
+    upload = (folder / "chelsea.jpg").read_bytes()
+    found = client.post(
+        "/api/search/image", params={"k": 2}, files={"file": ("q.jpg", upload, "image/jpeg")}
+    ).json()["results"]
+    assert found[0]["source"].endswith("chelsea.jpg") and found[0]["score"] > 0.99
+    similar = client.get(f"/api/similar/{found[0]['id']}", params={"k": 3}).json()["results"]
+    assert len(similar) == 3 and found[0]["id"] not in {h["id"] for h in similar}
+    thumb = client.get(f"/api/thumbnails/{found[0]['id']}", params={"size": 128})
+    assert thumb.status_code == 200 and Image.open(io.BytesIO(thumb.content)).size[0] <= 128
+    assert client.get("/api/duplicates").status_code == 200
+    _assert_error(client.get("/api/records/nope"), 404, "unknown_id")
+
+
+def test_embedded_chroma_store(tiny_clip_embeddings: Any, photos_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from langchain_image_embeddings.sync import sync_directory
+    from langchain_image_embeddings.vectorstores import ChromaImageStore
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photos_dir, folder, ignore=shutil.ignore_patterns("copies"))
+    store = ChromaImageStore.persistent(tmp_path / "chroma", tiny_clip_embeddings)
+    sync_directory(store, folder)
+    run_store_kind(store, folder)
+    store.close()
