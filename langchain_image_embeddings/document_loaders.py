@@ -22,13 +22,13 @@ import os
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
 from langchain_image_embeddings._atomic import sha256_file
-from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.errors import ImageLoadError, OnError
 from langchain_image_embeddings.images import (
     IMAGE_SUFFIXES,
     ImageLoadOptions,
@@ -37,8 +37,6 @@ from langchain_image_embeddings.images import (
     open_image_file,
     open_image_header,
 )
-
-OnError = Literal["skip", "raise"]
 
 
 def _describe_bytes(fh: IO[bytes], source: str, opts: ImageLoadOptions) -> dict[str, Any]:

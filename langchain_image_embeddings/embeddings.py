@@ -13,6 +13,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from langchain_image_embeddings.devices import Precision, resolve_device
 from langchain_image_embeddings.encoders.base import ImageEncoder
 from langchain_image_embeddings.errors import ImageLoadError
 from langchain_image_embeddings.images import IMAGE_SUFFIXES, ImageInput, ImageLoadOptions
@@ -75,23 +76,6 @@ class EmbeddingResult:
     def ok(self) -> bool:
         """Whether every input was embedded."""
         return not self.errors
-
-
-def resolve_device(device: str) -> str:
-    """Turn ``"auto"`` into ``"cuda"``, ``"mps"`` or ``"cpu"``; check explicit choices."""
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return "mps"
-        return "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} requested but CUDA is not available")
-    torch.device(device)  # raises on a malformed device string
-    return device
 
 
 class ImageEmbeddings(BaseModel, Embeddings):
@@ -179,7 +163,7 @@ class ImageEmbeddings(BaseModel, Embeddings):
     num_workers: int | None = Field(default=None, ge=0)
     prefetch_batches: int = Field(default=2, gt=0)
     fast_decode: bool = True
-    precision: str = "auto"
+    precision: Precision = "auto"
     progress_callback: Callable[[PipelineProgress], None] | None = None
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
@@ -197,13 +181,6 @@ class ImageEmbeddings(BaseModel, Embeddings):
             from langchain_image_embeddings.encoders import parse_spec
 
             parse_spec(value)  # fail at construction on a malformed spec, not at first use
-        return value
-
-    @field_validator("precision")
-    @classmethod
-    def _check_precision(cls, value: str) -> str:
-        if value not in ("auto", "fp32", "fp16", "bf16"):
-            raise ValueError(f"precision must be 'auto', 'fp32', 'fp16' or 'bf16', not {value!r}")
         return value
 
     @classmethod
@@ -266,7 +243,7 @@ class ImageEmbeddings(BaseModel, Embeddings):
             return np.zeros((0, encoder.dim), dtype=np.float32)
         if not self._warned_text_uri and encoder.has_text:
             self._warn_if_image_uris(texts)
-        from langchain_image_embeddings.pipeline import autocast_context, resolve_precision
+        from langchain_image_embeddings.devices import autocast_context, resolve_precision
 
         dtype = resolve_precision(self.precision, encoder.device)
         chunks = []

@@ -7,7 +7,11 @@ machine-readable ``code`` from a fixed vocabulary, and a reason a person underst
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
+
+OnError = Literal["raise", "skip"]
+"""What a batch operation does with an unreadable input: ``"raise"`` stops at the first one;
+``"skip"`` reports it (with its index and code) and goes on."""
 
 #: The fixed vocabulary of :attr:`ImageLoadError.code`. Applications may switch on these.
 IMAGE_ERROR_CODES: Final[frozenset[str]] = frozenset(

@@ -179,7 +179,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     try:
-        from langchain_image_embeddings.embeddings import resolve_device
+        from langchain_image_embeddings.devices import resolve_device
         from langchain_image_embeddings.encoders import create_encoder
 
         kwargs: dict[str, Any] = {

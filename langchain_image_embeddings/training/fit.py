@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from langchain_image_embeddings._atomic import write_atomic
+from langchain_image_embeddings.devices import autocast_context, training_autocast_dtype
 from langchain_image_embeddings.encoders.base import ImageEncoder
 from langchain_image_embeddings.encoders.local import FineTunedEncoder, save_pretrained
 from langchain_image_embeddings.encoders.pooling import ProjectionHead
@@ -441,12 +442,7 @@ class _Trainer:
         if cfg.mode != "head" and isinstance(scale, float) and scale > 0:
             temperature = 1.0 / scale
         self.infonce = InfoNCELoss(temperature).to(self.device)
-        use_amp = cfg.amp and self.device.startswith("cuda") and torch.cuda.is_available()
-        self.amp_dtype = (
-            (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-            if use_amp
-            else None
-        )
+        self.amp_dtype = training_autocast_dtype(self.device, enabled=cfg.amp)
 
     # subclass API
     def prepare(self, train: Dataset, val: Dataset | None) -> None:
@@ -566,11 +562,7 @@ class _Trainer:
         return result
 
     def _autocast(self) -> Any:
-        if self.amp_dtype is None:
-            import contextlib
-
-            return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+        return autocast_context(self.device, self.amp_dtype)
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:
