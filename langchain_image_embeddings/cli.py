@@ -53,17 +53,19 @@ from langchain_image_embeddings.errors import (
     MissingDependencyError,
     StoreError,
 )
+from langchain_image_embeddings.exit_codes import (
+    EXIT_ERROR,
+    EXIT_INPUT_ERRORS,
+    EXIT_MODEL,
+    EXIT_OK,
+    EXIT_STORE,
+    EXIT_USAGE,
+)
 from langchain_image_embeddings.images import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 
-EXIT_OK = 0
-EXIT_INPUT_ERRORS = 1
-EXIT_USAGE = 2
-EXIT_MODEL = 3
-EXIT_ERROR = 4
-EXIT_STORE = 5
 
 OFFLINE_MODEL = "timm:efficientnet_lite0"
 DEFAULT_STORE = "faiss:imgemb-index"

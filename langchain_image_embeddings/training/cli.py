@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from langchain_image_embeddings.cli import _json_object
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_MODEL = 3
-EXIT_ERROR = 4
+from langchain_image_embeddings.exit_codes import (
+    EXIT_ERROR,
+    EXIT_MODEL,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 
 _EPILOG = """\
 data: a directory of class folders (DIR/<label>/<image>) for metric learning, or a .csv /
