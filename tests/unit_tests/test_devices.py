@@ -9,8 +9,8 @@ import torch
 
 from langchain_image_embeddings import devices, embeddings, pipeline
 
-# the module, not the ``fit`` function that ``training/__init__`` exports under that name
-fit = importlib.import_module("langchain_image_embeddings.training.fit")
+# the training loops take their autocast choice from devices.py
+trainers = importlib.import_module("langchain_image_embeddings.training.trainers")
 
 
 def test_one_home_for_the_decisions() -> None:
@@ -18,7 +18,7 @@ def test_one_home_for_the_decisions() -> None:
     assert pipeline.resolve_precision is devices.resolve_precision
     assert pipeline.autocast_context is devices.autocast_context
     assert embeddings.resolve_device is devices.resolve_device
-    assert fit.training_autocast_dtype is devices.training_autocast_dtype
+    assert trainers.training_autocast_dtype is devices.training_autocast_dtype
 
 
 def test_training_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
