@@ -17,6 +17,8 @@ _EXTRAS = {
     "faiss": "faiss",
     "chromadb": "chroma",
     "langchain_chroma": "chroma",
+    "pymilvus": "milvus",
+    "milvus_lite": "milvus",
     "langchain_community": "faiss",
     "safetensors": "training",
     "fastapi": "serve",

@@ -6,7 +6,7 @@ extra ``[serve]``; binds 127.0.0.1 unless ``--host`` says otherwise) and ``finet
 training extra is there.
 
 Store specs: ``faiss:PATH`` (default ``faiss:imgemb-index``), ``chroma:PATH[#COLLECTION]``,
-``chroma+http://HOST:PORT/COLLECTION``.
+``chroma+http://HOST:PORT/COLLECTION``, ``milvus+http://HOST:PORT/COLLECTION``.
 
 Every subcommand that takes ``--model`` also takes ``--pretrained VALUE`` (a weights tag or a
 local checkpoint path) and ``--model-kwargs JSON`` (encoder options), passed to
@@ -604,8 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     store_help = (
-        "store spec: faiss:PATH, chroma:PATH[#COLLECTION] or chroma+http://HOST:PORT/COLLECTION "
-        f"(default: {DEFAULT_STORE})"
+        "store spec: faiss:PATH, chroma:PATH[#COLLECTION], chroma+http://HOST:PORT/COLLECTION "
+        f"or milvus+http://HOST:PORT/COLLECTION (default: {DEFAULT_STORE})"
     )
     batch_help = "images per forward pass (default: 32)"
 

@@ -1,12 +1,15 @@
-"""Image stores over FAISS and Chroma, and :func:`open_store` for store specs.
+"""Image stores over FAISS, Chroma and Milvus, and :func:`open_store` for store specs.
 
 Store specs (used by the ``imgemb`` command):
 
 * ``faiss:PATH`` - a FAISS store saved in the folder ``PATH``;
 * ``chroma:PATH`` or ``chroma:PATH#COLLECTION`` - an embedded Chroma folder;
-* ``chroma+http://HOST:PORT/COLLECTION`` - a collection on a Chroma server.
+* ``chroma+http://HOST:PORT/COLLECTION`` - a collection on a Chroma server;
+* ``milvus+http://HOST:PORT/COLLECTION`` - a collection on a Milvus server (or
+  ``milvus-lite server``); ``milvus+https://`` for TLS. A token, if the server needs one, is
+  read from the ``MILVUS_TOKEN`` environment variable.
 
-FAISS and Chroma are imported only when a store is opened.
+FAISS, Chroma and pymilvus are imported only when a store is opened.
 
 Writers of a FAISS folder or an embedded Chroma folder hold an exclusive lock on it
 (:class:`StoreLock`): a second writer process fails at once with
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
     from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
     from langchain_image_embeddings.vectorstores.locking import StoreLock
+    from langchain_image_embeddings.vectorstores.milvus import MilvusImageStore
     from langchain_image_embeddings.vectorstores.records import (
         AddResult,
         PendingAdd,
@@ -44,6 +48,7 @@ _EXPORTS = {
     "relevance_from_cosine": "records",
     "ChromaImageStore": "chroma",
     "FAISSImageStore": "faiss",
+    "MilvusImageStore": "milvus",
 }
 
 __all__ = [
@@ -51,6 +56,7 @@ __all__ = [
     "ChromaImageStore",
     "FAISSImageStore",
     "ImageVectorStore",
+    "MilvusImageStore",
     "PendingAdd",
     "StoreLock",
     "StoreSpec",
@@ -63,7 +69,8 @@ __all__ = [
 
 
 class StoreSpec:
-    """A parsed store spec: ``kind`` is ``"faiss"``, ``"chroma"`` or ``"chroma+http"``.
+    """A parsed store spec: ``kind`` is ``"faiss"``, ``"chroma"``, ``"chroma+http"``,
+    ``"milvus+http"`` or ``"milvus+https"``.
 
     Example:
         .. code-block:: python
@@ -86,7 +93,8 @@ class StoreSpec:
 
 
 def parse_store_spec(spec: str) -> StoreSpec:
-    """Parse ``faiss:PATH``, ``chroma:PATH[#COLLECTION]`` or ``chroma+http://HOST:PORT/COLLECTION``.
+    """Parse ``faiss:PATH``, ``chroma:PATH[#COLLECTION]``, ``chroma+http://HOST:PORT/COLLECTION``
+    or ``milvus+http://HOST:PORT/COLLECTION``.
 
     Raises:
         ValueError: A malformed spec.
@@ -94,7 +102,8 @@ def parse_store_spec(spec: str) -> StoreSpec:
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise ValueError(
-            f"store spec {spec!r}: expected faiss:PATH, chroma:PATH or chroma+http://HOST:PORT/COLLECTION"
+            f"store spec {spec!r}: expected faiss:PATH, chroma:PATH, "
+            "chroma+http://HOST:PORT/COLLECTION or milvus+http://HOST:PORT/COLLECTION"
         )
     if kind == "faiss":
         return StoreSpec("faiss", path=rest)
@@ -107,7 +116,27 @@ def parse_store_spec(spec: str) -> StoreSpec:
             raise ValueError(f"store spec {spec!r}: expected chroma+http://HOST:PORT/COLLECTION")
         collection = url.path.strip("/") or "images"
         return StoreSpec("chroma+http", host=url.hostname, port=url.port, collection=collection)
-    raise ValueError(f"store spec {spec!r}: unknown kind {kind!r} (faiss, chroma, chroma+http)")
+    if kind in ("milvus+http", "milvus+https"):
+        url = urllib.parse.urlsplit("http:" + rest)
+        collection = url.path.strip("/") or "images"
+        if not url.hostname or not url.port or "/" in collection:
+            raise ValueError(f"store spec {spec!r}: expected {kind}://HOST:PORT/COLLECTION")
+        return StoreSpec(kind, host=url.hostname, port=url.port, collection=collection)
+    raise ValueError(
+        f"store spec {spec!r}: unknown kind {kind!r} (faiss, chroma, chroma+http, milvus+http)"
+    )
+
+
+def _milvus_uri(parsed: StoreSpec) -> str:
+    scheme = parsed.kind.partition("+")[2]
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    return f"{scheme}://{host}:{parsed.port}"
+
+
+def _milvus_token() -> str:
+    import os
+
+    return os.environ.get("MILVUS_TOKEN", "")
 
 
 def open_store(
@@ -137,6 +166,16 @@ def open_store(
         if create:
             return FAISSImageStore.open(parsed.path, embeddings)
         return FAISSImageStore.load(parsed.path, embeddings)
+    if parsed.kind.startswith("milvus+"):
+        from langchain_image_embeddings.vectorstores.milvus import MilvusImageStore
+
+        return MilvusImageStore.connect(
+            _milvus_uri(parsed),
+            embeddings,
+            collection_name=parsed.collection,
+            token=_milvus_token(),
+            create=create,
+        )
     from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
 
     if parsed.kind == "chroma":
@@ -182,6 +221,18 @@ def store_info(spec: str) -> dict[str, Any]:
             "model": model.get("model"),
             "dim": model.get("dim"),
             "metric": manifest.get("metric"),
+        }
+    if parsed.kind.startswith("milvus+"):
+        from langchain_image_embeddings.vectorstores.milvus import milvus_info
+
+        uri = _milvus_uri(parsed)
+        info = milvus_info(uri, parsed.collection, token=_milvus_token())
+        return {
+            "store": spec,
+            "kind": parsed.kind,
+            "path": f"{parsed.host}:{parsed.port}",
+            "collection": parsed.collection,
+            **info,
         }
     from langchain_image_embeddings._optional import require
 
