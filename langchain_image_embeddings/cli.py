@@ -284,7 +284,9 @@ def _open_for_write(args: argparse.Namespace) -> ImageVectorStore:
         batch_size=args.batch_size,
         show_progress=_show_progress(args),
     )
-    return open_store(args.store, embeddings, create=True)
+    return open_store(
+        args.store, embeddings, create=True, faiss_index=getattr(args, "faiss_index", None)
+    )
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -667,6 +669,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--report",
         metavar="FILE.jsonl",
         help='write one JSON line per input: {"input", "status", "code", "reason"}',
+    )
+    index.add_argument(
+        "--faiss-index",
+        metavar="KIND",
+        help="FAISS stores: flat, hnsw, ivf-pq, auto (flat while small, HNSW, then IVF-PQ) or "
+        "a faiss.index_factory string; default: the store's kind (new stores: flat)",
     )
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_progress_options(index)

@@ -159,11 +159,19 @@ def _describe(store: ImageVectorStore, info: dict[str, Any] | None) -> dict[str,
     kind = (info or {}).get("kind")
     name = type(store).__name__
     if kind is None:
-        kind = {"FAISSImageStore": "faiss", "ChromaImageStore": "chroma"}.get(name, name)
-    index = getattr(store, "_index", None)
-    if index is not None:
-        index_kind = f"{type(index).__name__} (exact, cosine)"
-    elif "chroma" in str(kind):
+        kind = {
+            "FAISSImageStore": "faiss",
+            "ChromaImageStore": "chroma",
+            "MilvusImageStore": "milvus",
+        }.get(name, name)
+    built = getattr(store, "index_info", None)  # FAISS: the index actually searched
+    if isinstance(built, dict) and built.get("kind") == "flat":
+        index_kind = "IndexFlatIP (exact, cosine)"
+    elif isinstance(built, dict):
+        recall = built.get("recall")
+        measured = f", recall@10 {float(recall):.3f}" if recall is not None else ""
+        index_kind = f"{built.get('factory', built.get('kind'))} (approximate{measured}, cosine)"
+    elif "chroma" in str(kind) or "milvus" in str(kind):
         index_kind = "HNSW (approximate, cosine)"
     else:
         index_kind = str((info or {}).get("metric") or "unknown")

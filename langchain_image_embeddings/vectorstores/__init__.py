@@ -140,11 +140,17 @@ def _milvus_token() -> str:
 
 
 def open_store(
-    spec: str, embeddings: ImageEmbeddings | None = None, *, create: bool = True
+    spec: str,
+    embeddings: ImageEmbeddings | None = None,
+    *,
+    create: bool = True,
+    faiss_index: str | None = None,
 ) -> ImageVectorStore:
     """Open (or, with ``create`` and a model, create) the store a spec names.
 
-    With ``embeddings=None`` the model recorded in the store is used.
+    With ``embeddings=None`` the model recorded in the store is used. ``faiss_index``
+    (FAISS stores): the index kind, ``flat``, ``hnsw``, ``ivf-pq``, ``auto`` or a
+    ``faiss.index_factory`` string; ``None`` keeps a saved store's kind (new stores: flat).
 
     Raises:
         ValueError: A malformed spec.
@@ -164,8 +170,8 @@ def open_store(
         from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
 
         if create:
-            return FAISSImageStore.open(parsed.path, embeddings)
-        return FAISSImageStore.load(parsed.path, embeddings)
+            return FAISSImageStore.open(parsed.path, embeddings, index=faiss_index)
+        return FAISSImageStore.load(parsed.path, embeddings, index=faiss_index)
     if parsed.kind.startswith("milvus+"):
         from langchain_image_embeddings.vectorstores.milvus import MilvusImageStore
 
@@ -213,14 +219,26 @@ def store_info(spec: str) -> dict[str, Any]:
 
         manifest = read_manifest(parsed.path)
         model = manifest.get("model") or {}
+        index = manifest.get("index") or {}  # version 1 stores: exact, no index entry
+        count = int(manifest.get("count", 0))
         return {
             "store": spec,
             "kind": "faiss",
             "path": parsed.path,
-            "count": int(manifest.get("count", 0)),
+            "count": count,
             "model": model.get("model"),
             "dim": model.get("dim"),
             "metric": manifest.get("metric"),
+            "index": index.get("kind", "flat"),
+            "index_requested": index.get("requested", "flat"),
+            "index_factory": index.get("factory", "Flat"),
+            "index_memory_bytes": index.get(
+                "memory_bytes", count * int(manifest.get("dim") or model.get("dim") or 0) * 4
+            ),
+            "index_params": index.get("params", {}),
+            "recall_at_10": index.get("recall", 1.0),
+            "segments": 1 + len(manifest.get("segments") or []),
+            "deleted_rows": int((manifest.get("deletions") or {}).get("count", 0)),
         }
     if parsed.kind.startswith("milvus+"):
         from langchain_image_embeddings.vectorstores.milvus import milvus_info

@@ -8,7 +8,9 @@ Usage: ``python store_crash_writer.py MODE KIND PATH [ACK_FILE] [MAX_BATCHES]``
 * ``MODE`` ``hold``: take the writer lock, print ``ready``, sleep until killed.
 * ``MODE`` ``try``: try to take the writer lock; exit 0, or print the error and exit 3.
 
-``KIND`` is ``faiss`` or ``chroma`` (embedded folder); ``hold`` also takes ``dir``: the
+``KIND`` is ``faiss``, ``faiss-inc`` (FAISS with incremental saves forced: a new segment per
+save, compaction every few saves, and each batch also replaces an earlier item, so that
+deletions are saved too) or ``chroma`` (embedded folder); ``hold`` also takes ``dir``: the
 bare writer lock of a folder, whatever store (and model) it holds.
 """
 
@@ -59,10 +61,14 @@ def item_document(n: int) -> Document:
 
 def open_store(kind: str, path: str) -> Any:
     embeddings: Any = PrecomputedEmbeddings()
-    if kind == "faiss":
+    if kind in ("faiss", "faiss-inc"):
         from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
 
-        return FAISSImageStore.open(path, embeddings)
+        store = FAISSImageStore.open(path, embeddings)
+        if kind == "faiss-inc":
+            store.full_save_below_bytes = 0  # small as it is, save it segment by segment
+            store.max_segments = 3
+        return store
     from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
 
     return ChromaImageStore.persistent(path, embeddings)
@@ -96,7 +102,9 @@ def main(argv: list[str]) -> int:
     n = len(store)
     done = 0
     while done != max_batches:
-        numbers = range(n, n + BATCH)
+        numbers = list(range(n, n + BATCH))
+        if kind == "faiss-inc" and n >= 17:
+            numbers.append(n - 17)  # a replacement: the old row becomes a deletion
         store.upsert_vectors(
             [item_id(i) for i in numbers],
             np.stack([item_vector(i) for i in numbers]),

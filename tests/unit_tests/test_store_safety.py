@@ -106,13 +106,15 @@ def _check_faiss(path: Path, acked: set[int]) -> int:
     return len(store)
 
 
-def test_faiss_survives_sigkill_at_random_moments(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["faiss", "faiss-inc"])
+def test_faiss_survives_sigkill_at_random_moments(kind: str, tmp_path: Path) -> None:
     rng = random.Random(5)
     path, ack, log = tmp_path / "store", tmp_path / "ack", tmp_path / "writer.log"
     kills = 0
     sizes = []
+    states: list[dict[str, Any]] = []
     for round_ in range(10):
-        proc = _spawn("loop", "faiss", str(path), str(ack), log=log)
+        proc = _spawn("loop", kind, str(path), str(ack), log=log)
         if round_ == 0:
             time.sleep(rng.uniform(0.05, 0.5))  # most likely while starting: before any save
         else:
@@ -121,17 +123,33 @@ def test_faiss_survives_sigkill_at_random_moments(tmp_path: Path) -> None:
         _kill(proc)
         kills += 1
         sizes.append(_check_faiss(path, _acked(ack)))
+        if (path / "manifest.json").exists():
+            states.append(json.loads((path / "manifest.json").read_text()))
     assert kills == 10 and len(_acked(ack)) > 0 and sizes[-1] >= len(_acked(ack))
     # a clean run afterwards removes older generations and leftovers of killed saves
-    proc = _spawn("loop", "faiss", str(path), str(ack), "1", log=log)
+    proc = _spawn("loop", kind, str(path), str(ack), "1", log=log)
     assert proc.wait(timeout=120) == 0, log.read_text()[-2000:]
     assert proc.stdout is not None
     proc.stdout.close()
-    assert sorted(p.name.split("-")[0] for p in path.iterdir()) == [
-        "documents",
-        "manifest.json",
-        "vectors",
-    ]
+    manifest = json.loads((path / "manifest.json").read_text())
+    if kind == "faiss":  # small stores are rewritten whole: one base segment
+        assert sorted(p.name.split("-")[0] for p in path.iterdir()) == [
+            "documents",
+            "manifest.json",
+            "vectors",
+        ]
+    else:  # saved as segments + deletions; exactly the files the manifest names are left
+        # the kills hit a store saved segment by segment, with deletions
+        assert any(state["segments"] for state in states)
+        assert any(state["deletions"] for state in states)
+        named = [manifest["vectors"]["file"], manifest["documents"]["file"]]
+        for segment in manifest["segments"]:
+            named += [segment["vectors"]["file"], segment["documents"]["file"]]
+        if manifest["deletions"]:
+            named.append(manifest["deletions"]["file"])
+        assert sorted(p.name for p in path.iterdir() if not p.name.startswith(".")) == sorted(
+            [*named, "manifest.json"]
+        )
     assert _check_faiss(path, _acked(ack)) >= len(_acked(ack))  # + saved, not yet acked
 
 

@@ -1,0 +1,244 @@
+"""Approximate FAISS indexes and incremental saves of ``FAISSImageStore``: one run, one table.
+
+Data sets:
+
+* **clustered** (``--n``, default 200,000 vectors, dimension 512): 1,000 cluster centres drawn
+  uniformly on the unit sphere (normalised Gaussian vectors); each vector is a centre (chosen
+  uniformly) plus isotropic Gaussian noise of standard deviation ``0.04`` per dimension
+  (noise norm ~0.9, so clusters overlap in their tails), then normalised. Held-out queries
+  (200, never stored) come from the same process.
+* **photos**: the real Lite0 (``timm:efficientnet_lite0``, ImageNet weights) embeddings of
+  the sample photos and their copies (``samples.write_sample_photos``), plus random
+  augmentations of the photos (crop 35-100 % of the area, flip, brightness 0.6-1.4) to
+  reach ``--photo-augment`` vectors; 100 other augmentations are the held-out queries.
+
+For each index kind (flat, HNSW, IVF-PQ) the store is filled, the index is built and tuned by
+the store itself (to recall@10 >= 0.95 on 200 sampled stored vectors), then measured on the
+held-out queries at the **recorded** parameters: recall@10 against exact search, mean
+single-query latency through ``similarity_search_with_score_by_vector`` and index memory (the
+serialized size; flat: the vectors). Save cost: a flat store of ``--save-n`` (default
+1,000,000) vectors is saved in full, 1,000 vectors are added, then the incremental save and
+a forced full rewrite are timed.
+
+Usage::
+
+    python benchmarks/ann.py                       # ~15-25 minutes on 2 cores
+    python benchmarks/ann.py --n 20000 --save-n 100000 --photo-augment 300   # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.documents import Document
+
+from langchain_image_embeddings.vectorstores import FAISSImageStore
+from langchain_image_embeddings.vectorstores import faiss_index as ann
+
+
+class _Encoder:
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"spec": "bench:vectors", "dim": self.dim, "weights": "none"}
+
+
+class VectorsOnly:
+    """The parts of ``ImageEmbeddings`` a store uses when vectors are given directly."""
+
+    model_id = "bench:vectors"
+    load_options = None
+    supports_text = False
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.encoder = _Encoder(dim)
+
+
+def clustered(n: int, dim: int, seed: int, centres: np.ndarray | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if centres is None:
+        centres = np.random.default_rng(1234).standard_normal((1000, dim)).astype(np.float32)
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    out = np.empty((n, dim), np.float32)
+    for start in range(0, n, 50_000):
+        m = min(50_000, n - start)
+        x = centres[rng.integers(0, len(centres), m)] + rng.normal(0, 0.04, (m, dim)).astype(
+            np.float32
+        )
+        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def fill(store: FAISSImageStore, vectors: np.ndarray, prefix: str = "v") -> None:
+    for start in range(0, len(vectors), 100_000):
+        ids = [f"{prefix}{i}" for i in range(start, min(start + 100_000, len(vectors)))]
+        store.upsert_vectors(
+            ids, vectors[start : start + len(ids)], [Document(page_content=i) for i in ids]
+        )
+
+
+def measure(kind: str, vectors: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
+    import faiss
+
+    store = FAISSImageStore(VectorsOnly(vectors.shape[1]), index=kind)
+    fill(store, vectors)
+    started = time.perf_counter()
+    store.build_index()
+    build = time.perf_counter() - started
+    info = store.index_info
+    truth = ann.exact_topk(vectors, queries, 10)
+    hits, took = 0, 0.0
+    for q, true in zip(queries, truth, strict=True):
+        t = time.perf_counter()
+        found = store.similarity_search_with_score_by_vector(q.tolist(), 10)
+        took += time.perf_counter() - t
+        rows = {int(str(d.id)[1:]) for d, _ in found}
+        hits += len(rows & set(true.tolist()))
+    index = store._ann
+    memory = (
+        len(vectors) * vectors.shape[1] * 4
+        if index is None
+        else faiss.serialize_index(index).nbytes
+    )
+    return {
+        "kind": kind,
+        "factory": info.get("factory"),
+        "params": info.get("params", {}),
+        "refine": info.get("refine", "-"),
+        "tuned_recall": info.get("recall"),
+        "recall": hits / truth.size,
+        "ms": 1000 * took / len(queries),
+        "memory_mb": memory / 2**20,
+        "build_s": build,
+    }
+
+
+def photo_vectors(total: int, queries: int, work: Path) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image, ImageEnhance
+
+    from langchain_image_embeddings import ImageEmbeddings
+    from langchain_image_embeddings.samples import sample_photos, write_sample_photos
+
+    paths = write_sample_photos(work / "photos")
+    emb = ImageEmbeddings("timm:efficientnet_lite0")
+    photos = list(sample_photos().values())
+    rng = np.random.default_rng(7)
+
+    def augment(count: int) -> list[Image.Image]:
+        out = []
+        for _ in range(count):
+            img = photos[int(rng.integers(len(photos)))]
+            w, h = img.size
+            frac = float(np.sqrt(rng.uniform(0.35, 1.0)))
+            cw, ch = int(w * frac), int(h * frac)
+            x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            crop = img.crop((x, y, x + cw, y + ch))
+            if rng.random() < 0.5:
+                crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            out.append(ImageEnhance.Brightness(crop).enhance(float(rng.uniform(0.6, 1.4))))
+        return out
+
+    stored = np.asarray(emb.embed_images([str(p) for p in paths]), np.float32)
+    extra = max(0, total - len(stored))
+    if extra:
+        stored = np.concatenate([stored, np.asarray(emb.embed_images(augment(extra)), np.float32)])
+    held_out = np.asarray(emb.embed_images(augment(queries)), np.float32)
+    print(
+        f"photos: {len(paths)} sample photos and copies + {extra} augmentations, dim {stored.shape[1]}"
+    )
+    return stored, held_out
+
+
+def save_cost(n: int, dim: int, work: Path) -> dict[str, float]:
+    folder = work / "save"
+    store = FAISSImageStore(VectorsOnly(dim), folder)
+    fill(store, clustered(n, dim, seed=3))
+    t = time.perf_counter()
+    store.save()
+    first = time.perf_counter() - t
+    fill(store, clustered(1000, dim, seed=4), prefix="new")
+    t = time.perf_counter()
+    store.save()
+    incremental = time.perf_counter() - t
+    store.full_save_below_bytes = 1 << 62  # force compaction: a full rewrite of the same store
+    t = time.perf_counter()
+    store.save()
+    full = time.perf_counter() - t
+    store.close()
+    reopen_t = time.perf_counter()
+    assert len(FAISSImageStore.load(folder, VectorsOnly(dim))) == n + 1000
+    reopen = time.perf_counter() - reopen_t
+    shutil.rmtree(folder)
+    return {"first": first, "incremental": incremental, "full": full, "reopen": reopen}
+
+
+def table(title: str, rows: list[dict[str, Any]], flat_ms: float, flat_mb: float) -> None:
+    print(f"\n{title}")
+    print(
+        f"{'index':8} {'factory':28} {'params':18} {'refine':>6} {'recall@10':>9} "
+        f"{'(tuned)':>8} {'ms/query':>9} {'x flat':>7} {'memory MB':>10} {'x flat':>7} {'build s':>8}"
+    )
+    for r in rows:
+        params = ",".join(f"{k}={v}" for k, v in r["params"].items()) or "-"
+        print(
+            f"{r['kind']:8} {r['factory']!s:28} {params:18} {r['refine']!s:>6} {r['recall']:9.3f} "
+            f"{r['tuned_recall']!s:>8} {r['ms']:9.2f} {flat_ms / r['ms']:6.1f}x "
+            f"{r['memory_mb']:10.1f} {r['memory_mb'] / flat_mb:6.2f}x {r['build_s']:8.1f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--save-n", type=int, default=1_000_000)
+    parser.add_argument("--photo-augment", type=int, default=2_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="imgemb-ann-"))
+    print(f"cores: {os.cpu_count()}, faiss threads: {__import__('faiss').omp_get_max_threads()}")
+    try:
+        vectors = clustered(args.n, args.dim, seed=1)
+        queries = clustered(200, args.dim, seed=2)
+        rows = [measure(kind, vectors, queries) for kind in ("flat", "hnsw", "ivf-pq")]
+        table(
+            f"clustered: {args.n:,} unit vectors, dim {args.dim}, 1,000 clusters; 200 held-out queries",
+            rows,
+            rows[0]["ms"],
+            rows[0]["memory_mb"],
+        )
+        stored, held = photo_vectors(args.photo_augment, 100, work)
+        saved_min = ann.MIN_ANN_ROWS
+        ann.MIN_ANN_ROWS = 100  # the photo set is small: build the indexes anyway
+        try:
+            rows = [measure(kind, stored, held) for kind in ("flat", "hnsw", "ivf-pq")]
+        finally:
+            ann.MIN_ANN_ROWS = saved_min
+        table(
+            f"photos: {len(stored):,} Lite0 embeddings, dim {stored.shape[1]}; 100 held-out augmentations",
+            rows,
+            rows[0]["ms"],
+            rows[0]["memory_mb"],
+        )
+        cost = save_cost(args.save_n, args.dim, work)
+        print(
+            f"\nsave cost, flat store of {args.save_n:,} x {args.dim} float32 "
+            f"({args.save_n * args.dim * 4 / 2**30:.2f} GiB): first save {cost['first']:.1f} s; "
+            f"+1,000 vectors: incremental save {cost['incremental']:.2f} s vs full rewrite "
+            f"{cost['full']:.1f} s = {100 * cost['incremental'] / cost['full']:.1f} %; "
+            f"reopen {cost['reopen']:.1f} s"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Issue 12, FAISS at scale: approximate indexes tuned to a recall target, deletes for every
+index kind, incremental saves (segments, deletions, compaction), version 1 stores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from langchain_core.documents import Document
+
+from langchain_image_embeddings.errors import StoreError
+from langchain_image_embeddings.vectorstores import FAISSImageStore, store_info
+from langchain_image_embeddings.vectorstores import faiss_index as ann
+from tests.unit_tests import store_crash_writer as writer
+
+DIM = writer.DIM  # 64
+
+
+def clustered(n: int, seed: int, dim: int = DIM) -> np.ndarray:
+    """Gaussian clusters around 100 random unit centres, normalised (as benchmarks/ann.py)."""
+    centres = np.random.default_rng(99).standard_normal((100, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    rng = np.random.default_rng(seed)
+    x = centres[rng.integers(0, 100, n)] + rng.normal(0, 0.08, (n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def filled(kind: str, vectors: np.ndarray, path: Path | None = None) -> FAISSImageStore:
+    store = FAISSImageStore(writer.PrecomputedEmbeddings(), path, index=kind)
+    ids = [f"v{i}" for i in range(len(vectors))]
+    store.upsert_vectors(
+        ids, vectors, [Document(page_content=i, metadata={"n": n}) for n, i in enumerate(ids)]
+    )
+    return store
+
+
+def recall(store: FAISSImageStore, vectors: np.ndarray, queries: np.ndarray) -> float:
+    truth = ann.exact_topk(vectors, queries, 10)
+    hits = 0
+    for q, true in zip(queries, truth, strict=True):
+        found = {int(str(d.id)[1:]) for d, _ in store.search_by_vector(q.tolist(), 10)}
+        hits += len(found & set(true.tolist()))
+    return hits / truth.size
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf-pq"])
+def test_recall_at_the_recorded_parameters_and_reopen_without_retraining(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vectors, queries = clustered(5000, seed=1), clustered(100, seed=2)  # queries held out
+    store = filled(kind, vectors, tmp_path / "s")
+    store.save()
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    entry = manifest["index"]
+    assert entry["requested"] == entry["kind"] == kind and entry["file"].endswith(".faiss")
+    assert entry["recall"] >= 0.95 and entry["recall_k"] == 10 and entry["params"]
+    assert recall(store, vectors, queries) >= 0.95
+    info = store_info(f"faiss:{tmp_path / 's'}")
+    assert info["index"] == kind and info["recall_at_10"] >= 0.95 and info["index_memory_bytes"] > 0
+
+    def no_training(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("reopening must not retrain the index")
+
+    monkeypatch.setattr(ann, "build", no_training)
+    reopened = FAISSImageStore.load(tmp_path / "s", writer.PrecomputedEmbeddings())
+    assert reopened.index_info["params"] == entry["params"] and reopened._ann is not None
+    assert recall(reopened, vectors, queries) >= 0.95
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf-pq", "IVF32,Flat"])
+def test_deletes_replacements_and_filters_for_every_index_kind(kind: str) -> None:
+    vectors = clustered(2000, seed=3)
+    store = filled(kind, vectors)
+    store.build_index()
+    assert (store._ann is None) == (kind == "flat")
+    gone = [f"v{i}" for i in range(0, 2000, 10)]
+    store.delete(gone)
+    new = clustered(50, seed=4)
+    replaced = [f"v{i}" for i in range(1, 100, 2)]
+    store.upsert_vectors(replaced, new, [Document(page_content=i) for i in replaced])
+    assert len(store) == 1800 and np.allclose(store._vectors(replaced), new, atol=1e-6)
+    for q in vectors[::40]:
+        ids = {d.id for d, _ in store.search_by_vector(q.tolist(), 10)}
+        assert not ids & set(gone)
+    found = sum(
+        f"v{1 + 2 * j}" in {d.id for d, _ in store.search_by_vector(new[j].tolist(), 10)}
+        for j in range(50)
+    )
+    assert found >= 45  # approximate: near-duplicates found, never demanded at rank 1
+    hits = store.search_by_vector(vectors[2].tolist(), 3, filter={"n": {"$in": [2, 4, 6, 10]}})
+    assert hits[0][0].id == "v2" and len(hits) == 3  # filtered: exact, v10 gone
+
+
+def test_incremental_saves_write_only_new_rows_then_compact(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    store = filled("flat", clustered(3000, seed=5), folder)
+    store.full_save_below_bytes = 0  # treat it as big
+    store.save()
+    base = json.loads((folder / "manifest.json").read_text())
+    store.upsert_vectors(
+        ["a", "b"], clustered(2, seed=6), [Document(page_content=i) for i in ("a", "b")]
+    )
+    store.delete(["v0"])
+    store._update_metadata(["v1"], [{"n": 1, "tag": "changed"}])
+    store.save()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["version"] == 2 and manifest["vectors"] == base["vectors"]  # base untouched
+    (segment,) = manifest["segments"]
+    assert segment["rows"] == 3  # a, b and v1 re-added with its new metadata
+    assert np.load(folder / segment["vectors"]["file"]).shape == (3, DIM)
+    assert manifest["deletions"]["count"] == 2 and manifest["count"] == 3001
+    reopened = FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())
+    assert reopened.records() == store.records() and len(reopened) == 3001
+    assert reopened.get_by_ids(["v1"])[0].metadata["tag"] == "changed"
+    assert np.allclose(reopened._vectors(["a", "v5"]), store._vectors(["a", "v5"]))
+    # a torn segment is refused
+    seg = folder / segment["vectors"]["file"]
+    data = seg.read_bytes()
+    seg.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(StoreError, match="checksum"):
+        FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())
+    seg.write_bytes(data)
+    # deleting over a fifth of the rows compacts: one base segment, no deletions
+    store.delete([f"v{i}" for i in range(2, 1000)])
+    store.save()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["segments"] == [] and manifest["deletions"] is None
+    assert manifest["rows"] == manifest["count"] == 2003
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    assert len(names) == 3  # older segments and deletions removed after the switch
+    assert len(FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())) == 2003
+
+
+def test_version_1_store_opens_and_is_upgraded_on_save(tmp_path: Path) -> None:
+    from langchain_image_embeddings._atomic import sha256_file
+    from langchain_image_embeddings.vectorstores.records import model_record
+
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    vectors = clustered(4, seed=7)
+    np.save(folder / "vectors-00000003-abcd.npy", vectors)
+    docs = [{"id": f"v{i}", "page_content": f"v{i}", "metadata": {"n": i}} for i in range(4)]
+    (folder / "documents-00000003-abcd.json").write_text(json.dumps(docs))
+    embeddings: Any = writer.PrecomputedEmbeddings()
+    manifest = {  # exactly what version 1 wrote
+        "format": "langchain-image-embeddings/faiss",
+        "version": 1,
+        "generation": 3,
+        "model": {**model_record(embeddings), "dim": DIM},
+        "count": 4,
+        "dim": DIM,
+        "metric": "inner_product",
+        "vectors": {
+            "file": "vectors-00000003-abcd.npy",
+            "sha256": sha256_file(folder / "vectors-00000003-abcd.npy"),
+        },
+        "documents": {
+            "file": "documents-00000003-abcd.json",
+            "sha256": sha256_file(folder / "documents-00000003-abcd.json"),
+        },
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert store_info(f"faiss:{folder}")["index"] == "flat"
+    store = FAISSImageStore.load(folder, embeddings)
+    assert len(store) == 4 and store.search_by_vector(vectors[2].tolist(), 1)[0][0].id == "v2"
+    store.save()
+    upgraded = json.loads((folder / "manifest.json").read_text())
+    assert upgraded["version"] == 2 and upgraded["generation"] == 4
+    assert FAISSImageStore.load(folder, embeddings).records() == store.records()
+
+
+def test_auto_picks_by_count_and_memory_budget() -> None:
+    assert ann.resolve("auto", 50_000, 512) == "flat"
+    assert ann.resolve("auto", 1_000_000, 512, memory_budget=8 << 30) == "hnsw"
+    assert ann.resolve("auto", 10_000_000, 512, memory_budget=8 << 30) == "ivf-pq"
+    assert ann.resolve("hnsw", 10, 512) == "hnsw"
+    assert "OPQ" in ann.factory_string("ivf-pq", 1_000_000, 512)
+    with pytest.raises(ValueError, match="index_factory"):
+        FAISSImageStore(writer.PrecomputedEmbeddings(), index="no-such-index")
+
+
+def test_cli_index_with_faiss_index_auto(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from langchain_image_embeddings import cli
+
+    args = cli.build_parser().parse_args(
+        ["index", str(tmp_path), "--store", f"faiss:{tmp_path / 's'}", "--faiss-index", "auto"]
+    )
+    assert args.faiss_index == "auto"
+    from langchain_image_embeddings.vectorstores import open_store
+
+    embeddings: Any = writer.PrecomputedEmbeddings()
+    opened: Any = open_store(f"faiss:{tmp_path / 'o'}", embeddings, faiss_index="hnsw")
+    assert opened.index_kind == "hnsw"
+    filled("auto", clustered(10, seed=8), tmp_path / "s").save()
+    assert cli.main(["info", "--store", f"faiss:{tmp_path / 's'}", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["index_requested"] == "auto" and info["index"] == "flat"
+    assert info["recall_at_10"] == 1.0 and info["index_memory_bytes"] == 10 * DIM * 4
+
+
+def test_incremental_save_keeps_the_index_file_and_reopen_adds_new_rows(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    vectors = clustered(2000, seed=9)
+    store = filled("hnsw", vectors, folder)
+    store.full_save_below_bytes = 0
+    store.save()
+    first = json.loads((folder / "manifest.json").read_text())["index"]
+    new = clustered(20, seed=10)
+    ids = [f"n{i}" for i in range(20)]
+    store.upsert_vectors(ids, new, [Document(page_content=i) for i in ids])
+    store.save()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["index"]["file"] == first["file"] and manifest["index"]["rows"] == 2000
+    assert [s["rows"] for s in manifest["segments"]] == [20]
+    reopened = FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())
+    assert reopened._ann.ntotal == 2020 and len(reopened) == 2020
+    found = sum(
+        ids[j] in {d.id for d, _ in reopened.search_by_vector(new[j].tolist(), 10)}
+        for j in range(20)
+    )
+    assert found >= 18
