@@ -33,6 +33,7 @@ from langchain_image_embeddings.vectorstores.base import (
     ImageVectorStore,
 )
 from langchain_image_embeddings.vectorstores.locking import StoreLock
+from langchain_image_embeddings.vectorstores.retry import call_with_retries
 
 if TYPE_CHECKING:
     import os
@@ -121,22 +122,16 @@ def call_chroma(
 
             count = call_chroma("count", collection.count)
     """
-    last: BaseException | None = None
-    for attempt in range(max(1, retries)):
-        if attempt:
-            time.sleep(backoff_s * 2 ** (attempt - 1))
-        try:
-            return fn(*args, **kwargs)
-        except StoreError:
-            raise
-        except Exception as exc:
-            if not _is_connection_error(exc):
-                raise StoreError(f"Chroma {what} failed: {exc}") from exc
-            last = exc
-    raise StoreError(
-        f"Chroma {what} failed: cannot reach the Chroma server after {max(1, retries)} tries: "
-        f"{last}"
-    ) from last
+    return call_with_retries(
+        "Chroma",
+        what,
+        fn,
+        *args,
+        is_connection_error=_is_connection_error,
+        retries=retries,
+        backoff_s=backoff_s,
+        **kwargs,
+    )
 
 
 def _chroma_relevance(distance: float) -> float:

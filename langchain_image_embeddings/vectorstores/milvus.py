@@ -33,7 +33,6 @@ import json
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,6 +43,7 @@ from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 from langchain_image_embeddings.vectorstores.filters import metadata_matches
 from langchain_image_embeddings.vectorstores.milvus_filters import milvus_expr
+from langchain_image_embeddings.vectorstores.retry import call_with_retries
 
 if TYPE_CHECKING:
     import numpy as np
@@ -149,24 +149,18 @@ def call_milvus(
 
             names = call_milvus("list collections", client.list_collections)
     """
-    last: BaseException | None = None
-    tries = max(1, retries)
-    for attempt in range(tries):
-        if attempt:
-            time.sleep(backoff_s * 2 ** (attempt - 1))
-        try:
-            with _quiet_logs():
-                return fn(*args, **kwargs)
-        except StoreError:
-            raise
-        except Exception as exc:
-            if not _is_connection_error(exc):
-                raise StoreError(f"Milvus {what} failed: {_message(exc)}") from exc
-            last = exc
-    raise StoreError(
-        f"Milvus {what} failed: cannot reach the Milvus server after {tries} tries: "
-        f"{_message(last)}"
-    ) from last
+    return call_with_retries(
+        "Milvus",
+        what,
+        fn,
+        *args,
+        is_connection_error=_is_connection_error,
+        retries=retries,
+        backoff_s=backoff_s,
+        quiet=_quiet_logs,
+        describe=_message,
+        **kwargs,
+    )
 
 
 def _message(exc: BaseException | None) -> str:

@@ -20,6 +20,7 @@ from langchain_image_embeddings.retrievers import ImageToImageRetriever, TextToI
 from langchain_image_embeddings.sync import sync_directory
 from langchain_image_embeddings.vectorstores import MilvusImageStore, open_store, store_info
 from langchain_image_embeddings.vectorstores import milvus as milvus_module
+from langchain_image_embeddings.vectorstores import retry as retry_module
 from langchain_image_embeddings.vectorstores.filters import metadata_matches
 from tests.integration_tests.conftest import MilvusLiteServer
 from tests.unit_tests.store_helpers import EncoderSpy, write_folder, write_image
@@ -90,7 +91,7 @@ def test_unreachable_server_is_a_store_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     waits: list[float] = []
-    monkeypatch.setattr(milvus_module, "time", SimpleNamespace(sleep=waits.append))
+    monkeypatch.setattr(retry_module, "time", SimpleNamespace(sleep=waits.append))
     server = own_milvus_server
     # wrong port: retried, then StoreError
     with pytest.raises(StoreError, match="cannot reach the Milvus server"):
