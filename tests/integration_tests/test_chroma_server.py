@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from langchain_image_embeddings import cli
 from langchain_image_embeddings.retrievers import ImageToImageRetriever, TextToImageRetriever
 from langchain_image_embeddings.sync import sync_directory
 from langchain_image_embeddings.vectorstores import ChromaImageStore, open_store, store_info
 from tests.unit_tests.store_helpers import EncoderSpy, write_folder, write_image
-from tests.unit_tests.test_vectorstores_common import run_contract, run_relevance
+from tests.unit_tests.test_vectorstores_common import (
+    run_cli_index_search,
+    run_contract,
+    run_relevance,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -86,31 +88,4 @@ def test_cli_against_the_server(
 ) -> None:
     host, port = chroma_server
     store = f"chroma+http://{host}:{port}/{_collection()}"
-    originals = photos_dir
-    code = cli.main(
-        [
-            "index",
-            str(originals),
-            "--store",
-            store,
-            "--model",
-            "timm:efficientnet_lite0",
-            "--device",
-            "cpu",
-            "--quiet",
-            "--glob",
-            "*.jpg",
-            "--exclude",
-            "copies/*",
-            "--json",
-        ]
-    )
-    summary = json.loads(capsys.readouterr().out)
-    assert code == 0 and summary["added"] == 8 and summary["failed"] == 0
-    copy = photos_dir / "copies" / "coffee-crop.jpg"
-    code = cli.main(
-        ["search", "--image", str(copy), "--store", store, "-k", "3", "--json", "--device", "cpu"]
-    )
-    rows = json.loads(capsys.readouterr().out)
-    assert code == 0 and Path(rows[0]["source"]).name == "coffee.jpg"
-    assert rows[0]["score"] > rows[1]["score"] >= rows[2]["score"]
+    run_cli_index_search(store, photos_dir, capsys)

@@ -24,7 +24,11 @@ from langchain_image_embeddings.vectorstores import retry as retry_module
 from langchain_image_embeddings.vectorstores.filters import metadata_matches
 from tests.integration_tests.conftest import MilvusLiteServer
 from tests.unit_tests.store_helpers import EncoderSpy, write_folder, write_image
-from tests.unit_tests.test_vectorstores_common import run_contract, run_relevance
+from tests.unit_tests.test_vectorstores_common import (
+    run_cli_index_search,
+    run_contract,
+    run_relevance,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -252,33 +256,7 @@ def test_cli_index_search_info(
     host, port = milvus_server
     name = _collection()
     store = f"milvus+http://{host}:{port}/{name}"
-    code = cli.main(
-        [
-            "index",
-            str(photos_dir),
-            "--store",
-            store,
-            "--model",
-            "timm:efficientnet_lite0",
-            "--device",
-            "cpu",
-            "--quiet",
-            "--glob",
-            "*.jpg",
-            "--exclude",
-            "copies/*",
-            "--json",
-        ]
-    )
-    summary = json.loads(capsys.readouterr().out)
-    assert code == 0 and summary["added"] == 8 and summary["failed"] == 0
-    copy = photos_dir / "copies" / "coffee-crop.jpg"
-    code = cli.main(
-        ["search", "--image", str(copy), "--store", store, "-k", "3", "--json", "--device", "cpu"]
-    )
-    rows = json.loads(capsys.readouterr().out)
-    assert code == 0 and Path(rows[0]["source"]).name == "coffee.jpg"
-    assert rows[0]["score"] > rows[1]["score"] >= rows[2]["score"]
+    run_cli_index_search(store, photos_dir, capsys)
     assert cli.main(["info", "--store", store, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["kind"] == "milvus+http" and info["count"] == 8

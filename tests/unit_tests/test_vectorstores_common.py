@@ -137,3 +137,24 @@ def test_duplicate_bytes_share_one_vector(
     store = make_store(tiny_clip_embeddings)
     result = store.add_images([src, tmp_path / "copy.png"])
     assert len(result.added) == 1 and len(store) == 1
+
+
+def run_cli_index_search(store: str, photos_dir: Path, capsys: Any) -> None:
+    """``imgemb index`` the 8 real photos into ``store``, then ``search`` with a crop: the
+    shared CLI check of the server-backed stores (Chroma, Milvus)."""
+    import json
+
+    from langchain_image_embeddings import cli
+
+    index = ["index", str(photos_dir), "--store", store, "--model", "timm:efficientnet_lite0"]
+    options = ["--device", "cpu", "--quiet", "--glob", "*.jpg", "--exclude", "copies/*", "--json"]
+    code = cli.main([*index, *options])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["added"] == 8 and summary["failed"] == 0
+    copy = photos_dir / "copies" / "coffee-crop.jpg"
+    code = cli.main(
+        ["search", "--image", str(copy), "--store", store, "-k", "3", "--json", "--device", "cpu"]
+    )
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0 and Path(rows[0]["source"]).name == "coffee.jpg"
+    assert rows[0]["score"] > rows[1]["score"] >= rows[2]["score"]
