@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.vectorstores.records import record_paths
+from langchain_image_embeddings.vectorstores.records import content_id, record_paths
 
 if TYPE_CHECKING:
     from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
@@ -180,22 +180,23 @@ def sync_directory(
         present = {str(d.metadata["source"]) for d in docs} | failed_sources
         # an unreadable file keeps its last good vector (the failure is reported)
         gone = [p for p in before if _under(p, root) and p not in present]
-        store.remove_paths(gone)
+        store.remove_paths(gone, owners=before)  # add_images never touches a gone path
         result.removed = gone
 
-    # classify against the final state: a renamed file whose twin left is no duplicate
-    primary: dict[str, str] = {}
-    after: dict[str, str] = {}
-    for rid, meta in store.records().items():
-        for path in record_paths(meta):
-            after[path] = rid
-            primary[path] = str(meta.get("source", path))
+    # classify against the final state (a renamed file whose twin left is no duplicate):
+    # every readable file now belongs to the record of its content id
+    model_id = store.image_embeddings.model_id
+    after = {str(d.metadata["source"]): content_id(d.metadata["sha256"], model_id) for d in docs}
+    primary = {
+        str(rec.id): str(rec.metadata.get("source"))
+        for rec in store.get_by_ids(sorted(set(after.values())))
+    }
     for doc in docs:
         source = str(doc.metadata["source"])
-        if source in failed_sources or source not in after:
+        if source in failed_sources or after[source] not in primary:
             continue
-        if primary[source] != source:
-            result.duplicates[source] = primary[source]
+        if primary[after[source]] != source:
+            result.duplicates[source] = primary[after[source]]
         elif source not in before:
             result.added.append(source)
         elif before[source] != after[source]:

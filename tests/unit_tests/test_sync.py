@@ -129,3 +129,28 @@ def test_keep_missing(tiny_clip_embeddings: Any, tmp_path: Path) -> None:
     paths[0].unlink()
     result = sync_directory(store, tmp_path / "a", delete_missing=False)
     assert result.removed == [] and len(store) == 2
+
+
+def test_a_rerun_reads_the_whole_store_once(
+    reopen: Callable[[], ImageVectorStore],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a server store every full listing is a scan of the collection: one per sync."""
+    folder = tmp_path / "photos"
+    write_folder(folder, 4)
+    store = reopen()
+    sync_directory(store, folder)
+    (folder / "img00.png").unlink()  # a removal, so that the removal path runs too
+    scans = 0
+    original = type(store).records
+
+    def counting(self: ImageVectorStore) -> dict[str, dict[str, Any]]:
+        nonlocal scans
+        scans += 1
+        return original(self)
+
+    monkeypatch.setattr(type(store), "records", counting)
+    result = sync_directory(store, folder)
+    assert len(result.removed) == 1 and result.embedded == 0
+    assert scans == 1
