@@ -417,17 +417,13 @@ class ChromaImageStore(ImageVectorStore):
 
     def _replacing(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> list[Any]:
         """Metadata that replaces, not merges: Chroma keeps keys an upsert leaves out."""
-        old = {i: m for i, m in self.records_of(ids).items()}
+        old = {str(d.id): d.metadata for d in self.get_by_ids(ids)}
         out: list[Any] = []
         for i, meta in zip(ids, metadatas, strict=True):
             new = _clean(meta)
             gone = {k: None for k in old.get(i, {}) if k not in new}
             out.append({**gone, **new} or None)
         return out
-
-    def records_of(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Metadata of the given ids that exist."""
-        return {str(d.id): d.metadata for d in self.get_by_ids(ids)}
 
     def _write(
         self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]
