@@ -1,7 +1,7 @@
 """Device, precision and autocast decisions: one place for inference and training.
 
 Inference (:mod:`~langchain_image_embeddings.pipeline`, ``ImageEmbeddings.embed_query``)
-and fine-tuning (:mod:`~langchain_image_embeddings.training.fit`) take their device and
+and fine-tuning (:mod:`~langchain_image_embeddings.training.loop`) take their device and
 mixed-precision choices from here, so the two cannot drift apart silently:
 
 * ``"auto"`` inference precision is fp16 autocast on CUDA and fp32 everywhere else (half

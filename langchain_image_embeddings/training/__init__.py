@@ -19,20 +19,46 @@ Example:
 
 from __future__ import annotations
 
-from langchain_image_embeddings.encoders.local import (
-    FineTunedEncoder,
-    LocalEncoder,
-    save_pretrained,
-)
-from langchain_image_embeddings.training.data import CaptionedImages, LabeledImages, train_transform
-from langchain_image_embeddings.training.fit import (
-    EpochMetrics,
-    FitConfig,
-    FitResult,
-    fit,
-    recall_at_k,
-)
-from langchain_image_embeddings.training.losses import InfoNCELoss, TripletLoss
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Lazy: ``imgemb`` mounts the finetune parser (which reads only ``training.config``) on every
+# command, and importing torch for ``imgemb info`` or ``--help`` cost about a second.
+if TYPE_CHECKING:
+    from langchain_image_embeddings.encoders.local import (
+        FineTunedEncoder,
+        LocalEncoder,
+        save_pretrained,
+    )
+    from langchain_image_embeddings.training.data import (
+        CaptionedImages,
+        LabeledImages,
+        train_transform,
+    )
+    from langchain_image_embeddings.training.loop import (
+        EpochMetrics,
+        FitConfig,
+        FitResult,
+        fit,
+        recall_at_k,
+    )
+    from langchain_image_embeddings.training.losses import InfoNCELoss, TripletLoss
+
+_EXPORTS = {
+    "CaptionedImages": "langchain_image_embeddings.training.data",
+    "EpochMetrics": "langchain_image_embeddings.training.config",
+    "FineTunedEncoder": "langchain_image_embeddings.encoders.local",
+    "FitConfig": "langchain_image_embeddings.training.config",
+    "FitResult": "langchain_image_embeddings.training.config",
+    "InfoNCELoss": "langchain_image_embeddings.training.losses",
+    "LabeledImages": "langchain_image_embeddings.training.data",
+    "LocalEncoder": "langchain_image_embeddings.encoders.local",
+    "TripletLoss": "langchain_image_embeddings.training.losses",
+    "fit": "langchain_image_embeddings.training.loop",
+    "recall_at_k": "langchain_image_embeddings.training.loop",
+    "save_pretrained": "langchain_image_embeddings.encoders.local",
+    "train_transform": "langchain_image_embeddings.training.data",
+}
 
 __all__ = [
     "CaptionedImages",
@@ -49,3 +75,12 @@ __all__ = [
     "save_pretrained",
     "train_transform",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

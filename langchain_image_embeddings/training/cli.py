@@ -10,10 +10,14 @@ Exit codes: 0 success; 2 usage or data error; 3 model could not be loaded; 4 oth
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import json
+import re
 import sys
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_image_embeddings.cli import _json_object
 from langchain_image_embeddings.exit_codes import (
@@ -22,6 +26,7 @@ from langchain_image_embeddings.exit_codes import (
     EXIT_OK,
     EXIT_USAGE,
 )
+from langchain_image_embeddings.training.config import FitConfig
 
 _EPILOG = """\
 data: a directory of class folders (DIR/<label>/<image>) for metric learning, or a .csv /
@@ -31,6 +36,90 @@ and a CLIP model). Example:
       --mode head --out catalogue-model
   imgemb embed photos/ --model local:catalogue-model
 """
+
+
+# FitConfig fields that are not flags of their own: ``--loss`` defaults from the data,
+# the progress bar follows ``--quiet``/``--progress``, ``--metrics-json`` names the path.
+_NOT_FLAGS = frozenset({"loss", "show_progress", "metrics_path"})
+_FLAG_FIELDS = tuple(f.name for f in dataclasses.fields(FitConfig) if f.name not in _NOT_FLAGS)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The ``Attributes:`` section of a Google-style class docstring, as ``{name: text}``."""
+    docs: dict[str, str] = {}
+    lines = (inspect.getdoc(cls) or "").splitlines()
+    inside, name = False, ""
+    for line in lines:
+        if line.strip() == "Attributes:":
+            inside = True
+            continue
+        if not inside:
+            continue
+        if line and not line.startswith(" "):
+            break  # the next section
+        head = re.match(r"^    (\w+): (.*)$", line)
+        if head:
+            name = head.group(1)
+            docs[name] = head.group(2).strip()
+        elif name and line.strip():
+            docs[name] += " " + line.strip()
+    return {key: text.replace("``", "") for key, text in docs.items()}
+
+
+def _add_fit_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`FitConfig` field: type, choices, default and help come from it."""
+    hints = typing.get_type_hints(FitConfig)
+    docs = field_docs(FitConfig)
+    defaults = FitConfig()
+    for f in dataclasses.fields(FitConfig):
+        if f.name in _NOT_FLAGS and f.name != "loss":
+            continue
+        default = None if f.name == "loss" else getattr(defaults, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        shown = (
+            " (default: triplet for a class folder, infonce for a caption file)"
+            if f.name == "loss"
+            else f" (default: {'none' if default is None else default})"
+        )
+        options: dict[str, Any] = {"default": default, "help": docs[f.name] + shown}
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = type(None) in typing.get_args(hint)
+        if hint is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(hint) is Literal:
+            options["choices"] = typing.get_args(hint)
+        elif typing.get_origin(hint) is tuple:
+            options.update(type=float, nargs=2, metavar=("LOW", "HIGH"))
+        else:
+            scalar = args[0] if args else hint
+            parse = _or_none(scalar) if optional else scalar
+            options.update(
+                type=parse, metavar=scalar.__name__.upper() + ("|none" if optional else "")
+            )
+        parser.add_argument(flag, **options)
+
+
+def _or_none(scalar: type) -> typing.Callable[[str], Any]:
+    """An argparse type for ``X | None`` fields: ``none`` gives ``None`` (e.g. no clipping)."""
+
+    def parse(text: str) -> Any:
+        return None if text.lower() == "none" else scalar(text)
+
+    parse.__name__ = scalar.__name__  # argparse names the type in its error message
+    return parse
+
+
+def fit_config_from_args(args: argparse.Namespace, loss: str) -> FitConfig:
+    """The :class:`FitConfig` that parsed ``finetune`` arguments describe."""
+    values = {name: getattr(args, name) for name in _FLAG_FIELDS}
+    values["crop_scale"] = tuple(values["crop_scale"])
+    return FitConfig(
+        **values,
+        loss=loss,  # type: ignore[arg-type]  # FitConfig checks the value
+        show_progress=not args.quiet and (args.progress or sys.stderr.isatty()),
+        metrics_path=args.metrics_json,
+    )
 
 
 def add_finetune_parser(subparsers: Any) -> None:
@@ -64,38 +153,14 @@ def add_finetune_parser(subparsers: Any) -> None:
         metavar="SPEC",
         help="base encoder spec (default: timm:efficientnet_lite0)",
     )
-    p.add_argument("--loss", choices=("triplet", "infonce"), default=None,
-                   help="default: triplet for folders, infonce for caption files")  # fmt: skip
-    p.add_argument(
-        "--mode",
-        choices=("head", "partial", "full"),
-        default="head",
-        help="train a projection head only (default), the last blocks too, or every weight",
-    )
     p.add_argument("--out", required=True, help="directory to write the fine-tuned model to")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
-    p.add_argument("--batch-size", type=int, default=32, help="items per step (default: 32)")
-    p.add_argument("--lr", type=float, default=None, help="default depends on --mode")
-    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
-    p.add_argument("--embedding-dim", type=int, default=None, help="projection head size")
-    p.add_argument("--unfreeze-blocks", type=int, default=2, help="blocks trained in partial mode")
-    p.add_argument("--margin", type=float, default=0.2, help="triplet margin (default: 0.2)")
-    p.add_argument("--distance", choices=("euclidean", "cosine"), default="euclidean",
-                   help="triplet distance (default: euclidean)")  # fmt: skip
-    p.add_argument("--mining", choices=("all", "hard", "semihard"), default="semihard",
-                   help="which triplets of a batch train (default: semihard)")  # fmt: skip
-    p.add_argument("--temperature", type=float, default=0.07,
-                   help="InfoNCE temperature of a head (default: 0.07)")  # fmt: skip
+    _add_fit_config_flags(p)
     p.add_argument(
         "--val-fraction",
         type=float,
         default=0.2,
         help="share of each class (or of the pairs) held out to measure recall@k (default: 0.2)",
     )
-    p.add_argument("--patience", type=int, default=None, help="early stopping (epochs)")
-    p.add_argument("--no-augment", action="store_true", help="no crop/flip/colour jitter")
-    p.add_argument("--no-flip", action="store_true", help="no horizontal flips")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument(
         "--pretrained",
@@ -132,7 +197,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     try:
         from langchain_image_embeddings.training.data import CaptionedImages, LabeledImages
-        from langchain_image_embeddings.training.fit import FitConfig, LossName, check_classes, fit
+        from langchain_image_embeddings.training.loop import LossName, check_classes, fit
     except ImportError as exc:  # pragma: no cover - torch missing
         print(f"error: fine-tuning needs torch: {exc}", file=sys.stderr)
         return EXIT_MODEL
@@ -155,26 +220,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         if isinstance(data, LabeledImages):
             check_classes(data, loss)
         train, val = data.split(args.val_fraction, seed=args.seed)
-        config = FitConfig(
-            loss=loss,
-            mode=args.mode,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            embedding_dim=args.embedding_dim,
-            unfreeze_blocks=args.unfreeze_blocks,
-            margin=args.margin,
-            distance=args.distance,
-            mining=args.mining,
-            temperature=args.temperature,
-            patience=args.patience,
-            augment=not args.no_augment,
-            flip=not args.no_flip,
-            seed=args.seed,
-            show_progress=not args.quiet and (args.progress or sys.stderr.isatty()),
-            metrics_path=args.metrics_json,
-        )
+        config = fit_config_from_args(args, loss)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

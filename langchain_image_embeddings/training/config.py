@@ -5,17 +5,22 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_image_embeddings.encoders.local import FineTunedEncoder, save_pretrained
 from langchain_image_embeddings.training.data import (
     CaptionedImages,
     LabeledImages,
 )
-from langchain_image_embeddings.training.losses import Distance, Mining
 
+if TYPE_CHECKING:
+    from langchain_image_embeddings.encoders.local import FineTunedEncoder
+
+# This module imports no torch: the ``imgemb`` parser derives the finetune flags from
+# :class:`FitConfig` on every command, and ``imgemb --help`` must not wait for torch.
 Mode = Literal["head", "partial", "full"]
 LossName = Literal["triplet", "infonce"]
+Distance = Literal["euclidean", "cosine"]
+Mining = Literal["all", "hard", "semihard"]
 Dataset = LabeledImages | CaptionedImages
 
 _DEFAULT_LR: dict[str, float] = {"head": 1e-3, "partial": 1e-4, "full": 2e-5}
@@ -157,4 +162,6 @@ class FitResult:
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Save the model (safetensors + config) with the training metadata."""
+        from langchain_image_embeddings.encoders.local import save_pretrained
+
         return save_pretrained(self.encoder, directory, training=self.metrics())

@@ -7,14 +7,12 @@ sentence-transformers documents its losses: the formula, the inputs, and when to
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Distance = Literal["euclidean", "cosine"]
-Mining = Literal["all", "hard", "semihard"]
+from langchain_image_embeddings.training.config import Distance, Mining
 
 #: CLIP's initial temperature (``tau = 0.07``) and its cap on the logit scale (``1/tau <= 100``).
 CLIP_INIT_TEMPERATURE = 0.07
@@ -70,7 +68,7 @@ class TripletLoss(nn.Module):
 
     When to use it: labelled images (products, classes, identities) where "same label"
     should mean "near". Batches must contain at least two images of some labels (use a
-    P x K sampler, as :func:`~langchain_image_embeddings.training.fit.fit` does). For
+    P x K sampler, as :func:`~langchain_image_embeddings.training.loop.fit` does). For
     explicit ``(anchor, positive, negative)`` triples use :meth:`forward_triplets`.
 
     Args:

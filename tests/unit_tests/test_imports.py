@@ -89,3 +89,25 @@ def test_import_does_not_pull_heavy_backends() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_cli_parser_and_training_package_import_no_torch() -> None:
+    """``imgemb --help`` / ``imgemb info`` build the whole parser (finetune flags included,
+    derived from FitConfig): that must not import torch (it cost ~1 s per command)."""
+    code = (
+        "import sys; from langchain_image_embeddings.cli import build_parser; "
+        "p = build_parser(); p.parse_args(['finetune', '--data', 'd', '--out', 'o']); "
+        "import langchain_image_embeddings.training as t; t.FitConfig(); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_training_exports_resolve_to_their_objects() -> None:
+    import langchain_image_embeddings.training as training
+    import langchain_image_embeddings.training.loop  # noqa: F401  (a submodule import first)
+
+    assert callable(training.fit) and training.fit.__name__ == "fit"
+    for name in training.__all__:
+        assert getattr(training, name) is not None, name

@@ -199,3 +199,43 @@ def test_finetune_model_kwargs_reach_the_encoder(
         _parser().parse_args(["finetune", "--data", "d", "--out", "o", "--model-kwargs", "{oops"])
     assert info.value.code == 2
     assert "--model-kwargs" in capsys.readouterr().err
+
+
+def test_every_fit_config_field_is_a_flag_with_its_default() -> None:
+    """The flags are derived from FitConfig: a new field gets a flag, defaults cannot drift."""
+    import dataclasses
+
+    from langchain_image_embeddings.training.cli import fit_config_from_args
+    from langchain_image_embeddings.training.config import FitConfig
+
+    args = _parser().parse_args(["finetune", "--data", "d", "--out", "o", "--quiet"])
+    config = fit_config_from_args(args, "triplet")
+    expected = dataclasses.replace(FitConfig(), show_progress=False)
+    assert config == expected
+    help_text = _parser()._subparsers._group_actions[0].choices["finetune"].format_help()  # type: ignore[union-attr]
+    for field in dataclasses.fields(FitConfig):
+        if field.name in ("show_progress", "metrics_path"):
+            continue
+        assert "--" + field.name.replace("_", "-") in help_text, field.name
+    # the help is the field's own docstring line, not a copy
+    assert "Projection head output size" in help_text
+
+
+def test_finetune_flags_reach_the_fit_config() -> None:
+    from langchain_image_embeddings.training.cli import fit_config_from_args
+
+    args = _parser().parse_args(
+        ["finetune", "--data", "d", "--out", "o", "--grad-clip", "none", "--crop-scale", "0.3",
+         "0.9", "--no-amp", "--mining", "hard", "--no-augment", "--lr", "0.01",
+         "--samples-per-class", "6", "--mode", "partial"]
+    )  # fmt: skip
+    config = fit_config_from_args(args, "infonce")
+    assert config.grad_clip is None
+    assert config.crop_scale == (0.3, 0.9)
+    assert (config.amp, config.augment, config.flip) == (False, False, True)
+    assert (config.mining, config.lr, config.samples_per_class) == ("hard", 0.01, 6)
+    assert (config.mode, config.loss) == ("partial", "infonce")
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["finetune", "--data", "d", "--out", "o", "--mining", "easy"])
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["finetune", "--data", "d", "--out", "o", "--epochs", "x"])
