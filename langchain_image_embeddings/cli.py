@@ -61,7 +61,6 @@ from langchain_image_embeddings.exit_codes import (
     EXIT_STORE,
     EXIT_USAGE,
 )
-from langchain_image_embeddings.images import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
@@ -69,15 +68,6 @@ if TYPE_CHECKING:
 
 OFFLINE_MODEL = "timm:efficientnet_lite0"
 DEFAULT_STORE = "faiss:imgemb-index"
-
-
-def _image_files(root: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
 
 
 def _show_progress(args: argparse.Namespace) -> bool:
@@ -193,8 +183,12 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"error: {root} is not a directory", file=sys.stderr)
         return EXIT_USAGE
-    files = _image_files(root)
-    if not files:
+    from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
+
+    # The loader's walk: hidden files skipped, symlinks escaping the folder or looping reported.
+    lister = ImageDirectoryLoader(root)
+    files = list(lister.iter_paths())
+    if not files and not lister.failures:
         print(f"error: no image files in {root}", file=sys.stderr)
         return EXIT_USAGE
     embeddings = ImageEmbeddings(
@@ -208,16 +202,17 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     result = embeddings.try_embed_images([str(p) for p in files])
     elapsed = time.perf_counter() - started
     embedded = [files[i] for i in result.indices]
+    errors = [*lister.failures, *result.errors]
     summary = {
         "model": embeddings.model_id,
         "directory": str(root),
-        "images": len(files),
+        "images": len(files) + len(lister.failures),
         "embedded": len(embedded),
-        "failed": len(result.errors),
+        "failed": len(errors),
         "dim": int(result.vectors.shape[1]),
         "seconds": round(elapsed, 2),
         "images_per_second": round(len(embedded) / elapsed, 1) if elapsed > 0 else None,
-        "errors": [{"input": e.source, "code": e.code, "reason": e.reason} for e in result.errors],
+        "errors": [{"input": e.source, "code": e.code, "reason": e.reason} for e in errors],
     }
     if args.out:
         np.save(args.out, result.vectors)
@@ -238,9 +233,9 @@ def _cmd_embed(args: argparse.Namespace) -> int:
                 print(
                     f"  {path.relative_to(root)} -> {embedded[best].relative_to(root)} ({sims[row, best]:.3f})"
                 )
-        for err in result.errors:
+        for err in errors:
             print(f"failed: {err.source}: {err.reason} [{err.code}]", file=sys.stderr)
-    return EXIT_INPUT_ERRORS if result.errors else EXIT_OK
+    return EXIT_INPUT_ERRORS if errors else EXIT_OK
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

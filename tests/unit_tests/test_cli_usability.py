@@ -260,3 +260,24 @@ def test_local_checkpoint_through_pretrained_for_index_and_search(
     # Without the checkpoint the recorded architecture has no weights to load.
     code, _, err = run(capsys, "search", "a photo", *common)
     assert code == cli.EXIT_MODEL and "pretrained" in err
+
+
+def test_embed_lists_files_through_the_loader(
+    lite0_embeddings: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``imgemb embed`` walks a folder as the loader does: hidden files skipped, a symlink loop
+    and a symlink leaving the folder reported with their codes (not followed, no traceback)."""
+    folder = tmp_path / "imgs"
+    write_folder(folder, 2)
+    write_folder(folder / ".cache", 1)
+    outside = write_folder(tmp_path / "outside", 1)[0]
+    (folder / "escape.png").symlink_to(outside)
+    (folder / "loop.png").symlink_to("loop.png")
+    code, out, _ = run(
+        capsys, "embed", str(folder), "--model", LITE0, "--device", "cpu", "--json", "--quiet"
+    )
+    summary = json.loads(out)
+    assert code == cli.EXIT_INPUT_ERRORS
+    assert (summary["images"], summary["embedded"], summary["failed"]) == (4, 2, 2)
+    codes = {Path(e["input"]).name: e["code"] for e in summary["errors"]}
+    assert codes == {"escape.png": "outside_root", "loop.png": "not_found"}
