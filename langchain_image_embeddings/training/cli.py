@@ -17,7 +17,7 @@ import re
 import sys
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_image_embeddings.cli import _json_object
 from langchain_image_embeddings.exit_codes import (
@@ -26,7 +26,10 @@ from langchain_image_embeddings.exit_codes import (
     EXIT_OK,
     EXIT_USAGE,
 )
-from langchain_image_embeddings.training.config import FitConfig
+from langchain_image_embeddings.training.config import Dataset, FitConfig, FitResult, LossName
+
+if TYPE_CHECKING:
+    from langchain_image_embeddings.encoders.base import ImageEncoder
 
 _EPILOG = """\
 data: a directory of class folders (DIR/<label>/<image>) for metric learning, or a .csv /
@@ -188,59 +191,23 @@ def add_finetune_parser(subparsers: Any) -> None:
 
 def run_finetune(args: argparse.Namespace) -> int:
     """Run ``finetune`` from parsed arguments; returns the exit code."""
-    from langchain_image_embeddings.errors import (
-        EncoderError,
-        ImageEmbeddingsError,
-        MissingDependencyError,
-        WeightsNotFoundError,
-    )
+    from langchain_image_embeddings.errors import ImageEmbeddingsError
 
     try:
-        from langchain_image_embeddings.training.data import CaptionedImages, LabeledImages
-        from langchain_image_embeddings.training.loop import LossName, check_classes, fit
+        from langchain_image_embeddings.training.loop import fit
     except ImportError as exc:  # pragma: no cover - torch missing
         print(f"error: fine-tuning needs torch: {exc}", file=sys.stderr)
         return EXIT_MODEL
 
-    source = Path(args.data).expanduser()
-    data: LabeledImages | CaptionedImages
     try:
-        if source.is_dir():
-            data = LabeledImages.from_folder(source)
-        elif source.is_file():
-            data = CaptionedImages.from_file(
-                source, image_column=args.image_column, caption_column=args.caption_column
-            )
-        else:
-            print(f"error: --data {source} is neither a directory nor a file", file=sys.stderr)
-            return EXIT_USAGE
-        loss: LossName = args.loss or (
-            "infonce" if isinstance(data, CaptionedImages) else "triplet"
-        )
-        if isinstance(data, LabeledImages):
-            check_classes(data, loss)
-        train, val = data.split(args.val_fraction, seed=args.seed)
+        loss, train, val = _read_data(args)
         config = fit_config_from_args(args, loss)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
-    try:
-        from langchain_image_embeddings.devices import resolve_device
-        from langchain_image_embeddings.encoders import create_encoder
-
-        kwargs: dict[str, Any] = {
-            **(args.model_kwargs or {}),
-            "device": resolve_device(args.device),
-        }
-        if args.pretrained is not None and args.pretrained.lower() == "none":
-            kwargs.update(pretrained=None, allow_random_weights=True)
-        elif args.pretrained is not None:
-            kwargs["pretrained"] = args.pretrained
-        encoder = create_encoder(args.model, **kwargs)
-        encoder.load()
-    except (EncoderError, WeightsNotFoundError, MissingDependencyError, ValueError) as exc:
-        print(f"error: cannot load {args.model}: {exc}", file=sys.stderr)
+    encoder = _load_base_encoder(args)
+    if encoder is None:
         return EXIT_MODEL
 
     try:
@@ -252,7 +219,64 @@ def run_finetune(args: argparse.Namespace) -> int:
     except ImageEmbeddingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    _print_summary(args, result, loss, len(train), len(val), out)
+    return EXIT_OK
 
+
+def _read_data(args: argparse.Namespace) -> tuple[str, Dataset, Dataset]:
+    """The loss to train and the train / validation split of ``--data``.
+
+    Raises:
+        ValueError: ``--data`` is neither a folder nor a file, or has too few classes.
+    """
+    from langchain_image_embeddings.training.data import CaptionedImages, LabeledImages
+    from langchain_image_embeddings.training.loop import check_classes
+
+    source = Path(args.data).expanduser()
+    data: LabeledImages | CaptionedImages
+    if source.is_dir():
+        data = LabeledImages.from_folder(source)
+    elif source.is_file():
+        data = CaptionedImages.from_file(
+            source, image_column=args.image_column, caption_column=args.caption_column
+        )
+    else:
+        raise ValueError(f"--data {source} is neither a directory nor a file")
+    loss: LossName = args.loss or ("infonce" if isinstance(data, CaptionedImages) else "triplet")
+    if isinstance(data, LabeledImages):
+        check_classes(data, loss)
+    train, val = data.split(args.val_fraction, seed=args.seed)
+    return loss, train, val
+
+
+def _load_base_encoder(args: argparse.Namespace) -> ImageEncoder | None:
+    """The base model of ``--model`` with its weights; ``None`` (said on stderr) if it fails."""
+    from langchain_image_embeddings.devices import resolve_device
+    from langchain_image_embeddings.encoders import create_encoder
+    from langchain_image_embeddings.errors import (
+        EncoderError,
+        MissingDependencyError,
+        WeightsNotFoundError,
+    )
+
+    kwargs: dict[str, Any] = {**(args.model_kwargs or {}), "device": resolve_device(args.device)}
+    if args.pretrained is not None and args.pretrained.lower() == "none":
+        kwargs.update(pretrained=None, allow_random_weights=True)
+    elif args.pretrained is not None:
+        kwargs["pretrained"] = args.pretrained
+    try:
+        encoder = create_encoder(args.model, **kwargs)
+        encoder.load()
+    except (EncoderError, WeightsNotFoundError, MissingDependencyError, ValueError) as exc:
+        print(f"error: cannot load {args.model}: {exc}", file=sys.stderr)
+        return None
+    return encoder
+
+
+def _print_summary(
+    args: argparse.Namespace, result: FitResult, loss: str, n_train: int, n_val: int, out: Path
+) -> None:
+    """Before/after recall, as text or ``--json``."""
     best = next((m for m in result.history if m.epoch == result.best_epoch), result.history[-1])
     not_measurable = result.extra.get("recall_not_measurable")
     before_recall: dict[str, float | None] = dict(result.baseline) or {
@@ -264,8 +288,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         "base": args.model,
         "loss": loss,
         "mode": args.mode,
-        "train": len(train),
-        "val": len(val),
+        "train": n_train,
+        "val": n_val,
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
         "before": before_recall,
@@ -275,18 +299,17 @@ def run_finetune(args: argparse.Namespace) -> int:
     }
     if args.json:
         print(json.dumps(summary, indent=2))
-    else:
-        before = result.baseline.get("recall_at_1")
+        return
+    before = result.baseline.get("recall_at_1")
+    print(
+        f"fine-tuned {args.model} ({loss}, {args.mode}) on {n_train} items, "
+        f"{len(result.history)} epochs; saved to {out}"
+    )
+    if not_measurable:
+        print(f"validation recall@1: not measurable: {not_measurable}")
+    elif before is not None and best.recall_at_1 is not None:
         print(
-            f"fine-tuned {args.model} ({loss}, {args.mode}) on {len(train)} items, "
-            f"{len(result.history)} epochs; saved to {out}"
+            f"validation recall@1: {before:.3f} -> {best.recall_at_1:.3f}   "
+            f"recall@5: {result.baseline['recall_at_5']:.3f} -> {best.recall_at_5:.3f}"
         )
-        if not_measurable:
-            print(f"validation recall@1: not measurable: {not_measurable}")
-        elif before is not None and best.recall_at_1 is not None:
-            print(
-                f"validation recall@1: {before:.3f} -> {best.recall_at_1:.3f}   "
-                f"recall@5: {result.baseline['recall_at_5']:.3f} -> {best.recall_at_5:.3f}"
-            )
-        print(f"use it with: --model local:{out}")
-    return EXIT_OK
+    print(f"use it with: --model local:{out}")
