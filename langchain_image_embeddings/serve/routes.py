@@ -165,6 +165,18 @@ def build_app(
     )
     app.add_middleware(_BodyLimit, max_body=settings.max_upload_bytes + _MULTIPART_OVERHEAD)
 
+    _install_error_handlers(app, settings)
+    _add_page(app, title)
+    _add_info_route(app, session, settings, thumbnails, described, title)
+    _add_search_routes(app, session, settings)
+    _add_record_routes(app, session, thumbnails)
+    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
+    return app
+
+
+def _install_error_handlers(app: FastAPI, settings: ServeSettings) -> None:
+    """Security headers on every response; every error as ``{"error", "message"}`` JSON."""
+
     @app.middleware("http")
     async def _headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -194,6 +206,9 @@ def build_app(
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
         return _error(exc.status_code, code, str(exc.detail))
 
+
+def _add_page(app: FastAPI, title: str) -> None:
+    """The search page (static HTML with the mount point and title filled in)."""
     page = (Path(static_dir()) / "index.html").read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -201,6 +216,19 @@ def build_app(
         base = str(request.scope.get("root_path", "")).rstrip("/") + "/"
         text = page.replace("{{BASE}}", html.escape(base, quote=True))
         return HTMLResponse(text.replace("{{TITLE}}", html.escape(title)))
+
+
+def _add_info_route(
+    app: FastAPI,
+    session: StoreSession,
+    settings: ServeSettings,
+    thumbnails: ThumbnailCache,
+    described: dict[str, Any],
+    title: str,
+) -> None:
+    """``/api/info``: what the page needs to know about the store and the limits."""
+    store = session.store
+    image = store.image_embeddings
 
     @app.get("/api/info", response_model=StoreSummary)
     def api_info() -> dict[str, Any]:
@@ -221,6 +249,10 @@ def build_app(
             "max_upload_pixels": settings.max_upload_pixels,
             "thumbnail_sizes": list(thumbnails.sizes),
         }
+
+
+def _add_search_routes(app: FastAPI, session: StoreSession, settings: ServeSettings) -> None:
+    """Text, uploaded-image and "more like this" search."""
 
     @app.get("/api/search/text", response_model=SearchResults)
     def search_text(
@@ -275,6 +307,11 @@ def build_app(
             "results": results,
         }
 
+
+def _add_record_routes(app: FastAPI, session: StoreSession, thumbnails: ThumbnailCache) -> None:
+    """One record, its thumbnail, and the near-duplicate groups."""
+    store = session.store
+
     @app.get("/api/records/{record_id}", response_model=Record)
     def record(record_id: IdParam) -> dict[str, Any]:
         """One stored record and the URL of its thumbnail."""
@@ -322,9 +359,6 @@ def build_app(
             "total_groups": len(groups),
             "groups": [g.to_dict() for g in groups[:limit]],
         }
-
-    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
-    return app
 
 
 def _hit_of(doc: Any) -> dict[str, Any]:
