@@ -17,6 +17,8 @@ from langchain_image_embeddings.errors import ImageLoadError
 from langchain_image_embeddings.vectorstores.records import content_id, record_paths
 
 if TYPE_CHECKING:
+    from langchain_core.documents import Document
+
     from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 
@@ -183,8 +185,29 @@ def sync_directory(
         store.remove_paths(gone, owners=before)  # add_images never touches a gone path
         result.removed = gone
 
-    # classify against the final state (a renamed file whose twin left is no duplicate):
-    # every readable file now belongs to the record of its content id
+    _classify(store, docs, before, failed_sources, result)
+    if persist:
+        store.persist()
+    result.added.sort()
+    result.updated.sort()
+    result.unchanged.sort()
+    result.removed.sort()
+    return result
+
+
+def _classify(
+    store: ImageVectorStore,
+    docs: list[Document],
+    before: dict[str, str],
+    failed_sources: set[str],
+    result: SyncResult,
+) -> None:
+    """Sort each readable file into added / updated / unchanged / duplicate, in ``result``.
+
+    Classified against the final state (a renamed file whose twin left is no duplicate):
+    every readable file now belongs to the record of its content id. Only the records of
+    the folder's files are read, not the whole store (a full scan on a server).
+    """
     model_id = store.image_embeddings.model_id
     after = {str(d.metadata["source"]): content_id(d.metadata["sha256"], model_id) for d in docs}
     primary = {
@@ -203,10 +226,3 @@ def sync_directory(
             result.updated.append(source)
         else:
             result.unchanged.append(source)
-    if persist:
-        store.persist()
-    result.added.sort()
-    result.updated.sort()
-    result.unchanged.sort()
-    result.removed.sort()
-    return result
