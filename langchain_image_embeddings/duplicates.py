@@ -151,7 +151,6 @@ def find_duplicates(
             for group in find_duplicates(open_store("faiss:index", create=False), 0.9):
                 print(group.min_score, [m.source for m in group.members])
     """
-    import numpy as np
 
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1] (a relevance score), got {threshold}")
@@ -163,13 +162,35 @@ def find_duplicates(
     if n == 0:
         return []
     vectors = _all_vectors(store, ids)
-    cosine = 2.0 * threshold - 1.0 - 1e-6  # relevance = (1 + cosine) / 2
+    uf, best, worst = _link(vectors, 2.0 * threshold - 1.0 - 1e-6, block_size)
+    members: dict[int, list[int]] = {}
+    for i in range(n):
+        members.setdefault(uf.find(i), []).append(i)
+    groups = [
+        group
+        for rows_of in members.values()
+        if (group := _group(rows_of, ids, records, best, worst)) is not None
+    ]
+    groups.sort(key=lambda g: (-len(g.members), -g.max_score, g.members[0].source))
+    return groups
+
+
+def _link(
+    vectors: np.ndarray, cosine: float, block_size: int
+) -> tuple[_UnionFind, np.ndarray, np.ndarray]:
+    """Union every pair at or above ``cosine``, block by block (upper triangle only).
+
+    Returns the union-find, and each row's strongest and weakest link.
+    """
+    import numpy as np
+
+    n = len(vectors)
     uf = _UnionFind(n)
-    best = np.full(n, -2.0, dtype=np.float32)  # each record's strongest link
-    worst = np.full(n, 2.0, dtype=np.float32)  # and its weakest one
+    best = np.full(n, -2.0, dtype=np.float32)
+    worst = np.full(n, 2.0, dtype=np.float32)
     for start in range(0, n, block_size):
         stop = min(n, start + block_size)
-        sims = vectors[start:stop] @ vectors[start:].T  # upper triangle only: j >= i
+        sims = vectors[start:stop] @ vectors[start:].T  # j >= i
         linked = sims >= cosine
         linked[:, : stop - start] &= np.triu(np.ones((stop - start,) * 2, dtype=bool), 1)
         rows, cols = np.nonzero(linked)
@@ -183,33 +204,33 @@ def find_duplicates(
         np.minimum.at(worst, glob_cols, scores)
         for i, j in zip(glob_rows.tolist(), glob_cols.tolist(), strict=True):
             uf.union(i, j)
-    members: dict[int, list[int]] = {}
-    for i in range(n):
-        members.setdefault(uf.find(i), []).append(i)
-    groups: list[DuplicateGroup] = []
-    for rows_of in members.values():
-        paths = {i: record_paths(records[ids[i]]) or [ids[i]] for i in rows_of}
-        if len(rows_of) < 2 and len(paths[rows_of[0]]) < 2:
-            continue
-        ordered = sorted(rows_of, key=lambda i: (-float(best[i]), str(paths[i][0])))
-        linked_rows = len(rows_of) > 1
-        groups.append(
-            DuplicateGroup(
-                members=[
-                    DuplicateMember(
-                        id=ids[i],
-                        source=str(records[ids[i]].get("source", paths[i][0])),
-                        sources=paths[i],
-                        score=relevance_from_cosine(float(best[i])) if linked_rows else 1.0,
-                        metadata=records[ids[i]],
-                    )
-                    for i in ordered
-                ],
-                min_score=relevance_from_cosine(float(worst[rows_of].min()))
-                if linked_rows
-                else 1.0,
-                max_score=relevance_from_cosine(float(best[rows_of].max())) if linked_rows else 1.0,
+    return uf, best, worst
+
+
+def _group(
+    rows_of: list[int],
+    ids: list[str],
+    records: dict[str, dict[str, Any]],
+    best: np.ndarray,
+    worst: np.ndarray,
+) -> DuplicateGroup | None:
+    """The group of linked rows, or ``None`` for a lone record with a single path."""
+    paths = {i: record_paths(records[ids[i]]) or [ids[i]] for i in rows_of}
+    if len(rows_of) < 2 and len(paths[rows_of[0]]) < 2:
+        return None
+    linked = len(rows_of) > 1  # one record with several paths: identical bytes, score 1
+    ordered = sorted(rows_of, key=lambda i: (-float(best[i]), str(paths[i][0])))
+    return DuplicateGroup(
+        members=[
+            DuplicateMember(
+                id=ids[i],
+                source=str(records[ids[i]].get("source", paths[i][0])),
+                sources=paths[i],
+                score=relevance_from_cosine(float(best[i])) if linked else 1.0,
+                metadata=records[ids[i]],
             )
-        )
-    groups.sort(key=lambda g: (-len(g.members), -g.max_score, g.members[0].source))
-    return groups
+            for i in ordered
+        ],
+        min_score=relevance_from_cosine(float(worst[rows_of].min())) if linked else 1.0,
+        max_score=relevance_from_cosine(float(best[rows_of].max())) if linked else 1.0,
+    )
