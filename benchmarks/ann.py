@@ -20,17 +20,30 @@ serialized size; flat: the vectors). Save cost: a flat store of ``--save-n`` (de
 1,000,000) vectors is saved in full, 1,000 vectors are added, then the incremental save and
 a forced full rewrite are timed.
 
+Resident memory of a saved IVF-PQ store (``rss``): the clustered vectors are saved as an
+IVF-PQ store; then, each in a fresh subprocess (so that nothing else is resident), the store
+is opened and the 200 held-out queries are searched (k = 10), and the process reports its
+resident set (``VmRSS``, split into anonymous memory and mapped file pages), its peak
+(``VmHWM``) and recall@10 against exact search. The **before** case runs the package as it
+was at ``--baseline-ref`` (every raw vector loaded into an ``IndexFlatIP`` beside the index;
+extracted with ``git archive``), the **after** case this checkout (raw vectors
+memory-mapped, only the candidates' rows read).
+
 Usage::
 
     python benchmarks/ann.py                       # ~15-25 minutes on 2 cores
     python benchmarks/ann.py --n 20000 --save-n 100000 --photo-augment 300   # quick check
+    python benchmarks/ann.py --parts rss           # only the memory comparison
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -181,6 +194,104 @@ def save_cost(n: int, dim: int, work: Path) -> dict[str, float]:
     return {"first": first, "incremental": incremental, "full": full, "reopen": reopen}
 
 
+REPO = Path(__file__).resolve().parents[1]
+#: The last commit whose FAISS store held every raw vector in memory.
+BASELINE_REF = "a093124"
+
+
+def _memory() -> dict[str, float]:
+    """This process's resident memory in MiB, from ``/proc/self/status`` (Linux)."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields
+
+
+def rss_case(folder: str, data: str) -> None:
+    """Subprocess: open the store, run the held-out queries, print memory and recall (JSON)."""
+    import faiss  # noqa: F401 - imported before measuring, as the store would import it
+
+    arrays = np.load(data)
+    queries, truth = arrays["queries"], arrays["truth"]
+    before = _memory()
+    started = time.perf_counter()
+    store = FAISSImageStore.load(folder, VectorsOnly(queries.shape[1]))
+    opened_s = time.perf_counter() - started
+    opened = _memory()
+    hits, took = 0, 0.0
+    for q, true in zip(queries, truth, strict=True):
+        t = time.perf_counter()
+        found = store.similarity_search_with_score_by_vector(q.tolist(), 10)
+        took += time.perf_counter() - t
+        hits += len({int(str(d.id)[1:]) for d, _ in found} & set(true.tolist()))
+    print(
+        json.dumps(
+            {
+                "imports": before,
+                "opened": opened,
+                "queried": _memory(),
+                "open_s": opened_s,
+                "ms": 1000 * took / len(queries),
+                "recall": hits / truth.size,
+                "index": store.index_info.get("factory"),
+                "package": str(Path(sys.modules[FAISSImageStore.__module__].__file__ or "").parent),
+            }
+        )
+    )
+
+
+def rss_compare(vectors: np.ndarray, queries: np.ndarray, work: Path, ref: str) -> None:
+    """Save an IVF-PQ store, then open + query it in two fresh processes: before and after."""
+    folder = work / "rss-store"
+    store = FAISSImageStore(VectorsOnly(vectors.shape[1]), folder, index="ivf-pq")
+    fill(store, vectors)
+    store.save()
+    store.close()
+    del store
+    data = work / "rss-queries.npz"
+    np.savez(data, queries=queries, truth=ann.exact_topk(vectors, queries, 10))
+    baseline = work / "baseline"
+    baseline.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "langchain_image_embeddings"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
+    rows = {}
+    for name, path in ((f"before ({ref})", baseline), ("after (this checkout)", REPO)):
+        env = {**os.environ, "PYTHONPATH": str(path)}
+        out = subprocess.run(
+            [sys.executable, __file__, "--rss-case", str(folder), str(data)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout
+        rows[name] = json.loads(out.strip().splitlines()[-1])
+        print(f"{name}: package {rows[name]['package']}, index {rows[name]['index']}")
+    n, dim = vectors.shape
+    print(
+        f"\nresident memory, IVF-PQ store of {n:,} x {dim} (vectors {n * dim * 4 / 2**20:.0f} MiB "
+        f"on disk), opened and queried (200 held-out queries, k=10) in a fresh process; MiB"
+    )
+    print(
+        f"{'case':24} {'imports':>8} {'opened':>8} {'queried':>8} {'anon':>8} {'file':>8} "
+        f"{'peak':>8} {'+store':>8} {'open s':>7} {'ms/query':>9} {'recall@10':>9}"
+    )
+    for name, r in rows.items():
+        q = r["queried"]
+        print(
+            f"{name:24} {r['imports']['VmRSS']:8.0f} {r['opened']['VmRSS']:8.0f} "
+            f"{q['VmRSS']:8.0f} {q['RssAnon']:8.0f} {q['RssFile']:8.0f} {q['VmHWM']:8.0f} "
+            f"{q['VmRSS'] - r['imports']['VmRSS']:8.0f} {r['open_s']:7.2f} {r['ms']:9.2f} "
+            f"{r['recall']:9.3f}"
+        )
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def table(title: str, rows: list[dict[str, Any]], flat_ms: float, flat_mb: float) -> None:
     print(f"\n{title}")
     print(
@@ -202,42 +313,70 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--save-n", type=int, default=1_000_000)
     parser.add_argument("--photo-augment", type=int, default=2_000)
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=("clustered", "photos", "save", "rss"),
+        default=["clustered", "photos", "save", "rss"],
+    )
+    parser.add_argument("--baseline-ref", default=BASELINE_REF)
+    parser.add_argument("--rss-case", nargs=2, metavar=("STORE", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rss_case:
+        rss_case(*args.rss_case)
+        return
     work = Path(tempfile.mkdtemp(prefix="imgemb-ann-"))
     print(f"cores: {os.cpu_count()}, faiss threads: {__import__('faiss').omp_get_max_threads()}")
     try:
         vectors = clustered(args.n, args.dim, seed=1)
         queries = clustered(200, args.dim, seed=2)
-        rows = [measure(kind, vectors, queries) for kind in ("flat", "hnsw", "ivf-pq")]
-        table(
-            f"clustered: {args.n:,} unit vectors, dim {args.dim}, 1,000 clusters; 200 held-out queries",
-            rows,
-            rows[0]["ms"],
-            rows[0]["memory_mb"],
-        )
-        stored, held = photo_vectors(args.photo_augment, 100, work)
-        saved_min = ann.MIN_ANN_ROWS
-        ann.MIN_ANN_ROWS = 100  # the photo set is small: build the indexes anyway
-        try:
-            rows = [measure(kind, stored, held) for kind in ("flat", "hnsw", "ivf-pq")]
-        finally:
-            ann.MIN_ANN_ROWS = saved_min
-        table(
-            f"photos: {len(stored):,} Lite0 embeddings, dim {stored.shape[1]}; 100 held-out augmentations",
-            rows,
-            rows[0]["ms"],
-            rows[0]["memory_mb"],
-        )
-        cost = save_cost(args.save_n, args.dim, work)
-        print(
-            f"\nsave cost, flat store of {args.save_n:,} x {args.dim} float32 "
-            f"({args.save_n * args.dim * 4 / 2**30:.2f} GiB): first save {cost['first']:.1f} s; "
-            f"+1,000 vectors: incremental save {cost['incremental']:.2f} s vs full rewrite "
-            f"{cost['full']:.1f} s = {100 * cost['incremental'] / cost['full']:.1f} %; "
-            f"reopen {cost['reopen']:.1f} s"
-        )
+        if "rss" in args.parts:
+            rss_compare(vectors, queries, work, args.baseline_ref)
+        if "clustered" in args.parts:
+            clustered_table(args, vectors, queries)
+        if "photos" in args.parts:
+            photos_table(work, args.photo_augment)
+        if "save" in args.parts:
+            save_table(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def clustered_table(args: argparse.Namespace, vectors: np.ndarray, queries: np.ndarray) -> None:
+    rows = [measure(kind, vectors, queries) for kind in ("flat", "hnsw", "ivf-pq")]
+    table(
+        f"clustered: {args.n:,} unit vectors, dim {args.dim}, 1,000 clusters; 200 held-out queries",
+        rows,
+        rows[0]["ms"],
+        rows[0]["memory_mb"],
+    )
+
+
+def photos_table(work: Path, augment: int) -> None:
+    stored, held = photo_vectors(augment, 100, work)
+    saved_min = ann.MIN_ANN_ROWS
+    ann.MIN_ANN_ROWS = 100  # the photo set is small: build the indexes anyway
+    try:
+        rows = [measure(kind, stored, held) for kind in ("flat", "hnsw", "ivf-pq")]
+    finally:
+        ann.MIN_ANN_ROWS = saved_min
+    table(
+        f"photos: {len(stored):,} Lite0 embeddings, dim {stored.shape[1]}; 100 held-out augmentations",
+        rows,
+        rows[0]["ms"],
+        rows[0]["memory_mb"],
+    )
+
+
+def save_table(args: argparse.Namespace, work: Path) -> None:
+    cost = save_cost(args.save_n, args.dim, work)
+    print(
+        f"\nsave cost, flat store of {args.save_n:,} x {args.dim} float32 "
+        f"({args.save_n * args.dim * 4 / 2**30:.2f} GiB): first save {cost['first']:.1f} s; "
+        f"+1,000 vectors: incremental save {cost['incremental']:.2f} s vs full rewrite "
+        f"{cost['full']:.1f} s = {100 * cost['incremental'] / cost['full']:.1f} %; "
+        f"reopen {cost['reopen']:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import urllib.parse
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings.errors import StoreError
@@ -68,9 +69,9 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
 class StoreSpec:
-    """A parsed store spec: ``kind`` is ``"faiss"``, ``"chroma"``, ``"chroma+http"``,
-    ``"milvus+http"`` or ``"milvus+https"``.
+    """A parsed store spec (immutable; compared and hashed by value).
 
     Example:
         .. code-block:: python
@@ -79,17 +80,17 @@ class StoreSpec:
             spec.kind, spec.host, spec.port, spec.collection
     """
 
-    def __init__(
-        self, kind: str, path: str = "", host: str = "", port: int = 0, collection: str = "images"
-    ) -> None:
-        self.kind = kind
-        self.path = path
-        self.host = host
-        self.port = port
-        self.collection = collection
-
-    def __repr__(self) -> str:
-        return f"StoreSpec({self.kind!r}, path={self.path!r}, host={self.host!r}, port={self.port}, collection={self.collection!r})"
+    #: ``"faiss"``, ``"chroma"``, ``"chroma+http"``, ``"milvus+http"`` or ``"milvus+https"``.
+    kind: str
+    #: The folder of a FAISS store or an embedded Chroma store.
+    path: str = ""
+    #: The server of a ``+http`` spec.
+    host: str = ""
+    #: The server's port.
+    port: int = 0
+    #: The collection (Chroma, Milvus: the store's ``DEFAULT_COLLECTION`` when the spec has
+    #: none); empty for FAISS.
+    collection: str = ""
 
 
 def parse_store_spec(spec: str) -> StoreSpec:
@@ -107,18 +108,22 @@ def parse_store_spec(spec: str) -> StoreSpec:
         )
     if kind == "faiss":
         return StoreSpec("faiss", path=rest)
+    if kind.startswith("chroma"):
+        from langchain_image_embeddings.vectorstores.chroma import DEFAULT_COLLECTION
+    else:
+        from langchain_image_embeddings.vectorstores.milvus import DEFAULT_COLLECTION
     if kind == "chroma":
         path, _, collection = rest.partition("#")
-        return StoreSpec("chroma", path=path, collection=collection or "images")
+        return StoreSpec("chroma", path=path, collection=collection or DEFAULT_COLLECTION)
     if kind == "chroma+http":
         url = urllib.parse.urlsplit("http:" + rest)
         if not url.hostname or not url.port:
             raise ValueError(f"store spec {spec!r}: expected chroma+http://HOST:PORT/COLLECTION")
-        collection = url.path.strip("/") or "images"
+        collection = url.path.strip("/") or DEFAULT_COLLECTION
         return StoreSpec("chroma+http", host=url.hostname, port=url.port, collection=collection)
     if kind in ("milvus+http", "milvus+https"):
         url = urllib.parse.urlsplit("http:" + rest)
-        collection = url.path.strip("/") or "images"
+        collection = url.path.strip("/") or DEFAULT_COLLECTION
         if not url.hostname or not url.port or "/" in collection:
             raise ValueError(f"store spec {spec!r}: expected {kind}://HOST:PORT/COLLECTION")
         return StoreSpec(kind, host=url.hostname, port=url.port, collection=collection)
@@ -145,12 +150,15 @@ def open_store(
     *,
     create: bool = True,
     faiss_index: str | None = None,
+    recall_target: float | None = None,
+    memory_budget: int | str | None = None,
 ) -> ImageVectorStore:
     """Open (or, with ``create`` and a model, create) the store a spec names.
 
-    With ``embeddings=None`` the model recorded in the store is used. ``faiss_index``
-    (FAISS stores): the index kind, ``flat``, ``hnsw``, ``ivf-pq``, ``auto`` or a
-    ``faiss.index_factory`` string; ``None`` keeps a saved store's kind (new stores: flat).
+    With ``embeddings=None`` the model recorded in the store is used. ``faiss_index``,
+    ``recall_target`` and ``memory_budget`` go to FAISS stores (see
+    :class:`~langchain_image_embeddings.vectorstores.FAISSImageStore`: ``index``,
+    ``recall_target``, ``memory_budget``); ``None`` keeps what a saved store records.
 
     Raises:
         ValueError: A malformed spec.
@@ -169,9 +177,14 @@ def open_store(
     if parsed.kind == "faiss":
         from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
 
+        options: dict[str, Any] = {
+            "index": faiss_index,
+            "recall_target": recall_target,
+            "memory_budget": memory_budget,
+        }
         if create:
-            return FAISSImageStore.open(parsed.path, embeddings, index=faiss_index)
-        return FAISSImageStore.load(parsed.path, embeddings, index=faiss_index)
+            return FAISSImageStore.open(parsed.path, embeddings, **options)
+        return FAISSImageStore.load(parsed.path, embeddings, **options)
     if parsed.kind.startswith("milvus+"):
         from langchain_image_embeddings.vectorstores.milvus import MilvusImageStore
 
@@ -215,73 +228,19 @@ def store_info(spec: str) -> dict[str, Any]:
     """
     parsed = parse_store_spec(spec)
     if parsed.kind == "faiss":
-        from langchain_image_embeddings.vectorstores.faiss import read_manifest
+        from langchain_image_embeddings.vectorstores.faiss_files import faiss_info
 
-        manifest = read_manifest(parsed.path)
-        model = manifest.get("model") or {}
-        index = manifest.get("index") or {}  # version 1 stores: exact, no index entry
-        count = int(manifest.get("count", 0))
-        return {
-            "store": spec,
-            "kind": "faiss",
-            "path": parsed.path,
-            "count": count,
-            "model": model.get("model"),
-            "dim": model.get("dim"),
-            "metric": manifest.get("metric"),
-            "index": index.get("kind", "flat"),
-            "index_requested": index.get("requested", "flat"),
-            "index_factory": index.get("factory", "Flat"),
-            "index_memory_bytes": index.get(
-                "memory_bytes", count * int(manifest.get("dim") or model.get("dim") or 0) * 4
-            ),
-            "index_params": index.get("params", {}),
-            "recall_at_10": index.get("recall", 1.0),
-            "segments": 1 + len(manifest.get("segments") or []),
-            "deleted_rows": int((manifest.get("deletions") or {}).get("count", 0)),
-        }
+        return {"store": spec, "kind": "faiss", "path": parsed.path, **faiss_info(parsed.path)}
+    where = {"path": parsed.path or f"{parsed.host}:{parsed.port}", "collection": parsed.collection}
     if parsed.kind.startswith("milvus+"):
         from langchain_image_embeddings.vectorstores.milvus import milvus_info
 
-        uri = _milvus_uri(parsed)
-        info = milvus_info(uri, parsed.collection, token=_milvus_token())
-        return {
-            "store": spec,
-            "kind": parsed.kind,
-            "path": f"{parsed.host}:{parsed.port}",
-            "collection": parsed.collection,
-            **info,
-        }
-    from langchain_image_embeddings._optional import require
+        info = milvus_info(_milvus_uri(parsed), parsed.collection, token=_milvus_token())
+        return {"store": spec, "kind": parsed.kind, **where, **info}
+    from langchain_image_embeddings.vectorstores.chroma import chroma_info
 
-    chromadb = require("chromadb", "chromadb")
-    from chromadb.config import Settings
-
-    settings = Settings(anonymized_telemetry=False)
-    try:
-        if parsed.kind == "chroma":
-            from pathlib import Path
-
-            if not Path(parsed.path).is_dir():
-                raise StoreError(f"no Chroma store at {parsed.path}")
-            client = chromadb.PersistentClient(path=parsed.path, settings=settings)
-        else:
-            client = chromadb.HttpClient(host=parsed.host, port=parsed.port, settings=settings)
-        collection = client.get_collection(parsed.collection)
-    except StoreError:
-        raise
-    except Exception as exc:
-        raise StoreError(
-            f"cannot open Chroma collection {parsed.collection!r} of {spec}: {exc}"
-        ) from exc
-    meta = collection.metadata or {}
-    return {
-        "store": spec,
-        "kind": parsed.kind,
-        "path": parsed.path or f"{parsed.host}:{parsed.port}",
-        "collection": parsed.collection,
-        "count": int(collection.count()),
-        "model": meta.get("imgemb_model"),
-        "dim": meta.get("imgemb_dim"),
-        "metric": (collection.configuration.get("hnsw") or {}).get("space"),
-    }
+    if parsed.kind == "chroma":
+        info = chroma_info(parsed.collection, path=parsed.path)
+    else:
+        info = chroma_info(parsed.collection, host=parsed.host, port=parsed.port)
+    return {"store": spec, "kind": parsed.kind, **where, **info}

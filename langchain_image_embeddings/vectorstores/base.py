@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
 
 from langchain_image_embeddings.errors import EncoderError, ImageLoadError
+from langchain_image_embeddings.vectorstores.locking import StoreLock
 from langchain_image_embeddings.vectorstores.records import (
     BAD_VECTOR_CODE,
     MIN_NORM,
@@ -48,6 +50,8 @@ from langchain_image_embeddings.vectorstores.records import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
     from langchain_core.embeddings import Embeddings
     from typing_extensions import Self
@@ -94,6 +98,8 @@ class ImageVectorStore(VectorStore, ABC):
     def __init__(self, embeddings: Embeddings) -> None:
         self._embedding = embeddings
         self._image_embeddings = image_embeddings_of(embeddings)
+        self._writer_lock: StoreLock | None = None
+        self._lock_release: weakref.finalize[Any, Any] | None = None
 
     # -- the model -----------------------------------------------------------------------
     @property
@@ -186,15 +192,52 @@ class ImageVectorStore(VectorStore, ABC):
     def persist(self) -> None:
         """Make writes durable (FAISS saves to its folder; Chroma writes through)."""
 
+    # -- one writer per folder (the lock lives here once; stores say which folder) --------
+    def _lock_dir(self) -> Path | None:
+        """The folder whose writer lock writes take; ``None``: no lock (a server store)."""
+        return None
+
+    def _on_locked(self) -> None:
+        """Checks once the lock is held (FAISS: nobody saved over the loaded generation)."""
+
+    def _release(self) -> None:
+        """What :meth:`close` frees besides the lock (Milvus: a connection it opened)."""
+
     def acquire_write_lock(self) -> None:
         """Become this store's only writer now (writes take the lock anyway, lazily).
 
+        A no-op for stores without a folder (servers serialise writes themselves). The lock
+        is released by :meth:`close`, when the store is garbage-collected, or when the
+        process ends (``kill -9`` included).
+
         Raises:
             StoreLockedError: Another process is writing the store.
+            StoreError: A check made once the lock is held failed (then it is released).
         """
+        folder = self._lock_dir()
+        if folder is None or (self._writer_lock is not None and self._writer_lock.held):
+            return
+        lock = StoreLock(folder)
+        lock.acquire()
+        self._writer_lock = lock
+        self._lock_release = weakref.finalize(self, lock.release)
+        try:
+            self._on_locked()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _release_lock(self) -> None:
+        if self._lock_release is not None:
+            self._lock_release()
+        self._lock_release = None
+        self._writer_lock = None
 
     def close(self) -> None:
-        """Release the writer lock, if held (unsaved FAISS changes are not saved)."""
+        """Release the writer lock, if held, and what the store opened (unsaved FAISS
+        changes are not saved)."""
+        self._release_lock()
+        self._release()
 
     def __enter__(self) -> Self:
         return self
@@ -701,3 +744,18 @@ class ImageVectorStore(VectorStore, ABC):
         if "dim" not in record and self.dim is not None:
             record["dim"] = self.dim
         return record
+
+    # -- bulk load (issue 11; the logic lives in scale/load.py) ---------------------------
+    def add_from_parquet(
+        self, path: str | os.PathLike[str], *, batch_size: int = 4096, replace_changed: bool = False
+    ) -> AddResult:
+        """Add the vectors of Parquet shards (``imgemb embed-dataset``) without re-embedding.
+
+        Same records as :meth:`add_images`; a shard of another model raises
+        ``ModelMismatchError``; rerunning adds nothing. See :func:`~langchain_image_embeddings.scale.load.load_shards`.
+        """
+        from langchain_image_embeddings.scale.load import load_shards
+
+        return load_shards(
+            self, path, batch_size=batch_size, replace_changed=replace_changed
+        ).result

@@ -20,7 +20,6 @@ import contextlib
 import json
 import re
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,10 +28,7 @@ from langchain_core.documents import Document
 
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError, StoreLockedError
-from langchain_image_embeddings.vectorstores.base import (
-    ImageVectorStore,
-)
-from langchain_image_embeddings.vectorstores.locking import StoreLock
+from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 from langchain_image_embeddings.vectorstores.retry import call_with_retries
 
 if TYPE_CHECKING:
@@ -43,7 +39,8 @@ if TYPE_CHECKING:
 
 
 DEFAULT_COLLECTION = "images"
-_META_PREFIX = "imgemb_"
+#: Collection metadata keys recording the model start with this.
+META_PREFIX = "imgemb_"
 _PAGE = 5000
 
 #: Tries of one Chroma call when the connection fails (refused, reset, timed out).
@@ -55,6 +52,14 @@ BACKOFF_S = 0.2
 OPEN_LOCKED_TRIES = 6
 
 _T = TypeVar("_T")
+
+
+def client_settings() -> Any:
+    """The chromadb ``Settings`` of every client this package makes (no telemetry)."""
+    require("chromadb", "chromadb")
+    from chromadb.config import Settings
+
+    return Settings(anonymized_telemetry=False)
 
 
 def _forget_unstarted_system(path: str) -> None:
@@ -140,7 +145,7 @@ def _chroma_relevance(distance: float) -> float:
 
 def _stored_record(metadata: dict[str, Any] | None) -> dict[str, Any]:
     meta = metadata or {}
-    return {k[len(_META_PREFIX) :]: v for k, v in meta.items() if k.startswith(_META_PREFIX)}
+    return {k[len(META_PREFIX) :]: v for k, v in meta.items() if k.startswith(META_PREFIX)}
 
 
 class ChromaImageStore(ImageVectorStore):
@@ -188,9 +193,7 @@ class ChromaImageStore(ImageVectorStore):
         require("chromadb", "chromadb")
         self.client = client
         self.collection_name = collection_name
-        self._lock: StoreLock | None = None
-        self._lock_dir: Path | None = None
-        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._folder: Path | None = None  # an embedded store's folder: writes lock it
         existing = None
         try:
             existing = client.get_collection(collection_name)
@@ -221,7 +224,7 @@ class ChromaImageStore(ImageVectorStore):
                 "create collection",
                 client.get_or_create_collection,
                 collection_name,
-                metadata={_META_PREFIX + k: v for k, v in record.items()},
+                metadata={META_PREFIX + k: v for k, v in record.items()},
                 configuration={"hnsw": {"space": "cosine"}},
             )
         else:
@@ -254,17 +257,13 @@ class ChromaImageStore(ImageVectorStore):
             StoreError: The folder cannot be opened, or holds another model's vectors.
         """
         chromadb = require("chromadb", "chromadb")
-        from chromadb.config import Settings
-
         last: BaseException | None = None
         for attempt in range(OPEN_LOCKED_TRIES):
             if attempt:
                 time.sleep(BACKOFF_S * 2 ** (attempt - 1))
             client = None
             try:
-                client = chromadb.PersistentClient(
-                    path=str(path), settings=Settings(anonymized_telemetry=False)
-                )
+                client = chromadb.PersistentClient(path=str(path), settings=client_settings())
                 store = cls(embeddings, client=client, collection_name=collection_name)
             except Exception as exc:
                 if client is None:
@@ -275,7 +274,7 @@ class ChromaImageStore(ImageVectorStore):
                     raise StoreError(f"cannot open the Chroma folder {path}: {exc}") from exc
                 last = exc
                 continue
-            store._lock_dir = Path(path)
+            store._folder = Path(path)
             return store
         raise StoreLockedError(
             f"store locked: the Chroma folder {path} stayed locked by another process for "
@@ -294,15 +293,13 @@ class ChromaImageStore(ImageVectorStore):
     ) -> ChromaImageStore:
         """A collection on a Chroma server (``chroma run``)."""
         chromadb = require("chromadb", "chromadb")
-        from chromadb.config import Settings
-
         try:
             client = call_chroma(
                 f"connect to {host}:{port}",
                 chromadb.HttpClient,
                 host=host,
                 port=int(port),
-                settings=Settings(anonymized_telemetry=False),
+                settings=client_settings(),
             )
             call_chroma(f"heartbeat of {host}:{port}", client.heartbeat)
         except StoreError as exc:
@@ -333,33 +330,14 @@ class ChromaImageStore(ImageVectorStore):
         else:
             if client is None:
                 chromadb = require("chromadb", "chromadb")
-                from chromadb.config import Settings
-
-                client = chromadb.EphemeralClient(settings=Settings(anonymized_telemetry=False))
+                client = chromadb.EphemeralClient(settings=client_settings())
             store = cls(embedding, client=client, collection_name=collection_name)
         store.add_texts(texts, metadatas, ids=ids)
         return store
 
     # -- locking -------------------------------------------------------------------------
-    def acquire_write_lock(self) -> None:
-        """Become the only writer of an embedded store's folder (no-op on a server).
-
-        Raises:
-            StoreLockedError: Another process writes the folder.
-        """
-        if self._lock_dir is None or (self._lock is not None and self._lock.held):
-            return
-        lock = StoreLock(self._lock_dir)
-        lock.acquire()
-        self._lock = lock
-        self._finalizer = weakref.finalize(self, lock.release)
-
-    def close(self) -> None:
-        """Release the writer lock, if held."""
-        if self._finalizer is not None:
-            self._finalizer()
-        self._finalizer = None
-        self._lock = None
+    def _lock_dir(self) -> Path | None:
+        return self._folder  # an embedded folder; a server serialises writes itself
 
     # -- primitives ----------------------------------------------------------------------
     @property
@@ -504,3 +482,41 @@ def _clean(metadata: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = json.dumps(value, default=str)
     return out
+
+
+def chroma_info(
+    collection_name: str = DEFAULT_COLLECTION,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    host: str = "",
+    port: int = 0,
+) -> dict[str, Any]:
+    """What a collection (embedded folder ``path``, else on ``host:port``) holds and which
+    model wrote it, without loading the model.
+
+    Raises:
+        StoreError: No such folder or collection, or the server cannot be reached.
+    """
+    chromadb = require("chromadb", "chromadb")
+    where = str(path) if path is not None else f"{host}:{port}"
+    try:
+        if path is not None:
+            if not Path(path).is_dir():
+                raise StoreError(f"no Chroma store at {path}")
+            client = chromadb.PersistentClient(path=str(path), settings=client_settings())
+        else:
+            client = chromadb.HttpClient(host=host, port=int(port), settings=client_settings())
+        collection = client.get_collection(collection_name)
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(
+            f"cannot open Chroma collection {collection_name!r} of {where}: {exc}"
+        ) from exc
+    record = _stored_record(collection.metadata)
+    return {
+        "count": int(collection.count()),
+        "model": record.get("model"),
+        "dim": record.get("dim"),
+        "metric": (collection.configuration.get("hnsw") or {}).get("space"),
+    }

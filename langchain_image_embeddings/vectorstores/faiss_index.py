@@ -9,7 +9,8 @@ without autofaiss: it pins ``numpy < 2``).
 Approximate indexes are trained on a sample of the stored vectors, then every row is added
 with its row number as FAISS id. A search fetches ``k * refine`` candidates from the index
 (deleted rows excluded with an ``IDSelector``) and rescores them exactly with the stored unit
-vectors, so scores are exact cosines. :func:`tune` picks the smallest ``efSearch`` /
+vectors (read from the store's memory-mapped segments: only the candidates' rows), so scores
+are exact cosines. :func:`tune` picks the smallest ``efSearch`` /
 ``nprobe`` whose recall@10 against exact search, measured on sampled stored vectors (or
 given queries), reaches the target; the store records it in its manifest.
 """
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings._optional import require
+from langchain_image_embeddings.vectorstores.faiss_rows import RowVectors
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,6 +51,30 @@ def default_memory_budget() -> int:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 2
     except (AttributeError, OSError, ValueError):  # pragma: no cover - non-POSIX
         return 8 << 30
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes from an int or a size: ``"2GB"`` (10^9), ``"2GiB"`` or ``"2G"`` (2^30), ``"512MB"``.
+
+    Raises:
+        ValueError: Not a size, or not positive.
+    """
+    if isinstance(size, int) and not isinstance(size, bool):
+        value = size
+    else:
+        match = _SIZE.match(str(size))
+        if not match or (match.group(3) and not match.group(2)):
+            raise ValueError(f"memory size {size!r}: expected bytes or e.g. 2GB, 512MiB, 1.5G")
+        number, unit, binary, b = match.groups()
+        power = "kmgt".index(unit.lower()) + 1 if unit else 0
+        base = 1024 if (binary or (unit and not b)) else 1000
+        value = int(float(number) * base**power)
+    if value <= 0:
+        raise ValueError(f"memory size {size!r}: must be positive")
+    return value
 
 
 def check_kind(kind: str) -> str:
@@ -138,12 +165,26 @@ def family(index: Any) -> str:
     return "ivf"
 
 
-def build(factory: str, vectors: np.ndarray, *, seed: int = 0) -> Any:
-    """A trained index (inner product) holding ``vectors`` as ids ``0 .. n-1``."""
+def as_rows(vectors: RowVectors | np.ndarray) -> RowVectors:
+    """``vectors`` as :class:`RowVectors` (an array is wrapped, not copied)."""
+    import numpy as np
+
+    if isinstance(vectors, RowVectors):
+        return vectors
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+    rows = RowVectors(int(matrix.shape[1]))
+    rows.add_part(matrix)
+    return rows
+
+
+def build(factory: str, vectors: RowVectors | np.ndarray, *, seed: int = 0) -> Any:
+    """A trained index (inner product) holding ``vectors`` as ids ``0 .. n-1`` (streamed in
+    blocks: mapped rows are read once, never all held in memory)."""
     import numpy as np
 
     faiss = require("faiss", "faiss-cpu")
-    dim = int(vectors.shape[1])
+    rows = as_rows(vectors)
+    dim = int(rows.dim or 0)
     index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     keep: list[Any] = []
     if isinstance(index, faiss.IndexPreTransform):
@@ -157,18 +198,18 @@ def build(factory: str, vectors: np.ndarray, *, seed: int = 0) -> Any:
                     transform.pq = keep[-1]
     if not index.is_trained:
         rng = np.random.default_rng(seed)
-        n = len(vectors)
+        n = len(rows)
         sample = (
-            vectors
+            rows.slice(0, n)
             if n <= TRAIN_SAMPLE
-            else vectors[np.sort(rng.choice(n, TRAIN_SAMPLE, replace=False))]
+            else rows.take(np.sort(rng.choice(n, TRAIN_SAMPLE, replace=False)))
         )
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
     del keep
     if family(index) == "hnsw":
         faiss.downcast_index(index).hnsw.efConstruction = 80
-    for start in range(0, len(vectors), 100_000):
-        index.add(np.ascontiguousarray(vectors[start : start + 100_000], dtype=np.float32))
+    for _, block in rows.blocks():
+        index.add(np.ascontiguousarray(block, dtype=np.float32))
     return index
 
 
@@ -204,7 +245,7 @@ def candidates(
 
 
 def rescore(
-    vectors: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int
+    vectors: RowVectors | np.ndarray, query: np.ndarray, rows: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The best ``k`` of candidate ``rows`` by exact inner product: (rows, scores)."""
     import numpy as np
@@ -212,32 +253,46 @@ def rescore(
     rows = rows[rows >= 0]
     if not len(rows):
         return rows, np.zeros(0, np.float32)
-    scores = vectors[rows] @ query
+    scores = as_rows(vectors).take(rows) @ query
     order = np.argsort(-scores, kind="stable")[:k]
     return rows[order], scores[order]
 
 
 def exact_topk(
-    vectors: np.ndarray, queries: np.ndarray, k: int, dead: np.ndarray | None = None
+    vectors: RowVectors | np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    dead: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Row numbers of the exact top ``k`` per query, deleted rows (``dead`` mask) left out."""
+    """Row numbers of the exact top ``k`` per query, deleted rows (``dead`` mask) left out.
+
+    The rows are scanned block by block (each block's best ``k`` kept), so mapped rows are
+    read once per query batch and never all held in memory.
+    """
     import numpy as np
 
-    out = np.empty((len(queries), k), np.int64)
-    chunk = max(1, (64 << 20) // max(1, 4 * len(vectors)))
-    for start in range(0, len(queries), chunk):
-        scores = queries[start : start + chunk] @ vectors.T
+    rows = as_rows(vectors)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    best_rows = np.zeros((len(queries), 0), np.int64)
+    best = np.zeros((len(queries), 0), np.float32)
+    for first, block in rows.blocks():
+        scores = queries @ np.asarray(block).T
         if dead is not None:
-            scores[:, dead] = -np.inf
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top = np.take_along_axis(scores, part, axis=1)
-        out[start : start + chunk] = np.take_along_axis(part, np.argsort(-top, axis=1), axis=1)
-    return out
+            scores[:, dead[first : first + len(block)]] = -np.inf
+        ids = np.broadcast_to(np.arange(first, first + len(block)), scores.shape)
+        if scores.shape[1] > k:
+            part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            scores = np.take_along_axis(scores, part, axis=1)
+            ids = np.take_along_axis(ids, part, axis=1)
+        best = np.concatenate([best, scores], axis=1)
+        best_rows = np.concatenate([best_rows, ids], axis=1)
+    order = np.argsort(-best, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(best_rows, order, axis=1)
 
 
 def recall_at(
     index: Any,
-    vectors: np.ndarray,
+    vectors: RowVectors | np.ndarray,
     queries: np.ndarray,
     truth: np.ndarray,
     params: dict[str, int],
@@ -247,6 +302,7 @@ def recall_at(
 ) -> float:
     """Mean recall@k (k = ``truth.shape[1]``) of the index + exact rescoring at ``params``."""
     k = truth.shape[1]
+    vectors = as_rows(vectors)
     rows = candidates(index, queries, (k + 1) * (refine or refine_for(index)), params, sel)
     hits = 0
     for n, (q, cand, true) in enumerate(zip(queries, rows, truth, strict=True)):
@@ -259,7 +315,7 @@ def recall_at(
 
 def tune(
     index: Any,
-    vectors: np.ndarray,
+    vectors: RowVectors | np.ndarray,
     *,
     dead: np.ndarray | None = None,
     queries: np.ndarray | None = None,
@@ -280,12 +336,13 @@ def tune(
 
     faiss = require("faiss", "faiss-cpu")
     started = time.perf_counter()
+    vectors = as_rows(vectors)
     live = np.flatnonzero(~dead) if dead is not None else np.arange(len(vectors))
     self_rows = None
     if queries is None:  # stored vectors, scored as held-out: their own row left out
         rng = np.random.default_rng(seed)
         self_rows = np.sort(rng.choice(live, min(n_queries, len(live)), replace=False))
-        queries = vectors[self_rows]
+        queries = vectors.take(self_rows)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     k = min(k, len(live) - (self_rows is not None))
     truth = exact_topk(vectors, queries, k + 1, dead)

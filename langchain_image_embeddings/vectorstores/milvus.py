@@ -216,6 +216,8 @@ class MilvusImageStore(ImageVectorStore):
             Default ``"images"`` (letters, digits and ``_``).
         create: bool
             Create the collection when missing (default); else raise ``StoreError``.
+        timeout: float
+            Seconds one Milvus call may take (default :data:`TIMEOUT_S`).
 
     Instantiate:
         .. code-block:: python
@@ -438,8 +440,8 @@ class MilvusImageStore(ImageVectorStore):
             self._adopt(info, _stored_record(info.get("properties")))
         self._exists = True
 
-    def close(self) -> None:
-        """Close the connection if this store opened it (:meth:`connect`)."""
+    def _release(self) -> None:
+        """:meth:`close` also closes the connection if this store opened it (:meth:`connect`)."""
         if self._owns_client:
             with contextlib.suppress(Exception):
                 self.client.close()

@@ -224,3 +224,180 @@ def test_incremental_save_keeps_the_index_file_and_reopen_adds_new_rows(tmp_path
         for j in range(20)
     )
     assert found >= 18
+
+
+def test_saved_vectors_are_memory_mapped_and_only_new_rows_held_in_memory(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "s"
+    vectors = clustered(2000, seed=11)
+    store = filled("ivf-pq", vectors, folder)
+    store.full_save_below_bytes = 0
+    assert store.vectors_in_memory == 2000  # nothing saved yet
+    store.save()
+    assert store.vectors_in_memory == 0
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert store._rows.mapped_files == [manifest["vectors"]["file"]]
+    reopened = FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())
+    assert reopened.vectors_in_memory == 0
+    assert all(isinstance(part, np.memmap) for part in reopened._rows._parts)
+    queries = clustered(50, seed=12)
+    assert recall(reopened, vectors, queries) >= 0.95  # rescored from the mapped rows
+    hit, score = reopened.search_by_vector(vectors[7].tolist(), 1)[0]
+    assert hit.id == "v7" and score > 0.9999
+    assert np.allclose(reopened._vectors(["v3", "v1999"]), vectors[[3, 1999]], atol=1e-6)
+    # new rows stay in memory until saved, then live in their own mapped segment
+    new = clustered(30, seed=13)
+    ids = [f"n{i}" for i in range(30)]
+    reopened.upsert_vectors(ids, new, [Document(page_content=i) for i in ids])
+    reopened.full_save_below_bytes = 0
+    assert reopened.vectors_in_memory == 30
+    reopened.save()
+    segment = json.loads((folder / "manifest.json").read_text())["segments"][0]
+    assert reopened.vectors_in_memory == 0
+    assert reopened._rows.mapped_files[-1] == segment["vectors"]["file"]
+    assert reopened.search_by_vector(new[4].tolist(), 1)[0][0].id == "n4"
+
+
+def test_compaction_streams_into_a_new_base_while_a_reader_maps_the_old_files(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "s"
+    vectors = clustered(1500, seed=14)
+    writer_store = filled("flat", vectors, folder)
+    writer_store.full_save_below_bytes = 0
+    writer_store.save()
+    reader = FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())
+    old_files = set(reader._rows.mapped_files)
+    writer_store.delete([f"v{i}" for i in range(0, 1500, 2)])  # half: compaction is due
+    writer_store.save()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["segments"] == [] and manifest["deletions"] is None
+    assert manifest["rows"] == manifest["count"] == 750
+    assert not old_files & {p.name for p in folder.iterdir()}  # deleted after the switch
+    assert writer_store._rows.mapped_files == [manifest["vectors"]["file"]]
+    assert writer_store.vectors_in_memory == 0
+    kept = np.load(folder / manifest["vectors"]["file"])
+    assert np.allclose(kept, vectors[1::2], atol=1e-6)  # live rows only, in order
+    assert writer_store.search_by_vector(vectors[9].tolist(), 1)[0][0].id == "v9"
+    # the reader's maps still hold the old generation's rows (POSIX keeps unlinked data)
+    assert reader.search_by_vector(vectors[8].tolist(), 1)[0][0].id == "v8"
+    assert len(FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())) == 750
+
+
+def test_recall_target_and_memory_budget_are_recorded_and_drive_auto(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ann, "AUTO_FLAT_BELOW", 1000)  # auto leaves flat at 1,000 vectors
+    vectors = clustered(2000, seed=15)
+    folder = tmp_path / "s"
+    store = FAISSImageStore(
+        writer.PrecomputedEmbeddings(),
+        folder,
+        index="auto",
+        recall_target=0.9,
+        memory_budget="100KB",  # far below what HNSW needs for 2,000 x 64
+    )
+    ids = [f"v{i}" for i in range(2000)]
+    store.upsert_vectors(ids, vectors, [Document(page_content=i) for i in ids])
+    store.save()
+    info = store_info(f"faiss:{folder}")
+    assert info["index"] == "ivf-pq" and info["index_requested"] == "auto"
+    assert info["recall_target"] == 0.9 and info["memory_budget"] == 100_000
+    assert info["recall_at_10"] >= 0.9 and info["vectors_bytes"] == 2000 * DIM * 4
+    # reopened without the settings: the recorded ones are kept (no rebuild at save)
+    kept = FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())
+    assert (kept.recall_target, kept.memory_budget) == (0.9, 100_000)
+    assert kept.index_info["kind"] == "ivf-pq" and not kept._index_outdated()
+    # a larger budget makes auto pick HNSW at the next save; a new target is re-tuned
+    bigger = FAISSImageStore.load(
+        folder, writer.PrecomputedEmbeddings(), memory_budget="1GB", recall_target=0.99
+    )
+    assert bigger.index_info["recall_target"] == 0.99  # re-measured at open
+    bigger.save()
+    info = store_info(f"faiss:{folder}")
+    assert info["index"] == "hnsw" and info["memory_budget"] == 10**9
+    assert info["recall_target"] == 0.99 and info["recall_at_10"] >= 0.99
+    with pytest.raises(ValueError, match="recall_target"):
+        FAISSImageStore(writer.PrecomputedEmbeddings(), recall_target=1.5)
+    with pytest.raises(ValueError, match="memory size"):
+        FAISSImageStore(writer.PrecomputedEmbeddings(), memory_budget="lots")
+
+
+def test_cli_recall_target_and_memory_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langchain_image_embeddings import cli
+
+    parser = cli.build_parser()
+    spec = f"faiss:{tmp_path / 's'}"
+    options = ["--recall-target", "0.97", "--memory-budget", "2GB", "--faiss-index", "auto"]
+    args = parser.parse_args(["index", str(tmp_path), "--store", spec, *options])
+    assert (args.recall_target, args.memory_budget) == (0.97, 2 * 10**9)
+    for bad in (["--recall-target", "1.5"], ["--memory-budget", "lots"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(["index", str(tmp_path), *bad])
+        assert exit_info.value.code == 2
+    assert "recall in (0, 1]" in capsys.readouterr().err
+    import langchain_image_embeddings.embeddings as embeddings_module
+
+    embeddings: Any = writer.PrecomputedEmbeddings()
+
+    class CommandModel:  # what the command builds its model with, without loading one
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            return embeddings
+
+    monkeypatch.setattr(embeddings_module, "ImageEmbeddings", CommandModel)
+    args.model = writer.MODEL_ID
+    store: Any = cli._open_for_write(args)  # the store `imgemb index` writes
+    assert (store.index_kind, store.recall_target, store.memory_budget) == ("auto", 0.97, 2e9)
+    ids = [f"v{i}" for i in range(5)]
+    store.upsert_vectors(ids, clustered(5, seed=16), [Document(page_content=i) for i in ids])
+    store.save()
+    store.close()
+    assert cli.main(["info", "--store", spec, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["recall_target"] == 0.97 and info["memory_budget"] == 2 * 10**9
+    assert info["index"] == "flat" and info["index_requested"] == "auto"
+    assert cli.main(["info", "--store", spec]) == 0
+    assert "recall_target" in capsys.readouterr().out
+
+
+def test_row_vectors_read_segments_and_pending_rows_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langchain_image_embeddings.vectorstores import faiss_rows
+
+    data = clustered(300, seed=17)
+    np.save(tmp_path / "a.npy", data[:100])
+    np.save(tmp_path / "b.npy", data[100:250])
+    rows = faiss_rows.RowVectors(None)
+    rows.add_part(faiss_rows.Segment(tmp_path / "a.npy", DIM))
+    rows.add_part(faiss_rows.Segment(tmp_path / "b.npy", DIM))
+    rows.append(data[250:])
+    assert len(rows) == 300 and rows.pending_rows == 50
+    assert rows.mapped_files == ["a.npy", "b.npy"]
+    monkeypatch.setattr(faiss_rows, "EXACT_BLOCK_BYTES", 40 * 4 * DIM)  # blocks of 40 rows
+    wanted = np.array([299, 5, 120, 5, 99, 100, 101, 260, 0])  # unsorted, repeated, runs
+    reads: list[int] = []
+    real_read = faiss_rows.Segment.read
+
+    def counting_read(self: Any, local: np.ndarray) -> np.ndarray:
+        reads.append(len(local))
+        return real_read(self, local)
+
+    monkeypatch.setattr(faiss_rows.Segment, "read", counting_read)
+    assert np.array_equal(rows.take(wanted), data[wanted])
+    assert reads == [3, 3]  # scattered rows are read from the files, each once
+    assert np.array_equal(rows.slice(90, 260), data[90:260])
+    dead = np.zeros(300, bool)
+    dead[[7, 150, 280]] = True
+    query = data[150]
+    found, scores = rows.exact_search(query, 5, dead=dead)
+    truth = np.argsort(-np.where(dead, -np.inf, data @ query), kind="stable")[:5]
+    assert np.array_equal(found, truth) and np.allclose(scores, data[truth] @ query)
+    subset = np.array([3, 150, 200, 290])
+    found, _ = rows.exact_search(query, 2, dead=dead, subset=subset)
+    assert set(found) <= {3, 200, 290} and len(found) == 2
+    rows.close()
+    assert len(rows) == 50 and rows.mapped_files == []  # closing leaves only unsaved rows

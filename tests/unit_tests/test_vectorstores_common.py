@@ -158,3 +158,45 @@ def run_cli_index_search(store: str, photos_dir: Path, capsys: Any) -> None:
     rows = json.loads(capsys.readouterr().out)
     assert code == 0 and Path(rows[0]["source"]).name == "coffee.jpg"
     assert rows[0]["score"] > rows[1]["score"] >= rows[2]["score"]
+
+
+def test_constructor_arguments_are_documented_once_and_match_the_signature() -> None:
+    """The class docstring's "Key init args" is the one place the arguments are described:
+    it names exactly the constructor's parameters, and the constructor repeats none."""
+    import inspect
+    import re
+
+    from langchain_image_embeddings.vectorstores import (
+        ChromaImageStore,
+        FAISSImageStore,
+        MilvusImageStore,
+    )
+
+    for cls in (FAISSImageStore, ChromaImageStore, MilvusImageStore):
+        doc = inspect.getdoc(cls) or ""
+        section = doc.split("Key init args:")[1].split("\n\n")[0]
+        documented = re.findall(r"^    (\w+): ", section, flags=re.MULTILINE)
+        params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        assert documented == params, cls.__name__
+        assert "Args:" not in (inspect.getdoc(cls.__init__) or ""), cls.__name__
+
+
+def test_store_spec_is_a_frozen_value_and_the_lock_lives_in_the_base_class() -> None:
+    import dataclasses
+
+    from langchain_image_embeddings.vectorstores import (
+        ChromaImageStore,
+        FAISSImageStore,
+        MilvusImageStore,
+        StoreSpec,
+        parse_store_spec,
+    )
+
+    spec = parse_store_spec("chroma+http://127.0.0.1:8000/photos")
+    assert spec == StoreSpec("chroma+http", host="127.0.0.1", port=8000, collection="photos")
+    assert hash(spec) == hash(parse_store_spec("chroma+http://127.0.0.1:8000/photos"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.port = 1  # type: ignore[misc]
+    assert parse_store_spec("chroma:db").collection == "images"  # the store's default
+    for cls in (FAISSImageStore, ChromaImageStore, MilvusImageStore):
+        assert "acquire_write_lock" not in vars(cls) and "close" not in vars(cls)
