@@ -11,10 +11,17 @@ images/s and peak RSS (each case in its own subprocess, so peaks are separate) f
 plus text (ours vs the anchor's one-by-one ``embed_documents``), peak RSS while streaming
 a small and a large number of images, and a large fp32 matmul's GFLOP/s for scale.
 
+The decode-worker sweep (``--sweep``) checks the self-sizing decode pool: for
+EfficientNet-Lite0 (real weights) and ViT-B/32 (random init) on the 12 MP and 1080p JPEGs,
+``ImageEmbeddings`` with the default ``num_workers=None`` against hand-picked
+``num_workers`` of 1, 2, 4 and 8, measured side by side (interleaved rounds, best round
+kept) in one subprocess per model and corpus; the target is default >= 0.9x the best.
+
 Usage::
 
     python benchmarks/throughput.py --quick          # a few minutes on 2 cores
     python benchmarks/throughput.py                  # the full run (200 + 400 images, 2,000 for RSS)
+    python benchmarks/throughput.py --sweep --quick  # only the decode-worker sweep, ~5 min
 """
 
 from __future__ import annotations
@@ -165,11 +172,104 @@ class RssSampler:
         self.peak = max(self.peak, current_rss_mb())
 
 
+# -- the decode-worker sweep -----------------------------------------------------------------------
+SWEEP_MODELS = ("lite0", "vit-b-32")
+SWEEP_WORKERS = (1, 2, 4, 8)
+
+
+def run_sweep_case(args: argparse.Namespace) -> dict[str, Any]:
+    """Default (self-sizing) decode pool vs fixed ``num_workers``, one model and corpus."""
+    import torch
+
+    from langchain_image_embeddings import ImageEmbeddings, create_encoder
+    from langchain_image_embeddings import pipeline as pipeline_module
+
+    torch.set_num_threads(args.threads)
+    cache = Path(args.cache)
+    if args.model == "lite0":
+        encoder = create_encoder("timm:efficientnet_lite0", device="cpu")
+        encoder.load()
+    else:
+        encoder = load_encoder(cache)
+    strs = [str(p) for p in ensure_corpus(cache, args.corpus, args.count)]
+    ImageEmbeddings(encoder, device="cpu", num_workers=1).embed_images(strs[:4])  # warm-up
+    configs: list[int | None] = [None, *SWEEP_WORKERS]
+    rates: dict[str, list[float]] = {}
+    decisions: list[list[tuple[int, int, str]]] = []
+    for round_ in range(args.rounds):
+        # Rotate the order each round so drift in the machine's load hits every config.
+        shift = round_ % len(configs)
+        for workers in configs[shift:] + configs[:shift]:
+            pipeline_module._LAST_WORKERS.clear()  # the default starts cold every time
+            emb = ImageEmbeddings(
+                encoder, device="cpu", batch_size=args.batch_size, num_workers=workers
+            )
+            pipeline = emb.pipeline()
+            start = time.perf_counter()
+            rows = sum(len(batch.indices) for batch in pipeline.run(strs))
+            elapsed = time.perf_counter() - start
+            assert rows == len(strs)
+            rates.setdefault("default" if workers is None else str(workers), []).append(
+                rows / elapsed
+            )
+            if workers is None:
+                decisions.append([(d.batch, d.workers, d.reason) for d in pipeline.stats.decisions])
+    best = {key: max(values) for key, values in rates.items()}
+    return {
+        "model": args.model,
+        "corpus": args.corpus,
+        "images": len(strs),
+        "rounds": args.rounds,
+        "per_second": best,
+        "all_rounds": rates,
+        "default_decisions": decisions,
+    }
+
+
+def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
+    results = []
+    for model in SWEEP_MODELS:
+        for corpus in ("phone", "web"):
+            count = args.sweep_counts[(model, corpus)]
+            results.append(spawn(args, "sweep", corpus, count, model=model, rounds=args.rounds))
+    return results
+
+
+def print_sweep(args: argparse.Namespace, results: list[dict[str, Any]]) -> bool:
+    """Print the sweep table; True when every default reaches 0.9x the best fixed count."""
+    print(
+        f"\nDecode workers: default (sized by measurement) vs fixed num_workers, CPU fp32, "
+        f"batch {args.batch_size}, {args.threads} torch threads, cpu_count={os.cpu_count()}, "
+        f"best of {args.rounds} interleaved rounds"
+    )
+    header = "".join(f"{'w=' + str(w):>8s}" for w in SWEEP_WORKERS)
+    print(f"{'model':10s} {'corpus':16s} {'images':>6s} {header} {'default':>8s} {'best':>5s} "
+          f"{'ratio':>6s}  default's decisions (batch:workers)")  # fmt: skip
+    ok = True
+    for r in results:
+        rates = r["per_second"]
+        fixed = {w: rates[str(w)] for w in SWEEP_WORKERS}
+        best_w = max(fixed, key=lambda w: fixed[w])
+        ratio = rates["default"] / fixed[best_w]
+        ok &= ratio >= 0.9
+        size = "x".join(map(str, CORPORA[r["corpus"]][0]))
+        cells = "".join(f"{fixed[w]:8.2f}" for w in SWEEP_WORKERS)
+        steps = " ".join(f"{b}:{w}" for b, w, _ in r["default_decisions"][0])
+        print(
+            f"{r['model']:10s} {r['corpus'] + ' ' + size:16s} {r['images']:6d} {cells} "
+            f"{rates['default']:8.2f} {'w=' + str(best_w):>5s} {ratio:6.2f}  {steps}"
+        )
+    print(f"target default >= 0.9x best fixed: {'met' if ok else 'MISSED'}")
+    return ok
+
+
 # -- one case, run in a subprocess -----------------------------------------------------------------
 def run_case(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    if args.case == "sweep":
+        return run_sweep_case(args)
     torch.set_num_threads(args.threads)
     cache = Path(args.cache)
     encoder = load_encoder(cache)
@@ -356,20 +456,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-anchor", action="store_true", help="skip (a), the slowest case")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE))
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--sweep", action="store_true", help="only the decode-worker sweep")
+    parser.add_argument("--skip-sweep", action="store_true", help="no decode-worker sweep")
+    parser.add_argument("--rounds", type=int, default=2, help="sweep rounds (best kept)")
     # internal: one case in this process
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", default="web", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--stream-count", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="vit-b-32", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.case:
         print(json.dumps(run_case(args)))
         return 0
 
+    # Sweep sizes: several batches per run, so the sizer's start-up is part of the measurement.
+    args.sweep_counts = {
+        ("lite0", "phone"): 160, ("lite0", "web"): 256,
+        ("vit-b-32", "phone"): 96, ("vit-b-32", "web"): 96,
+    }  # fmt: skip
     if args.quick:
         args.phone, args.web, args.captions = 16, 32, 64
         args.stream_small, args.stream_large, args.model_images = 32, 320, 64
+        args.sweep_counts = {
+            ("lite0", "phone"): 96, ("lite0", "web"): 160,
+            ("vit-b-32", "phone"): 64, ("vit-b-32", "web"): 64,
+        }  # fmt: skip
     Path(args.cache).mkdir(parents=True, exist_ok=True)
     import torch
 
@@ -378,7 +491,15 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     load_encoder(Path(args.cache))  # save the shared weights once
-    ensure_corpus(Path(args.cache), "phone", args.phone)
+    if args.sweep:
+        for (_, corpus), count in args.sweep_counts.items():
+            ensure_corpus(Path(args.cache), corpus, count)
+        sweep_results = sweep(args)
+        ok = print_sweep(args, sweep_results)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"sweep": sweep_results}, indent=2))
+        return 0 if ok else 1
+    ensure_corpus(Path(args.cache), "phone", max(args.phone, args.sweep_counts[("lite0", "phone")]))
     ensure_corpus(Path(args.cache), "web", max(args.web, min(args.stream_large, 400)))
 
     res: dict[str, Any] = {}
@@ -391,6 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     res["stream_small"] = spawn(args, "stream", "web", args.web, stream_count=args.stream_small)
     res["stream_large"] = spawn(args, "stream", "web", args.web, stream_count=args.stream_large)
     print_table(args, res)
+    if not args.skip_sweep:
+        res["sweep"] = sweep(args)
+        print_sweep(args, res["sweep"])
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

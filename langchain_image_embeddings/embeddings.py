@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from langchain_image_embeddings.devices import Precision, resolve_device
+from langchain_image_embeddings.devices import resolve_device
 from langchain_image_embeddings.encoders.base import ImageEncoder
+from langchain_image_embeddings.encoders.runtimes import EmbeddingPrecision, Runtime
 from langchain_image_embeddings.errors import ImageLoadError
 from langchain_image_embeddings.images import IMAGE_SUFFIXES, ImageInput, ImageLoadOptions
 from langchain_image_embeddings.pipeline import ImagePipeline, PipelineProgress, finish
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
     from PIL import Image
+
+    from langchain_image_embeddings.devices import Precision
 
 #: The library's default model: CLIP ViT-B/32 trained on LAION-2B (images and text, 512-d).
 DEFAULT_MODEL = "open_clip:ViT-B-32"
@@ -108,16 +111,31 @@ class ImageEmbeddings(BaseModel, Embeddings):
         show_progress: bool
             Show a tqdm progress bar with images/s (off by default in the library).
         num_workers: int | None
-            Decode threads running while the model works (``None``: half the cores, 1-8, for a
-            CPU model, up to 16 for a GPU; ``0``: decode in the calling thread).
+            Decode threads running while the model works (``None``: sized by measurement of
+            the decode and model times, see docs/performance.md; ``0``: decode in the calling
+            thread; a number: exactly that many).
         prefetch_batches: int
             Batches decoded ahead of the model; bounds memory (default 2).
         fast_decode: bool
             Decode JPEGs at the smallest DCT scale covering the model input and pre-shrink
             huge images of other formats (cosine >= 0.998 to the full decode; default on).
+        gpu_decode: bool | None
+            Decode JPEGs on the GPU (nvJPEG) and resize them there (``None``: on for CUDA;
+            ``False``: off). Other formats and rejected files take the CPU path.
         precision: str
             ``"auto"`` (fp16 autocast on CUDA, fp32 elsewhere), ``"fp32"``, ``"fp16"``,
             ``"bf16"``. Half precision on a CPU is usually much slower: not a default there.
+            ``"int8"``: dynamic int8 quantisation, with ``runtime="onnx"`` or ``"openvino"``
+            only (opt-in; cosine to fp32 and retrieval effect in docs/performance.md).
+        runtime: str
+            Where the forward pass runs: ``"torch"`` (default, eager PyTorch, any device),
+            ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (OpenVINO), both CPU only. The image
+            tower (and a CLIP text tower) is exported to ONNX once and cached on disk
+            (``$IMGEMB_CACHE_DIR``, default ``~/.cache/langchain-image-embeddings/runtimes``);
+            fp32 vectors match torch (cosine >= 0.9999) and the store fingerprint does not
+            change, so a store indexed with one runtime is searched with another. Extras
+            ``[onnx]`` / ``[openvino]``. ``model_kwargs`` may carry ``runtime`` and
+            ``precision`` too (as the CLI's ``--runtime`` / ``--precision`` do).
         progress_callback: Callable[[PipelineProgress], None] | None
             Called after every image batch with done/failed counts and images/s.
 
@@ -163,7 +181,13 @@ class ImageEmbeddings(BaseModel, Embeddings):
     num_workers: int | None = Field(default=None, ge=0)
     prefetch_batches: int = Field(default=2, gt=0)
     fast_decode: bool = True
-    precision: Precision = "auto"
+    gpu_decode: bool | None = None
+    precision: EmbeddingPrecision = "auto"
+    """``"auto"``, ``"fp32"``, ``"fp16"``, ``"bf16"``, or ``"int8"`` (exported runtimes only)."""
+    runtime: Runtime = "torch"
+    """``"torch"`` (eager), ``"onnx"`` (ONNX Runtime) or ``"openvino"``: where inference runs.
+    The exported model is cached on disk under ``$IMGEMB_CACHE_DIR`` (see
+    :mod:`~langchain_image_embeddings.encoders.runtimes`)."""
     progress_callback: Callable[[PipelineProgress], None] | None = None
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
@@ -183,6 +207,30 @@ class ImageEmbeddings(BaseModel, Embeddings):
             parse_spec(value)  # fail at construction on a malformed spec, not at first use
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_runtime_kwargs(cls, data: Any) -> Any:
+        """Move ``runtime`` / ``precision`` out of ``model_kwargs`` (the CLI passes them
+        there): they configure inference, not the encoder."""
+        if not isinstance(data, dict) or not isinstance(data.get("model_kwargs"), dict):
+            return data
+        kwargs = dict(data["model_kwargs"])
+        data = dict(data)
+        for name in ("runtime", "precision"):
+            if name in kwargs:
+                value = kwargs.pop(name)
+                data.setdefault(name, value)
+        data["model_kwargs"] = kwargs
+        return data
+
+    @model_validator(mode="after")
+    def _check_runtime(self) -> ImageEmbeddings:
+        from langchain_image_embeddings.encoders.runtimes import check_runtime
+
+        device = "cpu" if self.runtime != "torch" and self.device == "auto" else self.device
+        check_runtime(self.runtime, self.precision, device)
+        return self
+
     @classmethod
     def from_pretrained(cls, directory: str, **kwargs: Any) -> ImageEmbeddings:
         """Load a model saved with ``save_pretrained`` (see the training extra).
@@ -196,15 +244,34 @@ class ImageEmbeddings(BaseModel, Embeddings):
     def encoder(self) -> ImageEncoder:
         """The encoder, created on first use and moved to :attr:`device`."""
         if self._encoder is None:
-            device = resolve_device(self.device)
+            exported = self.runtime != "torch"
+            given = self.model.runtime if isinstance(self.model, ImageEncoder) else "torch"
+            # Exported runtimes run on the CPU: "auto" must not pick a GPU for them.
+            on_cpu = (exported or given != "torch") and self.device == "auto"
+            device = "cpu" if on_cpu else resolve_device(self.device)
             if isinstance(self.model, ImageEncoder):
                 encoder = self.model.to(device)
             else:
                 from langchain_image_embeddings.encoders import create_encoder
 
                 encoder = create_encoder(self.model, **{**self.model_kwargs, "device": device})
+            if exported:
+                from langchain_image_embeddings.encoders.runtimes import with_runtime
+
+                # A caller's encoder object keeps running torch; a fresh one is ours.
+                encoder = with_runtime(
+                    encoder,
+                    self.runtime,
+                    precision=self.precision,
+                    share=isinstance(self.model, ImageEncoder),
+                )
             self._encoder = encoder
         return self._encoder
+
+    @property
+    def _torch_precision(self) -> Precision:
+        """The autocast precision for torch code paths (int8 is the runtime's business)."""
+        return "fp32" if self.precision == "int8" else self.precision
 
     @property
     def model_id(self) -> str:
@@ -245,7 +312,7 @@ class ImageEmbeddings(BaseModel, Embeddings):
             self._warn_if_image_uris(texts)
         from langchain_image_embeddings.devices import autocast_context, resolve_precision
 
-        dtype = resolve_precision(self.precision, encoder.device)
+        dtype = resolve_precision(self._torch_precision, encoder.device)
         chunks = []
         for i in range(0, len(texts), self.batch_size):
             with autocast_context(encoder.device, dtype):
@@ -335,7 +402,8 @@ class ImageEmbeddings(BaseModel, Embeddings):
             num_workers=self.num_workers,
             prefetch_batches=self.prefetch_batches,
             fast_decode=self.fast_decode,
-            precision=self.precision,
+            gpu_decode=self.gpu_decode,
+            precision=self._torch_precision,
             normalize=self.normalize,
             on_error="skip" if on_error == "skip" else "raise",
             show_progress=self.show_progress,

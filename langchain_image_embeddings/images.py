@@ -467,6 +467,75 @@ def fetch_image_bytes(url: str, options: ImageLoadOptions | None = None) -> byte
     return fetch_url(url, limits)
 
 
+def read_image_bytes(
+    source: ImageInput, options: ImageLoadOptions | None = None, *, index: int | None = None
+) -> bytes | None:
+    """The encoded bytes of an input, read under the same checks as :func:`load_image`.
+
+    For decoders other than Pillow's (GPU JPEG decoding): paths, ``file://`` and
+    ``http(s)://`` URLs, ``data:`` URIs, bytes and binary file objects give their bytes
+    (regular files only, ``root`` confinement, ``max_bytes``, remote policy); decoded
+    inputs (PIL images, arrays) give ``None``. The caller still runs
+    :func:`open_image_header` on the bytes before decoding them.
+
+    Raises:
+        ImageLoadError: Exactly as :func:`load_image` would for the same input.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.images import read_image_bytes
+
+            data = read_image_bytes("photo.jpg")
+    """
+    opts = options or DEFAULT_OPTIONS
+    try:
+        data = _read_bytes(source, opts)
+    except ImageLoadError as err:
+        if index is not None:
+            raise err.with_index(index) from err.__cause__
+        raise
+    return data
+
+
+def _read_bytes(source: ImageInput, opts: ImageLoadOptions) -> bytes | None:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise _fail(source, "no bytes", "empty")
+        if len(data) > opts.max_bytes:
+            raise _fail(
+                source, f"{len(data)} bytes exceeds the {opts.max_bytes}-byte limit", "too_large"
+            )
+        return data
+    path: str | None = None
+    if isinstance(source, str):
+        if source.startswith("data:"):
+            return decode_data_uri(source, opts)
+        match = _SCHEME.match(source)
+        scheme = match.group(1).lower() if match and not _WINDOWS_DRIVE.match(source) else ""
+        if scheme in ("http", "https") and opts.allow_remote:
+            return fetch_image_bytes(source, opts)
+        if scheme == "file" and urllib.parse.urlparse(source).netloc in ("", "localhost"):
+            path = urllib.request.url2pathname(urllib.parse.urlparse(source).path)
+        elif scheme:
+            return None  # refused or unsupported: load_image raises the right error
+        else:
+            path = source
+    elif isinstance(source, os.PathLike):
+        path = os.fspath(source)
+    elif hasattr(source, "read") and not isinstance(source, Image.Image):
+        data = _read_capped(source, opts.max_bytes, source)  # type: ignore[arg-type]
+        if not data:
+            raise _fail(source, "the file object returned no bytes", "empty")
+        return data
+    if path is None:
+        return None
+    fh, _ = open_image_file(path, opts, source=source)
+    with fh:
+        return _read_capped(fh, opts.max_bytes, source)
+
+
 def open_image_header(
     fp: IO[bytes], source: object, options: ImageLoadOptions | None = None
 ) -> Image.Image:

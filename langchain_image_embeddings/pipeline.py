@@ -14,22 +14,42 @@ at twice the size the model's resize needs (``Image.draft`` picks the DCT scale 
 (``Image.reduce``) that keeps at least twice the needed size, before the encoder's own
 transform does the final, antialiased resize.
 
-On CUDA the batch is stacked in pinned memory, copied with ``non_blocking=True`` and run
-under fp16 autocast (``precision="auto"``); on CPU the default is fp32 (half precision is
-a slow software fallback on CPUs without AVX-512/AMX).
+The number of decode threads is sized by measurement unless ``num_workers`` is given
+(:mod:`~langchain_image_embeddings.decode_pool`): from the decode and model times of the
+first batches, then grown while the model waits on decoding and shrunk while decoded
+batches pile up. What it decided is in :attr:`ImagePipeline.stats` and in every
+:class:`PipelineProgress`.
+
+On CUDA, JPEGs are decoded on the GPU (nvJPEG) and resized there
+(:mod:`~langchain_image_embeddings.gpu_decode`; ``gpu_decode=False`` turns it off); the
+batch is stacked in pinned memory, copied with ``non_blocking=True`` and run under fp16
+autocast (``precision="auto"``); on CPU the default is fp32 (half precision is a slow
+software fallback on CPUs without AVX-512/AMX).
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import os
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from langchain_image_embeddings.decode_pool import (
+    DecodeGate,
+    DecodeSizer,
+    DecodeStats,
+    SizingMode,
+    max_decode_workers,
+    start_workers,
+)
 from langchain_image_embeddings.devices import (
     Precision,
     autocast_context,
@@ -37,7 +57,20 @@ from langchain_image_embeddings.devices import (
     use_pinned_memory,
 )
 from langchain_image_embeddings.errors import ImageLoadError, OnError
-from langchain_image_embeddings.images import ImageInput, ImageLoadOptions, load_image
+from langchain_image_embeddings.gpu_decode import (
+    DeviceJpegDecoder,
+    EncodedJpeg,
+    TensorPreprocess,
+    inspect_jpeg,
+    resolve_gpu_decode,
+)
+from langchain_image_embeddings.images import (
+    ImageInput,
+    ImageLoadOptions,
+    describe,
+    load_image,
+    read_image_bytes,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,6 +98,8 @@ class PipelineProgress:
         total: Number of inputs when known (a sequence), else ``None``.
         elapsed: Seconds since the pipeline started.
         images_per_second: ``done / elapsed``.
+        workers: Decode threads in use after this batch.
+        decode: The decode stage's decisions and measurements (see :class:`DecodeStats`).
     """
 
     done: int
@@ -72,6 +107,8 @@ class PipelineProgress:
     total: int | None
     elapsed: float
     images_per_second: float
+    workers: int = 0
+    decode: DecodeStats | None = None
 
 
 @dataclass
@@ -91,8 +128,13 @@ class BatchResult:
 
 # -- decisions (pure functions, testable without a GPU) ------------------------------------------
 def default_num_workers(device: str = "cpu") -> int:
-    """Decode threads by default: every core (2-16) for an accelerator, half the cores
-    (1-8) for a CPU model.
+    """The old fixed rule: every core (2-16) for an accelerator, half the cores (1-8) for a
+    CPU model.
+
+    Right for ViT-B/32 on a CPU, wrong for light models (Lite0 on 12 MP JPEGs: 14.8 img/s
+    with it against 27.7 img/s with 4 threads on 2 cores), so ``ImagePipeline`` no longer
+    uses it when ``num_workers=None``: it measures instead (see
+    :mod:`~langchain_image_embeddings.decode_pool`). Kept for comparison in the benchmarks.
 
     With the model on CPU, decode threads share the cores with torch's own threads; with
     fast decoding a photo costs ~20-25% of a ViT-B/32 forward pass, and more threads than
@@ -194,6 +236,11 @@ def shrink(image: Image.Image, target: tuple[int, int]) -> Image.Image:
 
 
 # -- the pipeline --------------------------------------------------------------------------------
+#: The last size the sizer settled on, per encoder and decode path: the next pipeline over the
+#: same encoder (``ImageEmbeddings`` makes one per call) starts there instead of from scratch.
+_LAST_WORKERS: weakref.WeakKeyDictionary[Any, dict[bool, int]] = weakref.WeakKeyDictionary()
+
+
 class ImagePipeline:
     """Stream images through an encoder in ordered batches, decoding in parallel.
 
@@ -201,8 +248,9 @@ class ImagePipeline:
         encoder: Any :class:`~langchain_image_embeddings.encoders.base.ImageEncoder`.
         batch_size: Images per forward pass.
         load_options: Limits for reading images (see :class:`ImageLoadOptions`).
-        num_workers: Decode threads; ``None`` = :func:`default_num_workers`, ``0`` = decode
-            in the calling thread.
+        num_workers: Decode threads; ``None`` = sized by measurement (starting from
+            one thread per core, see :mod:`~langchain_image_embeddings.decode_pool`),
+            ``0`` = decode in the calling thread. An explicit number is never changed.
         prefetch_batches: Batches decoded ahead of the model (bounds memory).
         fast_decode: JPEG draft decoding and integer pre-reduction (see module docs).
         precision: ``"auto"``, ``"fp32"``, ``"fp16"`` or ``"bf16"`` (see :data:`Precision`).
@@ -212,6 +260,10 @@ class ImagePipeline:
         show_progress: Show a tqdm bar with images/s.
         progress_callback: Called with a :class:`PipelineProgress` after every batch.
         channels_last: Use ``channels_last`` memory format; ``None`` = for CNNs only.
+        gpu_decode: Decode JPEGs on the model's device (nvJPEG on CUDA; see
+            :mod:`~langchain_image_embeddings.gpu_decode`). ``None`` = on for CUDA when
+            torchvision supports it, ``False`` = never, ``True`` = always (on a CPU model the
+            same tensor code runs on the CPU).
 
     Example:
         .. code-block:: python
@@ -225,6 +277,7 @@ class ImagePipeline:
             paths = (str(p) for p in Path("photos").rglob("*.jpg"))  # lazy is fine
             for batch in pipeline.run(paths):
                 print(batch.indices, batch.vectors.shape, [e.code for e in batch.errors])
+            print(pipeline.stats.workers, pipeline.stats.decisions)   # what the sizer chose
     """
 
     def __init__(
@@ -242,6 +295,7 @@ class ImagePipeline:
         show_progress: bool = False,
         progress_callback: Callable[[PipelineProgress], None] | None = None,
         channels_last: bool | None = None,
+        gpu_decode: bool | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
@@ -255,7 +309,10 @@ class ImagePipeline:
         self.batch_size = batch_size
         self.load_options = load_options or ImageLoadOptions()
         device = encoder.device
-        self.num_workers = default_num_workers(device) if num_workers is None else num_workers
+        #: Whether the decode pool is sized by measurement (``num_workers=None``).
+        self.adaptive_workers = num_workers is None
+        self.max_workers = max_decode_workers(device) if num_workers is None else num_workers
+        self.num_workers = start_workers(device) if num_workers is None else num_workers
         self.prefetch_batches = prefetch_batches
         self.fast_decode = fast_decode
         self.autocast_dtype = resolve_precision(precision, device)
@@ -268,11 +325,38 @@ class ImagePipeline:
         self._target: tuple[int, int] | None = None
         self._split: SplitTransform | None = None
         self._prepared = False
+        self._gpu_option = gpu_decode
+        #: Whether JPEGs are decoded on the model's device (decided when the model loads).
+        self.gpu_decode = False
+        self._device_decoder: DeviceJpegDecoder | None = None
+        self._sizer: DecodeSizer | None = None
+        self._local = threading.local()  # per decode thread: bytes of its last decode
+        self._device_decoded = 0
+        self._cpu_fallbacks = 0
 
     @property
     def max_in_flight(self) -> int:
         """Inputs read ahead of the batch being assembled (the memory bound)."""
-        return max(self.batch_size * self.prefetch_batches, self.num_workers)
+        return max(self.batch_size * self.prefetch_batches, self.max_workers)
+
+    @property
+    def stats(self) -> DecodeStats:
+        """What the decode stage decided and measured in the latest :meth:`run`."""
+        mode: SizingMode = (
+            "inline" if self.max_workers == 0 else "adaptive" if self.adaptive_workers else "fixed"
+        )
+        sizer = self._sizer or DecodeSizer(
+            device=self.encoder.device,
+            start=self.num_workers,
+            max_workers=self.max_workers,
+            adaptive=self.adaptive_workers,
+        )
+        return sizer.stats(
+            mode,
+            gpu_decode=self.gpu_decode,
+            device_decoded=self._device_decoded,
+            cpu_fallbacks=self._cpu_fallbacks,
+        )
 
     @property
     def target_size(self) -> tuple[int, int] | None:
@@ -287,6 +371,17 @@ class ImagePipeline:
         if self.fast_decode:
             self._target = decode_target_size(self.encoder.preprocess_config)
         self._split = split_transform(self.encoder.transform)
+        plan = TensorPreprocess.from_transform(self.encoder.transform)
+        self.gpu_decode = resolve_gpu_decode(self._gpu_option, self.encoder.device, plan)
+        if self.gpu_decode and plan is not None:
+            keep = self._target
+            self._device_decoder = DeviceJpegDecoder(
+                plan,
+                self.encoder.device,
+                reduce_to=None
+                if keep is None
+                else (REDUCING_GAP * keep[0], REDUCING_GAP * keep[1]),
+            )
         module = self.encoder.module
         use_cl = wants_channels_last(module) if self._channels_last is None else self._channels_last
         if use_cl:
@@ -310,6 +405,7 @@ class ImagePipeline:
         target = self._target
         draft = None if target is None else (REDUCING_GAP * target[0], REDUCING_GAP * target[1])
         image = load_image(source, self.load_options, index=index, draft_size=draft)
+        self._local.decoded_bytes = image.width * image.height * len(image.getbands())
         if target is not None:
             # Files were already reduced inside load_image (before mode conversion); this
             # catches in-memory PIL/array inputs and palette images, a no-op otherwise.
@@ -321,11 +417,74 @@ class ImagePipeline:
             image = image.convert("RGB")
         return np.asarray(image)
 
+    def prepare_for_device(self, source: ImageInput, index: int | None = None) -> Any:
+        """What each decode worker runs with GPU decoding: read the bytes and run the header
+        checks; a JPEG the device decoder can take comes back as an :class:`EncodedJpeg`,
+        anything else goes through :meth:`prepare_input` (the CPU path)."""
+        self._prepare()
+        data = read_image_bytes(source, self.load_options, index=index)
+        if data is None:  # PIL images, arrays, refused URLs: the CPU path (and its errors)
+            return self.prepare_input(source, index)
+        try:
+            item = inspect_jpeg(data, source, self.load_options)
+        except ImageLoadError as err:
+            raise (err if index is None else err.with_index(index)) from err.__cause__
+        if item is None:
+            return self._prepare_bytes(data, source, index)
+        self._local.decoded_bytes = len(data)
+        return item
+
+    def _prepare_bytes(self, data: bytes, source: object, index: int | None) -> Any:
+        """The CPU path on bytes already read, naming the original input in errors."""
+        try:
+            return self.prepare_input(data, index)
+        except ImageLoadError as err:
+            raise ImageLoadError(describe(source), err.reason, err.code, index) from err
+
+    def _decode_on_device(
+        self, items: list[Any], indices: list[int], errors: list[ImageLoadError]
+    ) -> tuple[list[Any], list[int]]:
+        """Decode the batch's :class:`EncodedJpeg` items on the device; the CPU path takes
+        any the device decoder rejects (an error only if the CPU path fails too)."""
+        positions = [i for i, item in enumerate(items) if isinstance(item, EncodedJpeg)]
+        if not positions or self._device_decoder is None:
+            return items, indices
+        decoded = iter(self._device_decoder.decode([items[i] for i in positions]))
+        kept: list[Any] = []
+        kept_indices: list[int] = []
+        for item, index in zip(items, indices, strict=True):
+            if isinstance(item, EncodedJpeg):
+                tensor = next(decoded)
+                if tensor is None:
+                    self._cpu_fallbacks += 1
+                    try:
+                        item = self._prepare_bytes(item.data, item.source, index)
+                    except ImageLoadError as err:
+                        if self.on_error == "raise":
+                            raise
+                        errors.append(err)
+                        continue
+                else:
+                    self._device_decoded += 1
+                    item = tensor
+            kept.append(item)
+            kept_indices.append(index)
+        return kept, kept_indices
+
     def _collate(self, items: list[Any]) -> torch.Tensor:
         """Stack worker outputs into one float batch ``(n, 3, H, W)``."""
         import numpy as np
         import torch
 
+        arrays = [i for i, item in enumerate(items) if isinstance(item, np.ndarray)]
+        if arrays and len(arrays) < len(items):
+            # GPU decoding: device-decoded rows mixed with rows that took the CPU path.
+            rows = list(items)
+            device = next(item.device for item in items if isinstance(item, torch.Tensor))
+            converted = self._collate([items[i] for i in arrays]).to(device)
+            for row, i in zip(converted, arrays, strict=True):
+                rows[i] = row
+            return torch.stack(rows)
         if self._split is None or not items or not isinstance(items[0], np.ndarray):
             return torch.stack(items)
         shapes = {item.shape for item in items}
@@ -349,14 +508,27 @@ class ImagePipeline:
         self._prepare()
         total = len(inputs) if hasattr(inputs, "__len__") else None  # type: ignore[arg-type]
         source_iter = enumerate(iter(inputs))
+        prepare = self.prepare_for_device if self.gpu_decode else self.prepare_input
+        sizer = self._new_sizer()
+        gate = DecodeGate(sizer.workers)
+        # Threads beyond the sizer's current choice wait at the gate holding no image.
         pool = (
-            ThreadPoolExecutor(self.num_workers, thread_name_prefix="imgemb-decode")
-            if self.num_workers > 0
+            ThreadPoolExecutor(self.max_workers, thread_name_prefix="imgemb-decode")
+            if self.max_workers > 0
             else None
         )
         pending: deque[tuple[int, Future[Any] | None, ImageInput | None]] = deque()
         exhausted = False
         limit = self.max_in_flight
+
+        def decode(source: ImageInput, index: int) -> Any:
+            with gate.slot():
+                self._local.decoded_bytes = 0
+                started = time.thread_time()  # CPU time: not inflated by sharing cores
+                try:
+                    return prepare(source, index)
+                finally:
+                    sizer.record_decode(time.thread_time() - started, self._local.decoded_bytes)
 
         def fill() -> None:
             nonlocal exhausted
@@ -369,38 +541,60 @@ class ImagePipeline:
                 if pool is None:
                     pending.append((index, None, source))
                 else:
-                    pending.append((index, pool.submit(self.prepare_input, source, index), None))
+                    pending.append((index, pool.submit(decode, source, index), None))
 
         bar = self._progress_bar(total)
         start = time.perf_counter()
         done = failed = 0
         try:
             while True:
-                tensors: list[Any] = []
+                items: list[Any] = []
                 indices: list[int] = []
                 errors: list[ImageLoadError] = []
+                waited = 0.0
                 fill()
-                while len(tensors) < self.batch_size and pending:
+                while len(items) < self.batch_size and pending:
                     index, future, source = pending.popleft()
                     try:
                         if future is None:
-                            tensor = self.prepare_input(source, index)  # type: ignore[arg-type]
+                            item = prepare(source, index)  # type: ignore[arg-type]
+                        elif future.done():
+                            item = future.result()
                         else:
-                            tensor = future.result()
+                            blocked = time.perf_counter()
+                            item = future.result()
+                            waited += time.perf_counter() - blocked
                     except ImageLoadError as err:
                         if self.on_error == "raise":
                             raise
                         errors.append(err)
                     else:
-                        tensors.append(tensor)
+                        items.append(item)
                         indices.append(index)
                     fill()
-                if not tensors and not errors:
+                if not items and not errors:
                     break
-                if tensors:
-                    vectors = self.forward(tensors)
+                busy = time.perf_counter()
+                if self.gpu_decode:
+                    items, indices = self._decode_on_device(items, indices, errors)
+                if items:
+                    vectors = self.forward(items)
                 else:
                     vectors = np.zeros((0, self.encoder.dim), dtype=np.float32)
+                busy = time.perf_counter() - busy
+                if pool is not None:
+                    ahead = [future for _, future, _ in itertools.islice(pending, self.batch_size)]
+                    next_ready = len(ahead) == self.batch_size and all(
+                        future is not None and future.done() for future in ahead
+                    )
+                    gate.set_limit(
+                        sizer.after_batch(
+                            images=len(items),
+                            wait_seconds=waited,
+                            busy_seconds=busy,
+                            next_ready=next_ready,
+                        )
+                    )
                 done += len(indices)
                 failed += len(errors)
                 self._report(bar, start, done, failed, total, len(indices) + len(errors))
@@ -412,8 +606,25 @@ class ImagePipeline:
             pending.clear()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+            if self.adaptive_workers:
+                with contextlib.suppress(TypeError):  # an encoder that cannot be weakly keyed
+                    _LAST_WORKERS.setdefault(self.encoder, {})[self.gpu_decode] = sizer.workers
             if bar is not None:
                 bar.close()
+
+    def _new_sizer(self) -> DecodeSizer:
+        start = self.num_workers
+        if self.adaptive_workers:
+            with contextlib.suppress(TypeError):
+                start = _LAST_WORKERS.get(self.encoder, {}).get(self.gpu_decode, start)
+        self._sizer = DecodeSizer(
+            device=self.encoder.device,
+            start=start,
+            max_workers=self.max_workers,
+            adaptive=self.adaptive_workers,
+        )
+        self._device_decoded = self._cpu_fallbacks = 0
+        return self._sizer
 
     def forward(self, items: list[Any]) -> np.ndarray:
         """Collate :meth:`prepare_input` outputs (or CHW tensors) and run the model:
@@ -428,7 +639,7 @@ class ImagePipeline:
         self._prepare()
         if self._channels_last:
             pixels = pixels.contiguous(memory_format=torch.channels_last)
-        if self.pin_memory:
+        if self.pin_memory and pixels.device.type == "cpu":
             pixels = pixels.pin_memory()  # encode_images copies with non_blocking=True
         with autocast_context(self.encoder.device, self.autocast_dtype):
             features = self.encoder.encode_images(pixels)
@@ -451,7 +662,10 @@ class ImagePipeline:
         if self.progress_callback is not None:
             elapsed = time.perf_counter() - start
             rate = done / elapsed if elapsed > 0 else 0.0
-            self.progress_callback(PipelineProgress(done, failed, total, elapsed, rate))
+            stats = self.stats
+            self.progress_callback(
+                PipelineProgress(done, failed, total, elapsed, rate, stats.workers, stats)
+            )
 
 
 def finish(features: torch.Tensor, normalize: bool) -> np.ndarray:

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from langchain_image_embeddings.encoders.runtimes import ExportedRuntime
+
 #: Tag meaning "the backend's recommended weights for this architecture".
 DEFAULT_WEIGHTS = "default"
 
@@ -64,6 +66,9 @@ class ImageEncoder(abc.ABC):
 
     #: Backend name, the part of the spec before the colon.
     backend: str = ""
+    #: An exported runtime (ONNX Runtime, OpenVINO) answering :meth:`encode_images` /
+    #: :meth:`encode_texts` instead of eager torch; set by ``runtimes.with_runtime``.
+    _runtime: ExportedRuntime | None = None
 
     def __init__(self, name: str, *, pretrained: str | None, device: str = "cpu") -> None:
         self.name = name
@@ -114,6 +119,11 @@ class ImageEncoder(abc.ABC):
             module.eval()
             module.to(self._device)
             self._loaded = True
+
+    @property
+    def runtime(self) -> str:
+        """Where inference runs: ``"torch"``, ``"onnx"`` or ``"openvino"``."""
+        return "torch" if self._runtime is None else self._runtime.name
 
     @property
     def is_loaded(self) -> bool:
@@ -199,6 +209,8 @@ class ImageEncoder(abc.ABC):
         import torch
 
         self.load()
+        if self._runtime is not None:
+            return self._runtime.encode_images(pixels)
         self._ensure_eval()
         with torch.inference_mode():
             return self.forward_images(pixels.to(self._device, non_blocking=True))
@@ -216,6 +228,10 @@ class ImageEncoder(abc.ABC):
         if not self.has_text:
             self.forward_texts(texts)  # raises the explanatory error
         self.load()
+        if self._runtime is not None:
+            features = self._runtime.encode_texts(list(texts))
+            if features is not None:
+                return features
         self._ensure_eval()
         with torch.inference_mode():
             return self.forward_texts(list(texts))
