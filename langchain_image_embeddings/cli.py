@@ -78,10 +78,14 @@ def _show_progress(args: argparse.Namespace) -> bool:
 
 
 def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """``--model-kwargs`` JSON, with ``--pretrained`` on top."""
+    """``--model-kwargs`` JSON, with ``--pretrained``, ``--runtime`` and ``--precision`` on
+    top (``ImageEmbeddings`` lifts ``runtime`` / ``precision`` out of ``model_kwargs``)."""
     kwargs: dict[str, Any] = dict(args.model_kwargs or {})
     if args.pretrained is not None:
         kwargs["pretrained"] = args.pretrained
+    for name in ("runtime", "precision"):
+        if getattr(args, name, None) is not None:
+            kwargs[name] = getattr(args, name)
     return kwargs
 
 
@@ -97,6 +101,25 @@ def _json_object(text: str) -> dict[str, Any]:
             f"got {text!r}"
         )
     return value
+
+
+def _recall_target(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a recall in (0, 1], e.g. 0.95")
+    return value
+
+
+def _memory_size(text: str) -> int:
+    from langchain_image_embeddings.vectorstores.faiss_index import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -231,7 +254,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             for row, path in enumerate(embedded):
                 best = int(np.argmax(sims[row]))
                 print(
-                    f"  {path.relative_to(root)} -> {embedded[best].relative_to(root)} ({sims[row, best]:.3f})"
+                    f"  {path.relative_to(lister.root)} -> {embedded[best].relative_to(lister.root)} ({sims[row, best]:.3f})"
                 )
         for err in errors:
             print(f"failed: {err.source}: {err.reason} [{err.code}]", file=sys.stderr)
@@ -280,7 +303,12 @@ def _open_for_write(args: argparse.Namespace) -> ImageVectorStore:
         show_progress=_show_progress(args),
     )
     return open_store(
-        args.store, embeddings, create=True, faiss_index=getattr(args, "faiss_index", None)
+        args.store,
+        embeddings,
+        create=True,
+        faiss_index=getattr(args, "faiss_index", None),
+        recall_target=getattr(args, "recall_target", None),
+        memory_budget=getattr(args, "memory_budget", None),
     )
 
 
@@ -553,7 +581,8 @@ Run 'imgemb COMMAND -h' for the options of a command.
 def _add_model_options(
     parser: argparse.ArgumentParser, *, default: str | None, model_help: str
 ) -> None:
-    """``--model``, ``--pretrained``, ``--model-kwargs`` and ``--device``."""
+    """``--model``, ``--pretrained``, ``--model-kwargs``, ``--device``, ``--runtime`` and
+    ``--precision``."""
     parser.add_argument("--model", default=default, metavar="SPEC", help=model_help)
     parser.add_argument(
         "--pretrained",
@@ -576,6 +605,21 @@ def _add_model_options(
         help="where the model runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps "
         "(default: auto)",
     )
+    parser.add_argument(
+        "--runtime",
+        choices=("torch", "onnx", "openvino"),
+        default=None,
+        help="inference runtime: torch (default), onnx (ONNX Runtime, extra [onnx]) or "
+        "openvino (extra [openvino]); both CPU-only, the model is exported once and cached "
+        "under $IMGEMB_CACHE_DIR (default ~/.cache/langchain-image-embeddings/runtimes)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "fp16", "bf16", "int8"),
+        default=None,
+        help="inference precision (default: auto = fp16 on CUDA, else fp32); int8 is dynamic "
+        "quantisation with --runtime onnx or openvino",
+    )
 
 
 def _add_progress_options(parser: argparse.ArgumentParser) -> None:
@@ -585,6 +629,13 @@ def _add_progress_options(parser: argparse.ArgumentParser) -> None:
         help="show progress bars even when stderr is not a terminal",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+_STORE_HELP = (
+    "store spec: faiss:PATH, chroma:PATH[#COLLECTION], chroma+http://HOST:PORT/COLLECTION "
+    f"or milvus+http://HOST:PORT/COLLECTION (default: {DEFAULT_STORE})"
+)
+_BATCH_HELP = "images per forward pass (default: 32)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -600,18 +651,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    store_help = (
-        "store spec: faiss:PATH, chroma:PATH[#COLLECTION], chroma+http://HOST:PORT/COLLECTION "
-        f"or milvus+http://HOST:PORT/COLLECTION (default: {DEFAULT_STORE})"
-    )
-    batch_help = "images per forward pass (default: 32)"
+    _add_embed_parsers(sub)
+    _add_index_parser(sub)
+    _add_query_parsers(sub)
+    _add_serve_parser(sub)
+    _add_finetune(sub)
+    from langchain_image_embeddings.scale.cli import add_parsers as add_scale_parsers
 
+    add_scale_parsers(sub)  # embed-dataset, load
+    return parser
+
+
+def _add_embed_parsers(sub: Any) -> None:
+    """``embed`` (a folder, no store), ``models`` and ``samples``."""
     embed = sub.add_parser("embed", help="embed every image in a folder and print a summary")
     embed.add_argument("directory", help="folder of images (searched recursively)")
     _add_model_options(
         embed, default=OFFLINE_MODEL, model_help=f"encoder spec (default: {OFFLINE_MODEL})"
     )
-    embed.add_argument("--batch-size", type=int, default=32, help=batch_help)
+    embed.add_argument("--batch-size", type=int, default=32, help=_BATCH_HELP)
     embed.add_argument("--out", metavar="FILE.npy", help="write the vectors as a .npy file")
     embed.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_progress_options(embed)
@@ -627,15 +685,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     samples.set_defaults(func=_cmd_samples)
 
+
+def _add_index_parser(sub: Any) -> None:
+    """``index``: sync a folder into a store."""
     index = sub.add_parser("index", help="index (sync) a folder of images into a vector store")
     index.add_argument("directory", help="folder of images (searched recursively)")
-    index.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=store_help)
+    index.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
     _add_model_options(
         index,
         default=None,
         model_help=f"encoder spec (default: the store's model, else {OFFLINE_MODEL})",
     )
-    index.add_argument("--batch-size", type=int, default=32, help=batch_help)
+    index.add_argument("--batch-size", type=int, default=32, help=_BATCH_HELP)
     index.add_argument(
         "--glob",
         action="append",
@@ -671,14 +732,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="FAISS stores: flat, hnsw, ivf-pq, auto (flat while small, HNSW, then IVF-PQ) or "
         "a faiss.index_factory string; default: the store's kind (new stores: flat)",
     )
+    index.add_argument(
+        "--recall-target",
+        type=_recall_target,
+        metavar="R",
+        help="FAISS stores: recall@10 (0-1] that efSearch/nprobe are tuned to, recorded in the "
+        "store; default: the store's (new stores: 0.95)",
+    )
+    index.add_argument(
+        "--memory-budget",
+        type=_memory_size,
+        metavar="SIZE",
+        help="FAISS stores: memory an HNSW index may take before --faiss-index auto picks "
+        "IVF-PQ, e.g. 2GB or 512MiB, recorded in the store; default: the store's (new stores: "
+        "half the machine's memory)",
+    )
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_progress_options(index)
     index.set_defaults(func=_cmd_index)
 
+
+def _add_query_parsers(sub: Any) -> None:
+    """``search``, ``info`` and ``duplicates``: read a store."""
     search = sub.add_parser("search", help="search a store by text (CLIP models) or by image")
     search.add_argument("query", nargs="?", help="text query (CLIP-type models)")
     search.add_argument("--image", metavar="PATH_OR_URL", help="query image: path or URL")
-    search.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=store_help)
+    search.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
     search.add_argument("-k", type=int, default=5, help="number of results (default: 5)")
     search.add_argument(
         "--filter",
@@ -696,14 +775,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(func=_cmd_search)
 
     info = sub.add_parser("info", help="describe a store: kind, size, model")
-    info.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=store_help)
+    info.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
     info.add_argument("--json", action="store_true", help="print the description as JSON")
     info.set_defaults(func=_cmd_info)
 
     duplicates = sub.add_parser(
         "duplicates", help="list groups of near-duplicate images in a store"
     )
-    duplicates.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=store_help)
+    duplicates.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
     duplicates.add_argument(
         "--threshold",
         type=float,
@@ -715,10 +794,13 @@ def build_parser() -> argparse.ArgumentParser:
     duplicates.add_argument("--json", action="store_true", help="print the groups as JSON")
     duplicates.set_defaults(func=_cmd_duplicates)
 
+
+def _add_serve_parser(sub: Any) -> None:
+    """``serve``: the search page and JSON API."""
     serve = sub.add_parser(
         "serve", help="serve a search page and JSON API over a store (extra [serve])"
     )
-    serve.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=store_help)
+    serve.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
     _add_model_options(
         serve,
         default=None,
@@ -752,9 +834,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="server log level (default: info)",
     )
     serve.set_defaults(func=_cmd_serve)
-
-    _add_finetune(sub)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

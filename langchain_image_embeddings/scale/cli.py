@@ -1,0 +1,248 @@
+"""``imgemb embed-dataset`` and ``imgemb load``: a corpus into Parquet shards, shards into a store.
+
+Registered by :func:`langchain_image_embeddings.cli.build_parser` through :func:`add_parsers`;
+like ``cli.py`` this module prints. Exit codes are those of
+:mod:`langchain_image_embeddings.exit_codes`: ``embed-dataset`` exits 1 when some inputs
+failed (they are listed; every other shard is written), 2 on a usage error (missing source,
+an actor pool that does not fit the cluster), 5 when the output folder or the store holds
+another model's vectors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from langchain_image_embeddings.cli import (
+    DEFAULT_STORE,
+    OFFLINE_MODEL,
+    _add_model_options,
+    _add_progress_options,
+    _model_kwargs,
+    _show_progress,
+)
+from langchain_image_embeddings.exit_codes import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
+
+
+def _bar(args: argparse.Namespace, total: int, unit: str, desc: str) -> Any:
+    if not _show_progress(args):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True)
+
+
+def _cmd_embed_dataset(args: argparse.Namespace) -> int:
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+    from langchain_image_embeddings.scale.embed import EmbedSettings, ShardDone, embed_dataset
+    from langchain_image_embeddings.scale.plan import plan_shards
+
+    plan = plan_shards(args.source, shard_size=args.shard_size, column=args.column)
+    if not plan.total:
+        print(f"error: no images in {plan.source}: nothing to embed", file=sys.stderr)
+        return EXIT_USAGE
+    bar = _bar(args, plan.total, "img", "embedding")
+
+    def progress(done: ShardDone) -> None:
+        if bar is not None:
+            bar.update(done.images)
+            bar.set_postfix(written=done.written, failed=done.failures, refresh=False)
+
+    embeddings = ImageEmbeddings(
+        args.model,
+        model_kwargs=_model_kwargs(args),
+        device=args.device,
+        batch_size=args.batch_size,
+        num_workers=args.decode_workers,
+    )
+    try:
+        if args.engine == "ray":
+            from langchain_image_embeddings.scale.ray import RayOptions, embed_dataset_ray
+
+            options = RayOptions(
+                address=args.ray_address,
+                num_actors=args.num_actors,
+                cpus_per_actor=args.num_cpus,
+                gpus_per_actor=args.num_gpus,
+                local_cpus=args.local_cpus,
+                progress_bars=_show_progress(args),
+            )
+            summary = embed_dataset_ray(
+                plan, args.out, EmbedSettings.of(embeddings), options, progress=progress
+            )
+        else:
+            summary = embed_dataset(plan, args.out, embeddings, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    report = {"source": plan.source, "out": str(args.out), "model": embeddings.model_id}
+    report.update(summary.as_dict())
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(
+            f"embedded {summary.embedded} of {summary.images} images ({len(summary.failures)} "
+            f"failed) from {plan.source} with {embeddings.model_id} into {args.out} "
+            f"[{summary.engine}]: {summary.shards_written} shards written, "
+            f"{summary.shards_skipped} already complete, {report['seconds']} s, "
+            f"{report['images_per_second']} img/s"
+        )
+        for source, code, reason in summary.failures:
+            print(f"failed: {source}: {reason} [{code}]", file=sys.stderr)
+        if summary.stale:
+            print(
+                f"warning: {len(summary.stale)} shard file(s) in {args.out} are not in this plan "
+                f"(another source?): {', '.join(summary.stale[:5])}; 'imgemb load' would load them",
+                file=sys.stderr,
+            )
+    return EXIT_INPUT_ERRORS if summary.failures else EXIT_OK
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+    from langchain_image_embeddings.scale.load import load_shards
+    from langchain_image_embeddings.scale.shards import read_shard_info, shard_files
+    from langchain_image_embeddings.vectorstores import open_store
+
+    files = shard_files(args.shards)
+    first = read_shard_info(files[0])
+    kwargs = {**first.model_kwargs, **_model_kwargs(args)}
+    embeddings = ImageEmbeddings(
+        args.model or str(first.model_record["model"]),
+        model_kwargs=kwargs,
+        device=args.device,
+    )
+    total_rows = sum(read_shard_info(f).rows for f in files)
+    store = open_store(args.store, embeddings, create=True)
+    bar = _bar(args, total_rows, "row", "loading")
+    try:
+        report = load_shards(
+            store,
+            args.shards,
+            batch_size=args.batch_size,
+            replace_changed=args.replace_changed,
+            progress=None if bar is None else bar.update,
+        )
+        count = len(store)
+    finally:
+        if bar is not None:
+            bar.close()
+        store.close()
+    result = report.result
+    summary = {
+        "shards": report.shards,
+        "rows": report.rows,
+        "store": args.store,
+        "model": embeddings.model_id,
+        "added": len(result.added),
+        "already_in_store": len(result.skipped),
+        "duplicates": len(result.duplicates),
+        "failed_in_shards": len(result.failures),
+        "total": count,
+        "seconds": round(report.seconds, 2),
+        "rows_per_second": round(report.rows_per_second, 1),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"loaded {summary['rows']} rows from {summary['shards']} shard(s) into {args.store}: "
+            f"added {summary['added']}, already in store {summary['already_in_store']}, "
+            f"duplicates {summary['duplicates']}, failed at embedding {summary['failed_in_shards']} "
+            f"({count} in store, {summary['seconds']} s, {summary['rows_per_second']} rows/s)"
+        )
+    return EXIT_OK
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ``embed-dataset`` and ``load`` on ``imgemb``'s subparsers."""
+    embed = sub.add_parser(
+        "embed-dataset",
+        help="embed a folder or a table of URIs into Parquet shards (local or Ray engine)",
+        description="Embed SRC into OUT/shard-NNNNNN.parquet, one row per image, each shard "
+        "written atomically. A rerun skips complete shards; a killed run resumes.",
+    )
+    embed.add_argument("source", metavar="SRC", help="folder of images, or a .parquet/.csv of URIs")
+    embed.add_argument("--out", required=True, metavar="DIR", help="folder of the shard files")
+    embed.add_argument(
+        "--column", default=None, help="URI column of a table SRC (default: uri, path or source)"
+    )
+    embed.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process; ray: Ray Data (extra [ray]) (default: local)",
+    )
+    embed.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="join a running Ray cluster ('auto' or HOST:PORT); default: start a local Ray",
+    )
+    embed.add_argument(
+        "--shard-size", type=int, default=1000, metavar="N", help="images per shard (default: 1000)"
+    )
+    _add_model_options(
+        embed, default=OFFLINE_MODEL, model_help=f"encoder spec (default: {OFFLINE_MODEL})"
+    )
+    embed.add_argument(
+        "--batch-size", type=int, default=32, help="images per forward pass (default: 32)"
+    )
+    embed.add_argument(
+        "--decode-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="decode threads per model (default: the pipeline's; Ray CPU actors: --num-cpus)",
+    )
+    embed.add_argument(
+        "--num-actors", type=int, default=None, help="Ray: models at once (default: as many as fit)"
+    )
+    embed.add_argument(
+        "--num-cpus",
+        type=float,
+        default=1.0,
+        help="Ray: CPUs per actor (default: 1; one CPU always stays free for reading)",
+    )
+    embed.add_argument(
+        "--num-gpus", type=float, default=0.0, help="Ray: GPUs per actor (default: 0; 1 per GPU)"
+    )
+    embed.add_argument(
+        "--local-cpus", type=int, default=None, help="Ray: CPUs of a local Ray (default: all)"
+    )
+    embed.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_progress_options(embed)
+    embed.set_defaults(func=_cmd_embed_dataset)
+
+    load = sub.add_parser(
+        "load",
+        help="bulk-load Parquet shards into a store without re-embedding",
+        description="Add the vectors of SHARDS (a shard file or a folder of them) to a store. "
+        "The shards' model must be the store's; a rerun adds nothing.",
+    )
+    load.add_argument("shards", metavar="SHARDS", help="shard folder or file")
+    load.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        metavar="SPEC",
+        help=f"store spec, as for 'imgemb index' (default: {DEFAULT_STORE})",
+    )
+    _add_model_options(
+        load, default=None, model_help="encoder spec (default: the one recorded in the shards)"
+    )
+    load.add_argument(
+        "--batch-size",
+        type=int,
+        default=4096,
+        help="rows read and written per step (default: 4096)",
+    )
+    load.add_argument(
+        "--replace-changed",
+        action="store_true",
+        help="a path whose bytes changed leaves its old record (scans the store per batch)",
+    )
+    load.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_progress_options(load)
+    load.set_defaults(func=_cmd_load)

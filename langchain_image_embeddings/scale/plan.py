@@ -1,0 +1,215 @@
+"""The shard plan: a source of images cut into numbered, deterministic shards.
+
+A source is a folder (every image file under it, sorted as
+:class:`~langchain_image_embeddings.document_loaders.ImageDirectoryLoader` walks it), a list
+of paths/URIs (kept in the given order), or a Parquet/CSV table with a column of URIs. The
+plan cuts the inputs, in order, into shards of ``shard_size``; shard ``i`` is written to
+``shard-<i>.parquet``. The same source gives the same shards, so a rerun maps every input to
+the same shard file and can skip the shards already written.
+
+Each shard carries a digest of its inputs (the URIs and, for local files, their size and
+modification time): a shard file written for other inputs, or for files changed since, no
+longer matches its shard and is embedded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from langchain_image_embeddings.scale._deps import require_pyarrow
+from langchain_image_embeddings.scale.inputs import PYARROW_SCHEMES, scheme_of
+
+#: Default number of images per shard (a few minutes of work on one CPU model).
+DEFAULT_SHARD_SIZE = 1000
+
+#: Shard files are ``<SHARD_PREFIX><index, 6 digits><SHARD_SUFFIX>``.
+SHARD_PREFIX = "shard-"
+SHARD_SUFFIX = ".parquet"
+
+Source = str | os.PathLike[str] | Sequence[str]
+
+
+def shard_file_name(index: int) -> str:
+    """The file name of shard ``index``: ``shard-000042.parquet``."""
+    return f"{SHARD_PREFIX}{index:06d}{SHARD_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One shard of a plan: its number, inputs and their digest.
+
+    Attributes:
+        index: Position of the shard in the plan (0-based).
+        inputs: Paths/URIs, in plan order.
+        digest: SHA-256 of the inputs (and, for local files, their size and mtime).
+
+    Example:
+        >>> shard = Shard(0, ("a.jpg", "b.jpg"), "0" * 64)
+        >>> shard.file_name, len(shard)
+        ('shard-000000.parquet', 2)
+    """
+
+    index: int
+    inputs: tuple[str, ...]
+    digest: str
+
+    @property
+    def file_name(self) -> str:
+        """``shard-<index>.parquet``."""
+        return shard_file_name(self.index)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """A source cut into shards (see :func:`plan_shards`).
+
+    Attributes:
+        shards: The shards, by index.
+        source: What the plan was made from, for messages.
+        shard_size: Inputs per shard (the last one may hold fewer).
+
+    Example:
+        >>> plan = plan_shards(["a.jpg", "b.jpg", "c.jpg"], shard_size=2)
+        >>> [s.inputs for s in plan.shards]
+        [('a.jpg', 'b.jpg'), ('c.jpg',)]
+    """
+
+    shards: tuple[Shard, ...]
+    source: str
+    shard_size: int
+
+    @property
+    def total(self) -> int:
+        """Number of inputs over all shards."""
+        return sum(len(s) for s in self.shards)
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+
+def _stamp(uri: str) -> str:
+    """What identifies an input's current content cheaply: its URI, plus size and mtime for
+    a local file (one ``stat``; a missing file is just its URI)."""
+    if "://" in uri or uri.startswith("data:"):
+        return uri
+    try:
+        st = os.stat(uri)
+    except (OSError, ValueError):
+        return uri
+    return f"{uri}\0{st.st_size}\0{st.st_mtime_ns}"
+
+
+def shard_digest(inputs: Iterable[str]) -> str:
+    """SHA-256 over the stamps of ``inputs`` (see :class:`Shard`)."""
+    digest = hashlib.sha256()
+    for uri in inputs:
+        digest.update(_stamp(uri).encode("utf-8", "surrogateescape"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def list_source(source: Source, *, column: str | None = None) -> tuple[list[str], str]:
+    """The inputs of a source, in plan order, and a description of it.
+
+    Args:
+        source: A folder, a ``.parquet`` / ``.csv`` file (with ``column``), or a sequence of
+            paths/URIs.
+        column: The column of URIs of a table source (default: ``"uri"``, else ``"path"``,
+            else ``"source"``).
+
+    Raises:
+        ValueError: The source is missing, empty of images, or the column is absent.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        inputs = [os.fspath(s) for s in source]
+        return inputs, f"{len(inputs)} URIs"
+    text = os.fspath(source)
+    if scheme_of(text) in PYARROW_SCHEMES:  # a table of URIs in object storage
+        if not text.lower().endswith((".parquet", ".csv")):
+            raise ValueError(f"source {text}: only a .parquet/.csv table of URIs can be remote")
+        return _table_column(text, column), f"{text} (column {column or 'uri'})"
+    path = Path(source)
+    if path.is_dir():
+        from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
+
+        loader = ImageDirectoryLoader(path)
+        # Same walk, same absolute sources as sync_directory / add_documents(loader.load()).
+        return [str(p) for p in loader.iter_paths()], str(path)
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".csv") and path.is_file():
+        return _table_column(path, column), f"{path} (column {column or 'uri'})"
+    if not path.exists():
+        raise ValueError(f"source {path} does not exist")
+    raise ValueError(
+        f"source {path} is neither a folder nor a .parquet/.csv table of URIs "
+        "(pass a list of paths for single files)"
+    )
+
+
+def _table_column(path: Path | str, column: str | None) -> list[str]:
+    """The URI column of a local or object-storage (``s3://``, ``gs://`` ...) table."""
+    require_pyarrow()
+    import pyarrow.csv as pacsv
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    filesystem, where = (
+        pafs.FileSystem.from_uri(path) if isinstance(path, str) else (None, str(path))
+    )
+    if str(path).lower().endswith(".csv"):
+        if filesystem is None:
+            table = pacsv.read_csv(where)
+        else:
+            with filesystem.open_input_stream(where) as stream:
+                table = pacsv.read_csv(stream)
+    else:
+        table = pq.read_table(where, filesystem=filesystem)
+    names = table.column_names
+    wanted = [column] if column else [c for c in ("uri", "path", "source") if c in names][:1]
+    if not wanted or wanted[0] not in names:
+        raise ValueError(
+            f"{path} has no column {column or 'uri/path/source'!r} of URIs; its columns: "
+            f"{', '.join(names)} (choose one with column=... / --column)"
+        )
+    values = table.column(wanted[0]).to_pylist()
+    return [str(v) for v in values if v is not None and str(v) != ""]
+
+
+def plan_shards(
+    source: Source, *, shard_size: int = DEFAULT_SHARD_SIZE, column: str | None = None
+) -> ShardPlan:
+    """Cut a source into shards of ``shard_size`` inputs, deterministically.
+
+    Args:
+        source: A folder, a ``.parquet``/``.csv`` table of URIs, or a list of paths/URIs.
+        shard_size: Inputs per shard.
+        column: The URI column of a table source.
+
+    Returns:
+        The plan; the same source (unchanged files) always gives the same shards.
+
+    Raises:
+        ValueError: A bad ``shard_size``, a missing source or column.
+
+    Example:
+        >>> plan = plan_shards(["a.jpg", "b.jpg", "c.jpg"], shard_size=2)
+        >>> [s.file_name for s in plan.shards]
+        ['shard-000000.parquet', 'shard-000001.parquet']
+    """
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be at least 1, not {shard_size}")
+    inputs, described = list_source(source, column=column)
+    shards = tuple(
+        Shard(n, tuple(chunk), shard_digest(chunk))
+        for n, chunk in enumerate(
+            inputs[i : i + shard_size] for i in range(0, len(inputs), shard_size)
+        )
+    )
+    return ShardPlan(shards, described, shard_size)

@@ -1,0 +1,484 @@
+"""The ``ray`` engine: the same shard plan run on Ray Data (extra ``[ray]``).
+
+Ray only schedules: reads run as Ray tasks (:func:`read_batch`: bytes, hash and header of
+each input, through :func:`~langchain_image_embeddings.scale.inputs.read_input`), decoding
+and the model run in an actor pool (:class:`ShardEmbedder`: one model per actor, its own
+:class:`~langchain_image_embeddings.pipeline.ImagePipeline`), and the driver writes each
+shard file atomically as soon as all its rows are back (Ray Data's ``write_parquet``
+appends, so a rerun would double the rows). A rerun skips complete shards; a killed driver
+loses only the shards not yet written.
+
+Local runs start a private Ray (no dashboard, every server bound to 127.0.0.1, its temporary
+folder under the output folder, token auth off so nothing is written to the home directory)
+and shut it down afterwards; ``address="auto"`` or ``"HOST:PORT"`` joins an existing cluster.
+
+Sizing trap (measured): an actor pool that takes every CPU leaves none for the read tasks
+and the job hangs without an error. :func:`size_actor_pool` keeps at least one CPU free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.scale._deps import require_ray
+from langchain_image_embeddings.scale.embed import (
+    EmbedSettings,
+    Progress,
+    RunSummary,
+    ShardDone,
+    prepare_out_dir,
+    store_batch,
+)
+from langchain_image_embeddings.scale.inputs import read_input
+from langchain_image_embeddings.scale.plan import Shard, ShardPlan
+from langchain_image_embeddings.scale.shards import (
+    ShardRows,
+    is_complete,
+    read_shard_info,
+    write_shard,
+)
+from langchain_image_embeddings.vectorstores.records import model_record
+
+#: Unix socket paths are limited to 107 bytes; Ray puts its sockets ~60 characters below
+#: its temporary folder, so a longer folder is replaced by a short one in /tmp.
+_MAX_TEMP_DIR = 44
+
+#: CPUs reserved per read task. Reading is I/O and hashing; a fraction lets two reads share
+#: the CPU left free, and keeps Ray Data from fusing the reads into the actor pool.
+_READ_CPUS = 0.5
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """How the plan runs on Ray.
+
+    Attributes:
+        address: ``None`` starts a local Ray (shut down afterwards); ``"auto"`` or
+            ``"HOST:PORT"`` joins a running cluster.
+        num_actors: Models running at once (``None``: as many as fit, one CPU left free).
+        cpus_per_actor: CPUs reserved per actor (its decode threads and, on CPU, the model).
+        gpus_per_actor: GPUs per actor (1 = one model per GPU; fractions share a GPU).
+        actor_batch_size: Images handed to an actor per call (``None``: 4 model batches,
+            so that decoding overlaps the model inside the actor).
+        read_batch_size: Inputs per read task call.
+        local_cpus: CPUs of a local Ray (``None``: all of this machine's).
+        temp_dir: Ray's temporary folder for a local Ray (``None``: ``OUT/_ray``).
+        progress_bars: Show Ray Data's own progress bars.
+
+    Example:
+        >>> RayOptions(address="auto", gpus_per_actor=1).gpus_per_actor
+        1
+    """
+
+    address: str | None = None
+    num_actors: int | None = None
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+    actor_batch_size: int | None = None
+    read_batch_size: int = 32
+    local_cpus: int | None = None
+    temp_dir: str | None = None
+    progress_bars: bool = False
+
+
+def size_actor_pool(
+    resources: dict[str, float], options: RayOptions, batches: int | None = None
+) -> int:
+    """How many actors to start: as many as fit with at least one CPU left for the read
+    tasks, at most ``options.num_actors`` and at most ``batches``.
+
+    Raises:
+        ValueError: The pool cannot fit (naming the CPUs/GPUs asked and available): a pool
+            taking every CPU would hang the job silently.
+
+    Example:
+        >>> size_actor_pool({"CPU": 2.0}, RayOptions(cpus_per_actor=1))
+        1
+    """
+    cpus = float(resources.get("CPU", 0.0))
+    gpus = float(resources.get("GPU", 0.0))
+    if options.cpus_per_actor < 0 or options.gpus_per_actor < 0:
+        raise ValueError("cpus_per_actor and gpus_per_actor must be >= 0")
+    fit = math.inf
+    if options.cpus_per_actor > 0:
+        fit = math.floor((cpus - 1.0) / options.cpus_per_actor + 1e-9)
+        if fit < 1:
+            raise ValueError(
+                f"an actor of {options.cpus_per_actor:g} CPU(s) leaves no CPU for the read "
+                f"tasks on a Ray cluster of {cpus:g} CPU(s) (the job would hang without an "
+                "error): lower cpus_per_actor (--num-cpus) or add CPUs"
+            )
+    if options.gpus_per_actor > 0:
+        by_gpu = math.floor(gpus / options.gpus_per_actor + 1e-9)
+        if by_gpu < 1:
+            raise ValueError(
+                f"actors of {options.gpus_per_actor:g} GPU(s) cannot run on a Ray cluster "
+                f"with {gpus:g} GPU(s): use gpus_per_actor=0 (--num-gpus 0) or a GPU cluster"
+            )
+        fit = min(fit, by_gpu)
+    if options.num_actors is not None:
+        if options.num_actors < 1:
+            raise ValueError(f"num_actors must be at least 1, not {options.num_actors}")
+        if options.num_actors > fit:
+            raise ValueError(
+                f"{options.num_actors} actors of {options.cpus_per_actor:g} CPU(s) and "
+                f"{options.gpus_per_actor:g} GPU(s) do not fit a Ray cluster of {cpus:g} CPU(s) "
+                f"and {gpus:g} GPU(s) with one CPU left for the read tasks (at most {fit})"
+            )
+        fit = options.num_actors
+    if fit == math.inf:
+        fit = max(1, int(cpus) - 1)
+    return int(max(1, min(fit, batches if batches else fit)))
+
+
+def _short_temp_dir(wanted: Path) -> tuple[str, str | None]:
+    """Ray's temp folder: ``wanted`` when short enough, else a new one in the system temp
+    folder (returned second, to delete afterwards)."""
+    if len(str(wanted.resolve())) <= _MAX_TEMP_DIR:
+        wanted.mkdir(parents=True, exist_ok=True)
+        return str(wanted.resolve()), None
+    made = tempfile.mkdtemp(prefix="imgemb-ray-")
+    return made, made
+
+
+@contextlib.contextmanager
+def ray_session(options: RayOptions, out_dir: Path) -> Iterator[Any]:
+    """Use the Ray this process is connected to, join ``options.address``, or start a local
+    Ray for the duration (shut down and its temp folder removed afterwards)."""
+    ray = require_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    if options.address is not None:
+        ray.init(address=options.address, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+        return
+    temp, made = _short_temp_dir(Path(options.temp_dir or out_dir / "_ray"))
+    start_local_ray(temp, num_cpus=options.local_cpus)
+    try:
+        yield ray
+    except BaseException:
+        stop_local_ray()
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise  # a failed run keeps OUT/_ray (Ray's logs) for a look
+    stop_local_ray()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+#: Environment of a private local Ray: token auth off (it would write a token into the home
+#: directory), no usage reporting, and the node address taken as 127.0.0.1 (with Ray's
+#: default, every Ray server listens on all interfaces and the node IP is the machine's).
+_LOCAL_ENV = {
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+}
+_restore: list[tuple[dict[str, str | None], bool]] = []
+
+
+def start_local_ray(temp_dir: str, *, num_cpus: int | None = None) -> None:
+    """Start a private local Ray: no dashboard, 127.0.0.1 only, files under ``temp_dir``.
+
+    Sets :data:`_LOCAL_ENV` for this process and the Ray processes it starts (undone by
+    :func:`stop_local_ray`), so that every Ray server binds to 127.0.0.1 and nothing is
+    written to the home directory.
+
+    Example:
+        .. code-block:: python
+
+            start_local_ray("/tmp/imgemb-ray", num_cpus=2)
+            stop_local_ray()
+    """
+    ray = require_ray()
+    from ray._private import ray_constants
+
+    _restore.append(({k: os.environ.get(k) for k in _LOCAL_ENV}, ray_constants.ENABLE_RAY_CLUSTER))
+    os.environ.update(_LOCAL_ENV)
+    # Read once when ray was imported: this process must resolve its node IP to 127.0.0.1
+    # too (ray.init(_node_ip_address="127.0.0.1") alone is turned into the machine's IP).
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            _temp_dir=temp_dir,
+            log_to_driver=False,
+            logging_level=logging.WARNING,  # no INFO banner: the command prints its own summary
+        )
+    except BaseException:
+        _undo_local_env()
+        raise
+
+
+def stop_local_ray() -> None:
+    """Shut down a Ray started by :func:`start_local_ray` and restore the environment."""
+    ray = require_ray()
+    ray.shutdown()
+    _undo_local_env()
+
+
+def _undo_local_env() -> None:
+    if not _restore:
+        return
+    from ray._private import ray_constants
+
+    env, flag = _restore.pop()
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    ray_constants.ENABLE_RAY_CLUSTER = flag
+
+
+def read_batch(batch: dict[str, Any], options: Any) -> dict[str, Any]:
+    """Ray read task: each input's bytes and metadata (JSON), or its error code."""
+    import numpy as np
+
+    uris = [str(u) for u in batch["uri"]]
+    data: list[bytes] = []
+    metas: list[str] = []
+    codes: list[str] = []
+    reasons: list[str] = []
+    for uri in uris:
+        try:
+            meta, payload = read_input(uri, options)
+        except ImageLoadError as err:
+            data.append(b"")
+            metas.append(json.dumps({"source": err.source}))
+            codes.append(err.code)
+            reasons.append(err.reason)
+            continue
+        data.append(payload)
+        metas.append(json.dumps(meta))
+        codes.append("")
+        reasons.append("")
+    return {
+        "shard": np.asarray(batch["shard"], dtype=np.int64),
+        "pos": np.asarray(batch["pos"], dtype=np.int64),
+        "data": np.array(data, dtype=object),
+        "meta": np.array(metas, dtype=object),
+        "error_code": np.array(codes, dtype=object),
+        "error": np.array(reasons, dtype=object),
+    }
+
+
+class ShardEmbedder:
+    """Ray actor: one model, decoding and embedding the bytes the read tasks produced.
+
+    Example:
+        .. code-block:: python
+
+            embedder = ShardEmbedder(EmbedSettings("timm:efficientnet_lite0"), device="cpu")
+            out = embedder(read_batch({"shard": [0], "pos": [0], "uri": ["cat.jpg"]}, None))
+    """
+
+    def __init__(self, settings: EmbedSettings, device: str, num_workers: int | None) -> None:
+        if num_workers is not None and settings.options.get("num_workers") is None:
+            settings = settings.with_options(num_workers=num_workers)
+        self.embeddings = settings.create(device=device)
+        self.dim = int(self.embeddings.dim)  # loads the model once per actor
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        codes = [str(c) for c in batch["error_code"]]
+        reasons = [str(r) for r in batch["error"]]
+        errors: list[tuple[str, str] | None] = [
+            (c, r) if c else None for c, r in zip(codes, reasons, strict=True)
+        ]
+        positions = [i for i, c in enumerate(codes) if not c]
+        vectors = np.zeros((len(codes), self.dim), dtype=np.float32)
+        payloads = [bytes(batch["data"][i]) for i in positions]
+        for result in self.embeddings.pipeline("skip").run(payloads):
+            store_batch(result.indices, result.vectors, result.errors, positions, vectors, errors)
+        return {
+            "shard": batch["shard"],
+            "pos": batch["pos"],
+            "meta": batch["meta"],
+            "error_code": np.array([e[0] if e else "" for e in errors], dtype=object),
+            "error": np.array([e[1] if e else "" for e in errors], dtype=object),
+            "vector": vectors,
+        }
+
+
+@dataclass
+class _Pending:
+    """Rows of one shard received so far (the driver writes the shard when complete)."""
+
+    shard: Shard
+    dim: int
+    got: int = 0
+    metas: list[dict[str, Any] | None] = field(default_factory=list)
+    errors: list[tuple[str, str] | None] = field(default_factory=list)
+    vectors: Any = None
+
+    def __post_init__(self) -> None:
+        import numpy as np
+
+        n = len(self.shard)
+        self.metas = [None] * n
+        self.errors = [None] * n
+        self.vectors = np.zeros((n, self.dim), dtype=np.float32)
+
+    def add(self, pos: int, meta: str, code: str, reason: str, vector: Any) -> bool:
+        parsed = json.loads(meta)
+        if code:
+            self.errors[pos] = (code, reason)
+            self.metas[pos] = {"source": parsed.get("source", self.shard.inputs[pos])}
+        else:
+            self.metas[pos] = parsed
+            self.vectors[pos] = vector
+        self.got += 1
+        return self.got == len(self.shard)
+
+
+def _quiet_ray_data(progress_bars: bool) -> None:
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = progress_bars
+    for name in ("print_on_execution_start", "enable_operator_progress_bars"):
+        if hasattr(ctx, name) and not progress_bars:
+            setattr(ctx, name, False)
+
+
+def embed_dataset_ray(
+    plan: ShardPlan,
+    out_dir: str | os.PathLike[str],
+    settings: EmbedSettings,
+    options: RayOptions | None = None,
+    *,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Embed every shard of ``plan`` not yet complete in ``out_dir``, on Ray Data.
+
+    Args:
+        plan: From :func:`~langchain_image_embeddings.scale.plan.plan_shards`.
+        out_dir: Folder of the shard files (on a cluster: the driver's disk, or a shared one).
+        settings: The model, rebuilt in every actor (see :meth:`EmbedSettings.of`).
+        options: Cluster address and actor sizing (default: a local Ray, CPU actors).
+        progress: Called after every shard (written or skipped).
+
+    Returns:
+        The same summary as the local engine (``engine="ray"``).
+
+    Raises:
+        ValueError: The actor pool does not fit the cluster (see :func:`size_actor_pool`).
+        ModelMismatchError: ``out_dir`` holds shards of another model.
+        MissingDependencyError: Ray Data is not installed.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.scale import EmbedSettings, plan_shards
+            from langchain_image_embeddings.scale.ray import RayOptions, embed_dataset_ray
+
+            plan = plan_shards("photos", shard_size=1000)
+            settings = EmbedSettings("open_clip:ViT-B-32", batch_size=256)
+            embed_dataset_ray(plan, "shards", settings, RayOptions(address="auto", gpus_per_actor=1))
+    """
+    options = options or RayOptions()
+    require_ray()
+    started = time.perf_counter()
+    out, stale = prepare_out_dir(out_dir, plan)
+    summary = RunSummary("ray", images=plan.total, stale=stale)
+    probe = settings.create(device="cpu")  # the model record stores check (no device needed)
+    record = model_record(probe)
+    dim = int(record["dim"])
+    del probe
+    pending: list[Shard] = []
+    for shard in plan.shards:
+        path = out / shard.file_name
+        if is_complete(path, shard, record):
+            summary.shards_skipped += 1
+            if progress is not None:
+                progress(ShardDone(shard, False, len(shard), read_shard_info(path).failures))
+        else:
+            pending.append(shard)
+    if pending:
+        with ray_session(options, out) as ray:
+            _run(ray, pending, out, settings, options, record, dim, summary, progress)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run(
+    ray: Any,
+    pending: list[Shard],
+    out: Path,
+    settings: EmbedSettings,
+    options: RayOptions,
+    record: dict[str, Any],
+    dim: int,
+    summary: RunSummary,
+    progress: Progress | None,
+) -> None:
+    import ray.data
+
+    _quiet_ray_data(options.progress_bars)
+    actor_batch = options.actor_batch_size or settings.batch_size * 4
+    items = [
+        {"shard": s.index, "pos": p, "uri": uri} for s in pending for p, uri in enumerate(s.inputs)
+    ]
+    batches = math.ceil(len(items) / actor_batch)
+    actors = size_actor_pool(ray.cluster_resources(), options, batches)
+    device = "cuda" if options.gpus_per_actor > 0 else "cpu"
+    threads = None if device == "cuda" else max(1, int(options.cpus_per_actor))
+    blocks = max(1, min(len(items) // max(1, options.read_batch_size), 1000))
+    dataset = ray.data.from_items(items, override_num_blocks=blocks)
+    dataset = dataset.map_batches(
+        read_batch,
+        fn_kwargs={"options": settings.load_options},
+        batch_size=options.read_batch_size,
+        # Not the actors' CPU count: Ray Data would then fuse the reads into the actors.
+        num_cpus=_READ_CPUS,
+    )
+    dataset = dataset.map_batches(
+        ShardEmbedder,
+        fn_constructor_kwargs={"settings": settings, "device": device, "num_workers": threads},
+        batch_size=actor_batch,
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=options.cpus_per_actor,
+        num_gpus=options.gpus_per_actor or None,
+    )
+    by_index = {s.index: s for s in pending}
+    partial: dict[int, _Pending] = {}
+    kwargs = dict(settings.model_kwargs)
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        for i in range(len(batch["shard"])):
+            index = int(batch["shard"][i])
+            state = partial.get(index)
+            if state is None:
+                state = partial[index] = _Pending(by_index[index], dim)
+            done = state.add(
+                int(batch["pos"][i]),
+                str(batch["meta"][i]),
+                str(batch["error_code"][i]),
+                str(batch["error"][i]),
+                batch["vector"][i],
+            )
+            if done:
+                rows = ShardRows(state.shard, state.metas, state.vectors, state.errors)
+                write_shard(out, rows, record, kwargs)
+                summary.record(rows)
+                del partial[index]
+                if progress is not None:
+                    progress(ShardDone(state.shard, True, len(state.shard), rows.failures))
