@@ -3,8 +3,10 @@ real photos from scikit-image. Nothing here touches the network."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Exported ONNX/OpenVINO models go to a throwaway cache, never into the home directory
+# (subprocesses and doc examples inherit it; tests that check the cache set their own).
+if "IMGEMB_CACHE_DIR" not in os.environ:
+    os.environ["IMGEMB_CACHE_DIR"] = tempfile.mkdtemp(prefix="imgemb-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["IMGEMB_CACHE_DIR"], True)
 
 TINY_CLIP = "lie-tiny-clip"
 TINY_CLIP_CONFIG = Path(__file__).with_name("tiny_clip.json")

@@ -10,6 +10,7 @@ first missing shard.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_image_embeddings.errors import EncoderError, ImageLoadError
+from langchain_image_embeddings.errors import EncoderError, ImageLoadError, StoreLockedError
 from langchain_image_embeddings.images import ImageLoadOptions
 from langchain_image_embeddings.scale.inputs import read_input
 from langchain_image_embeddings.scale.plan import Shard, ShardPlan
@@ -276,6 +277,34 @@ def store_batch(
             vectors[pos] = batch_vectors[row]
 
 
+@contextlib.contextmanager
+def writing_shards(
+    out_dir: str | os.PathLike[str], plan: ShardPlan
+) -> Iterator[tuple[Path, list[str]]]:
+    """Hold the shard folder's writer lock for a run; yields :func:`prepare_out_dir`'s result.
+
+    Two runs into one folder would delete each other's in-flight temporary files; the second
+    one fails at once instead.
+
+    Raises:
+        StoreLockedError: Another process is writing shards into ``out_dir``.
+    """
+    from langchain_image_embeddings.vectorstores.locking import StoreLock
+
+    lock = StoreLock(out_dir)
+    try:
+        lock.acquire()
+    except StoreLockedError as exc:
+        raise StoreLockedError(
+            f"{out_dir} is being written by another embed-dataset run ({exc}); wait for it, "
+            "or write into another folder"
+        ) from exc
+    try:
+        yield prepare_out_dir(out_dir, plan)
+    finally:
+        lock.release()
+
+
 def prepare_out_dir(out_dir: str | os.PathLike[str], plan: ShardPlan) -> tuple[Path, list[str]]:
     """Create the output folder, delete temporary files of a killed run, list stale shards."""
     out = Path(out_dir)
@@ -320,20 +349,20 @@ def embed_dataset(
             summary = embed_dataset(plan, "shards", ImageEmbeddings("timm:efficientnet_lite0"))
     """
     started = time.perf_counter()
-    out, stale = prepare_out_dir(out_dir, plan)
-    summary = RunSummary("local", images=plan.total, stale=stale)
-    record = model_record(embeddings)
-    for shard in plan.shards:
-        path = out / shard.file_name
-        if is_complete(path, shard, record):
-            summary.shards_skipped += 1
+    with writing_shards(out_dir, plan) as (out, stale):
+        summary = RunSummary("local", images=plan.total, stale=stale)
+        record = model_record(embeddings)
+        for shard in plan.shards:
+            path = out / shard.file_name
+            if is_complete(path, shard, record):
+                summary.shards_skipped += 1
+                if progress is not None:
+                    progress(ShardDone(shard, False, len(shard), read_shard_info(path).failures))
+                continue
+            rows = embed_shard(shard, embeddings)
+            write_shard(out, rows, record, dict(embeddings.model_kwargs))
+            summary.record(rows)
             if progress is not None:
-                progress(ShardDone(shard, False, len(shard), read_shard_info(path).failures))
-            continue
-        rows = embed_shard(shard, embeddings)
-        write_shard(out, rows, record, dict(embeddings.model_kwargs))
-        summary.record(rows)
-        if progress is not None:
-            progress(ShardDone(shard, True, len(shard), rows.failures))
+                progress(ShardDone(shard, True, len(shard), rows.failures))
     summary.seconds = time.perf_counter() - started
     return summary

@@ -38,8 +38,8 @@ from langchain_image_embeddings.scale.embed import (
     Progress,
     RunSummary,
     ShardDone,
-    prepare_out_dir,
     store_batch,
+    writing_shards,
 )
 from langchain_image_embeddings.scale.inputs import read_input
 from langchain_image_embeddings.scale.plan import Shard, ShardPlan
@@ -398,24 +398,24 @@ def embed_dataset_ray(
     options = options or RayOptions()
     require_ray()
     started = time.perf_counter()
-    out, stale = prepare_out_dir(out_dir, plan)
-    summary = RunSummary("ray", images=plan.total, stale=stale)
-    probe = settings.create(device="cpu")  # the model record stores check (no device needed)
-    record = model_record(probe)
-    dim = int(record["dim"])
-    del probe
-    pending: list[Shard] = []
-    for shard in plan.shards:
-        path = out / shard.file_name
-        if is_complete(path, shard, record):
-            summary.shards_skipped += 1
-            if progress is not None:
-                progress(ShardDone(shard, False, len(shard), read_shard_info(path).failures))
-        else:
-            pending.append(shard)
-    if pending:
-        with ray_session(options, out) as ray:
-            _run(ray, pending, out, settings, options, record, dim, summary, progress)
+    with writing_shards(out_dir, plan) as (out, stale):
+        summary = RunSummary("ray", images=plan.total, stale=stale)
+        probe = settings.create(device="cpu")  # the model record stores check (no device needed)
+        record = model_record(probe)
+        dim = int(record["dim"])
+        del probe
+        pending: list[Shard] = []
+        for shard in plan.shards:
+            path = out / shard.file_name
+            if is_complete(path, shard, record):
+                summary.shards_skipped += 1
+                if progress is not None:
+                    progress(ShardDone(shard, False, len(shard), read_shard_info(path).failures))
+            else:
+                pending.append(shard)
+        if pending:
+            with ray_session(options, out) as ray:
+                _run(ray, pending, out, settings, options, record, dim, summary, progress)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -257,3 +257,34 @@ def test_actor_pool_keeps_a_cpu_for_reads() -> None:
         size_actor_pool({"CPU": 2.0}, RayOptions(num_actors=2))
     with pytest.raises(ValueError, match="0 GPU"):
         size_actor_pool({"CPU": 8.0}, RayOptions(gpus_per_actor=1))
+
+
+def test_a_second_run_into_the_same_folder_fails_at_once(
+    scale_corpus: Path, scale_embeddings: Any, tmp_path: Path
+) -> None:
+    """Two runs writing one shard folder would delete each other's in-flight temporary files:
+    while another process writes there, a run stops before touching anything."""
+    from langchain_image_embeddings._atomic import TMP_SUFFIX
+    from langchain_image_embeddings.errors import StoreLockedError
+    from langchain_image_embeddings.scale.plan import SHARD_PREFIX, SHARD_SUFFIX
+
+    out = tmp_path / "shards"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from langchain_image_embeddings.vectorstores.locking import StoreLock; "
+         f"StoreLock({str(out)!r}).acquire(); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        in_flight = out / f"{SHARD_PREFIX}x{SHARD_SUFFIX}.123{TMP_SUFFIX}"
+        in_flight.write_bytes(b"in flight")
+        plan = plan_shards(scale_corpus, shard_size=100)
+        with pytest.raises(StoreLockedError, match="another embed-dataset run"):
+            embed_dataset(plan, out, scale_embeddings)
+        assert in_flight.exists()  # the other run's file is untouched
+        assert not list(out.glob(f"*{SHARD_SUFFIX}"))
+    finally:
+        holder.communicate("")
+    summary = embed_dataset(plan_shards(scale_corpus, shard_size=100), out, scale_embeddings)
+    assert summary.shards_written == 3 and not in_flight.exists()  # left over: removed
