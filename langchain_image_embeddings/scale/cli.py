@@ -158,6 +158,11 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """Register ``embed-dataset`` and ``load`` on ``imgemb``'s subparsers."""
+    _add_embed_dataset_parser(sub)
+    _add_load_parser(sub)
+
+
+def _add_embed_dataset_parser(sub: Any) -> None:
     embed = sub.add_parser(
         "embed-dataset",
         help="embed a folder or a table of URIs into Parquet shards (local or Ray engine)",
@@ -216,6 +221,8 @@ def add_parsers(sub: Any) -> None:
     _add_progress_options(embed)
     embed.set_defaults(func=_cmd_embed_dataset)
 
+
+def _add_load_parser(sub: Any) -> None:
     load = sub.add_parser(
         "load",
         help="bulk-load Parquet shards into a store without re-embedding",
