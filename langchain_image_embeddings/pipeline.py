@@ -548,30 +548,8 @@ class ImagePipeline:
         done = failed = 0
         try:
             while True:
-                items: list[Any] = []
-                indices: list[int] = []
-                errors: list[ImageLoadError] = []
-                waited = 0.0
                 fill()
-                while len(items) < self.batch_size and pending:
-                    index, future, source = pending.popleft()
-                    try:
-                        if future is None:
-                            item = prepare(source, index)  # type: ignore[arg-type]
-                        elif future.done():
-                            item = future.result()
-                        else:
-                            blocked = time.perf_counter()
-                            item = future.result()
-                            waited += time.perf_counter() - blocked
-                    except ImageLoadError as err:
-                        if self.on_error == "raise":
-                            raise
-                        errors.append(err)
-                    else:
-                        items.append(item)
-                        indices.append(index)
-                    fill()
+                items, indices, errors, waited = self._gather(pending, prepare, fill)
                 if not items and not errors:
                     break
                 busy = time.perf_counter()
@@ -583,16 +561,12 @@ class ImagePipeline:
                     vectors = np.zeros((0, self.encoder.dim), dtype=np.float32)
                 busy = time.perf_counter() - busy
                 if pool is not None:
-                    ahead = [future for _, future, _ in itertools.islice(pending, self.batch_size)]
-                    next_ready = len(ahead) == self.batch_size and all(
-                        future is not None and future.done() for future in ahead
-                    )
                     gate.set_limit(
                         sizer.after_batch(
                             images=len(items),
                             wait_seconds=waited,
                             busy_seconds=busy,
-                            next_ready=next_ready,
+                            next_ready=self._next_batch_ready(pending),
                         )
                     )
                 done += len(indices)
@@ -611,6 +585,51 @@ class ImagePipeline:
                     _LAST_WORKERS.setdefault(self.encoder, {})[self.gpu_decode] = sizer.workers
             if bar is not None:
                 bar.close()
+
+    def _gather(
+        self,
+        pending: deque[tuple[int, Future[Any] | None, ImageInput | None]],
+        prepare: Callable[[ImageInput, int], Any],
+        fill: Callable[[], None],
+    ) -> tuple[list[Any], list[int], list[ImageLoadError], float]:
+        """Take the next batch from ``pending`` in input order, topping it up as it drains.
+
+        Returns the decoded items, their input indices, the failures (``on_error="skip"``)
+        and the seconds the main thread waited on decode threads (the sizer's signal).
+        """
+        items: list[Any] = []
+        indices: list[int] = []
+        errors: list[ImageLoadError] = []
+        waited = 0.0
+        while len(items) < self.batch_size and pending:
+            index, future, source = pending.popleft()
+            try:
+                if future is None:
+                    item = prepare(source, index)  # type: ignore[arg-type]
+                elif future.done():
+                    item = future.result()
+                else:
+                    blocked = time.perf_counter()
+                    item = future.result()
+                    waited += time.perf_counter() - blocked
+            except ImageLoadError as err:
+                if self.on_error == "raise":
+                    raise
+                errors.append(err)
+            else:
+                items.append(item)
+                indices.append(index)
+            fill()
+        return items, indices, errors, waited
+
+    def _next_batch_ready(
+        self, pending: deque[tuple[int, Future[Any] | None, ImageInput | None]]
+    ) -> bool:
+        """Whether the whole next batch is already decoded (a backlog: the pool may shrink)."""
+        ahead = [future for _, future, _ in itertools.islice(pending, self.batch_size)]
+        return len(ahead) == self.batch_size and all(
+            future is not None and future.done() for future in ahead
+        )
 
     def _new_sizer(self) -> DecodeSizer:
         start = self.num_workers
