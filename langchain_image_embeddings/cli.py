@@ -40,6 +40,7 @@ import contextlib
 import importlib.util
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 
 OFFLINE_MODEL = "timm:efficientnet_lite0"
 DEFAULT_STORE = "faiss:imgemb-index"
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 
 
 def _show_progress(args: argparse.Namespace) -> bool:
@@ -843,6 +845,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _no_stray_root_logging():
             return int(args.func(args))
+    except BrokenPipeError:
+        # `imgemb ... | head`: the reader left. Exit like a process killed by SIGPIPE, without
+        # a traceback, and keep the interpreter's final flush from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except ValueError as exc:  # malformed store spec, bad filter, invalid option values
         if isinstance(exc, ImageEmbeddingsError):
             print(f"error: {exc}", file=sys.stderr)

@@ -281,3 +281,16 @@ def test_embed_lists_files_through_the_loader(
     assert (summary["images"], summary["embedded"], summary["failed"]) == (4, 2, 2)
     codes = {Path(e["input"]).name: e["code"] for e in summary["errors"]}
     assert codes == {"escape.png": "outside_root", "loop.png": "not_found"}
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """``imgemb ... | head``: no BrokenPipeError traceback, the shell's SIGPIPE status."""
+    code = (
+        "import os, sys\n"
+        "r, w = os.pipe(); os.close(r); os.dup2(w, 1)\n"
+        "from langchain_image_embeddings.cli import main\n"
+        "sys.exit(main(['models']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == cli.EXIT_BROKEN_PIPE, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
