@@ -166,7 +166,7 @@ def _describe(store: ImageVectorStore, info: dict[str, Any] | None) -> dict[str,
         }.get(name, name)
     built = getattr(store, "index_info", None)  # FAISS: the index actually searched
     if isinstance(built, dict) and built.get("kind") == "flat":
-        index_kind = "IndexFlatIP (exact, cosine)"
+        index_kind = "flat (exact, cosine)"
     elif isinstance(built, dict):
         recall = built.get("recall")
         measured = f", recall@10 {float(recall):.3f}" if recall is not None else ""

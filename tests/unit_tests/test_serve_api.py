@@ -65,7 +65,7 @@ def test_info_page_and_static_files(client: TestClient, lite0_store: Any) -> Non
     assert info["model"] == "timm:efficientnet_lite0"
     assert info["count"] == len(store) == 40
     assert info["supports_text"] is False
-    assert info["kind"] == "faiss" and "IndexFlatIP" in info["index"]
+    assert info["kind"] == "faiss" and info["index"] == "flat (exact, cosine)"
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert '<base href="/">' in page.text
