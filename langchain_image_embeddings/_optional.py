@@ -24,6 +24,12 @@ _EXTRAS = {
     "fastapi": "serve",
     "multipart": "serve",
     "uvicorn": "serve",
+    "ray": "ray",
+    "pyarrow": "parquet",
+    "onnx": "onnx",
+    "onnxscript": "onnx",
+    "onnxruntime": "onnx",
+    "openvino": "openvino",
 }
 
 

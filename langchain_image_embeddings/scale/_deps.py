@@ -1,31 +1,18 @@
-"""The optional dependencies of the scale package, with the ``pip install`` to run."""
+"""The optional dependencies of the scale package (see :func:`~langchain_image_embeddings._optional.require`)."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from langchain_image_embeddings.errors import MissingDependencyError
+from langchain_image_embeddings._optional import require
 
 
 def require_pyarrow() -> ModuleType:
-    """``pyarrow`` or :class:`MissingDependencyError` naming the extra."""
-    try:
-        import pyarrow
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "Parquet shards need pyarrow: pip install 'langchain-image-embeddings[parquet]'"
-        ) from exc
-    module: ModuleType = pyarrow
-    return module
+    """``pyarrow`` or :class:`MissingDependencyError` naming the ``[parquet]`` extra."""
+    return require("pyarrow", "pyarrow")
 
 
 def require_ray() -> ModuleType:
-    """``ray`` (with Ray Data) or :class:`MissingDependencyError` naming the extra."""
-    try:
-        import ray
-        import ray.data
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "the Ray engine needs Ray Data: pip install 'langchain-image-embeddings[ray]'"
-        ) from exc
-    return ray
+    """``ray`` with Ray Data, or :class:`MissingDependencyError` naming the ``[ray]`` extra."""
+    require("ray.data", "'ray[data]'")
+    return require("ray", "'ray[data]'")

@@ -18,23 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from langchain_image_embeddings.errors import MissingDependencyError
+from langchain_image_embeddings._optional import require
 
 logger = logging.getLogger(__name__)
 
 #: Operators :func:`quantize_int8` quantises (per-op choice, see the module docstring).
 INT8_OP_TYPES: tuple[str, ...] = ("MatMul", "Gemm")
 INT8_FILE = "model.onnx"
-INSTALL = 'pip install "langchain-image-embeddings[onnx]"'
 
 
 def _import() -> Any:
     """``onnxruntime``, or an ImportError naming the ``[onnx]`` extra."""
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise MissingDependencyError(f"runtime='onnx' needs ONNX Runtime: {INSTALL}") from exc
-    return onnxruntime
+    return require("onnxruntime", "onnxruntime")
 
 
 def runtime_version() -> str:

@@ -25,9 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from langchain_image_embeddings.errors import MissingDependencyError
+from langchain_image_embeddings._optional import require
 
-INSTALL = 'pip install "langchain-image-embeddings[openvino]"'
 #: Files of an int8 entry (OpenVINO IR).
 INT8_FILE = "model.xml"
 #: Activation group size of OpenVINO's dynamic quantisation of int8-weight layers.
@@ -36,11 +35,7 @@ DYNAMIC_QUANTIZATION_GROUP_SIZE = 32
 
 def _import() -> Any:
     """``openvino``, or an ImportError naming the ``[openvino]`` extra."""
-    try:
-        import openvino
-    except ImportError as exc:
-        raise MissingDependencyError(f"runtime='openvino' needs OpenVINO: {INSTALL}") from exc
-    return openvino
+    return require("openvino", "openvino")
 
 
 def runtime_version() -> str:
