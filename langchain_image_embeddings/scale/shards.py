@@ -33,7 +33,7 @@ from langchain_image_embeddings._atomic import TMP_SUFFIX, write_atomic_with
 from langchain_image_embeddings.errors import ModelMismatchError, StoreError
 from langchain_image_embeddings.scale._deps import require_pyarrow
 from langchain_image_embeddings.scale.plan import SHARD_PREFIX, SHARD_SUFFIX, Shard
-from langchain_image_embeddings.vectorstores.records import content_id
+from langchain_image_embeddings.vectorstores.records import content_id, model_difference
 
 if TYPE_CHECKING:
     import numpy as np
@@ -255,14 +255,14 @@ def check_shard_model(info: ShardInfo, record: dict[str, Any]) -> None:
         ModelMismatchError: The model, dimension or fingerprint differs.
     """
     stored = info.model_record
-    for key in ("model", "dim", "fingerprint"):
-        if key in stored and key in record and str(stored[key]) != str(record[key]):
-            raise ModelMismatchError(
-                f"{info.path} was written by model {stored.get('model')!r} "
-                f"({stored.get('dim')}-d); the current model is {record.get('model')!r} "
-                f"({record.get('dim')}-d) ({key} differs): use another output folder, or the "
-                "same model"
-            )
+    key = model_difference(stored, record)
+    if key is not None:
+        raise ModelMismatchError(
+            f"{info.path} was written by model {stored.get('model')!r} "
+            f"({stored.get('dim')}-d); the current model is {record.get('model')!r} "
+            f"({record.get('dim')}-d) ({key} differs): use another output folder, or the "
+            "same model"
+        )
 
 
 def is_complete(path: Path, shard: Shard, record: dict[str, Any]) -> bool:

@@ -151,16 +151,24 @@ def model_record(embeddings: Embeddings) -> dict[str, Any]:
     }
 
 
+def model_difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """The first of ``model``, ``dim``, ``fingerprint`` on which two model records differ."""
+    for key in ("model", "dim", "fingerprint"):
+        if key in stored and key in current and str(stored[key]) != str(current[key]):
+            return key
+    return None
+
+
 def check_model(stored: dict[str, Any], embeddings: Embeddings, where: str) -> None:
     """Raise :class:`ModelMismatchError` unless ``embeddings`` is the model ``stored`` names."""
     current = model_record(embeddings)
-    for key in ("model", "dim", "fingerprint"):
-        if key in stored and key in current and str(stored[key]) != str(current[key]):
-            raise ModelMismatchError(
-                f"{where} was written by model {stored.get('model')!r} ({stored.get('dim')}-d); "
-                f"opening it with {current['model']!r} ({current.get('dim')}-d) would mix vector "
-                f"spaces ({key} differs). Open it with the same model, or index into a new store."
-            )
+    key = model_difference(stored, current)
+    if key is not None:
+        raise ModelMismatchError(
+            f"{where} was written by model {stored.get('model')!r} ({stored.get('dim')}-d); "
+            f"opening it with {current['model']!r} ({current.get('dim')}-d) would mix vector "
+            f"spaces ({key} differs). Open it with the same model, or index into a new store."
+        )
 
 
 def image_embeddings_of(embeddings: Embeddings | None) -> ImageEmbeddings | None:
