@@ -318,6 +318,31 @@ def prepare_out_dir(out_dir: str | os.PathLike[str], plan: ShardPlan) -> tuple[P
     return out, [p.name for p in existing if p.name not in planned]
 
 
+def pending_shards(
+    plan: ShardPlan,
+    out: Path,
+    record: dict[str, Any],
+    summary: RunSummary,
+    progress: Progress | None,
+) -> list[Shard]:
+    """The shards of ``plan`` not yet complete in ``out``; the complete ones are counted as
+    skipped in ``summary`` and reported to ``progress`` (every engine resumes this way).
+
+    Raises:
+        ModelMismatchError: ``out`` holds a shard of another model.
+    """
+    pending: list[Shard] = []
+    for shard in plan.shards:
+        path = out / shard.file_name
+        if is_complete(path, shard, record):
+            summary.shards_skipped += 1
+            if progress is not None:
+                progress(ShardDone(shard, False, len(shard), read_shard_info(path).failures))
+        else:
+            pending.append(shard)
+    return pending
+
+
 def embed_dataset(
     plan: ShardPlan,
     out_dir: str | os.PathLike[str],
@@ -352,13 +377,7 @@ def embed_dataset(
     with writing_shards(out_dir, plan) as (out, stale):
         summary = RunSummary("local", images=plan.total, stale=stale)
         record = model_record(embeddings)
-        for shard in plan.shards:
-            path = out / shard.file_name
-            if is_complete(path, shard, record):
-                summary.shards_skipped += 1
-                if progress is not None:
-                    progress(ShardDone(shard, False, len(shard), read_shard_info(path).failures))
-                continue
+        for shard in pending_shards(plan, out, record, summary, progress):
             rows = embed_shard(shard, embeddings)
             write_shard(out, rows, record, dict(embeddings.model_kwargs))
             summary.record(rows)

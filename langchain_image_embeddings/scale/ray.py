@@ -38,6 +38,7 @@ from langchain_image_embeddings.scale.embed import (
     Progress,
     RunSummary,
     ShardDone,
+    pending_shards,
     store_batch,
     writing_shards,
 )
@@ -45,8 +46,6 @@ from langchain_image_embeddings.scale.inputs import read_input
 from langchain_image_embeddings.scale.plan import Shard, ShardPlan
 from langchain_image_embeddings.scale.shards import (
     ShardRows,
-    is_complete,
-    read_shard_info,
     write_shard,
 )
 from langchain_image_embeddings.vectorstores.records import model_record
@@ -404,15 +403,7 @@ def embed_dataset_ray(
         record = model_record(probe)
         dim = int(record["dim"])
         del probe
-        pending: list[Shard] = []
-        for shard in plan.shards:
-            path = out / shard.file_name
-            if is_complete(path, shard, record):
-                summary.shards_skipped += 1
-                if progress is not None:
-                    progress(ShardDone(shard, False, len(shard), read_shard_info(path).failures))
-            else:
-                pending.append(shard)
+        pending = pending_shards(plan, out, record, summary, progress)
         if pending:
             with ray_session(options, out) as ray:
                 _run(ray, pending, out, settings, options, record, dim, summary, progress)
