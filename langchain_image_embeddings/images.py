@@ -197,23 +197,13 @@ def _load(
     if isinstance(source, Image.Image):
         return _from_pil(source, opts)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        if not data:
-            raise _fail(source, "no bytes", "empty")
-        if len(data) > opts.max_bytes:
-            raise _fail(
-                source, f"{len(data)} bytes exceeds the {opts.max_bytes}-byte limit", "too_large"
-            )
-        return _decode(io.BytesIO(data), source, opts, draft_size)
+        return _decode(io.BytesIO(_given_bytes(source, opts)), source, opts, draft_size)
     if isinstance(source, str):
         return _from_string(source, opts, draft_size)
     if isinstance(source, os.PathLike):
         return _from_path(os.fspath(source), source, opts, draft_size)
     if hasattr(source, "read"):
-        data = _read_capped(source, opts.max_bytes, source)  # type: ignore[arg-type]
-        if not data:
-            raise _fail(source, "the file object returned no bytes", "empty")
-        return _decode(io.BytesIO(data), source, opts, draft_size)
+        return _decode(io.BytesIO(_file_object_bytes(source, opts)), source, opts, draft_size)
     if hasattr(source, "__array_interface__") or type(source).__module__ == "numpy":
         return _from_array(source, opts)
     raise _fail(
@@ -224,11 +214,56 @@ def _load(
     )
 
 
+def _given_bytes(source: bytes | bytearray | memoryview, opts: ImageLoadOptions) -> bytes:
+    data = bytes(source)
+    if not data:
+        raise _fail(source, "no bytes", "empty")
+    if len(data) > opts.max_bytes:
+        raise _fail(
+            source, f"{len(data)} bytes exceeds the {opts.max_bytes}-byte limit", "too_large"
+        )
+    return data
+
+
+def _file_object_bytes(source: Any, opts: ImageLoadOptions) -> bytes:
+    data = _read_capped(source, opts.max_bytes, source)
+    if not data:
+        raise _fail(source, "the file object returned no bytes", "empty")
+    return data
+
+
 def _from_string(
     source: str, opts: ImageLoadOptions, draft_size: tuple[int, int] | None = None
 ) -> Image.Image:
+    target = resolve_uri(source, opts)
+    if isinstance(target, bytes):
+        return _decode(io.BytesIO(target), source, opts, draft_size)
+    return _from_path(target, source, opts, draft_size)
+
+
+def resolve_uri(source: str, options: ImageLoadOptions | None = None) -> bytes | str:
+    """What a string input names: the bytes of a ``data:`` URI or of an allowed
+    ``http(s)://`` URL (fetched under the SSRF, size and time guards), else a local path
+    (a plain path, or the path of a ``file://`` URI), not yet opened.
+
+    Every reader of string inputs goes through here (:func:`load_image`,
+    :func:`read_image_bytes`, the shard readers), so they accept and refuse the same URIs.
+
+    Raises:
+        ImageLoadError: Remote fetching disabled (``remote_disabled``), a ``file://`` URI
+            naming a host or another scheme (``unsupported_scheme``), a failed fetch or a
+            malformed data URI.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.images import resolve_uri
+
+            resolve_uri("file:///photos/cat.jpg")   # '/photos/cat.jpg'
+    """
+    opts = options or DEFAULT_OPTIONS
     if source.startswith("data:"):
-        return _decode(io.BytesIO(decode_data_uri(source, opts)), source, opts, draft_size)
+        return decode_data_uri(source, opts)
     match = _SCHEME.match(source)
     if match and not _WINDOWS_DRIVE.match(source):
         scheme = match.group(1).lower()
@@ -236,7 +271,7 @@ def _from_string(
             parsed = urllib.parse.urlparse(source)
             if parsed.netloc not in ("", "localhost"):
                 raise _fail(source, "file:// URIs must name a local path", "unsupported_scheme")
-            return _from_path(urllib.request.url2pathname(parsed.path), source, opts, draft_size)
+            return urllib.request.url2pathname(parsed.path)
         if scheme in ("http", "https"):
             if not opts.allow_remote:
                 raise _fail(
@@ -244,14 +279,14 @@ def _from_string(
                     "remote fetching is disabled; pass ImageLoadOptions(allow_remote=True) to enable it",
                     "remote_disabled",
                 )
-            return _decode(io.BytesIO(fetch_image_bytes(source, opts)), source, opts, draft_size)
+            return fetch_image_bytes(source, opts)
         if "://" in source:
             raise _fail(
                 source,
                 f"unsupported URI scheme {scheme!r}; use a local path, file://, http(s):// or data:",
                 "unsupported_scheme",
             )
-    return _from_path(source, source, opts, draft_size)
+    return source
 
 
 def _from_path(
@@ -475,7 +510,8 @@ def read_image_bytes(
     For decoders other than Pillow's (GPU JPEG decoding): paths, ``file://`` and
     ``http(s)://`` URLs, ``data:`` URIs, bytes and binary file objects give their bytes
     (regular files only, ``root`` confinement, ``max_bytes``, remote policy); decoded
-    inputs (PIL images, arrays) give ``None``. The caller still runs
+    inputs (PIL images, arrays) and refused URIs (remote fetching off, unknown schemes) give
+    ``None``: the Pillow path takes those (and raises the refusal). The caller still runs
     :func:`open_image_header` on the bytes before decoding them.
 
     Raises:
@@ -500,35 +536,22 @@ def read_image_bytes(
 
 def _read_bytes(source: ImageInput, opts: ImageLoadOptions) -> bytes | None:
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        if not data:
-            raise _fail(source, "no bytes", "empty")
-        if len(data) > opts.max_bytes:
-            raise _fail(
-                source, f"{len(data)} bytes exceeds the {opts.max_bytes}-byte limit", "too_large"
-            )
-        return data
+        return _given_bytes(source, opts)
     path: str | None = None
     if isinstance(source, str):
-        if source.startswith("data:"):
-            return decode_data_uri(source, opts)
-        match = _SCHEME.match(source)
-        scheme = match.group(1).lower() if match and not _WINDOWS_DRIVE.match(source) else ""
-        if scheme in ("http", "https") and opts.allow_remote:
-            return fetch_image_bytes(source, opts)
-        if scheme == "file" and urllib.parse.urlparse(source).netloc in ("", "localhost"):
-            path = urllib.request.url2pathname(urllib.parse.urlparse(source).path)
-        elif scheme:
-            return None  # refused or unsupported: load_image raises the right error
-        else:
-            path = source
+        try:
+            target = resolve_uri(source, opts)
+        except ImageLoadError as err:
+            if err.code in ("remote_disabled", "unsupported_scheme"):
+                return None  # refused before any read: the CPU path raises the same error
+            raise
+        if isinstance(target, bytes):
+            return target
+        path = target
     elif isinstance(source, os.PathLike):
         path = os.fspath(source)
     elif hasattr(source, "read") and not isinstance(source, Image.Image):
-        data = _read_capped(source, opts.max_bytes, source)  # type: ignore[arg-type]
-        if not data:
-            raise _fail(source, "the file object returned no bytes", "empty")
-        return data
+        return _file_object_bytes(source, opts)
     if path is None:
         return None
     fh, _ = open_image_file(path, opts, source=source)

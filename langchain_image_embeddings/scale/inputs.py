@@ -12,18 +12,11 @@ URIs through its fetch and data-URI guards; object-storage URIs (``s3://``, ``gs
 from __future__ import annotations
 
 import os
-import urllib.parse
-import urllib.request
 from typing import Any
 
 from langchain_image_embeddings.document_loaders import describe_image_bytes
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images import (
-    ImageLoadOptions,
-    decode_data_uri,
-    fetch_image_bytes,
-    open_image_file,
-)
+from langchain_image_embeddings.images import ImageLoadOptions, open_image_file, resolve_uri
 
 #: URI schemes read through ``pyarrow.fs.FileSystem.from_uri``.
 PYARROW_SCHEMES = frozenset({"s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"})
@@ -55,28 +48,14 @@ def read_input(uri: str, options: ImageLoadOptions | None = None) -> tuple[dict[
     """
     opts = options or ImageLoadOptions()
     scheme = scheme_of(uri)
-    if scheme in ("http", "https"):
-        if not opts.allow_remote:
-            raise ImageLoadError(
-                uri,
-                "remote URLs are disabled (ImageLoadOptions(allow_remote=True))",
-                "remote_disabled",
-            )
-        data = fetch_image_bytes(uri, opts)
-        return describe_image_bytes(data, uri, opts), data
-    if scheme == "data":
-        data = decode_data_uri(uri, opts)
-        return describe_image_bytes(data, uri, opts), data
     if scheme in PYARROW_SCHEMES:
         data = _read_pyarrow(uri, opts)
         return describe_image_bytes(data, uri, opts), data
-    if scheme == "file":
-        parsed = urllib.parse.urlparse(uri)
-        if parsed.netloc not in ("", "localhost"):
-            raise ImageLoadError(uri, "file:// URIs must name a local path", "unsupported_scheme")
-        return _read_file(urllib.request.url2pathname(parsed.path), uri, opts)
-    if scheme:
-        raise ImageLoadError(uri, f"unsupported URI scheme {scheme!r}", "unsupported_scheme")
+    target = resolve_uri(uri, opts)  # load_image's dispatch: data:, http(s)://, file://, paths
+    if isinstance(target, bytes):
+        return describe_image_bytes(target, uri, opts), target
+    if scheme == "file":  # the record keeps the URI as its source
+        return _read_file(target, uri, opts)
     return _read_file(os.path.abspath(uri), None, opts)
 
 
