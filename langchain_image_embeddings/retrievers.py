@@ -9,6 +9,7 @@ returned document carries its relevance score (``[0, 1]``) in ``metadata["score"
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
@@ -32,7 +33,7 @@ class _ImageStoreRetriever(BaseRetriever):
     store: Any = Field(description="An ImageVectorStore (FAISSImageStore, ChromaImageStore).")
     k: int = Field(default=4, gt=0)
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    filter: dict[str, Any] | None = None
+    filter: dict[str, Any] | Callable[[dict[str, Any]], bool] | None = None
     search_type: SearchType = "similarity"
     fetch_k: int = Field(default=20, gt=0)
     lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -44,8 +45,11 @@ class _ImageStoreRetriever(BaseRetriever):
         if unknown:
             raise TypeError(f"unexpected search options {sorted(unknown)}; allowed: {_OVERRIDABLE}")
         opts = {name: kwargs.get(name, getattr(self, name)) for name in _OVERRIDABLE}
-        if int(opts["k"]) <= 0:
-            raise ValueError("k must be positive")
+        if kwargs:
+            # the constructor's checks for per-call values too (pydantic's ValidationError
+            # is a ValueError naming the option)
+            checked = type(self).model_validate({"store": self.store, **opts})
+            opts = {name: getattr(checked, name) for name in _OVERRIDABLE}
         return opts
 
     def _query_vector(self, query: Any) -> list[float]:

@@ -20,7 +20,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +29,7 @@ from langchain_core.documents import Document
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError, StoreLockedError
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+from langchain_image_embeddings.vectorstores.chroma_filters import chroma_where
 from langchain_image_embeddings.vectorstores.retry import call_with_retries
 
 if TYPE_CHECKING:
@@ -60,6 +61,22 @@ def client_settings() -> Any:
     from chromadb.config import Settings
 
     return Settings(anonymized_telemetry=False)
+
+
+def make_client(kind: str, **kwargs: Any) -> Any:
+    """``chromadb.<kind>(**kwargs)`` with :func:`client_settings`, or with chromadb's default
+    settings when this process already runs a client of that folder (or the in-memory one)
+    made with them: chromadb refuses a second client "with different settings"."""
+    chromadb = require("chromadb", "chromadb")
+    factory = getattr(chromadb, kind)
+    try:
+        return factory(settings=client_settings(), **kwargs)
+    except ValueError as exc:
+        if "different settings" not in str(exc):
+            raise
+        from chromadb.config import Settings
+
+        return factory(settings=Settings(), **kwargs)
 
 
 def _forget_unstarted_system(path: str) -> None:
@@ -256,14 +273,14 @@ class ChromaImageStore(ImageVectorStore):
             StoreLockedError: The folder stayed locked by another process.
             StoreError: The folder cannot be opened, or holds another model's vectors.
         """
-        chromadb = require("chromadb", "chromadb")
+        require("chromadb", "chromadb")
         last: BaseException | None = None
         for attempt in range(OPEN_LOCKED_TRIES):
             if attempt:
                 time.sleep(BACKOFF_S * 2 ** (attempt - 1))
             client = None
             try:
-                client = chromadb.PersistentClient(path=str(path), settings=client_settings())
+                client = make_client("PersistentClient", path=str(path))
                 store = cls(embeddings, client=client, collection_name=collection_name)
             except Exception as exc:
                 if client is None:
@@ -329,8 +346,7 @@ class ChromaImageStore(ImageVectorStore):
             store = cls.persistent(persist_directory, embedding, collection_name=collection_name)
         else:
             if client is None:
-                chromadb = require("chromadb", "chromadb")
-                client = chromadb.EphemeralClient(settings=client_settings())
+                client = make_client("EphemeralClient")
             store = cls(embedding, client=client, collection_name=collection_name)
         store.add_texts(texts, metadatas, ids=ids)
         return store
@@ -370,6 +386,11 @@ class ChromaImageStore(ImageVectorStore):
             offset += _PAGE
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        # Chroma refuses repeated ids: ask once, answer per id asked for, in that order
+        found = {str(d.id): d for d in self._get_documents(list(dict.fromkeys(ids)))}
+        return [found[i].model_copy(deep=True) for i in ids if i in found]
+
+    def _get_documents(self, ids: Sequence[str]) -> list[Document]:
         docs: list[Document] = []
         for start in range(0, len(ids), _PAGE):
             page = call_chroma(
@@ -385,6 +406,7 @@ class ChromaImageStore(ImageVectorStore):
         return docs
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        ids = list(dict.fromkeys(ids))  # Chroma refuses repeated ids
         found: set[str] = set()
         for start in range(0, len(ids), _PAGE):
             page = call_chroma(
@@ -420,6 +442,7 @@ class ChromaImageStore(ImageVectorStore):
             )
 
     def _delete_ids(self, ids: Sequence[str]) -> None:
+        ids = list(dict.fromkeys(ids))  # Chroma refuses repeated ids
         step = self.max_batch_size
         for start in range(0, len(ids), step):
             call_chroma("delete", self.collection.delete, ids=list(ids[start : start + step]))
@@ -438,7 +461,11 @@ class ChromaImageStore(ImageVectorStore):
     def _search(
         self, vector: np.ndarray, k: int, filter: Any, fetch_k: int
     ) -> list[tuple[Document, float]]:
-        n = min(k, len(self))
+        # A callable filter is applied to the fetch_k nearest hits (as in the Milvus store);
+        # a dict is rewritten into Chroma's where syntax (one key, one operator per dict).
+        post = filter if callable(filter) and not isinstance(filter, Mapping) else None
+        where = None if post is not None else chroma_where(filter)
+        n = min(max(k, fetch_k) if post is not None else k, len(self))
         if n <= 0:
             return []
         res = call_chroma(
@@ -446,7 +473,7 @@ class ChromaImageStore(ImageVectorStore):
             self.collection.query,
             query_embeddings=[[float(x) for x in vector]],
             n_results=n,
-            where=filter or None,
+            where=where,
             include=["documents", "metadatas", "distances"],
         )
         hits = []
@@ -458,8 +485,9 @@ class ChromaImageStore(ImageVectorStore):
             strict=True,
         ):
             doc = Document(id=i, page_content=text or "", metadata=dict(meta or {}))
-            hits.append((doc, 1.0 - float(dist)))
-        return hits
+            if post is None or post(doc.metadata):
+                hits.append((doc, 1.0 - float(dist)))
+        return hits[:k]
 
     def _vectors(self, ids: Sequence[str]) -> np.ndarray:
         import numpy as np
@@ -470,14 +498,20 @@ class ChromaImageStore(ImageVectorStore):
 
 
 def _clean(metadata: dict[str, Any]) -> dict[str, Any]:
-    """Chroma keeps scalars and lists of strings: drop ``None``, JSON-encode anything else."""
+    """Chroma keeps scalars and non-empty lists of one scalar type: drop ``None`` (Chroma
+    cannot store it), JSON-encode anything else."""
     out: dict[str, Any] = {}
     for key, value in metadata.items():
         if value is None:
             continue
         if isinstance(value, (str, int, float, bool)):
             out[key] = value
-        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        elif (
+            isinstance(value, list)
+            and value
+            and type(value[0]) in (str, int, float, bool)
+            and all(type(v) is type(value[0]) for v in value)
+        ):
             out[key] = list(value)
         else:
             out[key] = json.dumps(value, default=str)

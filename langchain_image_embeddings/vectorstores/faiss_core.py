@@ -11,9 +11,10 @@ constructors are :mod:`~langchain_image_embeddings.vectorstores.faiss`.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from langchain_core.documents import Document
 
@@ -25,6 +26,20 @@ from langchain_image_embeddings.vectorstores.filters import metadata_matches
 
 if TYPE_CHECKING:
     import numpy as np
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def serialised(method: Callable[Concatenate[Any, _P], _R]) -> Callable[Concatenate[Any, _P], _R]:
+    """Run ``method`` holding the store's mutex: rows, ids and documents change together."""
+
+    @functools.wraps(method)
+    def locked(self: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._mutex:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 class FAISSCore(ImageVectorStore):
@@ -90,6 +105,7 @@ class FAISSCore(ImageVectorStore):
     def __len__(self) -> int:
         return len(self._row)
 
+    @serialised
     def records(self) -> dict[str, dict[str, Any]]:
         return {
             i: dict(self._docs[i].metadata)
@@ -97,12 +113,15 @@ class FAISSCore(ImageVectorStore):
             if i is not None and self._row.get(i) is not None
         }
 
+    @serialised
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         return [_copy(self._docs[i]) for i in ids if i in self._docs]
 
+    @serialised
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         return {i for i in ids if i in self._docs}
 
+    @serialised
     def _write(
         self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]
     ) -> None:
@@ -143,12 +162,14 @@ class FAISSCore(ImageVectorStore):
         self._dead.add(row)
         self._dead_sel = self._dead_mask = None
 
+    @serialised
     def _delete_ids(self, ids: Sequence[str]) -> None:
         for i in ids:
             row = self._row.get(i)
             if row is not None:
                 self._drop_row(row)
 
+    @serialised
     def _update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         for i, meta in zip(ids, metadatas, strict=True):
             if i in self._docs:
@@ -180,6 +201,7 @@ class FAISSCore(ImageVectorStore):
             self._dead_mask[list(self._dead)] = True
         return self._dead_mask
 
+    @serialised
     def _search(
         self, vector: np.ndarray, k: int, filter: Any, fetch_k: int
     ) -> list[tuple[Document, float]]:
@@ -219,6 +241,7 @@ class FAISSCore(ImageVectorStore):
                 out.append((_copy(self._docs[rid]), float(s)))
         return out
 
+    @serialised
     def _vectors(self, ids: Sequence[str]) -> np.ndarray:
         import numpy as np
 
@@ -239,6 +262,7 @@ class FAISSCore(ImageVectorStore):
             return self._ann is not None
         return self._ann is None or self._ann_info.get("kind") != target
 
+    @serialised
     def build_index(self, *, force: bool = False, queries: np.ndarray | None = None) -> bool:
         """Build the approximate index the kind asks for, if it is missing or outgrown.
 
@@ -273,6 +297,7 @@ class FAISSCore(ImageVectorStore):
         self.tune(queries)
         return True
 
+    @serialised
     def tune(self, queries: np.ndarray | None = None) -> dict[str, Any]:
         """Re-measure recall@10 and pick ``efSearch`` / ``nprobe`` for :attr:`recall_target`.
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_image_embeddings._atomic import write_atomic
 from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores import faiss_files as files
-from langchain_image_embeddings.vectorstores.faiss_core import FAISSCore
+from langchain_image_embeddings.vectorstores.faiss_core import FAISSCore, serialised
 from langchain_image_embeddings.vectorstores.faiss_files import (
     FORMAT,
     FORMAT_VERSION,
@@ -158,6 +158,7 @@ class FAISSPersistence(FAISSCore):
             )
 
     # -- persistence ---------------------------------------------------------------------
+    @serialised
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write the store to ``path`` (or its own folder) atomically; returns the folder.
 

@@ -16,7 +16,7 @@ import os
 import threading
 from pathlib import Path
 
-from langchain_image_embeddings.errors import StoreLockedError
+from langchain_image_embeddings.errors import StoreError, StoreLockedError
 
 _HELD: dict[str, list[int]] = {}  # realpath -> [fd, refcount]
 _GUARD = threading.Lock()
@@ -69,6 +69,7 @@ class StoreLock:
 
         Raises:
             StoreLockedError: Another process holds it.
+            StoreError: The directory cannot be created (a file in the way, permissions).
         """
         if self._key is not None:
             return
@@ -76,7 +77,10 @@ class StoreLock:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission, read-only disk
+            raise StoreError(f"cannot use {self.directory} as a store folder: {exc}") from exc
         key = os.path.realpath(self.directory)
         with _GUARD:
             entry = _HELD.get(key)

@@ -141,3 +141,38 @@ def test_message_blocks_for_a_vision_llm(tiny_store: FAISSImageStore) -> None:
     assert len(message.content) == 1 + len(blocks)
     # the store itself keeps references, never base64
     assert all(not d.page_content.startswith("data:") for d in docs)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("search_type", "similarity_score_threshold"),
+        ("lambda_mult", 2.0),
+        ("score_threshold", 1.5),
+        ("fetch_k", 0),
+        ("k", 0),
+    ],
+)
+def test_per_call_options_are_checked_like_the_constructor_ones(
+    tiny_store: FAISSImageStore, option: str, value: object
+) -> None:
+    """Probe round: per-call values the constructor refuses were silently used (an unknown
+    search_type ran a similarity search, a threshold of 1.5 returned nothing)."""
+    retriever = ImageToImageRetriever(store=tiny_store, k=2)
+    with pytest.raises(ValueError, match=option):
+        retriever.invoke(_STORE["query_image"], **{option: value})
+    with pytest.raises(ValueError, match=option):
+        ImageToImageRetriever(store=tiny_store, **{option: value})
+
+
+def test_a_callable_filter_works_in_the_constructor_and_per_call(
+    tiny_store: FAISSImageStore,
+) -> None:
+    def only_jpeg(metadata: dict[str, Any]) -> bool:
+        return bool(metadata["format"] == "JPEG")
+
+    query = _STORE["query_image"]
+    per_call = ImageToImageRetriever(store=tiny_store, k=3).invoke(query, filter=only_jpeg)
+    built = ImageToImageRetriever(store=tiny_store, k=3, filter=only_jpeg).invoke(query)
+    assert [d.metadata["format"] for d in per_call] == ["JPEG"]
+    assert [d.id for d in built] == [d.id for d in per_call]

@@ -37,3 +37,72 @@ class TestChromaImageStoreEmbeddedStandard(VectorStoreIntegrationTests):
         store = ChromaImageStore.persistent(tmp_path / "chroma", self.get_embeddings())
         yield store
         store.close()
+
+
+# -- found by the probe round: where the stores disagreed with each other or with LangChain --
+@pytest.fixture(params=["faiss", "chroma"])
+def text_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    embeddings = DeterministicFakeEmbedding(size=8)
+    store: FAISSImageStore | ChromaImageStore
+    if request.param == "faiss":
+        store = FAISSImageStore(embeddings, tmp_path / "faiss")
+    else:
+        store = ChromaImageStore.persistent(tmp_path / "chroma", embeddings)
+    yield store
+    store.close()
+
+
+def test_get_by_ids_follows_the_order_asked_for(text_store: VectorStore) -> None:
+    text_store.add_texts(list("abcd"), ids=list("abcd"))
+    assert [d.id for d in text_store.get_by_ids(["c", "missing", "a", "d"])] == ["c", "a", "d"]
+
+
+def test_list_metadata_comes_back_as_lists(text_store: VectorStore) -> None:
+    meta = {"nums": [1, 2], "flags": [True, False], "floats": [0.5], "tags": ["x"], "n": 3}
+    text_store.add_texts(["a"], [meta], ids=["a"])
+    assert text_store.get_by_ids(["a"])[0].metadata == meta
+    hits = text_store.similarity_search("a", k=1, filter={"nums": {"$contains": 2}})
+    assert [d.id for d in hits] == ["a"]
+
+
+def test_unreadable_image_with_given_ids_names_its_index(
+    lite0_embeddings: object, tmp_path: Path
+) -> None:
+    from langchain_image_embeddings.errors import ImageLoadError
+    from tests.unit_tests.store_helpers import write_image
+
+    good = write_image(tmp_path / "good.png", seed=1)
+    store = FAISSImageStore(lite0_embeddings)  # type: ignore[arg-type]
+    with pytest.raises(ImageLoadError) as caught:
+        store.add_texts([str(good), str(tmp_path / "gone.png")], ids=["g", "x"])
+    assert caught.value.index == 1 and "nothing was written" in str(caught.value)
+    assert len(store) == 0
+
+
+@pytest.mark.parametrize(
+    ("vector", "reason"),
+    [([1.0, 2.0], "dimension"), ([0.0] * 8, "zero"), ([float("nan")] * 8, "NaN")],
+)
+def test_a_bad_query_vector_is_a_store_error(
+    text_store: VectorStore, vector: list[float], reason: str
+) -> None:
+    """Probe round: FAISS raised numpy's matmul error for a wrong dimension and answered a
+    zero or NaN query with arbitrary documents."""
+    from langchain_image_embeddings.errors import StoreError
+
+    text_store.add_texts(["a", "b"], ids=["a", "b"])
+    with pytest.raises(StoreError, match=reason):
+        text_store.similarity_search_by_vector(vector, k=1)
+    with pytest.raises(StoreError, match=reason):
+        text_store.max_marginal_relevance_search_by_vector(vector, k=1)
+
+
+def test_repeated_ids_in_get_and_delete(text_store: VectorStore) -> None:
+    """Probe round: Chroma refused repeated ids ("Expected IDs to be unique"); FAISS and
+    LangChain's InMemoryVectorStore return a document per id asked for and delete once."""
+    text_store.add_texts(["a", "b"], ids=["a", "b"])
+    assert [d.id for d in text_store.get_by_ids(["a", "a", "b"])] == ["a", "a", "b"]
+    text_store.delete(["a", "a"])
+    assert [d.id for d in text_store.get_by_ids(["a", "b"])] == ["b"]

@@ -500,3 +500,61 @@ def test_sync_all_or_nothing_leaves_chroma_untouched(
     assert result.committed and len(result.added) == 2 and len(result.removed) == 1
     assert len(store) == 3
     store.close()
+
+
+def test_faiss_store_is_safe_to_share_between_threads(tmp_path: Path) -> None:
+    """Probe round: saving while another thread added rows lost rows ("wrote 95 of 97 rows")
+    and left the store unable to save ever again."""
+    import threading
+
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    store = FAISSImageStore(DeterministicFakeEmbedding(size=8), tmp_path / "shared")
+    errors: list[BaseException] = []
+
+    def guarded(work: Any) -> Any:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # collected: a thread's exception is otherwise lost
+                errors.append(exc)
+
+        return threading.Thread(target=run)
+
+    def add(t: int) -> None:
+        for j in range(150):
+            store.add_texts([f"t{t}-{j}"], ids=[f"t{t}-{j}"])
+            if j % 10 == 0:
+                store.delete([f"t{t}-{j - 5}"])
+                store.similarity_search(f"t{t}-{j}", k=3)
+                store.max_marginal_relevance_search(f"t{t}-{j}", k=2)
+
+    def save() -> None:
+        for _ in range(25):
+            store.save()
+
+    threads = [guarded(lambda t=t: add(t)) for t in range(3)] + [guarded(save)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    store.save()
+    assert len(store) == 3 * (150 - 14)
+    reopened = FAISSImageStore.load(tmp_path / "shared", store.embeddings)
+    assert sorted(reopened.records()) == sorted(store.records())
+    store.close()
+
+
+def test_a_store_folder_that_is_a_file_is_a_store_error(tmp_path: Path) -> None:
+    """Probe round: writes raised a raw FileExistsError from the writer lock's mkdir."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    not_a_folder = tmp_path / "index"
+    not_a_folder.write_text("a file")
+    store = FAISSImageStore(DeterministicFakeEmbedding(size=8), not_a_folder)
+    with pytest.raises(StoreError, match="index"):
+        store.add_texts(["a"])
+    with pytest.raises(StoreError, match="index"):
+        store.save()
+    assert not_a_folder.read_text() == "a file"
