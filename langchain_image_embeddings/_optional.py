@@ -30,6 +30,7 @@ _EXTRAS = {
     "onnxscript": "onnx",
     "onnxruntime": "onnx",
     "openvino": "openvino",
+    "skimage": "samples",
 }
 
 
