@@ -68,6 +68,7 @@ def _cmd_embed_dataset(args: argparse.Namespace) -> int:
                 gpus_per_actor=args.num_gpus,
                 local_cpus=args.local_cpus,
                 progress_bars=_show_progress(args),
+                console_logs=not args.quiet,
             )
             summary = embed_dataset_ray(
                 plan, args.out, EmbedSettings.of(embeddings), options, progress=progress

@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_image_embeddings.errors import EncoderError, ImageLoadError, StoreLockedError
+from langchain_image_embeddings.errors import (
+    EncoderError,
+    ImageLoadError,
+    StoreError,
+    StoreLockedError,
+)
 from langchain_image_embeddings.images import ImageLoadOptions
 from langchain_image_embeddings.scale.inputs import read_input
 from langchain_image_embeddings.scale.plan import Shard, ShardPlan
@@ -246,6 +251,8 @@ def embed_shard(shard: Shard, embeddings: ImageEmbeddings) -> ShardRows:
                 meta, data = read_input(uri, embeddings.load_options)
             except ImageLoadError as err:
                 errors[pos] = (err.code, err.reason)
+                # the source as the error names it (absolute path), as the Ray reads record it
+                metas[pos] = {"source": err.source}
                 continue
             metas[pos] = meta
             readable.append(pos)
@@ -288,9 +295,17 @@ def writing_shards(
 
     Raises:
         StoreLockedError: Another process is writing shards into ``out_dir``.
+        StoreError: ``out_dir`` is a file, or cannot be created.
     """
     from langchain_image_embeddings.vectorstores.locking import StoreLock
 
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise StoreError(f"{out_dir} is a file, not a folder for shard files")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in its path, no permission ...
+        raise StoreError(f"cannot create the shard folder {out_dir}: {exc.strerror}") from exc
     lock = StoreLock(out_dir)
     try:
         lock.acquire()

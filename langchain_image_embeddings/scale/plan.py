@@ -128,7 +128,15 @@ def list_source(source: Source, *, column: str | None = None) -> tuple[list[str]
         ValueError: The source is missing, empty of images, or the column is absent.
     """
     if not isinstance(source, (str, os.PathLike)):
-        inputs = [os.fspath(s) for s in source]
+        inputs: list[str] = []
+        for n, item in enumerate(source):
+            value = os.fspath(item) if isinstance(item, (str, os.PathLike)) else item
+            if not isinstance(value, str):
+                raise ValueError(
+                    f"input #{n} {item!r:.80} ({type(item).__name__}): a source lists paths "
+                    "or URIs as str (embed bytes with ImageEmbeddings.embed_images)"
+                )
+            inputs.append(value)
         return inputs, f"{len(inputs)} URIs"
     text = os.fspath(source)
     if scheme_of(text) in PYARROW_SCHEMES:  # a table of URIs in object storage

@@ -10,7 +10,8 @@ loses only the shards not yet written.
 
 Local runs start a private Ray (no dashboard, every server bound to 127.0.0.1, its temporary
 folder under the output folder, token auth off so nothing is written to the home directory)
-and shut it down afterwards; ``address="auto"`` or ``"HOST:PORT"`` joins an existing cluster.
+and shut it down afterwards; ``address="auto"`` or ``"HOST:PORT"`` joins an existing cluster
+(:mod:`~langchain_image_embeddings.scale.ray_session`, whose functions are re-exported here).
 
 Sizing trap (measured): an actor pool that takes every CPU leaves none for the read tasks
 and the job hangs without an error. :func:`size_actor_pool` keeps at least one CPU free.
@@ -18,15 +19,13 @@ and the job hangs without an error. :func:`size_actor_pool` keeps at least one C
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
+import inspect
 import json
-import logging
 import math
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,15 +43,33 @@ from langchain_image_embeddings.scale.embed import (
 )
 from langchain_image_embeddings.scale.inputs import read_input
 from langchain_image_embeddings.scale.plan import Shard, ShardPlan
+from langchain_image_embeddings.scale.ray_session import (
+    check_reachable,
+    is_loopback_address,
+    ray_data_console,
+    ray_session,
+    start_local_ray,
+    stop_local_ray,
+)
 from langchain_image_embeddings.scale.shards import (
     ShardRows,
     write_shard,
 )
 from langchain_image_embeddings.vectorstores.records import model_record
 
-#: Unix socket paths are limited to 107 bytes; Ray puts its sockets ~60 characters below
-#: its temporary folder, so a longer folder is replaced by a short one in /tmp.
-_MAX_TEMP_DIR = 44
+__all__ = [
+    "RayOptions",
+    "ShardEmbedder",
+    "check_reachable",
+    "embed_dataset_ray",
+    "is_loopback_address",
+    "ray_data_console",
+    "ray_session",
+    "read_batch",
+    "size_actor_pool",
+    "start_local_ray",
+    "stop_local_ray",
+]
 
 #: CPUs reserved per read task. Reading is I/O and hashing; a fraction lets two reads share
 #: the CPU left free, and keeps Ray Data from fusing the reads into the actor pool.
@@ -75,6 +92,12 @@ class RayOptions:
         local_cpus: CPUs of a local Ray (``None``: all of this machine's).
         temp_dir: Ray's temporary folder for a local Ray (``None``: ``OUT/_ray``).
         progress_bars: Show Ray Data's own progress bars.
+        console_logs: Let Ray Data print its own INFO/WARNING lines on stderr (off: they
+            still go to ``ray-data.log`` in Ray's session folder).
+        actor_restarts: How often Ray may restart a dead actor (``-1``: without limit).
+            ``None``: ``0`` on a private local Ray or one joined on 127.0.0.1 (one machine:
+            a dead actor, e.g. killed for memory, fails the run, which a rerun resumes),
+            Ray Data's default (without limit) on a cluster (another node takes over).
 
     Example:
         >>> RayOptions(address="auto", gpus_per_actor=1).gpus_per_actor
@@ -90,6 +113,8 @@ class RayOptions:
     local_cpus: int | None = None
     temp_dir: str | None = None
     progress_bars: bool = False
+    console_logs: bool = False
+    actor_restarts: int | None = None
 
 
 def size_actor_pool(
@@ -140,111 +165,6 @@ def size_actor_pool(
     if fit == math.inf:
         fit = max(1, int(cpus) - 1)
     return int(max(1, min(fit, batches if batches else fit)))
-
-
-def _short_temp_dir(wanted: Path) -> tuple[str, str | None]:
-    """Ray's temp folder: ``wanted`` when short enough, else a new one in the system temp
-    folder (returned second, to delete afterwards)."""
-    if len(str(wanted.resolve())) <= _MAX_TEMP_DIR:
-        wanted.mkdir(parents=True, exist_ok=True)
-        return str(wanted.resolve()), None
-    made = tempfile.mkdtemp(prefix="imgemb-ray-")
-    return made, made
-
-
-@contextlib.contextmanager
-def ray_session(options: RayOptions, out_dir: Path) -> Iterator[Any]:
-    """Use the Ray this process is connected to, join ``options.address``, or start a local
-    Ray for the duration (shut down and its temp folder removed afterwards)."""
-    ray = require_ray()
-    if ray.is_initialized():
-        yield ray
-        return
-    if options.address is not None:
-        ray.init(address=options.address, log_to_driver=False, logging_level=logging.WARNING)
-        try:
-            yield ray
-        finally:
-            ray.shutdown()
-        return
-    temp, made = _short_temp_dir(Path(options.temp_dir or out_dir / "_ray"))
-    start_local_ray(temp, num_cpus=options.local_cpus)
-    try:
-        yield ray
-    except BaseException:
-        stop_local_ray()
-        if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
-        raise  # a failed run keeps OUT/_ray (Ray's logs) for a look
-    stop_local_ray()
-    shutil.rmtree(temp, ignore_errors=True)
-
-
-#: Environment of a private local Ray: token auth off (it would write a token into the home
-#: directory), no usage reporting, and the node address taken as 127.0.0.1 (with Ray's
-#: default, every Ray server listens on all interfaces and the node IP is the machine's).
-_LOCAL_ENV = {
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-}
-_restore: list[tuple[dict[str, str | None], bool]] = []
-
-
-def start_local_ray(temp_dir: str, *, num_cpus: int | None = None) -> None:
-    """Start a private local Ray: no dashboard, 127.0.0.1 only, files under ``temp_dir``.
-
-    Sets :data:`_LOCAL_ENV` for this process and the Ray processes it starts (undone by
-    :func:`stop_local_ray`), so that every Ray server binds to 127.0.0.1 and nothing is
-    written to the home directory.
-
-    Example:
-        .. code-block:: python
-
-            start_local_ray("/tmp/imgemb-ray", num_cpus=2)
-            stop_local_ray()
-    """
-    ray = require_ray()
-    from ray._private import ray_constants
-
-    _restore.append(({k: os.environ.get(k) for k in _LOCAL_ENV}, ray_constants.ENABLE_RAY_CLUSTER))
-    os.environ.update(_LOCAL_ENV)
-    # Read once when ray was imported: this process must resolve its node IP to 127.0.0.1
-    # too (ray.init(_node_ip_address="127.0.0.1") alone is turned into the machine's IP).
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            _temp_dir=temp_dir,
-            log_to_driver=False,
-            logging_level=logging.WARNING,  # no INFO banner: the command prints its own summary
-        )
-    except BaseException:
-        _undo_local_env()
-        raise
-
-
-def stop_local_ray() -> None:
-    """Shut down a Ray started by :func:`start_local_ray` and restore the environment."""
-    ray = require_ray()
-    ray.shutdown()
-    _undo_local_env()
-
-
-def _undo_local_env() -> None:
-    if not _restore:
-        return
-    from ray._private import ray_constants
-
-    env, flag = _restore.pop()
-    for key, value in env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    ray_constants.ENABLE_RAY_CLUSTER = flag
 
 
 def read_batch(batch: dict[str, Any], options: Any) -> dict[str, Any]:
@@ -349,16 +269,6 @@ class _Pending:
         return self.got == len(self.shard)
 
 
-def _quiet_ray_data(progress_bars: bool) -> None:
-    from ray.data import DataContext
-
-    ctx = DataContext.get_current()
-    ctx.enable_progress_bars = progress_bars
-    for name in ("print_on_execution_start", "enable_operator_progress_bars"):
-        if hasattr(ctx, name) and not progress_bars:
-            setattr(ctx, name, False)
-
-
 def embed_dataset_ray(
     plan: ShardPlan,
     out_dir: str | os.PathLike[str],
@@ -405,6 +315,13 @@ def embed_dataset_ray(
         del probe
         pending = pending_shards(plan, out, record, summary, progress)
         if pending:
+            if options.actor_restarts is None:
+                one_machine = (
+                    is_loopback_address(options.address)
+                    if options.address is not None
+                    else not require_ray().is_initialized()
+                )
+                options = dataclasses.replace(options, actor_restarts=0 if one_machine else -1)
             with ray_session(options, out) as ray:
                 _run(ray, pending, out, settings, options, record, dim, summary, progress)
     summary.seconds = time.perf_counter() - started
@@ -424,7 +341,6 @@ def _run(
 ) -> None:
     import ray.data
 
-    _quiet_ray_data(options.progress_bars)
     actor_batch = options.actor_batch_size or settings.batch_size * 4
     items = [
         {"shard": s.index, "pos": p, "uri": uri} for s in pending for p, uri in enumerate(s.inputs)
@@ -442,23 +358,61 @@ def _run(
         # Not the actors' CPU count: Ray Data would then fuse the reads into the actors.
         num_cpus=_READ_CPUS,
     )
-    dataset = dataset.map_batches(
-        ShardEmbedder,
-        fn_constructor_kwargs={"settings": settings, "device": device, "num_workers": threads},
-        batch_size=actor_batch,
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        num_cpus=options.cpus_per_actor,
-        num_gpus=options.gpus_per_actor or None,
-    )
-    by_index = {s.index: s for s in pending}
-    partial: dict[int, _Pending] = {}
-    kwargs = dict(settings.model_kwargs)
-    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+    with warnings.catch_warnings():
+        # max_restarts has no named parameter yet (Ray 2.60); only the generic keyword
+        # arguments it goes through are deprecated.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args. is deprecated")
+        dataset = dataset.map_batches(
+            ShardEmbedder,
+            fn_constructor_kwargs={"settings": settings, "device": device, "num_workers": threads},
+            batch_size=actor_batch,
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=options.cpus_per_actor,
+            num_gpus=options.gpus_per_actor or None,
+            **_restart_args(dataset, options.actor_restarts),
+        )
+    assembler = _ShardAssembler(pending, dim, out, record, dict(settings.model_kwargs), summary)
+    with ray_data_console(options.progress_bars, options.console_logs):
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            assembler.take(batch, progress)
+
+
+def _restart_args(dataset: Any, restarts: int | None) -> dict[str, Any]:
+    """``max_restarts`` for the actor pool, where ``map_batches`` still takes Ray's remote
+    arguments. With restarts on (Ray Data's default, -1) the driver logs one error line per
+    actor on stderr (a restart could fail: its constructor arguments live in the object
+    store), which a private one-machine Ray has no use for (see ``actor_restarts``)."""
+    params = inspect.signature(dataset.map_batches).parameters.values()
+    if restarts is None or not any(p.kind is p.VAR_KEYWORD for p in params):
+        return {}
+    return {"max_restarts": int(restarts)}
+
+
+class _ShardAssembler:
+    """The driver's side: rows coming back from the actors, in any order, collected per
+    shard; each shard is written (atomically) as soon as all its rows are back."""
+
+    def __init__(
+        self,
+        pending: list[Shard],
+        dim: int,
+        out: Path,
+        record: dict[str, Any],
+        model_kwargs: dict[str, Any],
+        summary: RunSummary,
+    ) -> None:
+        self.by_index = {s.index: s for s in pending}
+        self.partial: dict[int, _Pending] = {}
+        self.dim, self.out, self.record = dim, out, record
+        self.model_kwargs, self.summary = model_kwargs, summary
+
+    def take(self, batch: dict[str, Any], progress: Progress | None) -> None:
+        """Add one batch of actor output; write the shards it completes."""
         for i in range(len(batch["shard"])):
             index = int(batch["shard"][i])
-            state = partial.get(index)
+            state = self.partial.get(index)
             if state is None:
-                state = partial[index] = _Pending(by_index[index], dim)
+                state = self.partial[index] = _Pending(self.by_index[index], self.dim)
             done = state.add(
                 int(batch["pos"][i]),
                 str(batch["meta"][i]),
@@ -468,8 +422,8 @@ def _run(
             )
             if done:
                 rows = ShardRows(state.shard, state.metas, state.vectors, state.errors)
-                write_shard(out, rows, record, kwargs)
-                summary.record(rows)
-                del partial[index]
+                write_shard(self.out, rows, self.record, self.model_kwargs)
+                self.summary.record(rows)
+                del self.partial[index]
                 if progress is not None:
                     progress(ShardDone(state.shard, True, len(state.shard), rows.failures))

@@ -56,7 +56,8 @@ class ShardRows:
     Attributes:
         shard: The shard.
         metas: Per input, the metadata from :func:`~langchain_image_embeddings.scale.inputs.read_input`
-            (``None`` when the input could not be read).
+            (``{"source": ...}`` alone when it could not be read; ``None``: the source is
+            the input as given).
         vectors: ``float32`` ``(len(shard), dim)``; rows of failed inputs are ignored.
         errors: Per input, ``None`` or ``(code, reason)``.
 
@@ -282,12 +283,24 @@ def is_complete(path: Path, shard: Shard, record: dict[str, Any]) -> bool:
 
 
 def iter_rows(path: Path, batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of a shard file, ``batch_size`` rows at a time."""
-    require_pyarrow()
+    """Record batches of a shard file, ``batch_size`` rows at a time.
+
+    Raises:
+        StoreError: The file's rows cannot be read (damaged after it was written: its
+            footer is read first, so this is damage inside the data).
+    """
+    pa = require_pyarrow()
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(path) as parquet:
-        yield from parquet.iter_batches(batch_size=batch_size)
+    try:
+        with pq.ParquetFile(path) as parquet:
+            yield from parquet.iter_batches(batch_size=batch_size)
+    except (OSError, pa.ArrowException) as exc:
+        reason = " ".join(str(exc).split()).rstrip(".")  # pyarrow's are multi-line
+        raise StoreError(
+            f"{path} is damaged ({reason}): delete it and run embed-dataset again to rewrite it "
+            "(the rows loaded before it stay, a rerun of the load skips them)"
+        ) from exc
 
 
 def vectors_of(batch: pa.RecordBatch | pa.Table, rows: Sequence[int] | None = None) -> np.ndarray:

@@ -1,12 +1,9 @@
 """Milvus image store: a collection on a Milvus server (or Milvus Lite) through ``pymilvus``.
 
-Schema of a collection this store creates:
-
-* ``id`` - ``VARCHAR(512)``, the primary key (content ids for image models);
-* ``vector`` - ``FLOAT_VECTOR(dim)``, unit vectors, metric ``COSINE``, an ``HNSW`` index
-  (:data:`INDEX_PARAMS`; searches use ``ef = max(`` :data:`SEARCH_EF` ``, k)``);
-* ``page_content`` - ``VARCHAR(65535)``, the image URI (or the text);
-* ``metadata`` - ``JSON``, the document's metadata.
+The collection's schema, index and model record are in
+:mod:`~langchain_image_embeddings.vectorstores.milvus_schema`; documents become rows in
+:mod:`~langchain_image_embeddings.vectorstores.milvus_rows`; calls, retries and errors are
+:mod:`~langchain_image_embeddings.vectorstores.milvus_calls` (all re-exported here).
 
 The model that writes the collection (spec, dimension, fingerprint) is recorded in the
 collection's **properties** (``imgemb.model``, ``imgemb.dim``, ``imgemb.fingerprint``): opening it
@@ -29,11 +26,7 @@ Every call to Milvus goes through :func:`call_milvus`: connection failures are r
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
-import re
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.documents import Document
@@ -41,157 +34,64 @@ from langchain_core.documents import Document
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
-from langchain_image_embeddings.vectorstores.filters import metadata_matches
-from langchain_image_embeddings.vectorstores.milvus_filters import milvus_expr
-from langchain_image_embeddings.vectorstores.retry import call_with_retries
+from langchain_image_embeddings.vectorstores.milvus_calls import (
+    BACKOFF_S,
+    RETRIES,
+    TIMEOUT_S,
+    call_milvus,
+    connect,
+)
+from langchain_image_embeddings.vectorstores.milvus_filters import milvus_expr, milvus_ids_expr
+from langchain_image_embeddings.vectorstores.milvus_rows import (
+    WRITE_ROWS,
+    check_sizes,
+    hit_documents,
+    relabelled_rows,
+    row_document,
+    upsert_batches,
+)
+from langchain_image_embeddings.vectorstores.milvus_schema import (
+    DEFAULT_COLLECTION,
+    INDEX_PARAMS,
+    INDEX_TYPE,
+    MAX_ID_LENGTH,
+    MAX_LIMIT,
+    MAX_TEXT_LENGTH,
+    METRIC,
+    SEARCH_EF,
+    check_collection_name,
+    check_fields,
+    check_metric,
+    collection_schema,
+    milvus_info,
+    model_properties,
+    stored_record,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     from langchain_core.embeddings import Embeddings
 
-DEFAULT_COLLECTION = "images"
-#: Tries of one Milvus call when the connection fails (refused, unavailable, timed out).
-RETRIES = 3
-#: Wait before the second try; doubled before each further one.
-BACKOFF_S = 0.2
-#: Seconds one Milvus call may take.
-TIMEOUT_S = 30.0
-#: Rows per ``upsert`` / ``get`` / ``delete`` call.
-WRITE_ROWS = 1000
-#: The vector index: HNSW on cosine (Milvus Lite and Milvus both support it).
-INDEX_TYPE = "HNSW"
-INDEX_PARAMS: dict[str, int] = {"M": 16, "efConstruction": 200}
-#: Smallest HNSW ``ef`` of a search (raised to ``k`` when ``k`` is larger).
-SEARCH_EF = 64
-METRIC = "COSINE"
-#: Largest ``limit`` Milvus accepts in one search.
-MAX_LIMIT = 16384
-MAX_ID_LENGTH = 512
-MAX_TEXT_LENGTH = 65535
+__all__ = [
+    "BACKOFF_S",
+    "DEFAULT_COLLECTION",
+    "INDEX_PARAMS",
+    "INDEX_TYPE",
+    "MAX_ID_LENGTH",
+    "MAX_LIMIT",
+    "MAX_TEXT_LENGTH",
+    "METRIC",
+    "RETRIES",
+    "SEARCH_EF",
+    "TIMEOUT_S",
+    "WRITE_ROWS",
+    "MilvusImageStore",
+    "call_milvus",
+    "connect",
+    "milvus_info",
+]
 
-_PROP = "imgemb."
-_FIELDS = ("id", "vector", "page_content", "metadata")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _T = TypeVar("_T")
-
-# -- calls, retries, quiet logs -------------------------------------------------------------
-_quiet = threading.local()
-
-
-class _QuietInsideCalls(logging.Filter):
-    """Drop pymilvus's own error logs (a traceback per failed RPC) inside :func:`call_milvus`:
-    the error is raised to the caller as a ``StoreError`` instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(_quiet, "on", False)
-
-
-_QUIET_LOGGERS = ("pymilvus.decorators", "pymilvus.client.iterator.query_iterator")
-_filter_installed = False
-
-
-def _install_quiet_filter() -> None:
-    global _filter_installed
-    if not _filter_installed:
-        for name in _QUIET_LOGGERS:
-            logging.getLogger(name).addFilter(_QuietInsideCalls())
-        _filter_installed = True
-
-
-@contextlib.contextmanager
-def _quiet_logs() -> Iterator[None]:
-    _install_quiet_filter()
-    before = getattr(_quiet, "on", False)
-    _quiet.on = True
-    try:
-        yield
-    finally:
-        _quiet.on = before
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what it wraps) says the server cannot be reached."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (ConnectionError, TimeoutError)):
-            return True
-        code = getattr(current, "code", None)
-        if callable(code):  # grpc.RpcError
-            with contextlib.suppress(Exception):
-                if getattr(code(), "name", "") in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
-                    return True
-        text = str(current).lower()
-        if "fail connecting to server" in text or "server unavailable" in text:
-            return True
-        if type(current).__name__ == "MilvusUnavailableException":
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def call_milvus(
-    what: str,
-    fn: Callable[..., _T],
-    *args: Any,
-    retries: int = RETRIES,
-    backoff_s: float = BACKOFF_S,
-    **kwargs: Any,
-) -> _T:
-    """Call ``fn``; retry connection failures ``retries`` times in all, then raise ``StoreError``.
-
-    Any other exception from Milvus is raised at once as :class:`StoreError` (our own
-    :class:`StoreError` subclasses pass through unchanged).
-
-    Example:
-        .. code-block:: python
-
-            names = call_milvus("list collections", client.list_collections)
-    """
-    return call_with_retries(
-        "Milvus",
-        what,
-        fn,
-        *args,
-        is_connection_error=_is_connection_error,
-        retries=retries,
-        backoff_s=backoff_s,
-        quiet=_quiet_logs,
-        describe=_message,
-        **kwargs,
-    )
-
-
-def _message(exc: BaseException | None) -> str:
-    return str(getattr(exc, "message", None) or exc)
-
-
-def connect(uri: str, *, token: str = "", timeout: float = TIMEOUT_S) -> Any:
-    """A ``pymilvus.MilvusClient`` for ``uri`` (``http://HOST:PORT``), with retries.
-
-    Raises:
-        StoreError: The server cannot be reached.
-    """
-    pymilvus = require("pymilvus", "pymilvus")
-    try:
-        return call_milvus(
-            f"connect to {uri}", pymilvus.MilvusClient, uri=uri, token=token, timeout=timeout
-        )
-    except StoreError as exc:
-        raise StoreError(f"cannot reach the Milvus server at {uri}: {exc}") from exc
-
-
-# -- the store ----------------------------------------------------------------------------
-def _stored_record(properties: Mapping[str, Any] | None) -> dict[str, Any]:
-    props = properties or {}
-    return {k[len(_PROP) :]: v for k, v in props.items() if str(k).startswith(_PROP)}
-
-
-def _json_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """The metadata as plain JSON (non-JSON values become strings)."""
-    out: dict[str, Any] = json.loads(json.dumps(dict(metadata), default=str))
-    return out
 
 
 class MilvusImageStore(ImageVectorStore):
@@ -243,11 +143,7 @@ class MilvusImageStore(ImageVectorStore):
         timeout: float = TIMEOUT_S,
     ) -> None:
         require("pymilvus", "pymilvus")
-        if not _NAME.match(collection_name):
-            raise StoreError(
-                f"invalid Milvus collection name {collection_name!r}: letters, digits and _, "
-                "not starting with a digit"
-            )
+        check_collection_name(collection_name)
         self.client = client
         self.collection_name = collection_name
         self.timeout = timeout
@@ -255,7 +151,7 @@ class MilvusImageStore(ImageVectorStore):
         self._where = f"Milvus collection {collection_name!r}"
         exists = bool(self._call("has collection", client.has_collection, collection_name))
         info = self._describe() if exists else {}
-        stored = _stored_record(info.get("properties"))
+        stored = stored_record(info.get("properties"))
         if not exists and not create:
             raise StoreError(f"no {self._where}")
         if embeddings is None:
@@ -289,7 +185,8 @@ class MilvusImageStore(ImageVectorStore):
         create: bool = True,
         timeout: float = TIMEOUT_S,
     ) -> MilvusImageStore:
-        """A collection on the Milvus server at ``uri`` (``http://HOST:PORT``).
+        """A collection on the Milvus server at ``uri`` (``http://HOST:PORT``), or in a Milvus
+        Lite file (``"./milvus.db"``: pymilvus serves it on 127.0.0.1 from this process).
 
         Raises:
             StoreError: The server cannot be reached (after :data:`RETRIES` tries), no such
@@ -343,7 +240,8 @@ class MilvusImageStore(ImageVectorStore):
         """A store holding ``texts`` (image URIs for an image model).
 
         Args:
-            client: A ``pymilvus.MilvusClient``; else ``uri`` (``http://HOST:PORT``).
+            client: A ``pymilvus.MilvusClient``; else ``uri`` (``http://HOST:PORT`` or a
+                Milvus Lite file ``*.db``).
         """
         if client is not None:
             store = cls(embedding, client=client, collection_name=collection_name)
@@ -365,13 +263,7 @@ class MilvusImageStore(ImageVectorStore):
 
     def _adopt(self, info: Mapping[str, Any], stored: dict[str, Any]) -> None:
         """Check an existing collection: our schema, cosine, the same model."""
-        fields = {f["name"]: f for f in info.get("fields", [])}
-        if not set(_FIELDS) <= set(fields):
-            raise StoreError(
-                f"{self._where} is not an image-store collection: it has the fields "
-                f"{sorted(fields)}, expected {list(_FIELDS)}"
-            )
-        dim = int((fields["vector"].get("params") or {}).get("dim", 0)) or None
+        dim = check_fields(info, self._where)
         if stored:
             self._check_model(stored, self._where)
         elif len(self) > 0:
@@ -386,9 +278,7 @@ class MilvusImageStore(ImageVectorStore):
             index = self._call(
                 "describe index", self.client.describe_index, self.collection_name, "vector"
             )
-        metric = (index or {}).get("metric_type")
-        if metric not in (None, METRIC, "IP"):
-            raise StoreError(f"{self._where} uses the {metric} metric, not cosine")
+        check_metric(index, self._where)
         if not stored:
             self._call(
                 "record the model",
@@ -399,28 +289,10 @@ class MilvusImageStore(ImageVectorStore):
         self._call("load", self.client.load_collection, self.collection_name)
 
     def _properties(self) -> dict[str, str]:
-        record = self._model_record()
-        return {_PROP + k: str(v) for k, v in record.items()}
+        return model_properties(self._model_record())
 
     def _create(self, dim: int) -> None:
-        from pymilvus import DataType, MilvusClient
-
-        schema = MilvusClient.create_schema(
-            auto_id=False,
-            enable_dynamic_field=False,
-            description="langchain-image-embeddings image store",
-        )
-        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_LENGTH)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=int(dim))
-        schema.add_field("page_content", DataType.VARCHAR, max_length=MAX_TEXT_LENGTH)
-        schema.add_field("metadata", DataType.JSON)
-        index = MilvusClient.prepare_index_params()
-        index.add_index(
-            field_name="vector",
-            index_type=INDEX_TYPE,
-            metric_type=METRIC,
-            params=dict(INDEX_PARAMS),
-        )
+        schema, index = collection_schema(dim)
         self._dim = int(dim)
         try:
             self._call(
@@ -434,10 +306,8 @@ class MilvusImageStore(ImageVectorStore):
             )
         except StoreError:
             # another client may have created it at the same moment: adopt theirs
-            if not self._call("has collection", self.client.has_collection, self.collection_name):
+            if not self._ready():
                 raise
-            info = self._describe()
-            self._adopt(info, _stored_record(info.get("properties")))
         self._exists = True
 
     def _release(self) -> None:
@@ -446,6 +316,21 @@ class MilvusImageStore(ImageVectorStore):
             with contextlib.suppress(Exception):
                 self.client.close()
             self._owns_client = False
+
+    def _ready(self) -> bool:
+        """Whether the collection exists; one created by another client since (a text model's
+        collection appears on its first write) is checked and adopted, not ignored."""
+        if not self._exists and self._call(
+            "has collection", self.client.has_collection, self.collection_name
+        ):
+            self._exists = True  # before _adopt, whose count must not come back here
+            try:
+                info = self._describe()
+                self._adopt(info, stored_record(info.get("properties")))
+            except BaseException:
+                self._exists = False
+                raise
+        return self._exists
 
     def drop(self) -> None:
         """Drop the whole collection (vectors, documents, the model record)."""
@@ -462,7 +347,7 @@ class MilvusImageStore(ImageVectorStore):
         return self._dim
 
     def __len__(self) -> int:
-        if not self._exists:
+        if not self._ready():
             return 0
         rows = self._call(
             "count",
@@ -474,7 +359,7 @@ class MilvusImageStore(ImageVectorStore):
         return int(rows[0]["count(*)"]) if rows else 0
 
     def records(self) -> dict[str, dict[str, Any]]:
-        if not self._exists:
+        if not self._ready():
             return {}
         out: dict[str, dict[str, Any]] = {}
         iterator = self._call(
@@ -497,17 +382,19 @@ class MilvusImageStore(ImageVectorStore):
                 iterator.close()
 
     def _get(self, ids: Sequence[str], fields: list[str]) -> dict[str, dict[str, Any]]:
-        if not self._exists or not ids:
+        if not self._ready() or not ids:
             return {}
         found: dict[str, dict[str, Any]] = {}
         unique = list(dict.fromkeys(str(i) for i in ids))
         for start in range(0, len(unique), WRITE_ROWS):
+            chunk = unique[start : start + WRITE_ROWS]
             rows = self._call(
                 "get",
-                self.client.get,
+                self.client.query,
                 self.collection_name,
-                ids=unique[start : start + WRITE_ROWS],
+                filter=milvus_ids_expr(chunk),
                 output_fields=fields,
+                limit=len(chunk),
             )
             for row in rows:
                 found[str(row["id"])] = row
@@ -515,7 +402,7 @@ class MilvusImageStore(ImageVectorStore):
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         rows = self._get(ids, ["page_content", "metadata"])
-        return [_document(rows[i]) for i in dict.fromkeys(ids) if i in rows]
+        return [row_document(rows[i]) for i in dict.fromkeys(ids) if i in rows]
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         return set(self._get(ids, ["id"]))
@@ -523,57 +410,25 @@ class MilvusImageStore(ImageVectorStore):
     def _write(
         self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]
     ) -> None:
-        for i, doc in zip(ids, documents, strict=True):
-            if len(i.encode()) > MAX_ID_LENGTH:
-                raise StoreError(f"id {i[:60]!r}... is longer than {MAX_ID_LENGTH} bytes")
-            if len(doc.page_content.encode()) > MAX_TEXT_LENGTH:
-                raise StoreError(
-                    f"page_content of {i!r} is longer than {MAX_TEXT_LENGTH} bytes (Milvus "
-                    "VARCHAR): store image paths or URLs, not data: URIs; nothing was written"
-                )
-        if not self._exists:
+        check_sizes(ids, documents)
+        if not self._ready():
             self._create(int(vectors.shape[1]))
-        for start in range(0, len(ids), WRITE_ROWS):
-            stop = start + WRITE_ROWS
-            rows = [
-                {
-                    "id": i,
-                    "vector": row,
-                    "page_content": doc.page_content,
-                    "metadata": _json_metadata(doc.metadata),
-                }
-                for i, row, doc in zip(
-                    ids[start:stop],
-                    vectors[start:stop].tolist(),
-                    documents[start:stop],
-                    strict=True,
-                )
-            ]
+        for rows in upsert_batches(ids, vectors, documents):
             self._call("upsert", self.client.upsert, self.collection_name, data=rows)
 
     def _delete_ids(self, ids: Sequence[str]) -> None:
-        if not self._exists:
+        if not self._ready():
             return
         for start in range(0, len(ids), WRITE_ROWS):
             self._call(
                 "delete",
                 self.client.delete,
                 self.collection_name,
-                ids=list(ids[start : start + WRITE_ROWS]),
+                filter=milvus_ids_expr(ids[start : start + WRITE_ROWS]),
             )
 
     def _update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
-        rows = self._get(ids, ["vector", "page_content"])
-        data = [
-            {
-                "id": i,
-                "vector": [float(x) for x in rows[i]["vector"]],
-                "page_content": rows[i]["page_content"],
-                "metadata": _json_metadata(meta),
-            }
-            for i, meta in zip(ids, metadatas, strict=True)
-            if i in rows
-        ]
+        data = relabelled_rows(self._get(ids, ["vector", "page_content"]), ids, metadatas)
         for start in range(0, len(data), WRITE_ROWS):
             self._call(
                 "upsert",
@@ -585,7 +440,7 @@ class MilvusImageStore(ImageVectorStore):
     def _search(
         self, vector: np.ndarray, k: int, filter: Any, fetch_k: int
     ) -> list[tuple[Document, float]]:
-        if not self._exists or k <= 0:
+        if not self._ready() or k <= 0:
             return []
         keep: Callable[[dict[str, Any]], bool] | None = None
         limit = k
@@ -604,58 +459,10 @@ class MilvusImageStore(ImageVectorStore):
             output_fields=["page_content", "metadata"],
             search_params={"metric_type": METRIC, "params": {"ef": max(SEARCH_EF, limit)}},
         )
-        hits: list[tuple[Document, float]] = []
-        for hit in res[0] if res else []:
-            entity = dict(hit.get("entity") or {})
-            entity["id"] = hit["id"]
-            doc = _document(entity)
-            if keep is not None and not metadata_matches(doc.metadata, keep):
-                continue
-            hits.append((doc, float(hit["distance"])))
-        return hits[:k]
+        return hit_documents(res[0] if res else [], keep)[:k]
 
     def _vectors(self, ids: Sequence[str]) -> np.ndarray:
         import numpy as np
 
         rows = self._get(ids, ["vector"])
         return np.asarray([rows[i]["vector"] for i in ids], dtype=np.float32)
-
-
-def _document(row: Mapping[str, Any]) -> Document:
-    return Document(
-        id=str(row["id"]),
-        page_content=row.get("page_content") or "",
-        metadata=dict(row.get("metadata") or {}),
-    )
-
-
-def milvus_info(uri: str, collection_name: str, *, token: str = "") -> dict[str, Any]:
-    """What a collection holds and which model wrote it, without loading the model.
-
-    Raises:
-        StoreError: The server cannot be reached or has no such collection.
-    """
-    client = connect(uri, token=token)
-    try:
-        where = f"Milvus collection {collection_name!r}"
-        if not call_milvus("has collection", client.has_collection, collection_name):
-            raise StoreError(f"no {where} on {uri}")
-        info = call_milvus("describe", client.describe_collection, collection_name)
-        stored = _stored_record(info.get("properties"))
-        rows = call_milvus(
-            "count", client.query, collection_name, filter="", output_fields=["count(*)"]
-        )
-        index = call_milvus("describe index", client.describe_index, collection_name, "vector")
-        index = index or {}
-        return {
-            "count": int(rows[0]["count(*)"]) if rows else 0,
-            "model": stored.get("model"),
-            "dim": int(stored["dim"])
-            if str(stored.get("dim", "")).isdigit()
-            else stored.get("dim"),
-            "metric": str(index.get("metric_type", "")).lower() or None,
-            "index": index.get("index_type"),
-        }
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()

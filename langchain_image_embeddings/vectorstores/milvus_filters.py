@@ -9,10 +9,10 @@ Keys and string values are quoted and escaped (``\\``, ``"``, newlines, tabs). M
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["milvus_expr"]
+__all__ = ["milvus_expr", "milvus_ids_expr"]
 
 
 def _quote(text: str) -> str:
@@ -134,3 +134,17 @@ def milvus_expr(filter: Mapping[str, Any] | str | None, field: str = "metadata")
             else:
                 parts.append(_equal(path, cond))
     return _join(parts, "and")
+
+
+def milvus_ids_expr(ids: Sequence[str], field: str = "id") -> str:
+    """A Milvus expression matching the primary keys ``ids`` (``id in ["a", "b"]``), every
+    id quoted and escaped.
+
+    pymilvus's own ``ids=`` argument pastes ids into single quotes unescaped, so an id
+    holding a quote could be written but neither read nor deleted.
+
+    Example:
+        >>> milvus_ids_expr(["a.jpg", "b.jpg"])
+        'id in ["a.jpg", "b.jpg"]'
+    """
+    return f"{field} in [" + ", ".join(_quote(str(i)) for i in ids) + "]"

@@ -262,3 +262,62 @@ def test_cli_index_search_info(
     assert info["kind"] == "milvus+http" and info["count"] == 8
     assert info["model"] == "timm:efficientnet_lite0" and info["collection"] == name
     MilvusImageStore.http(host, port, None, collection_name=name).drop()
+
+
+def test_ids_with_quotes_are_read_updated_and_deleted(milvus_server: tuple[str, int]) -> None:
+    """Ids are quoted and escaped in the expressions the store sends: pymilvus's ``ids=``
+    pasted them unescaped, so ``it's`` was written but then broke get, delete and MMR."""
+    host, port = milvus_server
+    store = MilvusImageStore.http(
+        host, port, DeterministicFakeEmbedding(size=8), collection_name=_collection()
+    )
+    ids = ["plain", "it's", 'say "hi"', "back\\slash", "new\nline", "ïd ü/\"'"]
+    store.add_texts([f"text {n}" for n in range(len(ids))], ids=ids)
+    assert [d.id for d in store.get_by_ids(ids)] == ids
+    assert store.existing_ids(["it's", "nope"]) == {"it's"}
+    hits = store.max_marginal_relevance_search("text 1", k=len(ids), fetch_k=len(ids))
+    assert {d.id for d in hits} == set(ids)
+    store.delete(["it's", 'say "hi"'])
+    assert {d.id for d in store.get_by_ids(ids)} == set(ids) - {"it's", 'say "hi"'}
+    assert len(store) == len(ids) - 2
+    store.drop()
+
+
+def test_a_milvus_lite_file_uri_is_a_store(tmp_path: Path) -> None:
+    """``connect("x.db")``: pymilvus serves the file on 127.0.0.1 from this process; a
+    second store on the file sees the first one's writes; a folder that does not exist is
+    a ``StoreError`` naming it."""
+    embeddings = DeterministicFakeEmbedding(size=8)
+    uri = str(tmp_path / "lite.db")
+    first = MilvusImageStore.connect(uri, embeddings, collection_name="texts")
+    first.add_texts(["a", "b"], ids=["1", "2"])
+    second = MilvusImageStore.connect(uri, embeddings, collection_name="texts")
+    assert len(second) == 2 and [d.id for d in second.get_by_ids(["2"])] == ["2"]
+    first.close()
+    second.close()
+    with pytest.raises(StoreError, match="nowhere"):
+        MilvusImageStore.connect(str(tmp_path / "nowhere" / "x.db"), embeddings)
+
+
+def test_a_text_store_sees_the_collection_another_client_created(
+    milvus_server: tuple[str, int],
+) -> None:
+    """A text model's collection appears on the first write: a store opened before another
+    client's first write read an empty store forever (its "no collection" was cached)."""
+    host, port = milvus_server
+    name = _collection()
+    embeddings = DeterministicFakeEmbedding(size=8)
+    reader = MilvusImageStore.http(host, port, embeddings, collection_name=name)
+    writer = MilvusImageStore.http(host, port, embeddings, collection_name=name)
+    assert len(reader) == 0
+    writer.add_texts(["a", "b"], ids=["1", "2"])
+    assert len(reader) == 2 and reader.dim == 8
+    assert [d.id for d in reader.similarity_search("a", k=1)] == ["1"]
+    assert [d.id for d in reader.get_by_ids(["2"])] == ["2"]
+    reader.add_texts(["c"], ids=["3"])
+    assert len(writer) == 3
+    with pytest.raises(StoreError, match="dimension 8"):  # another size is still refused
+        MilvusImageStore.http(
+            host, port, DeterministicFakeEmbedding(size=12), collection_name=name
+        ).add_texts(["d"])
+    writer.drop()

@@ -84,6 +84,15 @@ def test_plan_from_list_and_tables(tmp_path: Path) -> None:
         plan_shards(uris, shard_size=0)
 
 
+def test_a_list_source_of_other_types_names_the_item() -> None:
+    """bytes or None in a list of inputs raised a bare TypeError from the digest."""
+    assert plan_shards([Path("a.jpg"), "b.jpg"]).shards[0].inputs == ("a.jpg", "b.jpg")
+    with pytest.raises(ValueError, match=r"input #1 b'\\xff\\xd8' \(bytes\)"):
+        plan_shards(["a.jpg", b"\xff\xd8"])
+    with pytest.raises(ValueError, match=r"input #0 None \(NoneType\)"):
+        plan_shards([None])
+
+
 # -- the shards --------------------------------------------------------------------------
 def test_local_shards_equal_single_process_vectors(
     local_shards: Path, scale_embeddings: Any, reference_vectors: dict[str, Any], scale_corpus: Path
@@ -288,3 +297,113 @@ def test_a_second_run_into_the_same_folder_fails_at_once(
         holder.communicate("")
     summary = embed_dataset(plan_shards(scale_corpus, shard_size=100), out, scale_embeddings)
     assert summary.shards_written == 3 and not in_flight.exists()  # left over: removed
+
+
+def test_out_that_is_a_file_is_a_store_error_not_a_traceback(
+    scale_corpus: Path,
+    scale_model: str,
+    scale_embeddings: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--out`` naming a file (or a path through one) is refused with a message, exit 5."""
+    a_file = tmp_path / "shards.parquet"
+    a_file.write_bytes(b"not a folder")
+    plan = plan_shards(scale_corpus, shard_size=100)
+    with pytest.raises(StoreError, match="is a file, not a folder"):
+        embed_dataset(plan, a_file, scale_embeddings)
+    with pytest.raises(StoreError, match="cannot create the shard folder"):
+        embed_dataset(plan, a_file / "sub", scale_embeddings)
+    args = ["embed-dataset", str(scale_corpus), "--out", str(a_file), "--model", scale_model]
+    assert main([*args, "--quiet"]) == 5
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert a_file.read_bytes() == b"not a folder"
+
+
+def test_a_shard_damaged_inside_is_a_store_error_naming_it(
+    local_shards: Path, scale_embeddings: Any, tmp_path: Path
+) -> None:
+    """Damage past the footer (the footer still reads) surfaced as pyarrow's raw OSError;
+    the shards before it are loaded and stay, and the message names the file."""
+    shards = tmp_path / "shards"
+    shutil.copytree(local_shards, shards)
+    files = shard_files(shards)
+    damaged = files[1]
+    data = bytearray(damaged.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little")
+    data[4 : len(data) - 8 - footer] = b"\x55" * (len(data) - 12 - footer)
+    damaged.write_bytes(bytes(data))
+    assert read_shard_info(damaged).rows == 25  # the footer alone looks fine
+    store = FAISSImageStore(scale_embeddings, tmp_path / "index")
+    with pytest.raises(StoreError, match=f"{damaged.name} is damaged .*run embed-dataset again"):
+        store.add_from_parquet(shards)
+    first_only = FAISSImageStore(scale_embeddings, tmp_path / "first")
+    first_only.add_from_parquet(files[0])
+    assert set(store.records()) == set(first_only.records()) and len(store) > 0
+
+
+def test_failure_rows_name_the_source_as_the_ray_reads_do(
+    scale_corpus: Path, scale_embeddings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative input that cannot be read: the local engine wrote it as given, the Ray
+    read tasks (``read_batch``) as an absolute path, so the engines' shards differed."""
+    from langchain_image_embeddings.scale.ray import read_batch
+
+    monkeypatch.chdir(scale_corpus)
+    inputs = ["missing/none.jpg", "bad/empty.png", "img/p00/000.jpg"]
+    embed_dataset(plan_shards(inputs), tmp_path / "out", scale_embeddings)
+    sources = [row["source"] for row in read_rows(tmp_path / "out")]
+    read = read_batch({"shard": [0] * 3, "pos": [0, 1, 2], "uri": inputs}, None)
+    assert sources == [json.loads(m)["source"] for m in read["meta"]]
+    assert sources == [str(scale_corpus / i) for i in inputs]
+
+
+def test_a_ray_address_where_nothing_listens_fails_at_once(
+    scale_corpus: Path, scale_model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ray.init`` retried a wrong ``--ray-address`` for minutes (over 200 s measured)."""
+    pytest.importorskip("ray.data")
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    args = ["embed-dataset", str(scale_corpus), "--out", str(tmp_path / "out"), "--quiet"]
+    args += ["--engine", "ray", "--ray-address", f"127.0.0.1:{port}", "--model", scale_model]
+    assert main(args) == 2  # before: ray.init retried (the test hung)
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob("shard-*"))
+
+
+def test_joining_a_loopback_ray_keeps_127_0_0_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray turns a 127.0.0.1 address into the machine's own address (where a private Ray,
+    bound to loopback, does not listen) unless its cluster flag is off; the flag is off
+    during ``ray.init`` for a loopback address only, and restored afterwards."""
+    pytest.importorskip("ray.data")
+    import socket
+
+    import ray
+    from ray._private import ray_constants, services
+
+    from langchain_image_embeddings.scale.ray import RayOptions, ray_session
+
+    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", True)
+    resolved: list[str] = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    monkeypatch.setattr(
+        ray,
+        "init",
+        lambda address, **_: resolved.append(services.resolve_ip_for_localhost("127.0.0.1")),
+    )
+    with socket.socket() as listener:  # something listens there, as a Ray head would
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with ray_session(RayOptions(address=f"127.0.0.1:{port}"), tmp_path):
+            assert ray_constants.ENABLE_RAY_CLUSTER is False
+    assert resolved == ["127.0.0.1"]
+    assert ray_constants.ENABLE_RAY_CLUSTER is True

@@ -39,7 +39,8 @@ embed_dataset_ray(
 def test_command_starts_and_stops_its_own_local_ray(scale_model: str, tmp_path: Path) -> None:
     """First in this module, before the session's Ray: ``imgemb embed-dataset --engine ray``
     starts a private Ray with its files under OUT/_ray, writes nothing to the home
-    directory, and shuts it down (the folder is removed after a successful run)."""
+    directory, prints nothing with ``--quiet --json`` but the summary, and shuts it down
+    (the folder is removed after a successful run)."""
     corpus = tmp_path / "small"
     write_corpus(corpus, count=12)
     home = tmp_path / "home"
@@ -53,6 +54,9 @@ def test_command_starts_and_stops_its_own_local_ray(scale_model: str, tmp_path: 
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 1, done.stderr[-3000:]  # the corpus holds 4 bad files
+        # --quiet --json: nothing on stderr, Ray's own lines included (the driver's
+        # core_worker line per actor, Ray Data's INFO/WARNING lines, deprecation warnings)
+        assert not done.stderr.strip(), done.stderr[-3000:]
         summary = json.loads(done.stdout)
         assert (summary["engine"], summary["embedded"], summary["shards_written"]) == ("ray", 13, 3)
         assert sorted(p.name for p in out.iterdir()) == [
