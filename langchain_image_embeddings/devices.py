@@ -14,6 +14,7 @@ mixed-precision choices from here, so the two cannot drift apart silently:
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
@@ -23,6 +24,32 @@ Precision = Literal["auto", "fp32", "fp16", "bf16"]
 """``"auto"``: fp16 autocast on CUDA, fp32 elsewhere. The others force a choice."""
 
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+
+#: Device types torch accepts (``torch.device``), checked without importing torch.
+_DEVICE = re.compile(
+    r"^(auto|cpu|cuda|mps|xpu|hip|hpu|ipu|mtia|maia|meta|xla|lazy|vulkan|privateuseone)"
+    r"(:\d+)?$"
+)
+
+
+def check_device(device: str) -> str:
+    """Check a device string's form (cheap, no torch import); returns it unchanged.
+
+    Raises:
+        ValueError: Not ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or another
+            torch device type.
+
+    Example:
+        >>> check_device("cuda:1")
+        'cuda:1'
+    """
+    if not isinstance(device, str) or not _DEVICE.match(device) or device.startswith("auto:"):
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' (or another torch device "
+            f"type), not {device!r}"
+        )
+    return device
 
 
 def resolve_device(device: str) -> str:
@@ -38,6 +65,7 @@ def resolve_device(device: str) -> str:
     """
     import torch
 
+    check_device(device)
     if device == "auto":
         if torch.cuda.is_available():
             return "cuda"

@@ -19,7 +19,6 @@ import fnmatch
 import hashlib
 import io
 import os
-import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -32,10 +31,9 @@ from langchain_image_embeddings.errors import ImageLoadError, OnError
 from langchain_image_embeddings.images import (
     IMAGE_SUFFIXES,
     ImageLoadOptions,
-    decode_data_uri,
-    fetch_image_bytes,
     open_image_file,
     open_image_header,
+    resolve_uri,
 )
 
 
@@ -149,11 +147,13 @@ class ImageDirectoryLoader(_ReportingLoader):
         path: str | Path
             The folder.
         glob: str | Sequence[str]
-            ``fnmatch`` patterns matched against the relative POSIX path and the file name.
+            ``fnmatch`` patterns matched against the relative POSIX path and the file name;
+            ``**/`` may match no folder (``"**/*.jpg"`` includes the top-level JPEGs).
         exclude: Sequence[str]
             Patterns to leave out, matched the same way.
         suffixes: Sequence[str] | None
-            File suffixes to consider (default: common image suffixes; ``None``: any file).
+            File suffixes to consider, with or without the dot (default: common image
+            suffixes; ``None``: any file).
         on_error: "skip" | "raise"
             Collect unreadable files in :attr:`failures` (default) or raise the first.
 
@@ -182,10 +182,18 @@ class ImageDirectoryLoader(_ReportingLoader):
     ) -> None:
         super().__init__(on_error, load_options)
         self.path = Path(path)
+        # A lone string is one pattern / suffix, never its characters: list("thumbs/*")
+        # would hold "*" and exclude every file, tuple(".jpg") would keep none.
         self.glob = [glob] if isinstance(glob, str) else list(glob)
-        self.exclude = list(exclude)
+        self.exclude = [exclude] if isinstance(exclude, str) else list(exclude)
         self.recursive = recursive
-        self.suffixes = None if suffixes is None else tuple(s.lower() for s in suffixes)
+        if isinstance(suffixes, str):
+            suffixes = [suffixes]
+        self.suffixes = (
+            None
+            if suffixes is None
+            else tuple(s.lower() if s.startswith(".") else f".{s.lower()}" for s in suffixes)
+        )
 
     @property
     def root(self) -> Path:
@@ -194,7 +202,10 @@ class ImageDirectoryLoader(_ReportingLoader):
 
     def _matches(self, rel: str, patterns: Iterable[str]) -> bool:
         name = rel.rsplit("/", 1)[-1]
-        return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
+        # "**/" also matches no folder at all, as in pathlib and LangChain's DirectoryLoader
+        # (glob="**/*.jpg"): fnmatch alone needs a "/" there and skipped the top-level files.
+        candidates = {c for p in patterns for c in (p, p.replace("**/", ""))}
+        return any(fnmatch.fnmatch(rel, c) or fnmatch.fnmatch(name, c) for c in candidates)
 
     def iter_paths(self) -> Iterator[Path]:
         """The files the loader would describe, in a stable (sorted) order."""
@@ -202,6 +213,8 @@ class ImageDirectoryLoader(_ReportingLoader):
             root = self.root
         except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
             raise ImageLoadError(str(self.path), f"cannot resolve: {exc}", "not_found") from exc
+        if not root.exists():
+            raise ImageLoadError(str(self.path), "no such directory", "not_found")
         if not root.is_dir():
             raise ImageLoadError(str(self.path), "not a directory", "not_a_file")
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -239,28 +252,23 @@ class ImageDirectoryLoader(_ReportingLoader):
 class ImageURILoader(_ReportingLoader):
     """Image documents from a list of URIs: paths, ``file://``, ``http(s)://`` and ``data:``.
 
-        Remote URLs are fetched only when ``load_options.allow_remote`` is true (to hash them
-        and read their size); otherwise they are reported in :attr:`failures`.
+    Each URI is read as :func:`~langchain_image_embeddings.images.load_image` reads it (the
+    same :func:`~langchain_image_embeddings.images.resolve_uri`), so the loader accepts and
+    refuses exactly what the embeddings do. Remote URLs are fetched only when
+    ``load_options.allow_remote`` is true (to hash them and read their size); otherwise
+    they are reported in :attr:`failures`.
 
-        Instantiate and load:
-            .. code-block:: python
+    Instantiate and load:
+        .. code-block:: python
 
-                from langchain_image_embeddings.document_loaders import ImageURILoader
-                from langchain_image_embeddings._atomic import sha256_file
-    from langchain_image_embeddings.images import (
-        IMAGE_SUFFIXES,
-        ImageLoadOptions,
-        decode_data_uri,
-        fetch_image_bytes,
-        open_image_file,
-        open_image_header,
-    )
+            from langchain_image_embeddings.document_loaders import ImageURILoader
+            from langchain_image_embeddings.images import ImageLoadOptions
 
-                loader = ImageURILoader(
-                    ["cat.jpg", "https://example.com/dog.png"],
-                    load_options=ImageLoadOptions(allow_remote=True),
-                )
-                docs = loader.load()
+            loader = ImageURILoader(
+                ["cat.jpg", "https://example.com/dog.png"],
+                load_options=ImageLoadOptions(allow_remote=True),
+            )
+            docs = loader.load()
     """
 
     def __init__(
@@ -275,27 +283,15 @@ class ImageURILoader(_ReportingLoader):
 
     def describe(self, uri: str) -> dict[str, Any]:
         """Metadata of one URI (see :func:`describe_image_file`); raises :class:`ImageLoadError`."""
-        scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
-        if scheme in ("http", "https"):
-            if not self.load_options.allow_remote:
-                raise ImageLoadError(
-                    uri,
-                    "remote URLs are disabled (ImageLoadOptions(allow_remote=True))",
-                    "remote_disabled",
-                )
-            return describe_image_bytes(
-                fetch_image_bytes(uri, self.load_options), uri, self.load_options
-            )
-        if scheme == "data":
-            data = decode_data_uri(uri, self.load_options)
-            return describe_image_bytes(data, uri, self.load_options)
-        if scheme == "file":
-            path = urllib.parse.unquote(urllib.parse.urlparse(uri).path)
-            meta = describe_image_file(path, self.load_options)
+        # One reading of strings for the loader and load_image: a relative "img:1.png" is a
+        # path for both, "file://host/x" refused by both, "DATA:" a data URI for both.
+        target = resolve_uri(uri, self.load_options)
+        if isinstance(target, bytes):  # data: or a fetched http(s):// URL
+            return describe_image_bytes(target, uri, self.load_options)
+        if target != uri:  # file:// names the local path ``target``
+            meta = describe_image_file(target, self.load_options)
             meta["source"] = uri
             return meta
-        if len(scheme) > 1:
-            raise ImageLoadError(uri, f"unsupported URI scheme {scheme!r}", "unsupported_scheme")
         return describe_image_file(os.path.abspath(uri), self.load_options)
 
     def lazy_load(self) -> Iterator[Document]:

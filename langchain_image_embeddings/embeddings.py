@@ -17,7 +17,12 @@ from langchain_image_embeddings.devices import resolve_device
 from langchain_image_embeddings.encoders.base import ImageEncoder
 from langchain_image_embeddings.encoders.runtimes import EmbeddingPrecision, Runtime
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images import IMAGE_SUFFIXES, ImageInput, ImageLoadOptions
+from langchain_image_embeddings.images import (
+    IMAGE_SUFFIXES,
+    ImageInput,
+    ImageLoadOptions,
+    describe,
+)
 from langchain_image_embeddings.pipeline import ImagePipeline, PipelineProgress, finish
 
 if TYPE_CHECKING:
@@ -59,6 +64,34 @@ def looks_like_image_uri(text: str) -> bool:
         return os.path.isfile(os.path.expanduser(candidate))
     except (OSError, ValueError):  # e.g. an embedded NUL byte
         return False
+
+
+def _check_image_batch(images: object) -> None:
+    """Refuse one image where a list of them is expected.
+
+    Iterating a path string would embed its characters (``embed_image("cat.jpg")`` failing
+    on an image named ``"c"``), bytes would give ints and a file object its lines.
+    """
+    from PIL import Image
+
+    single = (str, bytes, bytearray, memoryview, os.PathLike, Image.Image)
+    if isinstance(images, single) or hasattr(images, "read"):
+        raise TypeError(
+            f"expected a list of images, got a single {type(images).__name__} "
+            f"({describe(images)}); pass it in a list: [image]"
+        )
+
+
+def _check_texts(texts: object) -> None:
+    """Refuse a lone string or non-string items with a message naming them."""
+    if isinstance(texts, str):
+        raise TypeError(
+            "embed_documents takes a list of texts, not a str; use embed_query(text) for one"
+        )
+    items: Iterable[object] = texts  # type: ignore[assignment]
+    for index, text in enumerate(items):
+        if not isinstance(text, str):
+            raise TypeError(f"text #{index} is {type(text).__name__}, not str: {text!r:.80}")
 
 
 @dataclass
@@ -207,6 +240,13 @@ class ImageEmbeddings(BaseModel, Embeddings):
             parse_spec(value)  # fail at construction on a malformed spec, not at first use
         return value
 
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        from langchain_image_embeddings.devices import check_device
+
+        return check_device(value)  # fail at construction, not inside torch at first use
+
     @model_validator(mode="before")
     @classmethod
     def _lift_runtime_kwargs(cls, data: Any) -> Any:
@@ -305,6 +345,7 @@ class ImageEmbeddings(BaseModel, Embeddings):
         """Embed texts as a ``float32`` array ``(len(texts), dim)``, tokenised per batch."""
         import numpy as np
 
+        _check_texts(texts)
         encoder = self.encoder
         if not texts:
             return np.zeros((0, encoder.dim), dtype=np.float32)
@@ -413,6 +454,7 @@ class ImageEmbeddings(BaseModel, Embeddings):
     def _iter_batches(
         self, images: Iterable[ImageInput], errors: list[ImageLoadError] | None
     ) -> Iterator[tuple[list[int], np.ndarray]]:
+        _check_image_batch(images)
         pipeline = self.pipeline("raise" if errors is None else "skip")
         for batch in pipeline.run(images):
             if errors is not None:

@@ -357,11 +357,27 @@ class DeviceJpegDecoder:
         Decoding and preprocessing go chunk by chunk (``chunk_bytes`` of decoded pixels),
         so only one chunk of full-size images is on the device at a time.
         """
-        out: list[torch.Tensor | None] = []
-        positions = list(range(len(items)))
-        for chunk in self._chunks(positions, [item.decoded_bytes for item in items]):
-            out.extend(self._preprocess([items[i] for i in chunk]))
+        out: list[torch.Tensor | None] = [None] * len(items)
+        positions = [i for i, item in enumerate(items) if not self.upscales(item)]
+        for chunk in self._chunks(positions, [items[i].decoded_bytes for i in positions]):
+            for i, row in zip(chunk, self._preprocess([items[i] for i in chunk]), strict=True):
+                out[i] = row
         return out
+
+    def upscales(self, item: EncodedJpeg) -> bool:
+        """Whether the encoder's resize would enlarge ``item``: those take the CPU path.
+
+        Enlarging, torch's bicubic (a = -0.75) is not Pillow's (a = -0.5; the two agree only
+        when reducing, with ``antialias=True``): a 3x3 or a 1000x11 JPEG gave cosine 0.987
+        against the CPU path. Such images are small, so decoding them on the CPU is cheap.
+        """
+        width, height = item.size
+        if item.orientation in (5, 6, 7, 8):
+            width, height = height, width
+        resize = self.plan.resize
+        if isinstance(resize, int):
+            return min(width, height) < resize
+        return height < resize[0] or width < resize[1]
 
     def _preprocess(self, items: list[EncodedJpeg]) -> list[torch.Tensor | None]:
         import torch

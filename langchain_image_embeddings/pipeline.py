@@ -25,25 +25,24 @@ On CUDA, JPEGs are decoded on the GPU (nvJPEG) and resized there
 batch is stacked in pinned memory, copied with ``non_blocking=True`` and run under fp16
 autocast (``precision="auto"``); on CPU the default is fp32 (half precision is a slow
 software fallback on CPUs without AVX-512/AMX).
+
+The work is split by concern, and this module re-exports the public names of each:
+:mod:`~langchain_image_embeddings.pipeline_steps` (pure steps and decisions: decode sizes,
+the transform split, ``finish``), :mod:`~langchain_image_embeddings.prefetch` (ordered
+read-ahead over the decode threads) and :mod:`~langchain_image_embeddings.pipeline_report`
+(batches, progress, the error report).
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
-import math
-import os
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings.decode_pool import (
-    DecodeGate,
     DecodeSizer,
     DecodeStats,
     SizingMode,
@@ -71,171 +70,47 @@ from langchain_image_embeddings.images import (
     load_image,
     read_image_bytes,
 )
+from langchain_image_embeddings.pipeline_report import (
+    BatchResult,
+    PipelineProgress,
+    ProgressReporter,
+)
+from langchain_image_embeddings.pipeline_steps import (
+    REDUCING_GAP,
+    SplitTransform,
+    decode_target_size,
+    default_num_workers,
+    finish,
+    shrink,
+    split_transform,
+    wants_channels_last,
+)
+from langchain_image_embeddings.prefetch import DecodeQueue
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
-    from PIL import Image
 
-    from langchain_image_embeddings.encoders.base import ImageEncoder, PreprocessConfig
+    from langchain_image_embeddings.encoders.base import ImageEncoder
 
-
-#: Fast decoding keeps at least this multiple of the size the encoder's resize needs, so the
-#: encoder's own (antialiased bicubic) resize still does the last reduction. With 1 (the
-#: smallest DCT scale covering the input) the embedding cosine to the full decode dropped to
-#: 0.996 on real photos; with 2 it stays >= 0.9989, at ~25 ms instead of ~170 ms for a
-#: 4000x3000 JPEG (measured, EfficientNet-Lite0).
-REDUCING_GAP = 2
-
-
-@dataclass(frozen=True)
-class PipelineProgress:
-    """A progress report, passed to ``progress_callback`` after every batch.
-
-    Attributes:
-        done: Inputs embedded so far.
-        failed: Inputs that could not be read so far (``on_error="skip"``).
-        total: Number of inputs when known (a sequence), else ``None``.
-        elapsed: Seconds since the pipeline started.
-        images_per_second: ``done / elapsed``.
-        workers: Decode threads in use after this batch.
-        decode: The decode stage's decisions and measurements (see :class:`DecodeStats`).
-    """
-
-    done: int
-    failed: int
-    total: int | None
-    elapsed: float
-    images_per_second: float
-    workers: int = 0
-    decode: DecodeStats | None = None
+__all__ = [
+    "REDUCING_GAP",
+    "BatchResult",
+    "ImagePipeline",
+    "PipelineProgress",
+    "SplitTransform",
+    "autocast_context",
+    "decode_target_size",
+    "default_num_workers",
+    "finish",
+    "resolve_precision",
+    "shrink",
+    "split_transform",
+    "use_pinned_memory",
+    "wants_channels_last",
+]
 
 
-@dataclass
-class BatchResult:
-    """One batch out of :meth:`ImagePipeline.run`.
-
-    Attributes:
-        indices: Input positions of the rows of ``vectors``, ascending.
-        vectors: ``float32`` array ``(len(indices), dim)``.
-        errors: Inputs that failed since the previous batch (``on_error="skip"`` only).
-    """
-
-    indices: list[int]
-    vectors: np.ndarray
-    errors: list[ImageLoadError] = field(default_factory=list)
-
-
-# -- decisions (pure functions, testable without a GPU) ------------------------------------------
-def default_num_workers(device: str = "cpu") -> int:
-    """The old fixed rule: every core (2-16) for an accelerator, half the cores (1-8) for a
-    CPU model.
-
-    Right for ViT-B/32 on a CPU, wrong for light models (Lite0 on 12 MP JPEGs: 14.8 img/s
-    with it against 27.7 img/s with 4 threads on 2 cores), so ``ImagePipeline`` no longer
-    uses it when ``num_workers=None``: it measures instead (see
-    :mod:`~langchain_image_embeddings.decode_pool`). Kept for comparison in the benchmarks.
-
-    With the model on CPU, decode threads share the cores with torch's own threads; with
-    fast decoding a photo costs ~20-25% of a ViT-B/32 forward pass, and more threads than
-    that only oversubscribe the cores (measured on 2 cores: 1 worker 0.97x the model-only
-    speed end to end, 2 workers 0.90x).
-    """
-    cpus = os.cpu_count() or 1
-    if device.startswith(("cuda", "mps")):
-        return max(2, min(16, cpus))
-    return max(1, min(8, cpus // 2))
-
-
-def wants_channels_last(module: torch.nn.Module) -> bool:
-    """Whether a model is a CNN that profits from ``channels_last`` (not a ViT's patch conv)."""
-    import torch
-
-    convs = sum(1 for m in module.modules() if isinstance(m, torch.nn.Conv2d))
-    return convs >= 3
-
-
-def decode_target_size(config: PreprocessConfig) -> tuple[int, int] | None:
-    """``(width, height)`` a decoded image must cover for the encoder's transform.
-
-    ``"shortest"`` resizes the short side to ``size / crop_pct`` before cropping, so any
-    image whose short side reaches that is enough: the answer is square. ``"squash"`` needs
-    both sides; ``"longest"`` is answered conservatively (both sides). Unknown modes
-    return ``None`` (decode in full).
-    """
-    height, width = config.input_size
-    crop = config.crop_pct if config.crop_pct and config.crop_pct > 0 else 1.0
-    if config.resize_mode == "squash":
-        return math.ceil(width / crop), math.ceil(height / crop)
-    if config.resize_mode in ("shortest", "longest"):
-        side = math.ceil(max(height, width) / crop)
-        return side, side
-    return None
-
-
-@dataclass(frozen=True)
-class SplitTransform:
-    """An encoder transform cut before its ``ToTensor`` + ``Normalize`` tail.
-
-    Workers run :attr:`pil_part` (resize, crop: Pillow, no torch) and hand back ``uint8``
-    arrays; the tail then runs once per batch in the main thread. Besides saving per-image
-    torch calls, this keeps torch's intra-op thread pools out of the decode threads (each
-    worker thread running torch ops would otherwise start its own OpenMP team and
-    oversubscribe the cores the model is using).
-    """
-
-    pil_part: Callable[[Image.Image], Image.Image]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
-def split_transform(transform: Any) -> SplitTransform | None:
-    """Split a torchvision ``Compose`` ending in ``ToTensor``/``MaybeToTensor``, ``Normalize``.
-
-    Returns ``None`` for any other transform (it then runs whole, per image, in the workers).
-    """
-    steps = getattr(transform, "transforms", None)
-    if not isinstance(steps, list) or len(steps) < 2:
-        return None
-    to_tensor, normalize = steps[-2], steps[-1]
-    if type(to_tensor).__name__ not in ("ToTensor", "MaybeToTensor"):
-        return None
-    if type(normalize).__name__ != "Normalize" or getattr(normalize, "inplace", False):
-        return None
-    mean = tuple(float(v) for v in _as_list(normalize.mean))
-    std = tuple(float(v) for v in _as_list(normalize.std))
-    if len(mean) != 3 or len(std) != 3:
-        return None
-    head = steps[:-2]
-
-    def pil_part(image: Image.Image) -> Image.Image:
-        for step in head:
-            image = step(image)
-        return image
-
-    return SplitTransform(pil_part, mean, std)
-
-
-def _as_list(values: Any) -> list[Any]:
-    return list(values.tolist() if hasattr(values, "tolist") else values)
-
-
-def shrink(image: Image.Image, target: tuple[int, int]) -> Image.Image:
-    """Box-reduce ``image`` by an integer factor that keeps at least twice ``target``.
-
-    The encoder's (bicubic) resize then has at most a 2x reduction left, which makes the
-    result practically indistinguishable from resizing the full image, for a fraction of
-    the cost (Pillow's own ``reducing_gap=2`` rule).
-    """
-    factor = min(
-        image.width // (REDUCING_GAP * target[0]), image.height // (REDUCING_GAP * target[1])
-    )
-    if factor < 2:
-        return image
-    return image.reduce(factor)
-
-
-# -- the pipeline --------------------------------------------------------------------------------
 #: The last size the sizer settled on, per encoder and decode path: the next pipeline over the
 #: same encoder (``ImageEmbeddings`` makes one per call) starts there instead of from scratch.
 _LAST_WORKERS: weakref.WeakKeyDictionary[Any, dict[bool, int]] = weakref.WeakKeyDictionary()
@@ -507,49 +382,23 @@ class ImagePipeline:
 
         self._prepare()
         total = len(inputs) if hasattr(inputs, "__len__") else None  # type: ignore[arg-type]
-        source_iter = enumerate(iter(inputs))
         prepare = self.prepare_for_device if self.gpu_decode else self.prepare_input
         sizer = self._new_sizer()
-        gate = DecodeGate(sizer.workers)
-        # Threads beyond the sizer's current choice wait at the gate holding no image.
-        pool = (
-            ThreadPoolExecutor(self.max_workers, thread_name_prefix="imgemb-decode")
-            if self.max_workers > 0
-            else None
+        queue = DecodeQueue(
+            enumerate(iter(inputs)),
+            self._timed(prepare, sizer),
+            prepare,
+            workers=self.max_workers,
+            start=sizer.workers,
+            limit=self.max_in_flight,
+            on_error=self.on_error,
         )
-        pending: deque[tuple[int, Future[Any] | None, ImageInput | None]] = deque()
-        exhausted = False
-        limit = self.max_in_flight
-
-        def decode(source: ImageInput, index: int) -> Any:
-            with gate.slot():
-                self._local.decoded_bytes = 0
-                started = time.thread_time()  # CPU time: not inflated by sharing cores
-                try:
-                    return prepare(source, index)
-                finally:
-                    sizer.record_decode(time.thread_time() - started, self._local.decoded_bytes)
-
-        def fill() -> None:
-            nonlocal exhausted
-            while not exhausted and len(pending) < limit:
-                try:
-                    index, source = next(source_iter)
-                except StopIteration:
-                    exhausted = True
-                    return
-                if pool is None:
-                    pending.append((index, None, source))
-                else:
-                    pending.append((index, pool.submit(decode, source, index), None))
-
-        bar = self._progress_bar(total)
-        start = time.perf_counter()
-        done = failed = 0
+        reporter = ProgressReporter(
+            total, self.show_progress, self.progress_callback, lambda: self.stats
+        )
         try:
             while True:
-                fill()
-                items, indices, errors, waited = self._gather(pending, prepare, fill)
+                items, indices, errors, waited = queue.next_batch(self.batch_size)
                 if not items and not errors:
                     break
                 busy = time.perf_counter()
@@ -560,76 +409,39 @@ class ImagePipeline:
                 else:
                     vectors = np.zeros((0, self.encoder.dim), dtype=np.float32)
                 busy = time.perf_counter() - busy
-                if pool is not None:
-                    gate.set_limit(
+                if queue.pooled:
+                    queue.set_workers(
                         sizer.after_batch(
                             images=len(items),
                             wait_seconds=waited,
                             busy_seconds=busy,
-                            next_ready=self._next_batch_ready(pending),
+                            next_ready=queue.next_batch_ready(self.batch_size),
                         )
                     )
-                done += len(indices)
-                failed += len(errors)
-                self._report(bar, start, done, failed, total, len(indices) + len(errors))
+                reporter.batch(len(indices), len(errors))
                 yield BatchResult(indices=indices, vectors=vectors, errors=errors)
         finally:
-            for _, future, _ in pending:
-                if future is not None:
-                    future.cancel()
-            pending.clear()
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            queue.close()
             if self.adaptive_workers:
                 with contextlib.suppress(TypeError):  # an encoder that cannot be weakly keyed
                     _LAST_WORKERS.setdefault(self.encoder, {})[self.gpu_decode] = sizer.workers
-            if bar is not None:
-                bar.close()
+            reporter.close()
 
-    def _gather(
-        self,
-        pending: deque[tuple[int, Future[Any] | None, ImageInput | None]],
-        prepare: Callable[[ImageInput, int], Any],
-        fill: Callable[[], None],
-    ) -> tuple[list[Any], list[int], list[ImageLoadError], float]:
-        """Take the next batch from ``pending`` in input order, topping it up as it drains.
+    def _timed(
+        self, prepare: Callable[[ImageInput, int], Any], sizer: DecodeSizer
+    ) -> Callable[[ImageInput, int], Any]:
+        """``prepare`` as a decode thread runs it: its CPU time and decoded bytes go to the
+        sizer (thread CPU time: not inflated by sharing cores)."""
 
-        Returns the decoded items, their input indices, the failures (``on_error="skip"``)
-        and the seconds the main thread waited on decode threads (the sizer's signal).
-        """
-        items: list[Any] = []
-        indices: list[int] = []
-        errors: list[ImageLoadError] = []
-        waited = 0.0
-        while len(items) < self.batch_size and pending:
-            index, future, source = pending.popleft()
+        def decode(source: ImageInput, index: int) -> Any:
+            self._local.decoded_bytes = 0
+            started = time.thread_time()
             try:
-                if future is None:
-                    item = prepare(source, index)  # type: ignore[arg-type]
-                elif future.done():
-                    item = future.result()
-                else:
-                    blocked = time.perf_counter()
-                    item = future.result()
-                    waited += time.perf_counter() - blocked
-            except ImageLoadError as err:
-                if self.on_error == "raise":
-                    raise
-                errors.append(err)
-            else:
-                items.append(item)
-                indices.append(index)
-            fill()
-        return items, indices, errors, waited
+                return prepare(source, index)
+            finally:
+                sizer.record_decode(time.thread_time() - started, self._local.decoded_bytes)
 
-    def _next_batch_ready(
-        self, pending: deque[tuple[int, Future[Any] | None, ImageInput | None]]
-    ) -> bool:
-        """Whether the whole next batch is already decoded (a backlog: the pool may shrink)."""
-        ahead = [future for _, future, _ in itertools.islice(pending, self.batch_size)]
-        return len(ahead) == self.batch_size and all(
-            future is not None and future.done() for future in ahead
-        )
+        return decode
 
     def _new_sizer(self) -> DecodeSizer:
         start = self.num_workers
@@ -663,35 +475,3 @@ class ImagePipeline:
         with autocast_context(self.encoder.device, self.autocast_dtype):
             features = self.encoder.encode_images(pixels)
         return finish(features, self.normalize)
-
-    def _progress_bar(self, total: int | None) -> Any:
-        if not self.show_progress:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, unit="img", desc="embedding", dynamic_ncols=True)
-
-    def _report(
-        self, bar: Any, start: float, done: int, failed: int, total: int | None, step: int
-    ) -> None:
-        if bar is not None:
-            bar.update(step)
-            if failed:
-                bar.set_postfix(failed=failed, refresh=False)
-        if self.progress_callback is not None:
-            elapsed = time.perf_counter() - start
-            rate = done / elapsed if elapsed > 0 else 0.0
-            stats = self.stats
-            self.progress_callback(
-                PipelineProgress(done, failed, total, elapsed, rate, stats.workers, stats)
-            )
-
-
-def finish(features: torch.Tensor, normalize: bool) -> np.ndarray:
-    """fp32, optionally L2-normalised, as a numpy array on the host."""
-    import torch
-
-    features = features.float()
-    if normalize:
-        features = torch.nn.functional.normalize(features, dim=-1)
-    return features.cpu().numpy()

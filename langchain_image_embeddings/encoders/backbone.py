@@ -67,6 +67,15 @@ class BackboneEncoder(ImageEncoder):
                 f"unknown pooling {pooling!r} for {self.backend}:{name}; choose one of "
                 f"{', '.join(self.poolings)}"
             )
+        if embedding_dim is not None and (
+            not isinstance(embedding_dim, int)
+            or isinstance(embedding_dim, bool)
+            or embedding_dim < 1
+        ):
+            raise EncoderError(
+                f"embedding_dim for {self.backend}:{name} must be a positive int (or None for "
+                f"no projection head), not {embedding_dim!r}"
+            )
         super().__init__(name, pretrained=pretrained, device=device)
         self.pooling = pooling or self.default_pooling
         self.embedding_dim = embedding_dim

@@ -135,6 +135,13 @@ class TorchvisionEncoder(BackboneEncoder):
             weights_enum = tv.models.get_model_weights(self.name)
         except (ValueError, KeyError) as exc:
             raise EncoderError(f"torchvision has no model {self.name!r}") from exc
+        if self.name not in tv.models.list_models(module=tv.models):
+            # Detection/segmentation/video builders download a backbone even with
+            # weights=None (a raw URLError offline) and have no image-level output.
+            raise EncoderError(
+                f"torchvision:{self.name} is not a classification model; use one of "
+                "torchvision.models.list_models(module=torchvision.models)"
+            )
         tag = self.pretrained
         if tag is None or looks_like_path(tag):
             model = tv.models.get_model(self.name, weights=None)

@@ -126,3 +126,64 @@ def test_uri_loader(tree: Path) -> None:
         (4, "unsupported_scheme"),
         (5, "not_found"),
     ]
+
+
+def test_missing_directory_is_not_found(tmp_path: Path) -> None:
+    # A missing folder was reported as "not a directory" [not_a_file].
+    with pytest.raises(ImageLoadError) as info:
+        ImageDirectoryLoader(tmp_path / "missing").load()
+    assert info.value.code == "not_found" and "no such directory" in info.value.reason
+    file = tmp_path / "a.png"
+    Image.new("RGB", (4, 4)).save(file)
+    with pytest.raises(ImageLoadError) as info:
+        ImageDirectoryLoader(file).load()
+    assert info.value.code == "not_a_file"
+
+
+def test_uri_loader_reads_strings_as_load_image_does(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loader had its own scheme dispatch: a relative "img:1.png" (a path for
+    # load_image) was an "unsupported URI scheme 'img'", "file://host/..." was read as a
+    # local path, and "DATA:" was no data URI.
+    from langchain_image_embeddings import load_image
+
+    monkeypatch.chdir(tree)
+    (tree / "img:1.png").write_bytes((tree / "a.png").read_bytes())
+    payload = base64.b64encode((tree / "a.png").read_bytes()).decode()
+    uris = [
+        "img:1.png",
+        "DATA:image/png;base64," + payload,
+        "file://elsewhere" + str(tree / "a.png"),
+    ]
+    loader = ImageURILoader(uris)
+    docs = loader.load()
+    assert [d.page_content for d in docs] == [str(tree / "img:1.png"), uris[1]]
+    assert [(e.index, e.code) for e in loader.failures] == [(2, "unsupported_scheme")]
+    for uri in uris[:2]:
+        load_image(uri)  # the embeddings read what the loader accepted
+    with pytest.raises(ImageLoadError) as info:
+        load_image(uris[2])
+    assert info.value.code == "unsupported_scheme"
+
+
+def test_a_single_exclude_or_suffix_string_is_one_pattern(tree: Path) -> None:
+    # exclude="sub/*" was split into characters (one of them "*"): every file was left out,
+    # silently; suffixes=".png" (or "png") kept no file at all.
+    def names(**kwargs: object) -> list[str]:
+        docs = ImageDirectoryLoader(tree, **kwargs).load()  # type: ignore[arg-type]
+        return sorted(Path(d.page_content).relative_to(tree).as_posix() for d in docs)
+
+    assert names(exclude="sub/*") == names(exclude=["sub/*"]) == ["a.png", "b.jpg", "link-in.png"]
+    assert names(suffixes=".png") == names(suffixes=["png"]) == names(suffixes=[".PNG"])
+    assert "sub/c.png" in names(suffixes="png") and "b.jpg" not in names(suffixes="png")
+
+
+def test_double_star_glob_includes_top_level_files(tree: Path) -> None:
+    # glob="**/*.png" (LangChain's DirectoryLoader idiom, pathlib semantics) skipped the
+    # top-level files: fnmatch needs a "/" where "**/" may match no folder.
+    docs = ImageDirectoryLoader(tree, glob="**/*.png").load()
+    names = sorted(Path(d.page_content).relative_to(tree).as_posix() for d in docs)
+    assert names == ["a.png", "link-in.png", "sub/c.png", "sub/deeper/d.png"]
+    docs = ImageDirectoryLoader(tree, exclude=["**/*.png"]).load()
+    assert [Path(d.page_content).name for d in docs] == ["b.jpg"]

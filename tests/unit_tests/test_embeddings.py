@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -139,10 +140,81 @@ def test_device_resolution() -> None:
             resolve_device("cuda:1")
     else:  # pragma: no cover - GPU machines
         assert resolve_device("auto") == expected
-    with pytest.raises(RuntimeError):
+    # A malformed string is refused as the docstring says (ValueError naming the choices),
+    # at construction too, not by torch at first use.
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu'"):
         resolve_device("gpu9")
+    with pytest.raises(ValueError, match="not 'gpu'"):
+        ImageEmbeddings("timm:efficientnet_lite0", device="gpu")
 
 
 def test_invalid_batch_size() -> None:
     with pytest.raises(ValueError):
         ImageEmbeddings("timm:efficientnet_lite0", batch_size=0)
+
+
+# -- regressions found by probing (round 4) -----------------------------------------------------
+def test_one_image_instead_of_a_list_is_refused_by_name(
+    tiny_clip_embeddings: ImageEmbeddings, photos_dir: Path
+) -> None:
+    # embed_image("cat.jpg") iterated the characters ("input #0 c: no such file"), bytes
+    # gave ints, and a PIL image or a Path a raw "object is not iterable".
+    path = photos_dir / "chelsea.jpg"
+    for single in (str(path), path, path.read_bytes(), Image.open(path), path.open("rb")):
+        with pytest.raises(TypeError, match=r"expected a list of images.*pass it in a list"):
+            tiny_clip_embeddings.embed_images(single)
+    with pytest.raises(TypeError, match=r"single str \(.*chelsea.jpg\)"):
+        tiny_clip_embeddings.embed_image(str(path))
+    with pytest.raises(TypeError):
+        tiny_clip_embeddings.try_embed_images(str(path))
+    # A 4-D array is a batch of images, as before.
+    assert len(tiny_clip_embeddings.embed_images(np.zeros((2, 8, 8, 3), np.uint8))) == 2
+
+
+def test_texts_must_be_a_list_of_strings(tiny_clip_embeddings: ImageEmbeddings) -> None:
+    # embed_documents("abc") embedded "a", "b", "c"; a non-str item failed deep inside the
+    # tokenizer ("object of type 'int' has no len()").
+    with pytest.raises(TypeError, match="use embed_query"):
+        tiny_clip_embeddings.embed_documents("a cat")
+    with pytest.raises(TypeError, match="text #1 is int, not str"):
+        tiny_clip_embeddings.embed_documents(["a cat", 3])
+
+
+def test_a_failing_file_object_is_reported_not_raised(
+    tiny_clip_embeddings: ImageEmbeddings, photos_dir: Path
+) -> None:
+    import io
+
+    class Failing(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            raise OSError(5, "Input/output error")
+
+    good = str(photos_dir / "chelsea.jpg")
+    result = tiny_clip_embeddings.try_embed_images([good, Failing(), good])
+    assert result.indices == [0, 2]
+    assert [(e.index, e.code) for e in result.errors] == [(1, "not_found")]
+
+
+def test_truncated_photo_embeds_with_allow_truncated(
+    photos_dir: Path, tiny_clip_encoder: Any
+) -> None:
+    # The pipeline's fast decode passes a draft size: with allow_truncated that raised a raw
+    # "I/O operation on closed file" out of every embedding call.
+    from langchain_image_embeddings import ImageLoadOptions
+
+    data = (photos_dir / "chelsea.jpg").read_bytes()
+    cut = data[: len(data) * 3 // 4]
+    for fast in (True, False):
+        embeddings = ImageEmbeddings(
+            tiny_clip_encoder,
+            device="cpu",
+            fast_decode=fast,
+            load_options=ImageLoadOptions(allow_truncated=True),
+        )
+        whole, partial = np.asarray(embeddings.embed_images([data, cut]))
+        assert np.isfinite(partial).all() and float(whole @ partial) > 0.9
+    refused = ImageEmbeddings(tiny_clip_encoder, device="cpu").try_embed_images([cut])
+    assert [e.code for e in refused.errors] == ["truncated"]

@@ -292,3 +292,23 @@ def test_fingerprint_names_weights_and_preprocessing() -> None:
     assert fp["dim"] == 1280
     assert fp["preprocess"]["input_size"] == (224, 224)
     assert fp["preprocess"]["mean"] == pytest.approx((0.485, 0.456, 0.406))
+
+
+# -- regressions found by probing (round 4) -----------------------------------------------------
+@pytest.mark.parametrize("dim", [0, -1, 2.5, True])
+def test_projection_size_must_be_positive(dim: object) -> None:
+    # embedding_dim=0 gave zero-length vectors, -1 a raw torch RuntimeError at first use.
+    with pytest.raises(EncoderError, match=r"embedding_dim .* must be a positive int"):
+        create_encoder(
+            "timm:test_resnet", pretrained=None, allow_random_weights=True, embedding_dim=dim
+        )
+
+
+def test_torchvision_detection_models_are_refused_without_a_download() -> None:
+    # fasterrcnn_* built a ResNet-50 backbone with ImageNet weights even with
+    # pretrained=None: a download attempt and, offline, a raw URLError.
+    encoder = create_encoder(
+        "torchvision:fasterrcnn_resnet50_fpn", pretrained=None, allow_random_weights=True
+    )
+    with pytest.raises(EncoderError, match="not a classification model"):
+        encoder.load()

@@ -393,3 +393,18 @@ def test_read_image_bytes_applies_load_images_checks(tmp_path: Path) -> None:
         with pytest.raises(ImageLoadError) as got:
             read_image_bytes(source, options, index=3)
         assert (got.value.code, got.value.index) == (expected.value.code, 3), source
+
+
+def test_jpegs_the_resize_would_enlarge_take_the_cpu_path(
+    lite0_encoder: Any, photos: dict[str, Image.Image]
+) -> None:
+    # Enlarging, torch's bicubic differs from Pillow's: a 3x3 and a 1000x11 JPEG gave
+    # cosine 0.987 against the CPU path on the device path.
+    coffee = photos["coffee"].convert("RGB")
+    small = [_jpeg(coffee.resize((3, 3))), _jpeg(coffee.resize((1000, 11))), _jpeg(coffee)]
+    device = ImagePipeline(lite0_encoder, batch_size=8, gpu_decode=True)
+    got, indices, _ = _run(device, small)
+    expected, _, _ = _run(ImagePipeline(lite0_encoder, batch_size=8), small)
+    assert indices == [0, 1, 2]
+    assert device.stats.device_decoded == 1 and device.stats.cpu_fallbacks == 2
+    assert _cosines(got, expected).min() >= 0.998

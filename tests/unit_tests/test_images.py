@@ -369,3 +369,103 @@ def test_truncated_files_can_be_accepted_for_one_load(tmp_path: Path, fmt: str) 
 
     assert _error(path).code == "truncated"
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+# -- regressions found by probing (round 4) -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("fmt", "kwargs"), [("JPEG", {}), ("JPEG", {"progressive": True}), ("PNG", {}), ("GIF", {})]
+)
+@pytest.mark.parametrize("draft", [None, (64, 64)])
+def test_truncated_files_give_readable_pixels(
+    photos: dict[str, Image.Image],
+    fmt: str,
+    kwargs: dict[str, object],
+    draft: tuple[int, int] | None,
+) -> None:
+    # allow_truncated used to return a lazily opened image over a closed buffer: its size
+    # was right but reading a pixel raised "I/O operation on closed file" (and with a
+    # draft size, as the pipeline's fast decode passes, load_image itself raised it).
+    buffer = io.BytesIO()
+    photos["astronaut"].save(buffer, format=fmt, **kwargs)
+    full = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), dtype=np.int16)
+    cut = buffer.getvalue()[: len(buffer.getvalue()) * 2 // 3]
+    image = load_image(cut, ImageLoadOptions(allow_truncated=True), draft_size=draft)
+    pixels = np.asarray(image, dtype=np.int16)  # raised before the fix
+    assert image.mode == "RGB"
+    if draft is None:  # the rows the data holds are decoded as in the whole file
+        assert pixels.shape == full.shape
+        top = full.shape[0] // 4
+        assert np.abs(pixels[:top] - full[:top]).mean() < 3.0
+    else:  # reduced (DCT scale or box) but still covering the size asked for
+        assert pixels.shape[0] >= draft[1] and pixels.shape[1] >= draft[0]
+        assert pixels[: pixels.shape[0] // 4].std() > 10  # real picture rows, not a blank
+    assert _error(cut).code == "truncated"  # still refused by default
+
+
+def test_load_options_are_checked_when_made() -> None:
+    # A bad option used to surface as a misleading error on every image: formats="JPEG"
+    # made each file "corrupt: cannot parse the image header: 'J'".
+    opts = ImageLoadOptions(formats="jpeg", background="black", allowed_hosts="cdn.local")
+    assert opts.formats == ("JPEG",)
+    assert opts.background == (0, 0, 0)
+    assert opts.allowed_hosts == ("cdn.local",)
+    assert ImageLoadOptions(background=[1, 2, 3]).background == (1, 2, 3)
+    assert ImageLoadOptions(max_pixels=1e8).max_pixels == 100_000_000
+    for bad, match in [
+        ({"formats": "JPG"}, "unknown image format"),
+        ({"formats": ()}, "formats must be a non-empty"),
+        ({"background": "not-a-colour"}, "background must be"),
+        ({"background": (1, 2)}, "background must be"),
+        ({"max_bytes": -1}, "max_bytes must be a positive"),
+        ({"max_pixels": 0}, "max_pixels must be a positive"),
+        ({"timeout": 0}, "timeout"),
+        ({"max_aspect_ratio": 0.5}, "max_aspect_ratio"),
+        ({"max_aspect_ratio": "wide"}, "max_aspect_ratio"),
+        ({"max_bytes": 1500.5}, "max_bytes must be a positive int"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            ImageLoadOptions(**bad)  # type: ignore[arg-type]
+
+
+def test_big_endian_uint16_arrays_are_16_bit() -> None:
+    # ">u2" compared unequal to np.uint16 and was refused as "values in [0, 255]".
+    image = load_image(np.full((4, 5), 65535, dtype=">u2"))
+    assert image.getpixel((0, 0)) == (255, 255, 255)
+    assert load_image(np.full((4, 5), 257 * 100, dtype=">u2")).getpixel((0, 0)) == (100,) * 3
+
+
+def test_premultiplied_la_image_is_composited() -> None:
+    # Mode "La" raised a raw ValueError ("conversion from La to RGBA not supported").
+    la = Image.merge("La", (Image.new("L", (4, 4), 64), Image.new("L", (4, 4), 128)))
+    r, g, b = load_image(la).getpixel((0, 0))  # type: ignore[misc]
+    # 64 premultiplied by 128/255 is luma ~128 at half opacity over white: ~191.
+    assert r == g == b and 185 <= r <= 197
+
+
+def test_data_uri_scheme_is_case_insensitive(red: Image.Image) -> None:
+    payload = base64.b64encode(_png_bytes(red)).decode()
+    _assert_red(load_image("DATA:image/png;base64," + payload))
+    assert describe("DATA:image/png;base64," + payload).startswith("DATA:image/png;base64,...")
+
+
+def test_unreadable_file_objects_are_load_errors(red: Image.Image) -> None:
+    # A closed file raised a raw ValueError, a failing read() a raw OSError (aborting a
+    # whole try_embed_images batch).
+    handle = io.BytesIO(_png_bytes(red))
+    handle.close()
+    assert _error(handle).code == "invalid_input"
+
+    class Failing(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            raise OSError(5, "Input/output error")
+
+    err = _error(Failing())
+    assert err.code == "not_found" and "Input/output error" in err.reason
+
+
+def test_empty_path_is_named_in_the_message() -> None:
+    err = _error("")
+    assert err.code == "not_found" and str(err).startswith("'': ")

@@ -251,3 +251,17 @@ def test_missing_runtime_names_the_extra(
     with pytest.raises(MissingDependencyError, match=rf"langchain-image-embeddings\{extra}"):
         with_runtime(tiny_clip_encoder, runtime, cache_dir=tmp_path)
     assert not any(tmp_path.iterdir())  # refused before exporting anything
+
+
+def test_unusable_cache_folder_is_an_encoder_error_naming_it(tmp_path: Path) -> None:
+    # A file where the cache folder should be (or a read-only file system) raised a raw
+    # FileExistsError / FileNotFoundError out of the first embedding call.
+    from langchain_image_embeddings.encoders.runtimes.cache import ExportCache
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    cache = ExportCache(blocker / "runtimes")
+    with pytest.raises(
+        EncoderError, match=r"cannot create the export cache folder .*IMGEMB_CACHE_DIR"
+    ):
+        cache.get_or_build({"model": "demo"}, lambda folder: (folder / "m.txt").write_text("x"))

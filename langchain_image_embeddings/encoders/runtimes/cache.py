@@ -167,7 +167,13 @@ class ExportCache:
 
     @contextlib.contextmanager
     def _locked(self, path: Path) -> Any:
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, a read-only or virtual file system
+            raise EncoderError(
+                f"cannot create the export cache folder {self.root}: {exc.strerror or exc}; "
+                f"set ${CACHE_ENV} to a writable folder"
+            ) from exc
         name = str(path)
         with _GUARD:
             thread_lock = _THREAD_LOCKS.setdefault(name, threading.Lock())
