@@ -44,3 +44,19 @@ def require(module: str, pip_name: str) -> ModuleType:
         if extra:
             hint += f"  (or: pip install 'langchain-image-embeddings[{extra}]')"
         raise MissingDependencyError(f"{module} is required for this feature: {hint}") from exc
+
+
+def require_torch(model: str) -> ModuleType:
+    """Import torch, or say which extra runs ``model`` (``"backend:name"``) when it is missing.
+
+    Every local model needs torch, and a missing torch used to surface as a bare
+    ``No module named 'torch'`` from whichever module touched it first.
+    """
+    try:
+        return importlib.import_module("torch")
+    except ImportError as exc:
+        backend = model.split(":", 1)[0]
+        extra = _EXTRAS.get(backend, "torch")
+        raise MissingDependencyError(
+            f"torch is required to run {model!r}: pip install 'langchain-image-embeddings[{extra}]'"
+        ) from exc

@@ -13,6 +13,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from langchain_image_embeddings._optional import require_torch
 from langchain_image_embeddings.devices import resolve_device
 from langchain_image_embeddings.encoders.base import ImageEncoder
 from langchain_image_embeddings.encoders.runtimes import EmbeddingPrecision, Runtime
@@ -284,6 +285,8 @@ class ImageEmbeddings(BaseModel, Embeddings):
     def encoder(self) -> ImageEncoder:
         """The encoder, created on first use and moved to :attr:`device`."""
         if self._encoder is None:
+            if not isinstance(self.model, ImageEncoder):
+                require_torch(self.model)
             exported = self.runtime != "torch"
             given = self.model.runtime if isinstance(self.model, ImageEncoder) else "torch"
             # Exported runtimes run on the CPU: "auto" must not pick a GPU for them.

@@ -37,3 +37,26 @@ def test_a_missing_module_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> No
         _optional.require("skimage.data", "scikit-image")
     assert "pip install scikit-image" in str(info.value)
     assert "langchain-image-embeddings[samples]" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [
+        ("open_clip:ViT-B-32", "open-clip"),
+        ("timm:efficientnet_lite0", "timm"),
+        ("torchvision:resnet18", "torchvision"),
+        ("local:some/folder", "torch"),
+    ],
+)
+def test_without_torch_the_error_names_the_backends_extra(
+    monkeypatch: pytest.MonkeyPatch, model: str, extra: str
+) -> None:
+    import sys
+
+    from langchain_image_embeddings import ImageEmbeddings
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(MissingDependencyError) as info:
+        ImageEmbeddings(model, device="cpu").embed_query("a cat")
+    assert f"pip install 'langchain-image-embeddings[{extra}]'" in str(info.value)
+    assert repr(model) in str(info.value)
