@@ -198,7 +198,7 @@ class ImageVectorStore(ImageIngest):
             fetch_k: Candidates fetched before filtering (FAISS).
             score_threshold: Drop hits whose relevance is below this.
         """
-        if k <= 0 or len(self) == 0:
+        if k <= 0 or self._nothing_to_search():
             return []
         query = self._query_unit(embedding)
         hits = self._search(query, k, filter, max(fetch_k, k))
@@ -266,7 +266,7 @@ class ImageVectorStore(ImageIngest):
         """Maximal-marginal-relevance search: relevant but diverse documents."""
         from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-        if k <= 0 or len(self) == 0:
+        if k <= 0 or self._nothing_to_search():
             return []
         query = self._query_unit(embedding)
         with self._mutex:  # the hits' vectors, before another thread deletes them

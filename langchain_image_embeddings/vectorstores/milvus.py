@@ -332,6 +332,11 @@ class MilvusImageStore(ImageVectorStore):
                 raise
         return self._exists
 
+    def _nothing_to_search(self) -> bool:
+        # A count is a server round trip: a missing collection is the only cheap answer, and
+        # a search of an empty one returns no hits anyway.
+        return not self._ready()
+
     def drop(self) -> None:
         """Drop the whole collection (vectors, documents, the model record)."""
         if self._call("has collection", self.client.has_collection, self.collection_name):

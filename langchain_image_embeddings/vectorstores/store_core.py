@@ -120,6 +120,14 @@ class StoreCore(VectorStore, ABC):
     def __len__(self) -> int:
         """Number of vectors in the store."""
 
+    def _nothing_to_search(self) -> bool:
+        """Whether a search can return nothing without asking the backend (an empty store).
+
+        A backend whose count is a round trip (Milvus) overrides this with something cheaper:
+        every search asks it first.
+        """
+        return len(self) == 0
+
     @abstractmethod
     def records(self) -> dict[str, dict[str, Any]]:
         """Every stored id with its metadata."""

@@ -321,3 +321,28 @@ def test_a_text_store_sees_the_collection_another_client_created(
             host, port, DeterministicFakeEmbedding(size=12), collection_name=name
         ).add_texts(["d"])
     writer.drop()
+
+
+def test_a_search_is_one_round_trip(milvus_server: tuple[str, int]) -> None:
+    """Searches asked the server for a count first (a second round trip per query) only to
+    return ``[]`` on an empty store; an empty or missing collection still returns ``[]``."""
+    host, port = milvus_server
+    embeddings = DeterministicFakeEmbedding(size=8)
+    store = MilvusImageStore.http(host, port, embeddings, collection_name=_collection())
+    assert store.similarity_search("a", k=2) == []  # no collection yet
+    store.add_texts(["a", "b", "c"], ids=["1", "2", "3"])
+    calls: list[str] = []
+    for name in ("query", "search", "get"):
+        real = getattr(store.client, name)
+
+        def spy(*args: Any, _name: str = name, _real: Any = real, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        setattr(store.client, name, spy)
+    hits = store.similarity_search_with_score("b", k=2)
+    assert len(hits) == 2 and hits[0][0].page_content == "b"
+    assert calls == ["search"]
+    store.delete(["1", "2", "3"])
+    assert store.similarity_search("a", k=2) == []
+    store.drop()
