@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
-from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.errors import ImageLoadError, StoreError
 from langchain_image_embeddings.scale.shards import (
     META_COLUMNS,
     ShardInfo,
@@ -83,9 +83,16 @@ def check_shards(store: ImageVectorStore, files: list[Path]) -> list[ShardInfo]:
 
     Raises:
         ModelMismatchError: A shard of another model (nothing is written).
-        StoreError: An unreadable shard file.
+        StoreError: An unreadable shard file, or a store without a model to check them by.
     """
     infos = [read_shard_info(f) for f in files]
+    if store.embeddings is None and infos:
+        model = infos[0].model_record.get("model")
+        raise StoreError(
+            f"the store has no model, so the vector space of shard {infos[0].path} ({model!r}) "
+            f"cannot be checked: open the store with ImageEmbeddings({model!r}) (and the same "
+            "model options), as `imgemb load` does"
+        )
     for info in infos:
         check_model(info.model_record, store.embeddings, f"shard {info.path}")
     return infos

@@ -200,6 +200,11 @@ def test_load_refuses_another_models_shards(
     assert len(store) == 0
     with pytest.raises(StoreError, match="holds no shard-"):
         store.add_from_parquet(tmp_path)
+    # A store without a model cannot check the shards: the error names the model to open with.
+    bare = FAISSImageStore(None, tmp_path / "bare")
+    with pytest.raises(StoreError, match=r"no model.*open the store with ImageEmbeddings\('"):
+        bare.add_from_parquet(local_shards)
+    assert len(bare) == 0
 
 
 # -- the CLI -----------------------------------------------------------------------------
