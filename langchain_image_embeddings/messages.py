@@ -20,6 +20,10 @@ from langchain_image_embeddings.images import ImageLoadOptions, load_image
 
 BlockStyle = Literal["langchain", "openai"]
 
+#: Formats a vision LLM accepts as an inline image, by the names callers use for them.
+_FORMATS = {"JPEG": "JPEG", "JPG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "GIF": "GIF"}
+_STYLES = ("langchain", "openai")
+
 
 def image_to_base64(
     source: Any,
@@ -32,10 +36,14 @@ def image_to_base64(
     """Load, shrink to ``max_side`` and encode an image; returns ``(base64, mime_type)``."""
     if max_side <= 0:
         raise ValueError("max_side must be positive")
+    fmt = _FORMATS.get(image_format.upper())
+    if fmt is None:  # Pillow's own KeyError('JPG') named neither the argument nor the choices
+        raise ValueError(
+            f"image_format {image_format!r}: expected one of JPEG (or JPG), PNG, WEBP, GIF"
+        )
     image = load_image(source, load_options)
     image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    fmt = image_format.upper()
     if fmt == "JPEG":
         image.save(buffer, format="JPEG", quality=quality)
     else:
@@ -57,7 +65,7 @@ def image_documents_to_content_blocks(
     Args:
         documents: Image documents (``page_content`` = the image URI).
         max_side: Longest side of each image sent, in pixels.
-        image_format: ``"JPEG"`` (default) or ``"PNG"``/``"WEBP"``.
+        image_format: ``"JPEG"`` (default, also ``"JPG"``), ``"PNG"``, ``"WEBP"`` or ``"GIF"``.
         style: ``"langchain"`` standard blocks (``{"type": "image", "base64": ...}``) or
             ``"openai"`` blocks (``{"type": "image_url", "image_url": {"url": "data:..."}}``).
         captions: Put a text block naming each image (``[image 1] source``) before it.
@@ -72,6 +80,8 @@ def image_documents_to_content_blocks(
             blocks = image_documents_to_content_blocks(docs, max_side=384)
             message = HumanMessage(content=[{"type": "text", "text": "Describe them."}, *blocks])
     """
+    if style not in _STYLES:
+        raise ValueError(f"style {style!r}: expected 'langchain' or 'openai'")
     blocks: list[dict[str, Any]] = []
     for number, doc in enumerate(documents, start=1):
         data, mime = image_to_base64(

@@ -16,6 +16,7 @@ Errors are JSON ``{"error": CODE, "message": TEXT}`` with a 4xx status for bad i
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import urllib.parse
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import EncoderError, ImageLoadError
+from langchain_image_embeddings.serve.filters import equality_filter
 from langchain_image_embeddings.vectorstores.records import record_paths
 
 if TYPE_CHECKING:
@@ -46,8 +48,6 @@ __all__ = ["ServeSettings", "create_app"]
 
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 _TRAVERSAL = re.compile(r"(^|[\\/])\.\.([\\/]|$)")
-_INT = re.compile(r"^-?\d{1,18}$")
-_FLOAT = re.compile(r"^-?\d+\.\d+$")
 _MAX_FILTERS = 8
 _MAX_ID = 256
 _CSP = (
@@ -86,6 +86,19 @@ class ServeSettings:
     image_root: str | None = None
     title: str | None = None
 
+    def __post_init__(self) -> None:
+        # Checked at start-up: a max_k of 0 or a missing image_root made every search (or
+        # every thumbnail) fail later, one request at a time, with a server that looked fine.
+        for name in ("max_k", "max_upload_bytes", "max_upload_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.thumbnail_sizes or min(self.thumbnail_sizes) < 1:
+            raise ValueError(f"thumbnail_sizes must be positive sizes, got {self.thumbnail_sizes}")
+        if self.thumbnail_cache < 0:
+            raise ValueError(f"thumbnail_cache must be >= 0, got {self.thumbnail_cache}")
+        if self.image_root is not None and not os.path.isdir(self.image_root):
+            raise ValueError(f"image_root {self.image_root!r} is not a directory")
+
 
 class ApiError(Exception):
     """A request the API refuses: rendered as ``{"error": code, "message": message}``."""
@@ -110,7 +123,7 @@ def parse_filters(values: list[str] | None) -> dict[str, Any] | None:
         return None
     if len(values) > _MAX_FILTERS:
         raise ApiError(400, "bad_filter", f"at most {_MAX_FILTERS} filters")
-    clauses: list[dict[str, Any]] = []
+    pairs: list[tuple[str, str]] = []
     for text in values:
         key, sep, raw = text.partition("=")
         key = key.strip()
@@ -128,13 +141,8 @@ def parse_filters(values: list[str] | None) -> dict[str, Any] | None:
                 f"filter {key}: values are compared with stored metadata, never opened; "
                 "'..' path segments, NUL bytes and values over 1000 characters are refused",
             )
-        value: Any = raw
-        if _INT.match(raw):
-            value = int(raw)
-        elif _FLOAT.match(raw):
-            value = float(raw)
-        clauses.append({key: value})
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        pairs.append((key, raw))
+    return equality_filter(pairs)
 
 
 def _check_id(record_id: str) -> None:
@@ -142,9 +150,38 @@ def _check_id(record_id: str) -> None:
         raise ApiError(400, "bad_id", "a record id is 1 to 256 printable characters")
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every string made encodable as UTF-8, for a JSON response.
+
+    A file name that is not valid UTF-8 (bytes from another locale) reaches Python as lone
+    surrogates (``caf\udce9.jpg``), which no JSON encoder writes: such a name is shown with
+    its raw bytes escaped (``caf\\xe9.jpg``) instead of failing the whole response. Ids stay
+    untouched, so a thumbnail still opens the real file.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = value.encode(
+                "utf-8", "surrogateescape" if _escaped(value) else "backslashreplace"
+            )
+            return raw.decode("utf-8", "backslashreplace")
+        return value
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _escaped(text: str) -> bool:
+    """Whether every surrogate in ``text`` is an escaped byte (U+DC80-U+DCFF)."""
+    return all(0xDC80 <= ord(c) <= 0xDCFF for c in text if 0xD800 <= ord(c) <= 0xDFFF)
+
+
 def _hit(rank: int, doc: Document, score: float) -> dict[str, Any]:
     meta = dict(doc.metadata)
-    return {
+    hit = {
         "rank": rank,
         "id": doc.id,
         "score": round(float(score), 6),
@@ -152,6 +189,7 @@ def _hit(rank: int, doc: Document, score: float) -> dict[str, Any]:
         "sources": record_paths(meta) or [doc.page_content],
         "metadata": meta,
     }
+    return {key: value if key == "id" else json_safe(value) for key, value in hit.items()}
 
 
 def _describe(store: ImageVectorStore, info: dict[str, Any] | None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from langchain_image_embeddings.serve.app import (
     StoreSession,
     _BodyLimit,
     _describe,
+    json_safe,
     parse_filters,
     static_dir,
 )
@@ -357,7 +358,7 @@ def _add_record_routes(app: FastAPI, session: StoreSession, thumbnails: Thumbnai
             "threshold": threshold,
             "count": len(store),
             "total_groups": len(groups),
-            "groups": [g.to_dict() for g in groups[:limit]],
+            "groups": [json_safe(g.to_dict()) for g in groups[:limit]],
         }
 
 

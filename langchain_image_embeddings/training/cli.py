@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import json
 import re
+import shlex
 import sys
 import typing
 from pathlib import Path
@@ -200,6 +201,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         return EXIT_MODEL
 
     try:
+        _check_out(Path(args.out).expanduser())
         loss, train, val = _read_data(args)
         config = fit_config_from_args(args, loss)
     except (ValueError, OSError) as exc:
@@ -221,6 +223,16 @@ def run_finetune(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     _print_summary(args, result, loss, len(train), len(val), out)
     return EXIT_OK
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot become the model folder before training, not after.
+
+    Raises:
+        ValueError: ``out`` exists and is not a directory.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file: give a directory to write the model to")
 
 
 def _read_data(args: argparse.Namespace) -> tuple[str, Dataset, Dataset]:
@@ -283,8 +295,9 @@ def _print_summary(
         "recall_at_1": None,
         "recall_at_5": None,
     }
+    spec = f"local:{Path(out).resolve()}"  # absolute: stores record it, and work from anywhere
     summary = {
-        "model": f"local:{out}",
+        "model": spec,
         "base": args.model,
         "loss": loss,
         "mode": args.mode,
@@ -312,4 +325,4 @@ def _print_summary(
             f"validation recall@1: {before:.3f} -> {best.recall_at_1:.3f}   "
             f"recall@5: {result.baseline['recall_at_5']:.3f} -> {best.recall_at_5:.3f}"
         )
-    print(f"use it with: --model local:{out}")
+    print(f"use it with: --model {shlex.quote(spec)}")

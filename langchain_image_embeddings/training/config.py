@@ -101,6 +101,23 @@ class FitConfig:
             raise ValueError(f"unknown mode {self.mode!r}; choose 'head', 'partial' or 'full'")
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("epochs must be >= 1 and batch_size >= 2")
+        self._check_sampling()
+
+    def _check_sampling(self) -> None:
+        """Values that would train nothing (or NaN) without an error saying so."""
+        if self.loss == "triplet" and self.samples_per_class < 2:
+            # K = 1 puts no two images of a label in a batch: no positive, loss 0, no learning.
+            raise ValueError(
+                f"samples_per_class must be >= 2 with the triplet loss (each batch needs "
+                f"images of the same label), got {self.samples_per_class}"
+            )
+        low, high = self.crop_scale
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(
+                f"crop_scale must be (low, high) with 0 < low <= high <= 1, got {self.crop_scale}"
+            )
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
     @property
     def learning_rate(self) -> float:

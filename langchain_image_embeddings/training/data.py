@@ -172,7 +172,7 @@ class CaptionedImages:
                 rows = list(csv.DictReader(fh))
         elif file.suffix.lower() in (".jsonl", ".ndjson"):
             with file.open(encoding="utf-8") as fh:
-                rows = [json.loads(line) for line in fh if line.strip()]
+                rows = [_json_row(file, n, line) for n, line in enumerate(fh, 1) if line.strip()]
         else:
             raise ValueError(f"{file}: expected a .csv or .jsonl file of (image, caption) pairs")
         sources: list[ImageInput] = []
@@ -186,6 +186,8 @@ class CaptionedImages:
             if "://" not in image and not image.startswith("data:"):
                 candidate = Path(image).expanduser()
                 image = str(candidate if candidate.is_absolute() else file.parent / candidate)
+                if not Path(image).is_file():  # said now, with its row, not after an epoch
+                    raise ValueError(f"{file} row {n}: {image}: no such image file")
             sources.append(image)
             captions.append(str(row[caption_column]))
         if not sources:
@@ -204,6 +206,17 @@ class CaptionedImages:
         """Random train/validation split of the pairs."""
         train, val = _split_indices(["all"] * len(self), val_fraction, seed)
         return self.subset(train), self.subset(val)
+
+
+def _json_row(file: Path, line_number: int, line: str) -> dict[str, Any]:
+    """One JSON-lines object; a malformed line is named by its line number in ``file``."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{file} line {line_number}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(row, dict):
+        raise ValueError(f"{file} line {line_number}: expected a JSON object")
+    return row
 
 
 def load_images(

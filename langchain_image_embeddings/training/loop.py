@@ -120,6 +120,12 @@ def fit(
         isinstance(encoder, FineTunedEncoder) and encoder.head is None and encoder.text_head is None
     ):
         encoder = encoder.base  # e.g. a saved "local:DIR" model without heads
+    if cfg.mode == "head" and isinstance(encoder, FineTunedEncoder):
+        # A head over a head could be trained but not saved: say so before training.
+        raise ValueError(
+            f"{encoder.spec} already has a projection head: fine-tune its original base model "
+            "with mode='head', or train this one with mode='partial' or 'full'"
+        )
     if isinstance(train, CaptionedImages) and not encoder.has_text:
         raise ValueError(f"{encoder.spec} has no text tower: caption training needs a CLIP model")
     rng = _seed(cfg.seed)

@@ -94,9 +94,14 @@ def page(browser: Any) -> Iterator[Any]:
             else None
         ),
     )
+    # A 404 in the console of every page load (the browser's own /favicon.ico request, which
+    # no "response" event shows) reads as a broken page to whoever opens the console.
+    missing: list[str] = []
+    page.on("console", lambda m: missing.append(m.text) if " 404 " in m.text else None)
     yield page
     context.close()
     assert not errors, errors
+    assert not missing, f"the page asked for something the app does not serve: {missing}"
     assert not outside, f"the page asked for something outside the app: {outside}"
 
 

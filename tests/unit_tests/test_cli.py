@@ -134,7 +134,7 @@ def test_usage_and_store_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
     code, _, err = run(
         capsys, "search", "--image", "a.jpg", "--store", f"faiss:{tmp_path / 'none'}"
     )
-    assert code == cli.EXIT_STORE and "no store at" in err
+    assert code == cli.EXIT_STORE and "no FAISS image store at" in err and "imgemb index" in err
     assert run(capsys, "info", "--store", f"chroma:{tmp_path / 'none'}")[0] == cli.EXIT_STORE
     assert (
         run(capsys, "index", str(tmp_path / "missing"), "--store", f"faiss:{tmp_path / 'i'}")[0]

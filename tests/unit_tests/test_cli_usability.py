@@ -294,3 +294,155 @@ def test_a_closed_pipe_ends_quietly() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == cli.EXIT_BROKEN_PIPE, proc.stderr
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+# -- probe round: filters, local: models, option errors -----------------------------------------
+@pytest.mark.parametrize("kind", ["faiss", "chroma"])
+def test_search_filters_compare_numbers_and_combine_on_every_store(
+    kind: str, lite0_embeddings: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--filter width=48`` matched nothing (the string "48" against the stored integer),
+    and two ``--filter`` on Chroma failed with exit 5 (a dict of two keys, not ``$and``)."""
+    from tests.unit_tests.store_helpers import write_image
+
+    folder = tmp_path / "imgs"
+    for i, size in enumerate((40, 48, 48)):
+        write_image(folder / f"img{i}.png", seed=i, size=size)
+    store = f"{kind}:{tmp_path / 'store'}"
+    assert run(capsys, "index", str(folder), "--store", store, "--model", LITE0, "--quiet")[0] == 0
+    search = ["search", "--image", str(folder / "img1.png"), "--store", store, "-k", "3", "--json"]
+    code, out, err = run(capsys, *search, "--filter", "width=48")
+    assert code == 0, err
+    assert sorted(Path(r["source"]).name for r in json.loads(out)) == ["img1.png", "img2.png"]
+    code, out, err = run(capsys, *search, "--filter", "width=48", "--filter", "format=PNG")
+    assert code == 0, err
+    assert sorted(Path(r["source"]).name for r in json.loads(out)) == ["img1.png", "img2.png"]
+    code, out, _ = run(capsys, *search, "--filter", "width=48", "--filter", "format=JPEG")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_a_relative_local_model_is_recorded_absolute(
+    tiny_clip_encoder: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``index --model local:my-model`` recorded the relative path, so ``search`` (or
+    ``serve``) run from any other folder could not load the store's model (exit 3)."""
+    from langchain_image_embeddings.encoders.local import save_pretrained
+
+    work = tmp_path / "work"
+    save_pretrained(tiny_clip_encoder, work / "my-model")
+    folder = write_folder(tmp_path / "imgs", 2)[0].parent
+    store = f"faiss:{tmp_path / 'store'}"
+    monkeypatch.chdir(work)
+    index = ["index", str(folder), "--store", store, "--model", "local:my-model", "--quiet"]
+    assert run(capsys, *index, "--device", "cpu")[0] == 0
+    monkeypatch.chdir(tmp_path)  # elsewhere: the store's recorded model must still load
+    code, out, err = run(capsys, "info", "--store", store, "--json")
+    assert json.loads(out)["model"] == f"local:{(work / 'my-model').resolve()}"
+    query = ["search", "--image", str(folder / "img01.png"), "--store", store, "-k", "1"]
+    code, out, err = run(capsys, *query, "--device", "cpu")
+    assert code == 0 and out.strip().endswith("img01.png"), err
+    assert cli.absolute_local_model("local:missing-model") == "local:missing-model"
+    assert cli.absolute_local_model(LITE0) == LITE0
+
+
+def test_an_invalid_device_is_one_plain_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "imgs"
+    write_folder(folder, 1)
+    code, _, err = run(capsys, "embed", str(folder), "--device", "banana", "--quiet")
+    assert code == cli.EXIT_USAGE
+    assert err.strip().startswith("error: device must be") and "'banana'" in err
+    assert "validation error" not in err and "pydantic" not in err and len(err.splitlines()) == 1
+
+
+def test_serve_on_a_port_in_use_is_one_error_not_a_model_error(
+    lite0_embeddings: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The port was taken: ``serve`` printed "serving ... at URL", then uvicorn exited with
+    status 3, which the exit-code table reads as "the model could not be loaded"."""
+    pytest.importorskip("uvicorn")
+    import socket
+
+    from langchain_image_embeddings.vectorstores import FAISSImageStore
+
+    FAISSImageStore.from_images(
+        write_folder(tmp_path / "imgs", 2), lite0_embeddings, tmp_path / "s"
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        code, out, err = run(capsys, "serve", "--store", f"faiss:{tmp_path / 's'}", "--port", port)
+    assert code == cli.EXIT_ERROR and out == ""
+    assert err.startswith(f"error: cannot listen on 127.0.0.1 port {port}") and "--port" in err
+
+
+def test_output_paths_and_empty_queries_are_usage_errors_not_tracebacks(
+    lite0_embeddings: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``embed --out new/dir/v`` died after embedding (FileNotFoundError), ``samples FILE`` with
+    FileExistsError, and ``search ""`` was sent to the model as a query."""
+    import numpy as np
+
+    folder = write_folder(tmp_path / "imgs", 2)[0].parent
+    (tmp_path / "file").write_text("x")
+    embed = ["embed", str(folder), "--model", LITE0, "--device", "cpu", "--quiet", "--json"]
+    code, out, err = run(capsys, *embed, "--out", str(tmp_path / "new" / "dir" / "v"))
+    assert code == 0, err
+    written = tmp_path / "new" / "dir" / "v.npy"
+    assert json.loads(out)["vectors_file"] == str(written)
+    assert np.load(written).shape == (2, 1280)
+    code, _, err = run(capsys, *embed, "--out", str(tmp_path / "file" / "v.npy"))
+    assert code == cli.EXIT_USAGE and err.startswith("error: --out") and "Traceback" not in err
+    code, _, err = run(capsys, "samples", str(tmp_path / "file"))
+    assert code == cli.EXIT_USAGE and "is a file" in err
+    code, _, err = run(capsys, "search", "  ", "--store", f"faiss:{tmp_path / 'none'}")
+    assert code == cli.EXIT_USAGE and err == "error: the text query is empty\n"
+
+
+def test_an_unreachable_store_says_why_not_no_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Chroma server that is down was reported as "no store at ... run 'imgemb index'"."""
+    import socket
+
+    with socket.socket() as closed:  # a loopback port that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    store = f"chroma+http://127.0.0.1:{port}/photos"
+    code, _, err = run(capsys, "search", "--image", "x.png", "--store", store)
+    assert code == cli.EXIT_STORE and "Could not connect" in err and store in err
+
+
+def test_bad_report_path_and_serve_limits_fail_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``index --report DIR`` embedded everything, then died with IsADirectoryError; ``serve
+    --max-k 0`` or a missing ``--image-root`` started a server whose every search (or
+    thumbnail) failed."""
+    folder = write_folder(tmp_path / "imgs", 1)[0].parent
+    (tmp_path / "reports").mkdir()
+    store = tmp_path / "store"
+    code, _, err = run(
+        capsys,
+        "index",
+        str(folder),
+        "--store",
+        f"faiss:{store}",
+        "--report",
+        str(tmp_path / "reports"),
+    )
+    assert code == cli.EXIT_USAGE and "--report" in err and "is a folder" in err
+    assert not store.exists()  # nothing embedded, no store started
+    serve = ["serve", "--store", f"faiss:{tmp_path / 'none'}", "--port", "0"]
+    for extra, says in (
+        (["--max-k", "0"], "max_k must be at least 1"),
+        (["--max-upload-mb", "0"], "max_upload_bytes must be at least 1"),
+        (["--image-root", str(tmp_path / "missing")], "is not a directory"),
+    ):
+        code, out, err = run(capsys, *serve, *extra)
+        assert code == cli.EXIT_USAGE and says in err and out == "", err

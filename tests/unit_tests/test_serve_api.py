@@ -419,3 +419,64 @@ def test_embedded_chroma_store(tiny_clip_embeddings: Any, photos_dir: Path, tmp_
     sync_directory(store, folder)
     run_store_kind(store, folder)
     store.close()
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped_not_a_500(
+    tiny_clip_embeddings: Any, tmp_path: Path
+) -> None:
+    """A stored source named with Latin-1 bytes (``caf\\xe9.png``, a lone surrogate in Python)
+    made every search, record and duplicates response a plain-text 500."""
+    import os
+
+    from langchain_image_embeddings.vectorstores import FAISSImageStore
+    from tests.unit_tests.store_helpers import write_image
+
+    folder = tmp_path / "imgs"
+    write_image(folder / "plain.png", seed=1)
+    odd = Path(os.fsdecode(os.path.join(os.fsencode(folder), b"caf\xe9.png")))
+    write_image(odd, seed=2)
+    store = FAISSImageStore.from_images([folder / "plain.png", odd], tiny_clip_embeddings)
+    client = TestClient(create_app(store))
+    hits = client.get("/api/search/text?q=a%20photo&k=2")
+    assert hits.status_code == 200, hits.text
+    by_name = {Path(h["source"]).name: h for h in hits.json()["results"]}
+    assert set(by_name) == {"plain.png", "caf\\xe9.png"}
+    odd_hit = by_name["caf\\xe9.png"]
+    assert odd_hit["sources"] == [odd_hit["source"]] and "\\xe9" in odd_hit["metadata"]["source"]
+    record = client.get(f"/api/records/{odd_hit['id']}")
+    assert record.status_code == 200 and record.json()["source"] == odd_hit["source"]
+    thumbnail = client.get(f"/api/thumbnails/{odd_hit['id']}?size=128")
+    assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"  # the real file
+    duplicates = client.get("/api/duplicates?threshold=0.51")
+    assert duplicates.status_code == 200, duplicates.text
+    names = {Path(m["source"]).name for g in duplicates.json()["groups"] for m in g["members"]}
+    assert names <= {"plain.png", "caf\\xe9.png"}
+
+
+def test_text_and_api_filters_compare_numbers(client: TestClient, lite0_store: Any) -> None:
+    """``width=451`` (a number) matches the stored integer width of chelsea.jpg."""
+    _, folder = lite0_store
+    with open(folder / "chelsea.jpg", "rb") as fh:
+        body = client.post(
+            "/api/search/image?k=20&filter=width=451&filter=format=JPEG", files={"file": fh}
+        ).json()
+    assert body["count"] >= 1
+    assert all(h["metadata"]["width"] == 451 for h in body["results"])
+    assert body["results"][0]["source"].endswith("chelsea.jpg")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"max_k": 0}, {"max_upload_bytes": 0}, {"max_upload_pixels": -1}, {"thumbnail_sizes": ()}],
+)
+def test_settings_that_would_refuse_every_request_are_refused_up_front(
+    options: dict[str, Any],
+) -> None:
+    with pytest.raises(ValueError, match=next(iter(options))):
+        ServeSettings(**options)
+
+
+def test_image_root_must_be_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="is not a directory"):
+        ServeSettings(image_root=str(tmp_path / "missing"))
+    assert ServeSettings(image_root=str(tmp_path)).image_root == str(tmp_path)

@@ -239,3 +239,69 @@ def test_finetune_flags_reach_the_fit_config() -> None:
         _parser().parse_args(["finetune", "--data", "d", "--out", "o", "--mining", "easy"])
     with pytest.raises(SystemExit):
         _parser().parse_args(["finetune", "--data", "d", "--out", "o", "--epochs", "x"])
+
+
+def test_finetune_refuses_an_out_file_before_training_and_prints_a_pastable_spec(
+    tiny_clip_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--out`` naming a file trained first, then died with a FileExistsError traceback; a
+    relative ``--out`` with a space printed ``--model local:my model`` (unquoted, relative)."""
+    import shlex
+
+    for color in COLORS:
+        (tmp_path / "data" / color).mkdir(parents=True)
+        for i in range(4):
+            _image(color, "left", i - 2).save(tmp_path / "data" / color / f"{i}.png")
+    (tmp_path / "taken").write_text("not a folder")
+    monkeypatch.chdir(tmp_path)
+    base = [
+        "finetune", "--data", "data", "--model", f"open_clip:{tiny_clip_name}",
+        "--pretrained", "none", "--mode", "head", "--epochs", "1", "--batch-size", "4", "--quiet",
+    ]  # fmt: skip
+    assert _run([*base, "--out", "taken"]) == 2
+    captured = capsys.readouterr()
+    assert "--out taken is a file" in captured.err and captured.out == ""
+    assert (tmp_path / "taken").read_text() == "not a folder"
+
+    assert _run([*base, "--out", "my model"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    spec = f"local:{(tmp_path / 'my model').resolve()}"
+    assert shlex.split(last) == ["use", "it", "with:", "--model", spec]
+
+
+def test_settings_that_would_train_nothing_are_refused_before_training(
+    tiny_clip_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--samples-per-class 1`` trained with loss 0.0 (no positives in a batch), an inverted
+    ``--crop-scale`` was accepted, and a head over a saved head trained, then failed to save
+    (exit 4)."""
+    from langchain_image_embeddings.training import FitConfig
+
+    for color in COLORS:
+        (tmp_path / "data" / color).mkdir(parents=True)
+        for i in range(4):
+            _image(color, "right", i - 2).save(tmp_path / "data" / color / f"{i}.png")
+    base = [
+        "finetune", "--data", str(tmp_path / "data"), "--mode", "head", "--epochs", "1",
+        "--batch-size", "4", "--embedding-dim", "8", "--quiet",
+    ]  # fmt: skip
+    tiny = ["--model", f"open_clip:{tiny_clip_name}", "--pretrained", "none"]
+    for bad, says in (
+        (["--samples-per-class", "1"], "samples_per_class must be >= 2"),
+        (["--crop-scale", "0.9", "0.1"], "crop_scale must be"),
+        (["--loss", "infonce", "--temperature", "0"], "temperature must be > 0"),
+    ):
+        assert _run([*base, *tiny, *bad, "--out", str(tmp_path / "never")]) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+    FitConfig(loss="infonce", samples_per_class=1)  # K only matters to the triplet loss
+
+    assert _run([*base, *tiny, "--out", str(tmp_path / "first")]) == 0
+    capsys.readouterr()
+    again = [*base, "--model", f"local:{tmp_path / 'first'}", "--out", str(tmp_path / "second")]
+    assert _run(again) == 2
+    assert "already has a projection head" in capsys.readouterr().err
+    assert not (tmp_path / "second").exists()

@@ -212,6 +212,14 @@ def test_data_formats_and_split(tmp_path: Path) -> None:
     assert CaptionedImages.from_file(tmp_path / "pairs.jsonl").captions == ["a blue square"]
     with pytest.raises(ValueError, match="columns"):
         CaptionedImages.from_file(tmp_path / "pairs.csv", caption_column="text")
+    # A missing image, or a broken JSON line, is named with its row when the file is read (it
+    # was an "input #5" of the shuffled training split, or a JSON error without a line, later).
+    (tmp_path / "gaps.csv").write_text("image,caption\na.png,one\ngone.png,two\n")
+    with pytest.raises(ValueError, match=r"gaps.csv row 2: .*gone.png: no such image file"):
+        CaptionedImages.from_file(tmp_path / "gaps.csv")
+    (tmp_path / "gaps.jsonl").write_text('{"image": "a.png", "caption": "x"}\n\n{"image": \n')
+    with pytest.raises(ValueError, match=r"gaps.jsonl line 3: not valid JSON"):
+        CaptionedImages.from_file(tmp_path / "gaps.jsonl")
 
 
 def test_train_transform_uses_the_encoder_preprocessing(fresh_tiny_clip: OpenCLIPEncoder) -> None:

@@ -1,0 +1,209 @@
+"""Command line: ``imgemb``. The only package (with ``scale/cli.py`` and ``training/cli.py``,
+which it mounts) that prints or exits.
+
+Modules: ``common`` (defaults, argument types, model options, a store's model), ``logs``
+(stray root-logger lines), one per command group (``embed``: embed / models / samples,
+``index``, ``query``: search / info / duplicates, ``serve``), and this one: the parser and
+:func:`main`, which maps exceptions to exit codes.
+
+Subcommands: ``embed DIR``, ``index DIR --store SPEC``, ``search "text" | --image X``,
+``info``, ``models``, ``samples DIR``, ``duplicates``, ``serve`` (a search page and JSON API,
+extra ``[serve]``; binds 127.0.0.1 unless ``--host`` says otherwise) and ``finetune`` when the
+training extra is there.
+
+Store specs: ``faiss:PATH`` (default ``faiss:imgemb-index``), ``chroma:PATH[#COLLECTION]``,
+``chroma+http://HOST:PORT/COLLECTION``, ``milvus+http://HOST:PORT/COLLECTION``.
+
+Every subcommand that takes ``--model`` also takes ``--pretrained VALUE`` (a weights tag or a
+local checkpoint path) and ``--model-kwargs JSON`` (encoder options), passed to
+``ImageEmbeddings(model_kwargs=...)``; they apply to a store's recorded model too.
+
+``index`` on a folder without image files, or with a ``--glob`` / ``--exclude`` that matches
+none, says so and writes nothing (exit 2) unless ``--allow-empty``. Progress bars are shown
+when stderr is a terminal, or with ``--progress``; ``--quiet`` turns them off.
+
+``index`` is all-or-nothing by default: if any image fails, nothing is written and the
+store is left exactly as it was (exit 1); ``--skip-errors`` indexes the readable images
+and exits 0. ``--report FILE.jsonl`` writes one JSON line per input
+(``{"input", "status": "ok"|"error", "code", "reason"}``) either way. A store another
+process is writing is refused at once ("store locked", exit 5).
+
+Exit codes:
+    0  success
+    1  some inputs failed (e.g. unreadable images); everything else was done (``index``:
+       nothing was written unless ``--skip-errors``)
+    2  usage error (bad arguments, malformed store spec, missing folder, nothing to index)
+    3  the model could not be loaded, or cannot do what was asked (text search on an
+       image-only model)
+    4  other error
+    5  store error: missing, corrupt or unreachable store, or a store written by another model
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_image_embeddings import __version__
+from langchain_image_embeddings.cli.common import (
+    DEFAULT_STORE,
+    EXIT_BROKEN_PIPE,
+    OFFLINE_MODEL,
+    _add_model_options,
+    _add_progress_options,
+    _json_object,
+    _model_kwargs,
+    _show_progress,
+    absolute_local_model,
+)
+from langchain_image_embeddings.cli.embed import _add_embed_parsers
+from langchain_image_embeddings.cli.index import _add_index_parser, _open_for_write
+from langchain_image_embeddings.cli.logs import _no_stray_root_logging
+from langchain_image_embeddings.cli.query import _add_query_parsers
+from langchain_image_embeddings.cli.serve import _add_serve_parser
+from langchain_image_embeddings.errors import (
+    EncoderError,
+    ImageEmbeddingsError,
+    MissingDependencyError,
+    StoreError,
+)
+from langchain_image_embeddings.exit_codes import (
+    EXIT_ERROR,
+    EXIT_INPUT_ERRORS,
+    EXIT_MODEL,
+    EXIT_OK,
+    EXIT_STORE,
+    EXIT_USAGE,
+)
+
+# The names other modules and tests import from ``langchain_image_embeddings.cli`` (it was one
+# module before it became a package): the entry point, the parser, the exit codes, and the
+# shared helpers of ``scale/cli.py`` and ``training/cli.py``.
+__all__ = [
+    "DEFAULT_STORE",
+    "EXIT_BROKEN_PIPE",
+    "EXIT_ERROR",
+    "EXIT_INPUT_ERRORS",
+    "EXIT_MODEL",
+    "EXIT_OK",
+    "EXIT_STORE",
+    "EXIT_USAGE",
+    "OFFLINE_MODEL",
+    "_add_model_options",
+    "_add_progress_options",
+    "_json_object",
+    "_model_kwargs",
+    "_no_stray_root_logging",
+    "_open_for_write",
+    "_show_progress",
+    "absolute_local_model",
+    "build_parser",
+    "main",
+]
+
+
+def _add_finetune(sub: Any) -> None:
+    """Register ``finetune`` when the training module is installed (issue 4)."""
+    if importlib.util.find_spec("langchain_image_embeddings.training") is None:
+        return
+    if importlib.util.find_spec("langchain_image_embeddings.training.cli") is None:
+        return
+    from langchain_image_embeddings.training.cli import add_finetune_parser
+
+    add_finetune_parser(sub)
+
+
+_EPILOG = f"""\
+examples:
+  imgemb samples photos                              # real sample photos, offline
+  imgemb index photos --store faiss:photo-index      # {OFFLINE_MODEL}, offline
+  imgemb search --image photos/chelsea.jpg --store faiss:photo-index -k 3
+  imgemb index photos --store faiss:clip-index --model open_clip:ViT-B-32 \\
+      --pretrained /models/vit-b-32.safetensors       # a local CLIP checkpoint
+  imgemb search "a cat on a sofa" --store faiss:clip-index \\
+      --pretrained /models/vit-b-32.safetensors
+  imgemb info --store faiss:photo-index --json
+  imgemb duplicates --store faiss:photo-index --threshold 0.9
+  imgemb serve --store faiss:photo-index             # http://127.0.0.1:8000/
+
+exit codes:
+  0  success
+  1  some inputs failed (unreadable images); index then wrote nothing unless --skip-errors
+  2  usage error: bad arguments, malformed store spec, missing folder, nothing to index
+  3  the model could not be loaded, or cannot do what was asked (text search, image-only model)
+  4  other error
+  5  store error: missing, corrupt, unreachable or locked store, or written by another model
+
+Run 'imgemb COMMAND -h' for the options of a command.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="imgemb",
+        # Raw formatting (for the epilog's tables) keeps line breaks as written: wrap by hand.
+        description="Local image embeddings for LangChain: index folders of images into a\n"
+        "vector store (FAISS, Chroma, Milvus) and search them by text or by image.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_embed_parsers(sub)
+    _add_index_parser(sub)
+    _add_query_parsers(sub)
+    _add_serve_parser(sub)
+    _add_finetune(sub)
+    from langchain_image_embeddings.scale.cli import add_parsers as add_scale_parsers
+
+    add_scale_parsers(sub)  # embed-dataset, load
+    return parser
+
+
+def _error_text(exc: ValueError) -> str:
+    """The message of ``exc``; for a pydantic ``ValidationError`` (an option that
+    ``ImageEmbeddings`` refused, e.g. ``--device banana``) only its messages, without the
+    "1 validation error for ..." header and the link to the pydantic docs."""
+    errors = getattr(exc, "errors", None)
+    if type(exc).__module__.startswith("pydantic") and callable(errors):
+        parts = [str(e.get("msg", "")).removeprefix("Value error, ") for e in errors()]
+        return "; ".join(p for p in parts if p) or str(exc)
+    return str(exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``imgemb``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if isinstance(getattr(args, "model", None), str):
+        args.model = absolute_local_model(args.model)
+    try:
+        with _no_stray_root_logging():
+            return int(args.func(args))
+    except BrokenPipeError:
+        # `imgemb ... | head`: the reader left. Exit like a process killed by SIGPIPE, without
+        # a traceback, and keep the interpreter's final flush from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except ValueError as exc:  # malformed store spec, bad filter, invalid option values
+        if isinstance(exc, ImageEmbeddingsError):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INPUT_ERRORS
+        print(f"error: {_error_text(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    except (EncoderError, MissingDependencyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except ImageEmbeddingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,201 @@
+"""What every ``imgemb`` command shares: defaults, argument types, the model options and
+progress flags, and how a command finds the model of a store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from langchain_image_embeddings.errors import (
+    StoreError,
+)
+
+OFFLINE_MODEL = "timm:efficientnet_lite0"
+DEFAULT_STORE = "faiss:imgemb-index"
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars on a terminal (or with ``--progress``); never with ``--quiet``."""
+    if args.quiet:
+        return False
+    return bool(args.progress) or sys.stderr.isatty()
+
+
+def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``--model-kwargs`` JSON, with ``--pretrained``, ``--runtime`` and ``--precision`` on
+    top (``ImageEmbeddings`` lifts ``runtime`` / ``precision`` out of ``model_kwargs``)."""
+    kwargs: dict[str, Any] = dict(args.model_kwargs or {})
+    if args.pretrained is not None:
+        kwargs["pretrained"] = args.pretrained
+    for name in ("runtime", "precision"):
+        if getattr(args, name, None) is not None:
+            kwargs[name] = getattr(args, name)
+    return kwargs
+
+
+def absolute_local_model(spec: str) -> str:
+    """``local:DIR`` with an existing relative ``DIR`` made absolute; any other spec unchanged.
+
+    A store records the spec it was written with: a relative ``local:my-model`` would only
+    resolve from the folder ``index`` ran in, so ``search`` or ``serve`` elsewhere failed.
+    """
+    backend, sep, rest = spec.partition(":")
+    if backend != "local" or not sep or not rest:
+        return spec
+    path = Path(rest).expanduser()
+    if path.is_absolute() or not path.exists():
+        return spec  # a missing folder: the error then names it as the user typed it
+    return f"local:{path.resolve()}"
+
+
+def output_file(flag: str, path: Path, *, example: str) -> Path:
+    """``path`` for a command to write to, its folder made now: checked before the work, so a
+    bad path is a usage error, not a traceback once every image is embedded.
+
+    Raises:
+        ValueError: ``path`` is a folder, or its folder cannot be made.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{flag} {path}: cannot create its folder: {exc.strerror or exc}") from exc
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder: give a file name such as {example}")
+    return path
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """``argparse`` type of ``--model-kwargs``: a JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f'expected a JSON object such as \'{{"pretrained": "/models/clip.safetensors"}}\', '
+            f"got {text!r}"
+        )
+    return value
+
+
+def _recall_target(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a recall in (0, 1], e.g. 0.95")
+    return value
+
+
+def _memory_size(text: str) -> int:
+    from langchain_image_embeddings.vectorstores.faiss_index import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    """``argparse`` type of ``--filter``: ``KEY=VALUE``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. format=JPEG), got {text!r}")
+    return key.strip(), value
+
+
+def _recorded_model(spec: str) -> str | None:
+    """The model an existing store was written with (without loading it), else ``None``."""
+    from langchain_image_embeddings.vectorstores import store_info
+
+    try:
+        model = store_info(spec).get("model")
+    except StoreError:
+        return None
+    return str(model) if model else None
+
+
+def _store_model(spec: str) -> str:
+    """The model a store that is only read (``search``, ``serve``) was written with.
+
+    Raises:
+        StoreError: The store is missing, unreachable or corrupt (its own reason is kept:
+            "no store" was said of a Chroma server that was merely down), or records no model.
+    """
+    from langchain_image_embeddings.vectorstores import store_info
+
+    try:
+        model = store_info(spec).get("model")
+    except StoreError as exc:
+        raise StoreError(
+            f"cannot open the store {spec}: {exc} (if it does not exist yet, run 'imgemb index' "
+            "first)"
+        ) from exc
+    if not model:
+        raise StoreError(f"the store {spec} records no model: pass --model SPEC")
+    return str(model)
+
+
+def _add_model_options(
+    parser: argparse.ArgumentParser, *, default: str | None, model_help: str
+) -> None:
+    """``--model``, ``--pretrained``, ``--model-kwargs``, ``--device``, ``--runtime`` and
+    ``--precision``."""
+    parser.add_argument("--model", default=default, metavar="SPEC", help=model_help)
+    parser.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="VALUE",
+        help="weights of the model: a tag (open_clip, e.g. laion2b_s34b_b79k) or a local "
+        "checkpoint path; sets model_kwargs['pretrained']",
+    )
+    parser.add_argument(
+        "--model-kwargs",
+        type=_json_object,
+        default=None,
+        metavar="JSON",
+        help='encoder options as a JSON object, e.g. \'{"pretrained": "/models/clip.safetensors", '
+        '"cache_dir": "/models"}\' (--pretrained overrides its "pretrained")',
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where the model runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps "
+        "(default: auto)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=("torch", "onnx", "openvino"),
+        default=None,
+        help="inference runtime: torch (default), onnx (ONNX Runtime, extra [onnx]) or "
+        "openvino (extra [openvino]); both CPU-only, the model is exported once and cached "
+        "under $IMGEMB_CACHE_DIR (default ~/.cache/langchain-image-embeddings/runtimes)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "fp16", "bf16", "int8"),
+        default=None,
+        help="inference precision (default: auto = fp16 on CUDA, else fp32); int8 is dynamic "
+        "quantisation with --runtime onnx or openvino",
+    )
+
+
+def _add_progress_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress bars even when stderr is not a terminal",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+_STORE_HELP = (
+    "store spec: faiss:PATH, chroma:PATH[#COLLECTION], chroma+http://HOST:PORT/COLLECTION "
+    f"or milvus+http://HOST:PORT/COLLECTION (default: {DEFAULT_STORE})"
+)
+_BATCH_HELP = "images per forward pass (default: 32)"

@@ -1,0 +1,167 @@
+"""``imgemb search``, ``info`` and ``duplicates``: commands that only read a store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from langchain_image_embeddings.cli.common import (
+    _STORE_HELP,
+    DEFAULT_STORE,
+    _add_model_options,
+    _key_value,
+    _model_kwargs,
+    _store_model,
+)
+from langchain_image_embeddings.errors import (
+    EncoderError,
+)
+from langchain_image_embeddings.exit_codes import (
+    EXIT_OK,
+    EXIT_USAGE,
+)
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+    from langchain_image_embeddings.images import ImageLoadOptions
+    from langchain_image_embeddings.serve.filters import equality_filter
+    from langchain_image_embeddings.vectorstores import open_store
+
+    if (args.query is None) == (args.image is None):
+        print("error: give either a text query or --image PATH_OR_URL", file=sys.stderr)
+        return EXIT_USAGE
+    if args.query is not None and not args.query.strip():
+        print("error: the text query is empty", file=sys.stderr)
+        return EXIT_USAGE
+    if args.k <= 0:
+        print("error: -k must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    model = args.model or _store_model(args.store)
+    embeddings = ImageEmbeddings(
+        model,
+        model_kwargs=_model_kwargs(args),
+        device=args.device,
+        load_options=ImageLoadOptions(allow_remote=args.image is not None and "://" in args.image),
+    )
+    store = open_store(args.store, embeddings, create=False)
+    filter_ = equality_filter(args.filter or [])
+    if args.image is not None:
+        hits = store.search_by_image(args.image, args.k, filter=filter_)
+    else:
+        if not store.image_embeddings.supports_text:
+            raise EncoderError(
+                f"{store.image_embeddings.model_id} has no text tower: text search needs a CLIP-type model "
+                "(index with --model open_clip:...), or search with --image"
+            )
+        hits = store.search_by_text(args.query, args.k, filter=filter_)
+    rows = [
+        {
+            "rank": n,
+            "score": round(score, 6),
+            "source": d.metadata.get("source", d.page_content),
+            "id": d.id,
+            "metadata": d.metadata,
+        }
+        for n, (d, score) in enumerate(hits, start=1)
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['rank']:>3}. {row['score']:.4f}  {row['source']}")
+    return EXIT_OK
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from langchain_image_embeddings.vectorstores import store_info
+
+    info = store_info(args.store)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:10} {value}")
+    return EXIT_OK
+
+
+def _cmd_duplicates(args: argparse.Namespace) -> int:
+    from langchain_image_embeddings.duplicates import find_duplicates
+    from langchain_image_embeddings.vectorstores import open_store
+
+    if not 0.0 < args.threshold <= 1.0:
+        print(
+            f"error: --threshold is a relevance score in (0, 1], got {args.threshold}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    store = open_store(args.store, create=False)
+    groups = find_duplicates(store, args.threshold)
+    count = len(store)
+    if args.json:
+        report = {
+            "store": args.store,
+            "threshold": args.threshold,
+            "count": count,
+            "groups": [g.to_dict() for g in groups],
+        }
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(
+        f"{len(groups)} group(s) of near-duplicates at a score >= {args.threshold} among "
+        f"{count} images in {args.store}"
+    )
+    for n, group in enumerate(groups, start=1):
+        print(f"group {n}: {len(group)} images, scores {group.min_score:.4f}-{group.max_score:.4f}")
+        for member in group.members:
+            print(f"  {member.score:.4f}  {member.source}")
+            for other in member.sources:
+                if other != member.source:
+                    print(f"          {other}  (same bytes)")
+    return EXIT_OK
+
+
+def _add_query_parsers(sub: Any) -> None:
+    """``search``, ``info`` and ``duplicates``: read a store."""
+    search = sub.add_parser("search", help="search a store by text (CLIP models) or by image")
+    search.add_argument("query", nargs="?", help="text query (CLIP-type models)")
+    search.add_argument("--image", metavar="PATH_OR_URL", help="query image: path or URL")
+    search.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
+    search.add_argument("-k", type=int, default=5, help="number of results (default: 5)")
+    search.add_argument(
+        "--filter",
+        action="append",
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="only results whose metadata KEY equals VALUE, e.g. format=JPEG; integers and "
+        "decimals compare as numbers (width=512); repeatable, all must match",
+    )
+    _add_model_options(
+        search,
+        default=None,
+        model_help="override the store's recorded model (default: the store's model)",
+    )
+    search.add_argument("--json", action="store_true", help="print the results as JSON")
+    search.set_defaults(func=_cmd_search)
+
+    info = sub.add_parser("info", help="describe a store: kind, size, model")
+    info.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
+    info.add_argument("--json", action="store_true", help="print the description as JSON")
+    info.set_defaults(func=_cmd_info)
+
+    duplicates = sub.add_parser(
+        "duplicates", help="list groups of near-duplicate images in a store"
+    )
+    duplicates.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
+    duplicates.add_argument(
+        "--threshold",
+        type=float,
+        default=0.9,
+        metavar="T",
+        help="relevance score in (0, 1] at or above which two images are near-duplicates "
+        "(default: 0.9; crops, flips and re-encodes of one photo score above it)",
+    )
+    duplicates.add_argument("--json", action="store_true", help="print the groups as JSON")
+    duplicates.set_defaults(func=_cmd_duplicates)
