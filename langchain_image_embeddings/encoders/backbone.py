@@ -10,11 +10,17 @@ forward pass differ.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from torch import nn
 
-from langchain_image_embeddings.encoders.base import DEFAULT_WEIGHTS, ImageEncoder, PreprocessConfig
+from langchain_image_embeddings.encoders.base import (
+    DEFAULT_WEIGHTS,
+    ImageEncoder,
+    PreprocessConfig,
+    pretrained_option,
+)
 from langchain_image_embeddings.encoders.pooling import POOLINGS, ProjectionHead
 from langchain_image_embeddings.encoders.weights import load_head_weights
 from langchain_image_embeddings.errors import EncoderError
@@ -50,13 +56,14 @@ class BackboneEncoder(ImageEncoder):
         self,
         name: str,
         *,
-        pretrained: str | None = DEFAULT_WEIGHTS,
+        pretrained: str | os.PathLike[str] | bool | None = DEFAULT_WEIGHTS,
         pooling: str | None = None,
         embedding_dim: int | None = None,
         head_weights: str | None = None,
         allow_random_weights: bool = False,
         device: str = "cpu",
     ) -> None:
+        pretrained = pretrained_option(pretrained, f"{self.backend}:{name}")
         if pretrained is None and not allow_random_weights:
             raise EncoderError(
                 f"{self.backend}:{name} with pretrained=None would use random weights; pass "

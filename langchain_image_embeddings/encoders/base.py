@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -18,6 +19,30 @@ if TYPE_CHECKING:
 
 #: Tag meaning "the backend's recommended weights for this architecture".
 DEFAULT_WEIGHTS = "default"
+
+
+def pretrained_option(value: object, spec: str) -> str | None:
+    """``pretrained`` as this package reads it: a tag, a checkpoint path or ``None``.
+
+    ``True`` / ``False`` (timm's ``create_model(pretrained=...)`` idiom) mean the default
+    weights / no weights, and a path object is its path; anything else is refused here,
+    instead of failing deep inside a backend with a bare ``AttributeError``.
+
+    Raises:
+        EncoderError: Not a string, a path, a bool or ``None``.
+    """
+    if value is None or value is False:
+        return None
+    if value is True:
+        return DEFAULT_WEIGHTS
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)  # type: ignore[no-any-return]
+    if isinstance(value, str) and value.strip():
+        return value
+    raise EncoderError(
+        f"{spec}: pretrained={value!r} is not a weights tag, a checkpoint path, "
+        f"{DEFAULT_WEIGHTS!r}, True/False or None"
+    )
 
 
 @dataclass(frozen=True)

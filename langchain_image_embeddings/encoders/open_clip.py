@@ -7,6 +7,7 @@ Specs: ``"open_clip:ViT-B-32"`` (any ``open_clip.list_models()`` architecture) w
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,7 +15,12 @@ import torch
 from torch import nn
 
 from langchain_image_embeddings._optional import require
-from langchain_image_embeddings.encoders.base import DEFAULT_WEIGHTS, ImageEncoder, PreprocessConfig
+from langchain_image_embeddings.encoders.base import (
+    DEFAULT_WEIGHTS,
+    ImageEncoder,
+    PreprocessConfig,
+    pretrained_option,
+)
 from langchain_image_embeddings.encoders.weights import looks_like_path, offline_hint
 from langchain_image_embeddings.errors import EncoderError, WeightsNotFoundError
 
@@ -54,11 +60,12 @@ class OpenCLIPEncoder(ImageEncoder):
         self,
         name: str,
         *,
-        pretrained: str | None = DEFAULT_WEIGHTS,
+        pretrained: str | os.PathLike[str] | bool | None = DEFAULT_WEIGHTS,
         allow_random_weights: bool = False,
         cache_dir: str | None = None,
         device: str = "cpu",
     ) -> None:
+        pretrained = pretrained_option(pretrained, f"open_clip:{name}")
         if pretrained is None and not allow_random_weights and not name.startswith("hf-hub:"):
             raise EncoderError(
                 f"open_clip:{name} with pretrained=None would use random weights; pass "

@@ -312,3 +312,21 @@ def test_torchvision_detection_models_are_refused_without_a_download() -> None:
     )
     with pytest.raises(EncoderError, match="not a classification model"):
         encoder.load()
+
+
+def test_pretrained_takes_bools_and_paths_and_refuses_other_types(tmp_path: Path) -> None:
+    """``pretrained=False`` (timm's idiom, e.g. from ``--model-kwargs``) crashed deep inside
+    the backend with ``AttributeError: 'bool' object has no attribute 'endswith'``."""
+    with pytest.raises(EncoderError, match="random weights"):
+        create_encoder("timm:resnet18", pretrained=False)
+    random = create_encoder("timm:resnet18", pretrained=False, allow_random_weights=True)
+    assert random.pretrained is None
+    assert create_encoder("timm:resnet18", pretrained=True).pretrained == "default"
+    assert create_encoder("open_clip:ViT-B-32", pretrained=True).pretrained == "default"
+    checkpoint = tmp_path / "w.safetensors"
+    assert create_encoder("torchvision:resnet18", pretrained=checkpoint).pretrained == str(
+        checkpoint
+    )
+    for bad in (3, ["default"], ""):
+        with pytest.raises(EncoderError, match=r"timm:resnet18: pretrained=.* is not a weights"):
+            create_encoder("timm:resnet18", pretrained=bad)
