@@ -236,9 +236,10 @@ class ImageEmbeddings(BaseModel, Embeddings):
     @classmethod
     def _check_model(cls, value: str | ImageEncoder) -> str | ImageEncoder:
         if isinstance(value, str):
-            from langchain_image_embeddings.encoders import parse_spec
+            from langchain_image_embeddings.encoders import absolute_local_model, parse_spec
 
             parse_spec(value)  # fail at construction on a malformed spec, not at first use
+            return absolute_local_model(value)
         return value
 
     @field_validator("device")

@@ -58,13 +58,13 @@ from langchain_image_embeddings.cli.common import (
     _json_object,
     _model_kwargs,
     _show_progress,
-    absolute_local_model,
 )
 from langchain_image_embeddings.cli.embed import _add_embed_parsers
 from langchain_image_embeddings.cli.index import _add_index_parser, _open_for_write
 from langchain_image_embeddings.cli.logs import _no_stray_root_logging
 from langchain_image_embeddings.cli.query import _add_query_parsers
 from langchain_image_embeddings.cli.serve import _add_serve_parser
+from langchain_image_embeddings.encoders import absolute_local_model
 from langchain_image_embeddings.errors import (
     EncoderError,
     ImageEmbeddingsError,

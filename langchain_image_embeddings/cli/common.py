@@ -37,21 +37,6 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def absolute_local_model(spec: str) -> str:
-    """``local:DIR`` with an existing relative ``DIR`` made absolute; any other spec unchanged.
-
-    A store records the spec it was written with: a relative ``local:my-model`` would only
-    resolve from the folder ``index`` ran in, so ``search`` or ``serve`` elsewhere failed.
-    """
-    backend, sep, rest = spec.partition(":")
-    if backend != "local" or not sep or not rest:
-        return spec
-    path = Path(rest).expanduser()
-    if path.is_absolute() or not path.exists():
-        return spec  # a missing folder: the error then names it as the user typed it
-    return f"local:{path.resolve()}"
-
-
 def output_file(flag: str, path: Path, *, example: str) -> Path:
     """``path`` for a command to write to, its folder made now: checked before the work, so a
     bad path is a usage error, not a traceback once every image is embedded.

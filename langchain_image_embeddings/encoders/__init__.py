@@ -86,6 +86,27 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return backend, name
 
 
+def absolute_local_model(spec: str) -> str:
+    """``local:DIR`` with an existing relative ``DIR`` made absolute; any other spec unchanged.
+
+    Stores record the spec they were written with: a relative ``local:my-model`` would only
+    resolve from the folder it was indexed in, so a search from anywhere else failed.
+
+    Example:
+        >>> absolute_local_model("open_clip:ViT-B-32")
+        'open_clip:ViT-B-32'
+    """
+    from pathlib import Path
+
+    backend, sep, rest = spec.partition(":")
+    if backend != "local" or not sep or not rest:
+        return spec
+    path = Path(rest).expanduser()
+    if path.is_absolute() or not path.exists():
+        return spec  # a missing folder: the error then names it as the user typed it
+    return f"local:{path.resolve()}"
+
+
 def _factory(backend: str) -> EncoderFactory:
     target = _BACKENDS[backend]
     if callable(target):

@@ -184,3 +184,32 @@ def test_core_import_does_not_pull_training() -> None:
         "assert not any(m.startswith('langchain_image_embeddings.training') for m in sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_relative_local_model_is_recorded_absolute_in_python(
+    tiny_clip_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ImageEmbeddings("local:my-model")`` recorded the relative spec in stores, so the
+    store could not be opened (its recorded model loaded) from any other folder."""
+    from langchain_image_embeddings import FAISSImageStore
+    from langchain_image_embeddings.vectorstores import store_info
+
+    encoder = OpenCLIPEncoder(tiny_clip_name, pretrained=None, allow_random_weights=True)
+    work = tmp_path / "work"
+    save_pretrained(encoder, work / "my-model")
+    monkeypatch.chdir(work)
+    embeddings = ImageEmbeddings("local:my-model", device="cpu")
+    assert embeddings.model == f"local:{(work / 'my-model').resolve()}"
+    image = Image.fromarray(np.full((24, 24, 3), 90, dtype=np.uint8))
+    image.save(tmp_path / "a.png")
+    store = FAISSImageStore(embeddings, tmp_path / "store")
+    store.add_images([str(tmp_path / "a.png")])
+    store.save()
+    store.close()
+    monkeypatch.chdir(tmp_path)  # elsewhere: the recorded model must still load
+    recorded = store_info(f"faiss:{tmp_path / 'store'}")["model"]
+    assert recorded == embeddings.model
+    reopened = FAISSImageStore(ImageEmbeddings(recorded, device="cpu"), tmp_path / "store")
+    hits = reopened.similarity_search_by_image(str(tmp_path / "a.png"), k=1)
+    assert [Path(d.metadata["source"]).name for d in hits] == ["a.png"]
+    assert ImageEmbeddings("local:missing-model").model == "local:missing-model"
