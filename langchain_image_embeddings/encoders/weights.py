@@ -64,10 +64,17 @@ def load_state_dict(path: str | os.PathLike[str], *, model: str) -> dict[str, to
 
 def offline_hint(model: str, tag: str, where: str, exc: BaseException) -> WeightsNotFoundError:
     """The error raised when a backend cannot fetch or find its pretrained weights."""
+    # Without a network the hub client retries for about a minute before this error.
+    retries = (
+        ""
+        if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+        else " Offline, set HF_HUB_OFFLINE=1 to fail at once instead of after the hub's retries."
+    )
     return WeightsNotFoundError(
         f"cannot load pretrained weights {tag!r} for {model}: {type(exc).__name__}: {exc}. "
         f"Looked in {where} (and the network, if reachable). To run offline, put the file "
         "there, or pass pretrained='/path/to/checkpoint' (safetensors or a torch state dict)."
+        + retries
     )
 
 

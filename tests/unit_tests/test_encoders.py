@@ -330,3 +330,17 @@ def test_pretrained_takes_bools_and_paths_and_refuses_other_types(tmp_path: Path
     for bad in (3, ["default"], ""):
         with pytest.raises(EncoderError, match=r"timm:resnet18: pretrained=.* is not a weights"):
             create_encoder("timm:resnet18", pretrained=bad)
+
+
+def test_the_weights_error_points_to_hf_hub_offline_unless_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Offline without ``HF_HUB_OFFLINE`` the hub client retries for ~50 s before failing;
+    the error says how to fail at once (and not when it is already set)."""
+    from langchain_image_embeddings.encoders.weights import offline_hint
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    unset = str(offline_hint("timm:x", "default", "/cache", OSError("no network")))
+    assert "set HF_HUB_OFFLINE=1" in unset
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "HF_HUB_OFFLINE" not in str(offline_hint("timm:x", "default", "/cache", OSError()))
