@@ -68,6 +68,7 @@ __all__ = [
     "open_image_header",
     "read_image_bytes",
     "resolve_uri",
+    "uri_scheme",
     "to_rgb",
 ]
 
@@ -171,6 +172,20 @@ def _from_string(
     return _from_path(target, source, opts, draft_size)
 
 
+def uri_scheme(source: str) -> str:
+    """The lower-case URI scheme of a string input, ``""`` for a plain path (a Windows drive
+    letter such as ``C:\\`` is a path, not a scheme).
+
+    Example:
+        >>> uri_scheme("S3://bucket/a.jpg"), uri_scheme("photos/a.jpg")
+        ('s3', '')
+    """
+    match = _SCHEME.match(source)
+    if match is None or _WINDOWS_DRIVE.match(source):
+        return ""
+    return match.group(1).lower()
+
+
 def resolve_uri(source: str, options: ImageLoadOptions | None = None) -> bytes | str:
     """What a string input names: the bytes of a ``data:`` URI or of an allowed
     ``http(s)://`` URL (fetched under the SSRF, size and time guards), else a local path
@@ -194,9 +209,8 @@ def resolve_uri(source: str, options: ImageLoadOptions | None = None) -> bytes |
     opts = options or DEFAULT_OPTIONS
     if source[:5].lower() == "data:":  # URI schemes are case-insensitive (RFC 3986)
         return decode_data_uri(source, opts)
-    match = _SCHEME.match(source)
-    if match and not _WINDOWS_DRIVE.match(source):
-        scheme = match.group(1).lower()
+    scheme = uri_scheme(source)
+    if scheme:
         if scheme == "file":
             parsed = urllib.parse.urlparse(source)
             if parsed.netloc not in ("", "localhost"):

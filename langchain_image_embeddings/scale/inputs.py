@@ -16,16 +16,19 @@ from typing import Any
 
 from langchain_image_embeddings.document_loaders import describe_image_bytes
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images import ImageLoadOptions, open_image_file, resolve_uri
+from langchain_image_embeddings.images import (
+    ImageLoadOptions,
+    open_image_file,
+    resolve_uri,
+    uri_scheme,
+)
 
 #: URI schemes read through ``pyarrow.fs.FileSystem.from_uri``.
 PYARROW_SCHEMES = frozenset({"s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"})
 
 
-def scheme_of(uri: str) -> str:
-    """The lower-case URI scheme (``""`` for a plain path, Windows drives included)."""
-    head, sep, _ = uri.partition(":")
-    return head.lower() if sep and len(head) > 1 else ""
+#: The lower-case URI scheme (``""`` for a plain path), as every reader of inputs reads it.
+scheme_of = uri_scheme
 
 
 def read_input(uri: str, options: ImageLoadOptions | None = None) -> tuple[dict[str, Any], bytes]:

@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import re
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.images import uri_scheme
 
 if TYPE_CHECKING:
     from langchain_image_embeddings.images import ImageLoadOptions
 
 __all__ = ["ThumbnailCache", "ThumbnailError", "is_local_source"]
-
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
-_WINDOWS_DRIVE = re.compile(r"^[a-zA-Z]:[\\/]")
 
 
 class ThumbnailError(Exception):
@@ -40,10 +37,7 @@ class ThumbnailError(Exception):
 
 def is_local_source(source: str) -> bool:
     """Whether a stored source is read without the network (a path, ``file:`` or ``data:``)."""
-    match = _SCHEME.match(source)
-    if match is None or _WINDOWS_DRIVE.match(source):
-        return True
-    return match.group(1).lower() in ("file", "data")
+    return uri_scheme(source) in ("", "file", "data")
 
 
 class ThumbnailCache:
