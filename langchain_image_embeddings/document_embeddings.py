@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
 
 QueryMode = Literal["text", "image"]
+# What this view calls on the model it wraps.
+_IMAGE_EMBEDDINGS_API = ("embed_image", "embed_query", "supports_text", "model_id")
 
 
 class ImageDocumentEmbeddings(Embeddings):
@@ -52,9 +54,19 @@ class ImageDocumentEmbeddings(Embeddings):
         """Wrap ``image_embeddings``.
 
         Raises:
+            TypeError: ``image_embeddings`` is not an ``ImageEmbeddings`` (e.g. a model spec).
             ValueError: ``query`` is neither ``"text"`` nor ``"image"``.
             EncoderError: ``query="text"`` with a model that has no text tower.
         """
+        if not all(hasattr(type(image_embeddings), name) for name in _IMAGE_EMBEDDINGS_API):
+            # checked on the type, so that no property runs; a model spec or a text-only
+            # Embeddings would otherwise fail with a raw AttributeError, here or at the
+            # first embed call
+            raise TypeError(
+                "ImageDocumentEmbeddings wraps an ImageEmbeddings, not "
+                f"{type(image_embeddings).__name__} {image_embeddings!r:.80}: "
+                "use ImageDocumentEmbeddings(ImageEmbeddings('timm:efficientnet_lite0'), ...)"
+            )
         if query not in ("text", "image"):
             raise ValueError(f"query must be 'text' or 'image', not {query!r}")
         if query == "text" and not image_embeddings.supports_text:
@@ -65,6 +77,9 @@ class ImageDocumentEmbeddings(Embeddings):
             )
         self.image_embeddings = image_embeddings
         self.query: QueryMode = query
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.image_embeddings.model_id!r}, query={self.query!r})"
 
     @property
     def model_id(self) -> str:

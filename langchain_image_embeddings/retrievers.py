@@ -17,9 +17,10 @@ from langchain_core.callbacks import (
     CallbackManagerForRetrieverRun,
 )
 from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
+from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
+from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
     from langchain_image_embeddings.images import ImageInput
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
 
 SearchType = Literal["similarity", "mmr"]
 _OVERRIDABLE = ("k", "score_threshold", "filter", "search_type", "fetch_k", "lambda_mult")
+# What the retrievers call on their store (every ImageVectorStore has it).
+_STORE_API = (
+    "text_query_vector",
+    "image_query_vector",
+    "similarity_search_with_score_by_vector",
+    "max_marginal_relevance_search_by_vector",
+)
 
 
 class _ImageStoreRetriever(BaseRetriever):
@@ -38,7 +46,31 @@ class _ImageStoreRetriever(BaseRetriever):
     fetch_k: int = Field(default=20, gt=0)
     lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # An unknown constructor option (``search_kwargs=`` as in ``as_retriever``, a typo) is
+    # an error, as it is per call, instead of being silently dropped by pydantic.
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    @field_validator("store")
+    @classmethod
+    def _check_store(cls, store: Any) -> Any:
+        # Checked here, not at the first invoke, where a stock LangChain store (which has
+        # no image query) would fail with a raw AttributeError deep in the search.
+        if not all(hasattr(store, name) for name in _STORE_API):
+            raise ValueError(
+                f"store must be an image store of this package (FAISSImageStore, "
+                f"ChromaImageStore, MilvusImageStore), not {type(store).__name__}: "
+                "for another LangChain vector store use store.as_retriever()"
+            )
+        return store
+
+    def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
+        # the tracing metadata LangChain's own VectorStoreRetriever reports
+        params = super()._get_ls_params(**kwargs)
+        params["ls_vector_store_provider"] = type(self.store).__name__
+        embeddings = getattr(self.store, "embeddings", None)
+        if embeddings is not None:
+            params["ls_embedding_provider"] = type(embeddings).__name__
+        return params
 
     def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         unknown = set(kwargs) - set(_OVERRIDABLE)
@@ -156,10 +188,18 @@ class ImageToImageRetriever(_ImageStoreRetriever):
     def _query_vector(self, query: Any) -> list[float]:
         return list(self.store.image_query_vector(query))
 
-    def search_image(self, image: ImageInput, **kwargs: Any) -> list[Document]:
-        """Like ``invoke`` for inputs that are not strings (bytes, PIL images, arrays)."""
-        return self._search(image, kwargs)
+    def search_image(
+        self, image: ImageInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[Document]:
+        """Like ``invoke`` for inputs that are not strings (bytes, PIL images, arrays).
 
-    async def asearch_image(self, image: ImageInput, **kwargs: Any) -> list[Document]:
+        It runs through ``invoke``, so callbacks, tags and tracing see the search
+        (``config``), and takes the same per-call options.
+        """
+        return self.invoke(image, config, **kwargs)  # type: ignore[arg-type]  # any image input
+
+    async def asearch_image(
+        self, image: ImageInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[Document]:
         """Async :meth:`search_image`."""
-        return await run_in_executor(None, self._search, image, kwargs)
+        return await self.ainvoke(image, config, **kwargs)  # type: ignore[arg-type]

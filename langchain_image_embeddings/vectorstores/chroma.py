@@ -6,7 +6,9 @@ in batches under the client's maximum, so an interrupted ingest can simply be re
 collection's metadata records the model (spec, dimension, fingerprint); opening it with
 another model raises :class:`~langchain_image_embeddings.errors.ModelMismatchError`.
 
-Every call to Chroma goes through one wrapper: connection failures (server down,
+Every call to Chroma goes through one wrapper (:func:`call_chroma`, with the client
+helpers in :mod:`~langchain_image_embeddings.vectorstores.chroma_client`, re-exported
+here): connection failures (server down,
 refused, timed out) are retried a bounded number of times with exponential backoff
 (:data:`RETRIES`, :data:`BACKOFF_S`), then raised as
 :class:`~langchain_image_embeddings.errors.StoreError`, like any other Chroma error. An
@@ -16,21 +18,33 @@ write: several writer processes on one embedded folder silently lose vectors.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError, StoreLockedError
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+from langchain_image_embeddings.vectorstores.chroma_client import (
+    BACKOFF_S,
+    DEFAULT_COLLECTION,
+    META_PREFIX,
+    OPEN_LOCKED_TRIES,
+    RETRIES,
+    _forget_unstarted_system,
+    _is_connection_error,
+    _is_open_race,
+    _stored_record,
+    call_chroma,
+    chroma_info,
+    client_settings,
+    make_client,
+)
 from langchain_image_embeddings.vectorstores.chroma_filters import chroma_where
-from langchain_image_embeddings.vectorstores.retry import call_with_retries
 
 if TYPE_CHECKING:
     import os
@@ -38,131 +52,24 @@ if TYPE_CHECKING:
     import numpy as np
     from langchain_core.embeddings import Embeddings
 
+__all__ = [
+    "BACKOFF_S",
+    "DEFAULT_COLLECTION",
+    "META_PREFIX",
+    "OPEN_LOCKED_TRIES",
+    "RETRIES",
+    "ChromaImageStore",
+    "call_chroma",
+    "chroma_info",
+    "client_settings",
+    "make_client",
+]
 
-DEFAULT_COLLECTION = "images"
-#: Collection metadata keys recording the model start with this.
-META_PREFIX = "imgemb_"
 _PAGE = 5000
-
-#: Tries of one Chroma call when the connection fails (refused, reset, timed out).
-RETRIES = 3
-#: Wait before the second try; doubled before each further one.
-BACKOFF_S = 0.2
-
-#: Tries to open an embedded folder whose SQLite database another process holds locked.
-OPEN_LOCKED_TRIES = 6
-
-_T = TypeVar("_T")
-
-
-def client_settings() -> Any:
-    """The chromadb ``Settings`` of every client this package makes (no telemetry)."""
-    require("chromadb", "chromadb")
-    from chromadb.config import Settings
-
-    return Settings(anonymized_telemetry=False)
-
-
-def make_client(kind: str, **kwargs: Any) -> Any:
-    """``chromadb.<kind>(**kwargs)`` with :func:`client_settings`, or with chromadb's default
-    settings when this process already runs a client of that folder (or the in-memory one)
-    made with them: chromadb refuses a second client "with different settings"."""
-    chromadb = require("chromadb", "chromadb")
-    factory = getattr(chromadb, kind)
-    try:
-        return factory(settings=client_settings(), **kwargs)
-    except ValueError as exc:
-        if "different settings" not in str(exc):
-            raise
-        from chromadb.config import Settings
-
-        return factory(settings=Settings(), **kwargs)
-
-
-def _forget_unstarted_system(path: str) -> None:
-    """Drop the client system chromadb caches for ``path`` when its start failed.
-
-    chromadb keeps a system whose start raised in its per-path cache, and every later
-    client for that path then fails ("object has no attribute 'bindings'"); a system no
-    client holds is dropped so that a retry starts afresh.
-    """
-    with contextlib.suppress(Exception):
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        with SharedSystemClient._refcount_lock:
-            if SharedSystemClient._identifier_to_refcount.get(path, 0) <= 0:
-                system = SharedSystemClient._identifier_to_system.pop(path, None)
-                if system is not None:
-                    with contextlib.suppress(Exception):
-                        system.stop()
-
-
-_OPEN_RACE = re.compile(r"database is (locked|busy)|table \S+ already exists")
-
-
-def _is_open_race(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what it wraps) comes from another process opening or writing the
-    folder at the same moment: SQLite's "database is locked"/"busy", or a schema migration
-    the other process just ran ("table ... already exists")."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if _OPEN_RACE.search(str(current).lower()):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover - chromadb depends on httpx
-        return False
-    if isinstance(exc, httpx.TransportError):
-        return True
-    return isinstance(exc, ValueError) and "could not connect" in str(exc).lower()
-
-
-def call_chroma(
-    what: str,
-    fn: Callable[..., _T],
-    *args: Any,
-    retries: int = RETRIES,
-    backoff_s: float = BACKOFF_S,
-    **kwargs: Any,
-) -> _T:
-    """Call ``fn``; retry connection failures ``retries`` times in all, then raise ``StoreError``.
-
-    Any other exception from Chroma is raised at once as :class:`StoreError` (our own
-    :class:`StoreError` subclasses pass through unchanged).
-
-    Example:
-        .. code-block:: python
-
-            count = call_chroma("count", collection.count)
-    """
-    return call_with_retries(
-        "Chroma",
-        what,
-        fn,
-        *args,
-        is_connection_error=_is_connection_error,
-        retries=retries,
-        backoff_s=backoff_s,
-        **kwargs,
-    )
 
 
 def _chroma_relevance(distance: float) -> float:
     return min(1.0, max(0.0, 1.0 - float(distance) / 2.0))
-
-
-def _stored_record(metadata: dict[str, Any] | None) -> dict[str, Any]:
-    meta = metadata or {}
-    return {k[len(META_PREFIX) :]: v for k, v in meta.items() if k.startswith(META_PREFIX)}
 
 
 class ChromaImageStore(ImageVectorStore):
@@ -309,14 +216,10 @@ class ChromaImageStore(ImageVectorStore):
         collection_name: str = DEFAULT_COLLECTION,
     ) -> ChromaImageStore:
         """A collection on a Chroma server (``chroma run``)."""
-        chromadb = require("chromadb", "chromadb")
+        require("chromadb", "chromadb")
         try:
             client = call_chroma(
-                f"connect to {host}:{port}",
-                chromadb.HttpClient,
-                host=host,
-                port=int(port),
-                settings=client_settings(),
+                f"connect to {host}:{port}", make_client, "HttpClient", host=host, port=int(port)
             )
             call_chroma(f"heartbeat of {host}:{port}", client.heartbeat)
         except StoreError as exc:
@@ -516,41 +419,3 @@ def _clean(metadata: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = json.dumps(value, default=str)
     return out
-
-
-def chroma_info(
-    collection_name: str = DEFAULT_COLLECTION,
-    *,
-    path: str | os.PathLike[str] | None = None,
-    host: str = "",
-    port: int = 0,
-) -> dict[str, Any]:
-    """What a collection (embedded folder ``path``, else on ``host:port``) holds and which
-    model wrote it, without loading the model.
-
-    Raises:
-        StoreError: No such folder or collection, or the server cannot be reached.
-    """
-    chromadb = require("chromadb", "chromadb")
-    where = str(path) if path is not None else f"{host}:{port}"
-    try:
-        if path is not None:
-            if not Path(path).is_dir():
-                raise StoreError(f"no Chroma store at {path}")
-            client = chromadb.PersistentClient(path=str(path), settings=client_settings())
-        else:
-            client = chromadb.HttpClient(host=host, port=int(port), settings=client_settings())
-        collection = client.get_collection(collection_name)
-    except StoreError:
-        raise
-    except Exception as exc:
-        raise StoreError(
-            f"cannot open Chroma collection {collection_name!r} of {where}: {exc}"
-        ) from exc
-    record = _stored_record(collection.metadata)
-    return {
-        "count": int(collection.count()),
-        "model": record.get("model"),
-        "dim": record.get("dim"),
-        "metric": (collection.configuration.get("hnsw") or {}).get("space"),
-    }

@@ -115,3 +115,15 @@ def test_text_queries_on_an_image_only_model_fail_at_construction() -> None:
     view = ImageDocumentEmbeddings(embeddings, query="image")  # the right way: fine
     assert view.query == "image"
     assert not embeddings.encoder.is_loaded  # the check is cheap: no weights were read
+
+
+def test_a_model_spec_instead_of_image_embeddings_is_a_type_error(
+    tiny_clip_embeddings: Any,
+) -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    for wrong in ("timm:efficientnet_lite0", DeterministicFakeEmbedding(size=4)):
+        with pytest.raises(TypeError, match=type(wrong).__name__):
+            ImageDocumentEmbeddings(wrong)  # type: ignore[arg-type]
+    view = ImageDocumentEmbeddings(tiny_clip_embeddings, query="image")
+    assert repr(view) == "ImageDocumentEmbeddings('open_clip:lie-tiny-clip', query='image')"

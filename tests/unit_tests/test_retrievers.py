@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 from PIL import Image
@@ -176,3 +177,66 @@ def test_a_callable_filter_works_in_the_constructor_and_per_call(
     built = ImageToImageRetriever(store=tiny_store, k=3, filter=only_jpeg).invoke(query)
     assert [d.metadata["format"] for d in per_call] == ["JPEG"]
     assert [d.id for d in built] == [d.id for d in per_call]
+
+
+class _RecordingHandler(BaseCallbackHandler):
+    """Records the retriever events LangChain's callback system delivers."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any, Any]] = []
+
+    def on_retriever_start(self, serialized: Any, query: Any, **kwargs: Any) -> None:
+        self.events.append(("start", query, (kwargs.get("tags"), kwargs.get("metadata"))))
+
+    def on_retriever_end(self, documents: Any, **kwargs: Any) -> None:
+        self.events.append(("end", [d.id for d in documents], kwargs.get("tags")))
+
+
+def test_a_stock_store_is_refused_at_construction_not_at_invoke() -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    stock = InMemoryVectorStore(DeterministicFakeEmbedding(size=8))
+    for cls in (TextToImageRetriever, ImageToImageRetriever):
+        with pytest.raises(ValueError, match=r"InMemoryVectorStore.*as_retriever\(\)"):
+            cls(store=stock)
+
+
+def test_unknown_constructor_options_are_refused_like_per_call_ones(
+    tiny_store: FAISSImageStore,
+) -> None:
+    # as_retriever's spelling used to be dropped silently (k stayed 4)
+    with pytest.raises(ValueError, match="search_kwargs"):
+        TextToImageRetriever(store=tiny_store, search_kwargs={"k": 1})
+    # the pydantic fields every runnable has still work
+    retriever = TextToImageRetriever(store=tiny_store, k=1, tags=["t"], metadata={"m": 1})
+    assert retriever.tags == ["t"] and len(retriever.invoke("a red square")) == 1
+
+
+async def test_search_image_goes_through_callbacks_and_config(
+    tiny_store: FAISSImageStore,
+) -> None:
+    query = Image.open(_STORE["query_image"]).convert("RGB")
+    retriever = ImageToImageRetriever(store=tiny_store, k=2)
+    handler = _RecordingHandler()
+    docs = retriever.search_image(query, {"callbacks": [handler], "tags": ["img"]}, k=1)
+    assert len(docs) == 1 and docs[0].page_content.endswith("img03.png")
+    start, end = handler.events
+    assert start[0] == "start" and start[1] is query and start[2][0] == ["img"]
+    assert end == ("end", [docs[0].id], ["img"])
+    ahandler = _RecordingHandler()
+    adocs = await retriever.asearch_image(query, {"callbacks": [ahandler]})
+    assert [e[0] for e in ahandler.events] == ["start", "end"]
+    assert ahandler.events[1][1] == [d.id for d in adocs] and len(adocs) == 2
+
+
+def test_callbacks_see_the_query_the_documents_and_the_store(tiny_store: FAISSImageStore) -> None:
+    handler = _RecordingHandler()
+    retriever = TextToImageRetriever(store=tiny_store, k=2).with_config(tags=["rag"])
+    docs = retriever.invoke("a red square", config={"callbacks": [handler]})
+    (kind, query, (tags, metadata)), end = handler.events
+    assert (kind, query, tags) == ("start", "a red square", ["rag"])
+    assert metadata["ls_retriever_name"] == "texttoimage"
+    assert metadata["ls_vector_store_provider"] == "FAISSImageStore"
+    assert metadata["ls_embedding_provider"] == "ImageEmbeddings"
+    assert end[1] == [d.id for d in docs]
