@@ -172,7 +172,7 @@ class FAISSPersistence(FAISSCore):
             StoreError: No folder, or the folder was saved by another writer meanwhile.
         """
         if path is not None and (self.path is None or Path(path) != self.path):
-            self.close()
+            super().close()  # release the old folder without saving into it
             self.path = Path(path)
             self._generation = None
             self._saved, self._ann_saved = None, None  # nothing of ours there to build on
@@ -332,6 +332,37 @@ class FAISSPersistence(FAISSCore):
         written = files.write_index(folder, token, self._ann)
         self._ann_info["memory_bytes"] = written["memory_bytes"]
         return {**self._ann_info, **written, **settings}
+
+    def has_unsaved_changes(self) -> bool:
+        """Whether rows, deletions or metadata changed since the last save (or the load)."""
+        return (
+            len(self._ids) != self._saved_rows
+            or len(self._dead) != self._saved_dead
+            or bool(self._meta_dirty)
+        )
+
+    def close(self) -> None:
+        """Save unsaved changes into the store's folder, then release the writer lock and
+        the files. An in-memory store (no folder) only releases.
+
+        Leaving a ``with`` block by an exception releases without saving: the folder keeps
+        its last save, as if the block had not run since.
+
+        Raises:
+            StoreLockedError: Another process writes the folder (the store is released).
+            StoreError: The folder was saved by another writer meanwhile (released too).
+        """
+        try:
+            if self.path is not None and self.has_unsaved_changes():
+                self.save()
+        finally:
+            super().close()
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            super().close()
 
     def persist(self) -> None:
         """Save to the store's folder (no-op for an in-memory store)."""

@@ -209,8 +209,8 @@ class StoreCore(VectorStore, ABC):
         self._writer_lock = None
 
     def close(self) -> None:
-        """Release the writer lock, if held, and what the store opened (unsaved FAISS
-        changes are not saved)."""
+        """Release the writer lock, if held, and what the store opened (a FAISS store with
+        a folder saves its unsaved changes first)."""
         self._release_lock()
         self._release()
 

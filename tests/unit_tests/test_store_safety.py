@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from langchain_core.documents import Document
 
 from langchain_image_embeddings import cli
 from langchain_image_embeddings.errors import (
@@ -558,3 +559,42 @@ def test_a_store_folder_that_is_a_file_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="index"):
         store.save()
     assert not_a_folder.read_text() == "a file"
+
+
+# -- closing saves ---------------------------------------------------------------------
+def test_closing_a_faiss_store_saves_and_an_exception_in_with_does_not(tmp_path: Path) -> None:
+    """``index()`` (or any write) on a folder store that was closed without ``save()`` lost
+    everything, and a persistent record manager then skipped those documents forever."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_core.indexing import InMemoryRecordManager, index
+
+    embeddings = DeterministicFakeEmbedding(size=8)
+    folder = tmp_path / "tracked"
+    manager = InMemoryRecordManager("faiss-texts")
+    manager.create_schema()
+    docs = [Document(page_content=t, metadata={"source": t}) for t in ("a", "b", "c")]
+    with FAISSImageStore(embeddings, folder) as store:
+        assert (
+            index(
+                docs, manager, store, cleanup="full", source_id_key="source", key_encoder="sha256"
+            )["num_added"]
+            == 3
+        )
+        assert store.has_unsaved_changes()
+    reopened = FAISSImageStore(embeddings, folder)
+    assert sorted(d.page_content for d in reopened.similarity_search("a", k=5)) == ["a", "b", "c"]
+    reopened.delete([reopened.similarity_search("a", k=1)[0].id or ""])
+    reopened.close()  # a plain close saves the deletion too
+    assert len(FAISSImageStore(embeddings, folder)) == 2
+
+    with pytest.raises(RuntimeError, match="boom"), FAISSImageStore(embeddings, folder) as store:
+        store.add_texts(["d"])
+        raise RuntimeError("boom")
+    assert len(FAISSImageStore(embeddings, folder)) == 2  # the folder keeps its last save
+
+    moved = FAISSImageStore(embeddings, folder)
+    moved.add_texts(["e"])
+    moved.save(tmp_path / "elsewhere")  # saving to another folder leaves this one alone
+    assert len(FAISSImageStore(embeddings, folder)) == 2
+    assert len(FAISSImageStore(embeddings, tmp_path / "elsewhere")) == 3
+    moved.close()
