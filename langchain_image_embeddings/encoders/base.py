@@ -103,6 +103,16 @@ class ImageEncoder(abc.ABC):
         self._lock = threading.Lock()
         self._transform: Callable[[Image.Image], torch.Tensor] | None = None
 
+    # -- pickling (multiprocessing, Ray, copy.deepcopy) -------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_lock", None)  # a lock cannot be pickled; each copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     # -- identity ---------------------------------------------------------------------------
     @property
     def spec(self) -> str:

@@ -265,3 +265,23 @@ def test_unusable_cache_folder_is_an_encoder_error_naming_it(tmp_path: Path) -> 
         EncoderError, match=r"cannot create the export cache folder .*IMGEMB_CACHE_DIR"
     ):
         cache.get_or_build({"model": "demo"}, lambda folder: (folder / "m.txt").write_text("x"))
+
+
+@pytest.mark.parametrize("runtime", ["torch", *RUNTIMES])
+def test_loaded_embeddings_pickle_and_deepcopy(
+    tiny_clip_encoder: Any, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, runtime: str
+) -> None:
+    """Multiprocessing, Ray and ``copy.deepcopy`` copy a loaded model: its lock (and the
+    runtimes' native sessions) made that ``TypeError: cannot pickle '_thread.lock'``."""
+    import copy
+    import pickle
+
+    monkeypatch.setenv("IMGEMB_CACHE_DIR", str(cache_dir))
+    embeddings = ImageEmbeddings(copy.deepcopy(tiny_clip_encoder), device="cpu", runtime=runtime)
+    images = [np.full((32, 40, 3), v, dtype=np.uint8) for v in (30, 200)]
+    vectors = embeddings.embed_images_array(images)
+    text = embeddings.embed_query("a cat")
+    for clone in (pickle.loads(pickle.dumps(embeddings)), copy.deepcopy(embeddings)):
+        assert clone.encoder is not embeddings.encoder
+        assert np.abs(clone.embed_images_array(images) - vectors).max() <= 1e-6
+        assert np.abs(np.asarray(clone.embed_query("a cat")) - np.asarray(text)).max() <= 1e-6

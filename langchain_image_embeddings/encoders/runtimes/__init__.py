@@ -143,6 +143,19 @@ class ExportedRuntime:
     def __repr__(self) -> str:
         return f"ExportedRuntime({self.name!r}, precision={self.precision!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Native sessions and locks cannot be pickled: a copy opens its sessions again from
+        # the export cache on first use (no re-export).
+        state = dict(self.__dict__)
+        state["_sessions"] = {}
+        state["_text"], state["_text_checked"] = None, False  # a closure: found again
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     # -- inference ---------------------------------------------------------------------------
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Image features ``(N, dim)`` for a preprocessed batch, as a CPU float tensor."""
