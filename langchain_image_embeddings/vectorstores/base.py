@@ -138,11 +138,20 @@ class ImageVectorStore(ImageIngest):
     def text_query_vector(self, query: str) -> list[float]:
         """The vector a text query is searched with (CLIP text tower for image models).
 
+        An image-only model (no text tower) reads an image URI query (an existing image
+        file, ``data:image/...``, an image URL) as the image: stock retrievers
+        (``as_retriever()``, ``EnsembleRetriever`` ...) then search image-to-image.
+
         Raises:
-            EncoderError: An image model without a text tower.
+            EncoderError: An image model without a text tower, and a query that is not an
+                image URI.
         """
         image = self._image_embeddings
         if image is not None and not image.supports_text:
+            from langchain_image_embeddings.embeddings import looks_like_image_uri
+
+            if looks_like_image_uri(query):
+                return self.image_query_vector(query.strip())
             raise EncoderError(
                 f"{image.model_id} has no text tower, so it cannot embed the text query "
                 f"{query[:60]!r}: search by image (similarity_search_by_image) or use a CLIP-type "

@@ -112,6 +112,14 @@ def test_text_query_on_image_only_model_is_a_clear_error(
     # image queries work, and find the real photo's crop
     hit = store.similarity_search_by_image(photos_dir / "copies" / "chelsea-crop.jpg", k=1)[0]
     assert hit.page_content.endswith("chelsea.jpg")
+    # an image URI as the "text" query is the image: stock retrievers search image-to-image
+    store.add_texts([str(photos_dir / "rocket.jpg")])
+    crop = str(photos_dir / "copies" / "chelsea-crop.jpg")
+    assert store.similarity_search(crop, k=1)[0].page_content.endswith("chelsea.jpg")
+    via_retriever = store.as_retriever(search_kwargs={"k": 1}).invoke(crop)
+    assert via_retriever[0].page_content.endswith("chelsea.jpg")
+    with pytest.raises(EncoderError, match="no text tower"):
+        store.similarity_search(str(photos_dir / "missing.jpg"), k=1)  # no such file: text
 
 
 def test_from_texts_and_from_documents(tiny_clip_embeddings: Any, tmp_path: Path) -> None:
