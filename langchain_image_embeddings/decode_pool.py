@@ -275,6 +275,21 @@ class DecodeSizer:
             next_ready: Whether the whole next batch was already decoded when this one
                 was done (decoding is ahead).
         """
+        peak = self._account(images, wait_seconds, busy_seconds)
+        if not self.adaptive:
+            return self.workers
+        workers, reason = self._proposal(wait_seconds + busy_seconds, busy_seconds, next_ready)
+        workers = max(1, min(workers, self.max_workers))
+        bound = self._memory_bound(peak)
+        if workers > bound:
+            workers, reason = bound, "memory"
+        if workers != self.workers:
+            self.workers = workers
+            self.decisions.append(SizerDecision(self._batches, workers, reason))
+        return self.workers
+
+    def _account(self, images: int, wait_seconds: float, busy_seconds: float) -> int:
+        """Fold one batch into the measurements; returns the peak decoded bytes seen."""
         with self._lock:
             decodes, decode_cpu = self._decodes, self._decode_cpu
             self._decodes, self._decode_cpu = 0, 0.0
@@ -292,9 +307,10 @@ class DecodeSizer:
             self._model_per_image = (
                 per_image if previous is None else min(per_image, 0.7 * previous + 0.3 * per_image)
             )
-        if not self.adaptive:
-            return self.workers
-        bound = self._memory_bound(peak)
+        return peak
+
+    def _proposal(self, total: float, busy_seconds: float, next_ready: bool) -> tuple[int, str]:
+        """The thread count the measurements call for, and why (``""``: no change)."""
         workers, reason = self.workers, ""
         estimate = 0
         if self._batches <= 2 and self._model_per_image is not None and self._recent_decode > 0:
@@ -324,13 +340,7 @@ class DecodeSizer:
                 self._calm = 0
         else:
             self._calm = 0
-        workers = max(1, min(workers, self.max_workers))
-        if workers > bound:
-            workers, reason = bound, "memory"
-        if workers != self.workers:
-            self.workers = workers
-            self.decisions.append(SizerDecision(self._batches, workers, reason))
-        return self.workers
+        return workers, reason
 
     def _memory_bound(self, peak_bytes: int) -> int:
         if peak_bytes <= 0:
