@@ -25,7 +25,7 @@ when stderr is a terminal, or with ``--progress``; ``--quiet`` turns them off.
 ``index`` is all-or-nothing by default: if any image fails, nothing is written and the
 store is left exactly as it was (exit 1); ``--skip-errors`` indexes the readable images
 and exits 0. ``--report FILE.jsonl`` writes one JSON line per input
-(``{"input", "status": "ok"|"error", "code", "reason"}``) either way. A store another
+(``{"input", "status": "ok"|"error", "code", "reason", "duplicate_of"}``) either way. A store another
 process is writing is refused at once ("store locked", exit 5).
 
 Exit codes:

@@ -212,7 +212,7 @@ def _add_index_parser(sub: Any) -> None:
     index.add_argument(
         "--report",
         metavar="FILE.jsonl",
-        help='write one JSON line per input: {"input", "status", "code", "reason"}',
+        help='write one JSON line per input: {"input", "status", "code", "reason", "duplicate_of"}',
     )
     _add_faiss_options(index)
     index.add_argument("--json", action="store_true", help="print the summary as JSON")

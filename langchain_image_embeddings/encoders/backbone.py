@@ -63,10 +63,10 @@ class BackboneEncoder(ImageEncoder):
         allow_random_weights: bool = False,
         device: str = "cpu",
     ) -> None:
-        pretrained = pretrained_option(pretrained, f"{self.backend}:{name}")
+        given, pretrained = pretrained, pretrained_option(pretrained, f"{self.backend}:{name}")
         if pretrained is None and not allow_random_weights:
             raise EncoderError(
-                f"{self.backend}:{name} with pretrained=None would use random weights; pass "
+                f"{self.backend}:{name} with pretrained={given!r} would use random weights; pass "
                 "allow_random_weights=True if that is what you want"
             )
         if pooling is not None and pooling not in self.poolings:

@@ -65,10 +65,10 @@ class OpenCLIPEncoder(ImageEncoder):
         cache_dir: str | None = None,
         device: str = "cpu",
     ) -> None:
-        pretrained = pretrained_option(pretrained, f"open_clip:{name}")
+        given, pretrained = pretrained, pretrained_option(pretrained, f"open_clip:{name}")
         if pretrained is None and not allow_random_weights and not name.startswith("hf-hub:"):
             raise EncoderError(
-                f"open_clip:{name} with pretrained=None would use random weights; pass "
+                f"open_clip:{name} with pretrained={given!r} would use random weights; pass "
                 "allow_random_weights=True if that is what you want"
             )
         super().__init__(name, pretrained=pretrained, device=device)
