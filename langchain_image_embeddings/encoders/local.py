@@ -182,6 +182,14 @@ class FineTunedEncoder(ImageEncoder):
         return features if self.head is None else self.head(features)
 
     def forward_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        if self.base.has_text and not self.has_text:
+            # The base (a CLIP) embeds text, but the image head moved images to a new space.
+            raise EncoderError(
+                f"{self.spec} embeds images only: its image projection head was trained "
+                "without a text head, so texts of its base model would not land in the same "
+                "space. Fine-tune on (image, caption) pairs to get a text head, or embed "
+                "images with embed_images()."
+            )
         if not self.has_text:
             return super().forward_texts(texts)  # raises the explanatory error
         features = self.base.forward_texts(texts)
@@ -338,6 +346,8 @@ def save_pretrained(
     encoder.load()
     base = encoder.base
     out = Path(directory).expanduser()
+    if out.exists() and not out.is_dir():  # said plainly, not "[Errno 17] File exists"
+        raise FileExistsError(f"cannot save a model to {out}: it is a file, not a directory")
     out.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "format": FORMAT,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,14 +42,16 @@ class FitConfig:
         warmup_ratio: Fraction of the steps with a linear warm-up, then cosine decay to 0.
         grad_clip: Max gradient norm (``None`` disables clipping).
         embedding_dim: Projection head output size; in head mode ``None`` means
-            ``min(256, base dim)``; in partial/full mode ``None`` means no head.
+            ``min(256, base dim)``; in partial/full mode ``None`` means no head (caption
+            pairs get a text head of the same size too).
         hidden_dim: Hidden width of the head (default: ``embedding_dim``).
         unfreeze_blocks: Blocks per tower trained in partial mode.
         margin: Triplet margin.
         distance: Triplet distance (``"euclidean"`` on normalised vectors, or ``"cosine"``).
         mining: Triplet mining (``"all"``, ``"hard"``, ``"semihard"``).
         temperature: Initial InfoNCE temperature (CLIP bases start from their own).
-        samples_per_class: ``K`` of the P x K batch sampler used with the triplet loss.
+        samples_per_class: ``K`` of the P x K batch sampler used with the triplet loss
+            (at least 2, and ``batch_size`` must hold two groups of ``K``).
         augment: Random resized crop / flip / colour jitter on training images.
         flip: Horizontal flips (turn off when captions say left/right).
         color_jitter: Colour jitter strength (0 disables).
@@ -57,7 +60,7 @@ class FitConfig:
             plain image, the others augmented); InfoNCE on labelled images uses at least 2.
         seed: Seeds Python, torch and the samplers.
         patience: Stop after this many epochs without a better validation recall@k.
-        early_stopping_k: The ``k`` of that recall.
+        early_stopping_k: The ``k`` of that recall (1 or 5, the two measured).
         restore_best: Return the weights of the epoch with the best validation recall@k
             (else those of the last epoch run).
         amp: Mixed precision (autocast) on CUDA; ignored on CPU (slow there).
@@ -111,13 +114,52 @@ class FitConfig:
                 f"samples_per_class must be >= 2 with the triplet loss (each batch needs "
                 f"images of the same label), got {self.samples_per_class}"
             )
+        if self.loss == "triplet" and self.batch_size < 2 * self.samples_per_class:
+            # A batch of one K-group holds one label: no negative, loss 0, no learning.
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must hold at least two labels of "
+                f"samples_per_class ({self.samples_per_class}) images with the triplet loss "
+                f"(each batch needs a negative): use batch_size >= "
+                f"{2 * self.samples_per_class} or a smaller samples_per_class"
+            )
         low, high = self.crop_scale
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(
                 f"crop_scale must be (low, high) with 0 < low <= high <= 1, got {self.crop_scale}"
             )
-        if self.temperature <= 0:
+        if not 0 < self.temperature < math.inf:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Out-of-range options, refused here rather than after the model has loaded."""
+        checks: list[tuple[bool, str]] = [
+            (self.lr is None or 0 < self.lr < math.inf, "lr must be > 0"),
+            (0 <= self.weight_decay < math.inf, "weight_decay must be >= 0"),
+            (0 <= self.warmup_ratio <= 1, "warmup_ratio must be in [0, 1]"),
+            (self.grad_clip is None or 0 < self.grad_clip < math.inf, "grad_clip must be > 0"),
+            (self.embedding_dim is None or self.embedding_dim >= 1, "embedding_dim must be >= 1"),
+            (self.hidden_dim is None or self.hidden_dim >= 1, "hidden_dim must be >= 1"),
+            (self.unfreeze_blocks >= 1, "unfreeze_blocks must be >= 1"),
+            (0 <= self.margin < math.inf, "margin must be >= 0"),
+            (self.distance in ("euclidean", "cosine"), "distance must be 'euclidean' or 'cosine'"),
+            (
+                self.mining in ("all", "hard", "semihard"),
+                "mining must be 'all', 'hard' or 'semihard'",
+            ),
+            (0 <= self.color_jitter < math.inf, "color_jitter must be >= 0"),
+            (self.head_views >= 1, "head_views must be >= 1"),
+            # patience=0 stopped after the first epoch even while recall improved.
+            (self.patience is None or self.patience >= 1, "patience must be >= 1 (or None)"),
+            # Only recall@1 and @5 are measured; another k silently stopped on recall@1.
+            (self.early_stopping_k in (1, 5), "early_stopping_k must be 1 or 5"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"{message}, got {self._field_of(message)}")
+
+    def _field_of(self, message: str) -> Any:
+        return getattr(self, message.split(" ", 1)[0])
 
     @property
     def learning_rate(self) -> float:

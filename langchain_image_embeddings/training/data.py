@@ -15,7 +15,7 @@ import csv
 import json
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,9 +94,13 @@ class LabeledImages:
             raise FileNotFoundError(f"{base} is not a directory of class folders")
         sources: list[ImageInput] = []
         labels: list[str] = []
+        wanted = {s.lower() if s.startswith(".") else f".{s.lower()}" for s in suffixes}
         for sub in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
             for file in sorted(sub.rglob("*")):
-                if file.is_file() and file.suffix.lower() in suffixes:
+                # Hidden files and folders are skipped, as the folder loader does: macOS
+                # "._x.jpg" resource forks are not images and failed mid-training.
+                hidden = any(part.startswith(".") for part in file.relative_to(sub).parts)
+                if not hidden and file.is_file() and file.suffix.lower() in wanted:
                     sources.append(str(file))
                     labels.append(sub.name)
         if not sources:
@@ -167,11 +171,13 @@ class CaptionedImages:
         """
         file = Path(path).expanduser()
         rows: list[dict[str, Any]]
+        # utf-8-sig: spreadsheet exports start with a byte-order mark, which otherwise
+        # became part of the first column's name ("needs columns 'image'").
         if file.suffix.lower() == ".csv":
-            with file.open(newline="", encoding="utf-8") as fh:
+            with file.open(newline="", encoding="utf-8-sig") as fh:
                 rows = list(csv.DictReader(fh))
         elif file.suffix.lower() in (".jsonl", ".ndjson"):
-            with file.open(encoding="utf-8") as fh:
+            with file.open(encoding="utf-8-sig") as fh:
                 rows = [_json_row(file, n, line) for n, line in enumerate(fh, 1) if line.strip()]
         else:
             raise ValueError(f"{file}: expected a .csv or .jsonl file of (image, caption) pairs")
@@ -182,14 +188,15 @@ class CaptionedImages:
                 raise ValueError(
                     f"{file} row {n}: needs columns {image_column!r} and {caption_column!r}"
                 )
-            image = str(row[image_column])
+            image = _cell(file, n, row, image_column)
+            caption = _cell(file, n, row, caption_column)
             if "://" not in image and not image.startswith("data:"):
                 candidate = Path(image).expanduser()
                 image = str(candidate if candidate.is_absolute() else file.parent / candidate)
                 if not Path(image).is_file():  # said now, with its row, not after an epoch
                     raise ValueError(f"{file} row {n}: {image}: no such image file")
             sources.append(image)
-            captions.append(str(row[caption_column]))
+            captions.append(caption)
         if not sources:
             raise ValueError(f"{file} holds no pairs")
         return cls(sources, captions)
@@ -206,6 +213,22 @@ class CaptionedImages:
         """Random train/validation split of the pairs."""
         train, val = _split_indices(["all"] * len(self), val_fraction, seed)
         return self.subset(train), self.subset(val)
+
+
+def _cell(file: Path, n: int, row: Mapping[Any, Any], column: str) -> str:
+    """One text cell of a pair file; a missing, empty or non-text value names its row."""
+    if None in row:  # csv.DictReader puts the cells beyond the header under the key None
+        raise ValueError(
+            f"{file} row {n}: more cells than columns (quote a caption that holds a comma)"
+        )
+    value = row[column]
+    if not isinstance(value, str):
+        # A short CSV row gives None, a JSON null or list would be read as "None" or "['a']".
+        kind = "missing" if value is None else f"not text ({type(value).__name__})"
+        raise ValueError(f"{file} row {n}: {column!r} is {kind}")
+    if not value.strip():
+        raise ValueError(f"{file} row {n}: {column!r} is empty")
+    return value
 
 
 def _json_row(file: Path, line_number: int, line: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -42,6 +42,9 @@ from langchain_image_embeddings.training.metrics import (
 )
 from langchain_image_embeddings.training.sampling import pk_batches, random_batches
 from langchain_image_embeddings.training.trainers import HeadTrainer, TowerTrainer
+
+if TYPE_CHECKING:
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
 
 __all__ = [
     "Dataset",
@@ -71,8 +74,32 @@ def _seed(seed: int) -> random.Random:
     return random.Random(seed)
 
 
+def _as_encoder(model: Any) -> ImageEncoder:
+    """An encoder from a spec, an encoder, or the ``ImageEmbeddings`` a LangChain user holds
+    (which failed with "'ImageEmbeddings' object has no attribute 'load'")."""
+    if isinstance(model, str):
+        from langchain_image_embeddings.encoders import create_encoder
+
+        return create_encoder(model)
+    if isinstance(model, ImageEncoder):
+        return model
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+
+    if isinstance(model, ImageEmbeddings):
+        if model.runtime != "torch":
+            raise ValueError(
+                f"cannot train an ImageEmbeddings running on {model.runtime!r}: training "
+                "needs runtime='torch'"
+            )
+        return model.encoder
+    raise TypeError(
+        f"fit() takes an encoder spec, an ImageEncoder or an ImageEmbeddings, "
+        f"got {type(model).__name__}"
+    )
+
+
 def fit(
-    encoder: ImageEncoder | str,
+    encoder: ImageEncoder | ImageEmbeddings | str,
     train: Dataset,
     val: Dataset | None = None,
     config: FitConfig | None = None,
@@ -81,8 +108,9 @@ def fit(
     """Fine-tune ``encoder`` on ``train``, validating on ``val`` after every epoch.
 
     Args:
-        encoder: An encoder or a spec (``"timm:efficientnet_lite0"``). Partial and full modes
-            train its weights in place; head mode leaves it untouched.
+        encoder: An encoder, a spec (``"timm:efficientnet_lite0"``) or an
+            ``ImageEmbeddings`` (its encoder is used). Partial and full modes train its
+            weights in place; head mode leaves it untouched.
         train: :class:`LabeledImages` (triplet, or InfoNCE on two views of each image) or
             :class:`CaptionedImages` (InfoNCE between images and captions; CLIP-type bases).
         val: Held-out data of the same kind (recall@k: image-to-image by label, or
@@ -105,10 +133,11 @@ def fit(
         cfg = FitConfig(**options)
     else:
         cfg = dataclasses.replace(config, **options) if options else config
-    if isinstance(encoder, str):
-        from langchain_image_embeddings.encoders import create_encoder
-
-        encoder = create_encoder(encoder)
+    encoder = _as_encoder(encoder)
+    if not isinstance(train, (LabeledImages, CaptionedImages)):
+        raise TypeError(
+            f"train must be LabeledImages or CaptionedImages, got {type(train).__name__}"
+        )
     if isinstance(train, CaptionedImages) and cfg.loss != "infonce":
         raise ValueError("captioned data trains with loss='infonce'")
     if val is not None and type(val) is not type(train):
@@ -125,6 +154,12 @@ def fit(
         raise ValueError(
             f"{encoder.spec} already has a projection head: fine-tune its original base model "
             "with mode='head', or train this one with mode='partial' or 'full'"
+        )
+    if cfg.embedding_dim is not None and isinstance(encoder, FineTunedEncoder):
+        # Same in partial/full mode: a new head on top trained, then failed to save.
+        raise ValueError(
+            f"{encoder.spec} already has a projection head: train it with "
+            "embedding_dim=None (its own head is trained in partial and full mode)"
         )
     if isinstance(train, CaptionedImages) and not encoder.has_text:
         raise ValueError(f"{encoder.spec} has no text tower: caption training needs a CLIP model")

@@ -97,8 +97,8 @@ class TripletLoss(nn.Module):
             raise ValueError(f"unknown distance {distance!r}; choose 'euclidean' or 'cosine'")
         if mining not in ("all", "hard", "semihard"):
             raise ValueError(f"unknown mining {mining!r}; choose 'all', 'hard' or 'semihard'")
-        if margin < 0:
-            raise ValueError("margin must be >= 0")
+        if not 0 <= margin < math.inf:  # also refuses NaN, which made every loss NaN
+            raise ValueError(f"margin must be >= 0 and finite, got {margin}")
         self.margin = float(margin)
         self.distance: Distance = distance
         self.mining: Mining = mining
@@ -205,8 +205,8 @@ class InfoNCELoss(nn.Module):
         max_logit_scale: float = CLIP_MAX_LOGIT_SCALE,
     ) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError("temperature must be > 0")
+        if not 0 < temperature < math.inf:  # NaN trained NaN, inf died in math.log
+            raise ValueError(f"temperature must be > 0 and finite, got {temperature}")
         init = torch.tensor(math.log(1.0 / temperature))
         self.logit_scale = nn.Parameter(init, requires_grad=learnable)
         self.symmetric = symmetric

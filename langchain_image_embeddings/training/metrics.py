@@ -91,6 +91,12 @@ def recall_not_measurable(val: Dataset) -> str | None:
                 f"({len(val)} images, {len(counts)} classes, one image each); use more images "
                 "per class or a larger validation fraction"
             )
+    elif len(set(val.captions)) < 2:
+        # Every validation image answers the one caption: recall would read 1.000.
+        return (
+            f"the validation split holds one distinct caption ({len(val)} pair(s)), so every "
+            "image is a hit; use a larger validation fraction"
+        )
     return None
 
 

@@ -145,7 +145,10 @@ class Trainer:
         if not named:
             raise ValueError("nothing to train: no trainable parameters")
         optimizer = torch.optim.AdamW(_param_groups(named, cfg.weight_decay), lr=cfg.learning_rate)
-        steps_per_epoch = max(1, len(self.batches(random.Random(cfg.seed))))
+        steps_per_epoch = len(self.batches(random.Random(cfg.seed)))
+        if steps_per_epoch == 0:
+            # Every epoch would run no step and return the untrained model with loss 0.0.
+            raise ValueError(_no_batch_reason(train, cfg))
         scheduler = _scheduler(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
         scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
         history: list[EpochMetrics] = []
@@ -212,6 +215,16 @@ class Trainer:
 
     def _autocast(self) -> Any:
         return autocast_context(self.device, self.amp_dtype)
+
+
+def _no_batch_reason(train: Dataset, cfg: FitConfig) -> str:
+    if isinstance(train, LabeledImages) and cfg.loss == "triplet":
+        return (
+            f"no training batch: none of the {len(train.classes)} labels has 2 training images "
+            f"({len(train)} images), and the triplet loss needs an anchor and a positive of "
+            "one label; add images or use a smaller validation fraction"
+        )
+    return f"no training batch: {len(train)} training item(s); InfoNCE needs at least 2"
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:
@@ -299,7 +312,9 @@ class HeadTrainer(Trainer):
             return self._loss(self.head(flat[idx]), None, labels[idx])
         if self.captions:
             assert self.text_head is not None
-            a = self.head(self.train_feats[0, idx])
+            # One of the cached views per step (head_views > 1 were computed, then unused).
+            view = rng.randrange(views) if views > 1 else 0
+            a = self.head(self.train_feats[view, idx])
             return self._loss(a, self.text_head(self.train_text[idx]), None)
         v1, v2 = rng.sample(range(views), 2)
         return self._loss(
@@ -342,10 +357,15 @@ class TowerTrainer(Trainer):
 
     def prepare(self, train: Dataset, val: Dataset | None) -> None:
         cfg = self.cfg
-        head = None
+        head = text_head = None
         if cfg.embedding_dim is not None:
             head = ProjectionHead(self.base.dim, cfg.embedding_dim, cfg.hidden_dim)
-        self.model = FineTunedEncoder(self.base, head=head, device=self.device)
+            if isinstance(train, CaptionedImages):
+                # Captions must land in the head's space too: an image head alone made the
+                # first step fail ("trained without a text head"). CLIP's text features
+                # have the image features' width.
+                text_head = ProjectionHead(self.base.dim, cfg.embedding_dim, cfg.hidden_dim)
+        self.model = FineTunedEncoder(self.base, head=head, text_head=text_head, device=self.device)
         self.model.load()
         module = self.model.module
         trainable = set(_trainable_names(module, cfg.mode, cfg.unfreeze_blocks))
@@ -435,6 +455,7 @@ class TowerTrainer(Trainer):
 
 
 _BLOCK_LIST_NAMES = ("blocks", "resblocks", "layers", "stages")
+_AFTER_BLOCKS = ("head.", "text_head.", "pool.")
 
 
 def _trainable_names(module: nn.Module, mode: Mode, n_blocks: int) -> list[str]:
@@ -462,7 +483,8 @@ def _trainable_names(module: nn.Module, mode: Mode, n_blocks: int) -> list[str]:
         for i in range(max(0, first_kept), len(blocks)):
             trainable.update(f"{list_name}.{i}.{n}" for n, _ in blocks[i].named_parameters())
         # Layers after the block list in the same tower (final conv/norm/projection).
-        tower = ".".join(list_name.split(".")[:2])
+        inner = _unwrapped(list_name)
+        tower = list_name[: len(list_name) - len(inner)] + inner.split(".")[0]
         seen = False
         for name in names:
             if not name.startswith(tower + "."):
@@ -471,6 +493,20 @@ def _trainable_names(module: nn.Module, mode: Mode, n_blocks: int) -> list[str]:
                 seen = True
             elif seen:
                 trainable.add(name)
-    trainable.update(n for n in names if n.removeprefix("base.").startswith(_PARTIAL_ALSO))
-    trainable.update(n for n in names if n.startswith(("head.", "text_head.")))
+    trainable.update(n for n in names if _unwrapped(n).startswith(_PARTIAL_ALSO))
+    # The encoder's own pooling (GeM's p, attention pooling) and projection heads come after
+    # the blocks too; they stayed frozen (a random timm ``embedding_dim`` head included).
+    trainable.update(n for n in names if _unwrapped(n).startswith(_AFTER_BLOCKS))
     return [n for n in names if n in trainable]
+
+
+def _unwrapped(name: str) -> str:
+    """``name`` without the ``base.`` prefixes of nested fine-tuned encoders.
+
+    A saved ``local:DIR`` model trained again is wrapped once more, so its head is
+    ``base.head.*`` and CLIP's projection ``base.base.visual.proj``: matching only one
+    ``base.`` level left them frozen in partial mode.
+    """
+    while name.startswith("base."):
+        name = name[len("base.") :]
+    return name

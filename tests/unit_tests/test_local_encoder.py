@@ -213,3 +213,13 @@ def test_a_relative_local_model_is_recorded_absolute_in_python(
     hits = reopened.similarity_search_by_image(str(tmp_path / "a.png"), k=1)
     assert [Path(d.metadata["source"]).name for d in hits] == ["a.png"]
     assert ImageEmbeddings("local:missing-model").model == "local:missing-model"
+
+
+def test_save_pretrained_onto_a_file_says_so(tiny_clip_name: str, tmp_path: Path) -> None:
+    """Saving to a path that is a file raised a bare '[Errno 17] File exists'."""
+    target = tmp_path / "model"
+    target.write_text("not a folder")
+    encoder = OpenCLIPEncoder(tiny_clip_name, pretrained=None, allow_random_weights=True)
+    with pytest.raises(FileExistsError, match="it is a file, not a directory"):
+        save_pretrained(encoder, target)
+    assert target.read_text() == "not a folder"

@@ -158,13 +158,13 @@ def test_fit_refuses_one_class_in_the_library() -> None:
 def test_finetune_says_when_recall_is_not_measurable(
     tiny_clip_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Two images per class: the validation split holds one per class, so no image has a
+    """Three images per class: the validation split holds one per class, so no image has a
     same-class partner there; recall@1 is reported as not measurable, not as 0.000."""
-    data = _class_folders(tmp_path / "data", {"red": 2, "blue": 2})
+    data = _class_folders(tmp_path / "data", {"red": 3, "blue": 3})
     base = [
         "finetune", "--data", str(data), "--model", f"open_clip:{tiny_clip_name}",
         "--pretrained", "none", "--mode", "head", "--embedding-dim", "8", "--epochs", "1",
-        "--batch-size", "4", "--quiet",
+        "--batch-size", "4", "--samples-per-class", "2", "--quiet",
     ]  # fmt: skip
     metrics = tmp_path / "metrics.json"
     assert _run([*base, "--out", str(tmp_path / "m1"), "--metrics-json", str(metrics)]) == 0
@@ -188,7 +188,7 @@ def test_finetune_says_when_recall_is_not_measurable(
 def test_finetune_model_kwargs_reach_the_encoder(
     tiny_clip_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = _class_folders(tmp_path / "data", {"red": 2, "blue": 2})
+    data = _class_folders(tmp_path / "data", {"red": 3, "blue": 3})
     code = _run(
         ["finetune", "--data", str(data), "--model", f"open_clip:{tiny_clip_name}",
          "--model-kwargs", '{"pretrained": null, "no_such_option": 1}',
@@ -259,7 +259,7 @@ def test_finetune_refuses_an_out_file_before_training_and_prints_a_pastable_spec
     monkeypatch.chdir(tmp_path)
     base = [
         "finetune", "--data", "data", "--model", f"open_clip:{tiny_clip_name}",
-        "--pretrained", "none", "--mode", "head", "--epochs", "1", "--batch-size", "4", "--quiet",
+        "--pretrained", "none", "--mode", "head", "--epochs", "1", "--batch-size", "4", "--samples-per-class", "2", "--quiet",
     ]  # fmt: skip
     assert _run([*base, "--out", "taken"]) == 2
     captured = capsys.readouterr()
@@ -286,7 +286,7 @@ def test_settings_that_would_train_nothing_are_refused_before_training(
             _image(color, "right", i - 2).save(tmp_path / "data" / color / f"{i}.png")
     base = [
         "finetune", "--data", str(tmp_path / "data"), "--mode", "head", "--epochs", "1",
-        "--batch-size", "4", "--embedding-dim", "8", "--quiet",
+        "--batch-size", "4", "--samples-per-class", "2", "--embedding-dim", "8", "--quiet",
     ]  # fmt: skip
     tiny = ["--model", f"open_clip:{tiny_clip_name}", "--pretrained", "none"]
     for bad, says in (
