@@ -277,8 +277,16 @@ class ImageEmbeddings(BaseModel, Embeddings):
     def from_pretrained(cls, directory: str, **kwargs: Any) -> ImageEmbeddings:
         """Load a model saved with ``save_pretrained`` (see the training extra).
 
-        Equivalent to ``ImageEmbeddings(f"local:{directory}", **kwargs)``.
+        Equivalent to ``ImageEmbeddings(f"local:{directory}", **kwargs)``, except that the
+        folder is checked now (as Hugging Face's ``from_pretrained`` does), not at first use.
+
+        Raises:
+            WeightsNotFoundError: No model saved by ``save_pretrained`` in ``directory``.
         """
+        require_torch(f"local:{directory}")
+        from langchain_image_embeddings.encoders.local import read_config
+
+        read_config(directory)
         return cls(f"local:{directory}", **kwargs)
 
     # -- the encoder --------------------------------------------------------------------------

@@ -164,6 +164,11 @@ def test_missing_or_foreign_directories_raise(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(WeightsNotFoundError, match="config"):
         create_encoder(f"local:{tmp_path}")
+    # from_pretrained checks the folder at once, not at the first embedding
+    with pytest.raises(WeightsNotFoundError, match="save_pretrained"):
+        ImageEmbeddings.from_pretrained(str(tmp_path / "typo"))
+    with pytest.raises(WeightsNotFoundError, match="config"):
+        ImageEmbeddings.from_pretrained(str(tmp_path))
 
 
 def test_corrupt_weights_raise(tiny_clip_name: str, tmp_path: Path) -> None:
