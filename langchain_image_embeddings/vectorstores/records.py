@@ -163,6 +163,14 @@ def check_model(stored: dict[str, Any], embeddings: Embeddings, where: str) -> N
     """Raise :class:`ModelMismatchError` unless ``embeddings`` is the model ``stored`` names."""
     current = model_record(embeddings)
     key = model_difference(stored, current)
+    if key == "fingerprint" and str(stored.get("model")) == str(current["model"]):
+        # Same name, other vectors: a model retrained into the same folder, other weights
+        # or options behind the same spec. Naming the model twice would explain nothing.
+        raise ModelMismatchError(
+            f"{where} was written by {stored.get('model')!r} with other weights or options "
+            "(its fingerprint differs: retrained, or other model_kwargs); mixing them would "
+            "mix vector spaces. Open it with the model as it was, or index into a new store."
+        )
     if key is not None:
         raise ModelMismatchError(
             f"{where} was written by model {stored.get('model')!r} ({stored.get('dim')}-d); "

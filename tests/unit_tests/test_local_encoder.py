@@ -228,3 +228,24 @@ def test_save_pretrained_onto_a_file_says_so(tiny_clip_name: str, tmp_path: Path
     with pytest.raises(FileExistsError, match="it is a file, not a directory"):
         save_pretrained(encoder, target)
     assert target.read_text() == "not a folder"
+
+
+def test_a_model_retrained_into_the_same_folder_is_named_as_changed(
+    tiny_clip_name: str, tmp_path: Path
+) -> None:
+    """The refusal named the same model twice ("written by 'local:X' ... opening it with
+    'local:X'"): it now says the weights or options behind that name changed."""
+    from langchain_image_embeddings import FAISSImageStore
+    from langchain_image_embeddings.errors import ModelMismatchError
+
+    torch.manual_seed(0)
+    first = OpenCLIPEncoder(tiny_clip_name, pretrained=None, allow_random_weights=True)
+    model = save_pretrained(first, tmp_path / "model")
+    Image.fromarray(np.full((24, 24, 3), 90, dtype=np.uint8)).save(tmp_path / "a.png")
+    with FAISSImageStore(ImageEmbeddings(f"local:{model}", device="cpu"), tmp_path / "s") as s:
+        s.add_images([str(tmp_path / "a.png")])
+    torch.manual_seed(1)
+    retrained = OpenCLIPEncoder(tiny_clip_name, pretrained=None, allow_random_weights=True)
+    save_pretrained(retrained, model)
+    with pytest.raises(ModelMismatchError, match="with other weights or options"):
+        FAISSImageStore(ImageEmbeddings(f"local:{model}", device="cpu"), tmp_path / "s")
