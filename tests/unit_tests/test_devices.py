@@ -10,7 +10,7 @@ import torch
 from langchain_image_embeddings import devices, embeddings, pipeline
 
 # the training loops take their autocast choice from devices.py
-trainers = importlib.import_module("langchain_image_embeddings.training.trainers")
+trainer_base = importlib.import_module("langchain_image_embeddings.training.trainer_base")
 
 
 def test_one_home_for_the_decisions() -> None:
@@ -18,7 +18,7 @@ def test_one_home_for_the_decisions() -> None:
     assert pipeline.resolve_precision is devices.resolve_precision
     assert pipeline.autocast_context is devices.autocast_context
     assert embeddings.resolve_device is devices.resolve_device
-    assert trainers.training_autocast_dtype is devices.training_autocast_dtype
+    assert trainer_base.training_autocast_dtype is devices.training_autocast_dtype
 
 
 def test_training_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
