@@ -14,8 +14,12 @@ when checked and to a private one when connected (DNS rebinding). :func:`fetch_u
 * redirects are followed by hand, each target checked again, at most ``max_redirects``;
 * connect/read timeouts **and** a total deadline covering the whole fetch, name resolution
   included (a slow resolver or a slow drip cannot hang the caller);
-* ``Content-Length`` and the streamed body are capped at ``max_bytes``; no
-  ``Accept-Encoding`` is sent and nothing is decompressed (no gzip bombs);
+* ``Content-Length`` and the streamed body are capped at ``max_bytes``; a body shorter than
+  its ``Content-Length`` (the server closed early) or a malformed or conflicting
+  ``Content-Length`` fails, never passing half an image; no ``Accept-Encoding`` is sent
+  and nothing is decompressed (no gzip bombs);
+* spaces and non-ASCII characters in paths, queries and redirect targets are
+  percent-encoded as UTF-8; malformed URLs are ``fetch_failed``, never a raw ``ValueError``;
 * proxies from the environment are ignored.
 """
 
@@ -63,6 +67,8 @@ def is_public_address(address: str) -> bool:
             return is_public_address(str(ip.teredo[1]))
         if ip in _NAT64:
             return is_public_address(str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+        if ip.is_site_local:  # fec0::/10: deprecated, yet routed inside some networks
+            return False
     if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
         return False
     return not (
@@ -74,6 +80,11 @@ def is_public_address(address: str) -> bool:
         or ip.is_unspecified
         or not ip.is_global
     )
+
+
+def _host_key(host: str) -> str:
+    """A host name or IP as compared with ``allowed_hosts`` (``[::1]`` = ``::1``)."""
+    return host.strip().lower().strip("[]")
 
 
 def _fail(url: str, reason: str, code: str) -> ImageLoadError:
@@ -120,7 +131,7 @@ def _resolve(url: str, host: str, port: int, limits: FetchLimits, deadline: floa
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise _fail(url, f"host {host!r} has no address", "fetch_failed")
-    if host.lower().strip("[]") in limits.allowed_hosts:
+    if _host_key(host) in {_host_key(h) for h in limits.allowed_hosts}:
         return addresses[0]
     blocked = [a for a in addresses if not is_public_address(a)]
     if blocked:
@@ -178,7 +189,10 @@ def fetch_url(url: str, limits: FetchLimits | None = None) -> bytes:
                 raise _fail(
                     url, f"HTTP {status} redirect without a Location header", "fetch_failed"
                 )
-            current = urllib.parse.urljoin(current, location)
+            try:
+                current = urllib.parse.urljoin(current, _header_text(location))
+            except ValueError as exc:
+                raise _fail(url, f"malformed redirect {location!r}: {exc}", "fetch_failed") from exc
             continue
         if status != 200:
             raise _fail(url, f"HTTP {status}", "fetch_failed")
@@ -192,13 +206,16 @@ def _request_once(
     original: str, url: str, limits: FetchLimits, deadline: float
 ) -> tuple[int, str | None, bytes]:
     where = original if url == original else f"{original} (redirected to {url})"
-    parsed = urllib.parse.urlsplit(url)
+    try:  # urlsplit and .hostname raise ValueError on "http://[::1/x" or "http://[zz]/"
+        parsed = urllib.parse.urlsplit(url)
+        host = parsed.hostname
+    except ValueError as exc:
+        raise _fail(where, f"malformed URL: {exc}", "fetch_failed") from exc
     scheme = parsed.scheme.lower()
     if scheme not in ("http", "https"):
         raise _fail(
             where, f"scheme {scheme!r} is not allowed (http and https only)", "unsupported_scheme"
         )
-    host = parsed.hostname
     if not host:
         raise _fail(where, "the URL has no host", "fetch_failed")
     try:
@@ -212,7 +229,7 @@ def _request_once(
     timeout = min(limits.timeout, remaining)
     cls = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     conn = cls(address, host, port, timeout)
-    path = urllib.parse.urlunsplit(("", "", parsed.path or "/", parsed.query, ""))
+    path = _request_target(parsed)
     # A hard total deadline: per-read timeouts alone let a server drip headers or body forever.
     watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _abort, args=(conn,))
     watchdog.daemon = True
@@ -232,11 +249,11 @@ def _request_once(
             return response.status, response.getheader("Location"), b""
         if response.status != 200:
             return response.status, None, b""
-        length = response.getheader("Content-Length")
-        if length is not None and length.strip().isdigit() and int(length) > limits.max_bytes:
+        expected = _content_length(where, response.getheader("Content-Length"))
+        if expected is not None and expected > limits.max_bytes:
             raise _fail(
                 where,
-                f"Content-Length {length} exceeds the {limits.max_bytes}-byte limit",
+                f"Content-Length {expected} exceeds the {limits.max_bytes}-byte limit",
                 "too_large",
             )
         chunks: list[bytes] = []
@@ -262,6 +279,14 @@ def _request_once(
                     where, f"download exceeds the {limits.max_bytes}-byte limit", "too_large"
                 )
             chunks.append(chunk)
+        if expected is not None and size < expected:
+            # http.client's read1 ends quietly when the server closes early: without this
+            # check half an image passed for a whole one (and allow_truncated embedded it).
+            raise _fail(
+                where,
+                f"the connection closed after {size} of the {expected} bytes announced",
+                "fetch_failed",
+            )
         return response.status, None, b"".join(chunks)
     except ImageLoadError:
         raise
@@ -274,6 +299,36 @@ def _request_once(
     finally:
         watchdog.cancel()
         conn.close()
+
+
+# Characters left as they are in a request target: RFC 3986 reserved and unreserved ones and
+# "%" (an existing escape); spaces and non-ASCII characters are percent-encoded (UTF-8), as
+# browsers do, instead of http.client refusing the URL.
+_TARGET_SAFE = "/:@!$&'()*+,;=-._~%?"
+
+
+def _request_target(parsed: urllib.parse.SplitResult) -> str:
+    path = urllib.parse.quote(parsed.path or "/", safe=_TARGET_SAFE)
+    query = urllib.parse.quote(parsed.query, safe=_TARGET_SAFE)
+    return f"{path}?{query}" if query else path
+
+
+def _header_text(value: str) -> str:
+    """A header value as the server sent it: UTF-8 when its bytes are (http.client: latin-1)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def _content_length(where: str, value: str | None) -> int | None:
+    """The announced body size; a malformed or conflicting ``Content-Length`` is refused."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isdigit():  # "-1", "5, 999" (two headers), "1e9": RFC 9110 says reject
+        raise _fail(where, f"invalid Content-Length {value[:40]!r}", "fetch_failed")
+    return int(text)
 
 
 def _abort(conn: http.client.HTTPConnection) -> None:

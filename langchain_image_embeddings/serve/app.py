@@ -20,6 +20,7 @@ import os
 import re
 import threading
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,11 @@ _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 _TRAVERSAL = re.compile(r"(^|[\\/])\.\.([\\/]|$)")
 _MAX_FILTERS = 8
 _MAX_ID = 256
+# Threads that decode uploads. A 40 KB PNG of zeros decodes to 40 M pixels (~160 MB as RGB);
+# decoded on the server's 40 worker threads, each thread's malloc arena kept its peak, and 20
+# uploads at once grew the process by 2.7-3.5 GB (two threads: 0.6 GB). The model runs one
+# query at a time anyway (``StoreSession.lock``), so two decoding threads lose nothing.
+_DECODE_THREADS = 2
 _CSP = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
@@ -69,6 +75,12 @@ class ServeSettings:
         thumbnail_cache: Thumbnails kept in memory (least recently used out).
         image_root: When set, thumbnails are read only from files under this folder.
         title: Page title (default: the store's description).
+        allowed_hosts: Host names the app answers for (``images.example.org``,
+            ``*.example.org``; ``("*",)``: any). ``None`` (default): requests reaching a
+            loopback address must name a loopback host (``localhost``, ``127.0.0.1``,
+            ``[::1]``, this machine's name), which stops DNS rebinding; requests on other
+            addresses are not checked. A reverse proxy on this machine that forwards its
+            own ``Host`` needs its name listed here.
 
     Example:
         .. code-block:: python
@@ -85,6 +97,7 @@ class ServeSettings:
     thumbnail_cache: int = 512
     image_root: str | None = None
     title: str | None = None
+    allowed_hosts: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         # Checked at start-up: a max_k of 0 or a missing image_root made every search (or
@@ -96,6 +109,11 @@ class ServeSettings:
             raise ValueError(f"thumbnail_sizes must be positive sizes, got {self.thumbnail_sizes}")
         if self.thumbnail_cache < 0:
             raise ValueError(f"thumbnail_cache must be >= 0, got {self.thumbnail_cache}")
+        if isinstance(self.allowed_hosts, str) or self.allowed_hosts == ():
+            # ("a.org") without the comma; () answered no request arriving on the network
+            raise ValueError(
+                f"allowed_hosts must be a tuple of names or None, got {self.allowed_hosts!r}"
+            )
         if self.image_root is not None and not os.path.isdir(self.image_root):
             raise ValueError(f"image_root {self.image_root!r} is not a directory")
 
@@ -343,6 +361,7 @@ class StoreSession:
         self.store = store
         self.settings = settings
         self.lock = threading.Lock()
+        self._decoder = ThreadPoolExecutor(_DECODE_THREADS, thread_name_prefix="imgemb-upload")
         self._duplicates: dict[tuple[float, int], list[DuplicateGroup]] = {}
 
     def document(self, record_id: str) -> Document:
@@ -389,18 +408,24 @@ class StoreSession:
             max_bytes=limits.max_upload_bytes,
             max_pixels=limits.max_upload_pixels,
         )
-        try:
-            image = load_image(data, options)
-        except ImageLoadError as exc:
-            status = {"too_large": 413, "decompression_bomb": 413, "unsupported_format": 415}
-            raise ApiError(
-                status.get(exc.code, 400), exc.code, f"the upload: {exc.reason}"
-            ) from exc
-        try:
-            with self.lock:
-                hits = self.store.similarity_search_by_image_with_relevance_score(image, k, filter)
-        except ValueError as exc:
-            raise ApiError(400, "bad_filter", str(exc)) from exc
+
+        def search() -> list[tuple[Document, float]]:  # on a decoding thread
+            try:
+                image = load_image(data, options)
+            except ImageLoadError as exc:
+                status = {"too_large": 413, "decompression_bomb": 413, "unsupported_format": 415}
+                raise ApiError(
+                    status.get(exc.code, 400), exc.code, f"the upload: {exc.reason}"
+                ) from exc
+            try:
+                with self.lock:
+                    return self.store.similarity_search_by_image_with_relevance_score(
+                        image, k, filter
+                    )
+            except ValueError as exc:
+                raise ApiError(400, "bad_filter", str(exc)) from exc
+
+        hits = self._decoder.submit(search).result()
         return [_hit(n, d, s) for n, (d, s) in enumerate(hits, start=1)]
 
     def similar(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,6 +28,7 @@ from langchain_image_embeddings.serve.app import (
     parse_filters,
     static_dir,
 )
+from langchain_image_embeddings.serve.hosts import HostCheck
 from langchain_image_embeddings.serve.thumbnails import ThumbnailCache, ThumbnailError
 
 if TYPE_CHECKING:
@@ -125,7 +127,11 @@ FilterParam = Annotated[
     list[str] | None,
     Query(description="metadata equality KEY=VALUE (repeatable, ANDed), e.g. format=JPEG"),
 ]
-IdParam = Annotated[str, PathParam(description="a record id (from a search result)")]
+# ``:path`` routes: ids are the caller's (``add_images(..., ids=paths)``) and may hold '/'
+# (sent percent-encoded); an id is only ever looked up in the store, never opened.
+IdParam = Annotated[
+    str, PathParam(description="a record id (from a search result), percent-encoded")
+]
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -165,6 +171,7 @@ def build_app(
         responses=_ERRORS,
     )
     app.add_middleware(_BodyLimit, max_body=settings.max_upload_bytes + _MULTIPART_OVERHEAD)
+    app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # outermost: checked first
 
     _install_error_handlers(app, settings)
     _add_page(app, title)
@@ -293,7 +300,7 @@ def _add_search_routes(app: FastAPI, session: StoreSession, settings: ServeSetti
             "results": results,
         }
 
-    @app.get("/api/similar/{record_id}", response_model=SearchResults)
+    @app.get("/api/similar/{record_id:path}", response_model=SearchResults)
     def similar(
         record_id: IdParam,
         k: int = Query(12, ge=1, le=settings.max_k, description="number of results"),
@@ -313,15 +320,17 @@ def _add_record_routes(app: FastAPI, session: StoreSession, thumbnails: Thumbnai
     """One record, its thumbnail, and the near-duplicate groups."""
     store = session.store
 
-    @app.get("/api/records/{record_id}", response_model=Record)
+    @app.get("/api/records/{record_id:path}", response_model=Record)
     def record(record_id: IdParam) -> dict[str, Any]:
         """One stored record and the URL of its thumbnail."""
         doc = session.document(record_id)
         hit = {k: v for k, v in _hit_of(doc).items() if k in ("source", "sources", "metadata")}
-        return {"id": record_id, **hit, "thumbnail": f"api/thumbnails/{record_id}"}
+        # Quoted: an id may hold '/', '?', '#' or '%' (ids are the caller's, e.g. paths).
+        thumb = "api/thumbnails/" + urllib.parse.quote(record_id, safe="")
+        return {"id": record_id, **hit, "thumbnail": thumb}
 
     @app.get(
-        "/api/thumbnails/{record_id}",
+        "/api/thumbnails/{record_id:path}",
         responses={200: {"content": {"image/jpeg": {}}, "description": "a JPEG thumbnail"}},
         response_class=Response,
     )

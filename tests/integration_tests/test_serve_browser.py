@@ -220,6 +220,61 @@ def test_errors_are_shown_and_the_page_keeps_working(
     assert cards[0]["source"] == "coffee.jpg"
 
 
+XSS = '"><img src=x onerror=alert(1)><svg onload=alert(2)>'
+
+
+def test_hostile_names_metadata_and_title_are_shown_as_text(
+    browser: Any, lite0_embeddings: Any, photos_dir: Path, tmp_path: Path
+) -> None:
+    """File names, metadata keys and values, ids, the title and the upload's name holding
+    HTML/JS are rendered as text: no script runs, no element is injected."""
+    import shutil
+
+    import numpy as np
+    from langchain_core.documents import Document
+
+    from langchain_image_embeddings.serve import ServeSettings, create_app
+    from langchain_image_embeddings.vectorstores import FAISSImageStore
+
+    hostile = tmp_path / f"{XSS}.jpg"
+    shutil.copy(photos_dir / "coffee.jpg", hostile)
+    store = FAISSImageStore(lite0_embeddings, tmp_path / "index")
+    vectors = np.asarray(lite0_embeddings.embed_images([str(hostile)]), dtype=np.float32)
+    meta = {"source": str(hostile), "caption": XSS, "<b onmouseover=alert(3)>k": {"v": XSS}}
+    store.upsert_vectors(
+        ["<script>alert(4)</script>"], vectors, [Document(page_content=str(hostile), metadata=meta)]
+    )
+    title = "</title><script>alert(5)</script>"
+    context = browser.new_context()
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        with live_server(create_app(store, ServeSettings(title=title))) as url:
+            _open(page, url)
+            assert page.title() == title
+            upload = {
+                "name": f"{XSS}.jpg",
+                "mimeType": "image/jpeg",
+                "buffer": hostile.read_bytes(),
+            }
+            page.set_input_files("#file", files=[upload])
+            cards = _results(page, 1)
+            assert (
+                cards[0]["source"] == f"{XSS}.jpg" and cards[0]["id"] == "<script>alert(4)</script>"
+            )
+            assert XSS in page.locator("#status").text_content()
+            page.locator("#results details summary").click()
+            assert XSS in page.locator("#results .meta").text_content()
+            page.locator("#results .source").hover()
+            injected = page.eval_on_selector_all(
+                "img[src='x'], svg, script:not([src]), b", "e => e.length"
+            )
+            assert injected == 0 and dialogs == []
+    finally:
+        context.close()
+
+
 def test_imgemb_serve_command_binds_loopback(
     lite0_embeddings: Any, photos_dir: Path, tmp_path_factory: Any
 ) -> None:
@@ -265,6 +320,14 @@ def test_imgemb_serve_command_binds_loopback(
                 time.sleep(0.3)
         assert info["count"] == 40 and info["kind"] == "faiss"
         assert info["store"] == spec
+        # DNS rebinding: the real command refuses a foreign Host on its loopback address.
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/api/info", headers={"Host": f"attacker.example:{port}"})
+        refused = conn.getresponse()
+        assert refused.status == 400 and json.loads(refused.read())["error"] == "bad_host"
+        conn.close()
     finally:
         os.kill(proc.pid, signal.SIGINT)
         try:

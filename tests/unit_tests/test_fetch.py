@@ -113,6 +113,19 @@ def hostile(protected: tuple[_Server, list[str]]) -> Iterator[_Server]:
                 self._send(200, bomb, {"Content-Encoding": "gzip", "Content-Type": "image/png"})
             elif path == "/404":
                 self._send(404, b"nope", {})
+            elif path == "/short":  # announces the whole PNG, sends half, closes
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(png)))
+                self.end_headers()
+                self.wfile.write(png[: len(png) // 2])
+                self.close_connection = True
+            elif path == "/two-lengths":
+                self._send(200, png, {"Content-Length": "10"}, length=True)
+            elif path == "/caf%C3%A9%20photo.png?size=%C3%A9":
+                self._send(200, png, {"Content-Type": "image/png"})
+            elif path == "/to-utf8":  # UTF-8 bytes in Location (http.client reads latin-1)
+                target = "/café photo.png?size=é".encode().decode("latin-1")
+                self._send(302, b"", {"Location": target})
             else:
                 self._send(500, b"", {})
 
@@ -283,7 +296,49 @@ def test_connection_is_pinned_to_the_checked_address(
         ("::ffff:10.0.0.1", False),
         ("64:ff9b::a9fe:a9fe", False),
         ("2002:7f00:0001::", False),
+        ("fec0::1", False),  # site-local: passed as public before
+        ("::ffff:0:7f00:1", False),
+        ("64:ff9b:1::a9fe:a9fe", False),
     ],
 )
 def test_address_classification(address: str, public: bool) -> None:
     assert is_public_address(address) is public
+
+
+def test_a_body_cut_short_is_a_failed_download_not_half_an_image(hostile: _Server) -> None:
+    # http.client's read1 ends quietly when the server closes early: half a PNG passed for a
+    # whole one (an "unsupported_format" error, or a half-grey image with allow_truncated).
+    for options in (_opts(), _opts(allow_truncated=True)):
+        err = _error(hostile.url("/short"), options)
+        assert err.code == "fetch_failed" and "closed after" in err.reason, err
+
+
+def test_conflicting_content_lengths_are_refused(hostile: _Server) -> None:
+    with pytest.raises(ImageLoadError) as info:
+        fetch_url(hostile.url("/two-lengths"), FetchLimits(allowed_hosts=(PUBLIC_HOST,)))
+    assert info.value.code == "fetch_failed" and "Content-Length" in info.value.reason
+
+
+def test_spaces_and_non_ascii_in_urls_and_redirects_are_percent_encoded(hostile: _Server) -> None:
+    # Raised UnicodeEncodeError / InvalidURL ("fetch_failed") before; browsers encode them.
+    assert load_image(hostile.url("/café photo.png?size=é"), _opts()).size == (16, 12)
+    assert load_image(hostile.url("/to-utf8"), _opts()).size == (16, 12)
+
+
+@pytest.mark.parametrize("url", ["http://[::1/x", "http://[zz]/x.png"])
+def test_a_malformed_url_is_an_image_load_error(url: str) -> None:
+    # Raised a raw ValueError from urllib.parse, out of load_image (and of a whole batch).
+    err = _error(url, ImageLoadOptions(allow_remote=True))
+    assert err.code == "fetch_failed" and "malformed URL" in err.reason
+
+
+def test_allowed_hosts_accept_bracketed_ipv6_and_any_case(
+    protected: tuple[_Server, list[str]],
+) -> None:
+    secret, hits = protected
+    limits = FetchLimits(allowed_hosts=("LOCALHOST", "[::1]"))
+    assert fetch_url(f"http://localhost:{secret.port}/x", limits) == b"secret credentials"
+    assert hits == ["/x"]
+    with pytest.raises(ImageLoadError) as info:  # allowed: nothing listens on ::1 here
+        fetch_url(f"http://[::1]:{secret.port}/x", limits)
+    assert info.value.code == "fetch_failed", info.value

@@ -480,3 +480,143 @@ def test_image_root_must_be_a_folder(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="is not a directory"):
         ServeSettings(image_root=str(tmp_path / "missing"))
     assert ServeSettings(image_root=str(tmp_path)).image_root == str(tmp_path)
+
+
+def test_a_loopback_server_refuses_foreign_host_names_dns_rebinding(lite0_store: Any) -> None:
+    """A page on attacker.example whose name is rebound to 127.0.0.1 is "same origin" with a
+    loopback server in the browser: every response (paths, thumbnails) was readable by it."""
+    import socket
+
+    from tests.serve_helpers import live_server
+
+    store, _ = lite0_store
+    app = create_app(store)
+    with live_server(app) as url:  # a real uvicorn: the ASGI "server" is the socket's address
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        for host, status in [
+            ("attacker.example", 400),
+            (f"attacker.example:{port}", 400),
+            ("127.0.0.1.nip.io", 400),
+            (f"127.0.0.1:{port}", 200),
+            (f"localhost:{port}", 200),
+            ("app.localhost", 200),
+        ]:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(f"GET /api/info HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                head = sock.recv(65536).split(b"\r\n", 1)[0]
+            assert head.split()[1] == str(status).encode(), (host, head)
+    # The same rules in a test client that says it arrived on 127.0.0.1 ...
+    local = TestClient(app, base_url="http://127.0.0.1:8000")
+    _assert_error(local.get("/", headers={"host": "attacker.example"}), 400, "bad_host")
+    assert local.get("/api/info", headers={"host": "[::1]:8000"}).status_code == 200
+    # ... not checked on other addresses (served on the network, mounted) unless listed.
+    remote = TestClient(app, base_url="http://192.0.2.7:8000")
+    assert remote.get("/api/info", headers={"host": "images.example.org"}).status_code == 200
+    listed = create_app(store, ServeSettings(allowed_hosts=("images.example.org",)))
+    for base in ("http://192.0.2.7", "http://127.0.0.1"):
+        client = TestClient(listed, base_url=base)
+        assert client.get("/api/info", headers={"host": "images.example.org"}).status_code == 200
+        _assert_error(client.get("/api/info", headers={"host": "other.example"}), 400, "bad_host")
+    for bad in ("images.example.org", ()):
+        with pytest.raises(ValueError, match="tuple of names"):
+            ServeSettings(allowed_hosts=bad)  # type: ignore[arg-type]
+
+
+def test_ids_with_slashes_and_url_characters_are_addressable(
+    lite0_embeddings: Any, lite0_store: Any, tmp_path: Path
+) -> None:
+    """Ids are the caller's (e.g. paths, through ``upsert_vectors``): an id holding '/' was
+    a 404 "Not Found" for its record, thumbnail and "more like this"; the record's thumbnail
+    URL was not encoded."""
+    import numpy as np
+    from langchain_core.documents import Document
+
+    from langchain_image_embeddings.vectorstores import FAISSImageStore
+
+    _, folder = lite0_store
+    paths = [str(folder / "chelsea.jpg"), str(folder / "coffee.jpg")]
+    ids = ["photos/chelsea.jpg", "a?b#c%d/../e"]
+    store = FAISSImageStore(lite0_embeddings, tmp_path / "index")
+    vectors = np.asarray(lite0_embeddings.embed_images(paths), dtype=np.float32)
+    docs = [Document(page_content=p, metadata={"source": p}) for p in paths]
+    store.upsert_vectors(ids, vectors, docs)
+    client = TestClient(create_app(store))
+    for record_id, path in zip(ids, paths, strict=True):
+        quoted = urllib.parse.quote(record_id, safe="")
+        record = client.get(f"/api/records/{quoted}")
+        assert record.status_code == 200, record.text
+        assert record.json()["id"] == record_id and record.json()["source"] == path
+        thumbnail = client.get(record.json()["thumbnail"])
+        assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
+        similar = client.get(f"/api/similar/{quoted}", params={"k": 1}).json()
+        assert [h["id"] for h in similar["results"]] == [i for i in ids if i != record_id]
+    _assert_error(client.get("/api/records/photos%2Fnope.jpg"), 404, "unknown_id")
+
+
+def test_uploads_are_decoded_on_two_threads_not_forty(
+    client: TestClient, lite0_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 40 KB PNG decodes to 160 MB: decoded on any of the server's 40 worker threads, each
+    thread's malloc arena kept its peak (20 uploads at once: +2.7 to 3.5 GB; now +0.6 GB)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import langchain_image_embeddings.images as images
+
+    _, folder = lite0_store
+    real = images.load_image
+    threads: set[str] = set()
+    active = [0, 0]  # now, most at once
+    guard = threading.Lock()
+
+    def tracked(*args: Any, **kwargs: Any) -> Any:
+        with guard:
+            threads.add(threading.current_thread().name)
+            active[0] += 1
+            active[1] = max(active)
+        try:
+            time.sleep(0.05)
+            return real(*args, **kwargs)
+        finally:
+            with guard:
+                active[0] -= 1
+
+    monkeypatch.setattr(images, "load_image", tracked)
+    photo = _jpeg(folder / "coffee.jpg")
+
+    def upload(_: int) -> int:
+        files = {"file": ("q.jpg", photo, "image/jpeg")}
+        return int(client.post("/api/search/image?k=1", files=files).status_code)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(upload, range(8))) == [200] * 8
+    assert active[1] <= 2 and 1 <= len(threads) <= 2, (active, threads)
+    assert all(name.startswith("imgemb-upload") for name in threads), threads
+
+
+def test_thumbnails_are_made_on_two_threads_not_forty(
+    lite0_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """20 thumbnail misses of 36 M pixel PNGs at once grew the server by 2.4 GB (one malloc
+    arena per worker thread); made on two threads: 0.3 GB, and faster."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import langchain_image_embeddings.images as images
+
+    store, _ = lite0_store
+    client = TestClient(create_app(store))  # an empty thumbnail cache
+    real = images.load_image
+    threads: set[str] = set()
+
+    def tracked(*args: Any, **kwargs: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(images, "load_image", tracked)
+    ids = list(store.records())[:8]
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda i: client.get(f"/api/thumbnails/{i}").status_code, ids))
+    assert codes == [200] * 8
+    assert 1 <= len(threads) <= 2 and all(t.startswith("imgemb-thumbnail") for t in threads)
