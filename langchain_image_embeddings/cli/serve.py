@@ -40,6 +40,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_k=args.max_k,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         image_root=args.image_root,
+        allowed_hosts=tuple(args.allowed_host) if args.allowed_host else None,
     )
     try:
         port = _bindable_port(args.host, args.port)
@@ -127,6 +128,14 @@ def _add_serve_parser(sub: Any) -> None:
         metavar="DIR",
         default=None,
         help="make thumbnails only of stored files under this folder",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        default=None,
+        help="a Host name to answer for besides loopback ones (a reverse proxy's "
+        "images.example.org; '*.example.org' for a domain); repeatable",
     )
     serve.add_argument(
         "--log-level",

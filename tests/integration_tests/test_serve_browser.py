@@ -299,6 +299,8 @@ def test_imgemb_serve_command_binds_loopback(
             "cpu",
             "--log-level",
             "warning",
+            "--allowed-host",
+            "images.example.org",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -327,6 +329,10 @@ def test_imgemb_serve_command_binds_loopback(
         conn.request("GET", "/api/info", headers={"Host": f"attacker.example:{port}"})
         refused = conn.getresponse()
         assert refused.status == 400 and json.loads(refused.read())["error"] == "bad_host"
+        # --allowed-host: a reverse proxy's name is answered for, nothing else is
+        conn.request("GET", "/api/info", headers={"Host": "images.example.org"})
+        proxied = conn.getresponse()
+        assert proxied.status == 200 and json.loads(proxied.read())["count"] == 40
         conn.close()
     finally:
         os.kill(proc.pid, signal.SIGINT)
