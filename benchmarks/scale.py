@@ -13,7 +13,9 @@ The cases run in interleaved rounds (``--rounds``, best round kept), so load fro
 on a shared machine reaches every case alike.
 
 Every engine's rate is also given as a ratio to (a), so Ray's overhead on this machine is
-visible. With ``--gpu`` the same is done on CUDA: (a) on one GPU and (c) with one actor per
+visible. Then the local engine's shards are bulk-loaded (``load_shards``, what ``imgemb
+load`` runs) into a new FAISS folder, a new embedded Chroma folder, and the FAISS folder
+again (a rerun that adds nothing): rows/s of each, no model involved. With ``--gpu`` the same is done on CUDA: (a) on one GPU and (c) with one actor per
 GPU (``gpus_per_actor=1``), for a GPU session to run.
 
 Usage::
@@ -61,6 +63,33 @@ def make_corpus(root: Path, count: int, size: tuple[int, int]) -> list[str]:
         x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
         photo.crop((x, y, x + cw, y + ch)).resize(size).save(folder / f"{n:06d}.jpg", quality=90)
     return sorted(str(p) for p in folder.glob("*.jpg"))
+
+
+def measure_loads(shards: Path, embeddings: Any, work: Path) -> dict[str, Any]:
+    """Rows/s of bulk-loading ``shards`` into a new FAISS folder, a new embedded Chroma
+    folder and the FAISS folder again (adds nothing)."""
+    from langchain_image_embeddings.scale.load import load_shards
+    from langchain_image_embeddings.vectorstores import ChromaImageStore, FAISSImageStore
+
+    out: dict[str, Any] = {}
+    faiss_dir, chroma_dir = work / "load-faiss", work / "load-chroma"
+    for folder in (faiss_dir, chroma_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    cases = {
+        "faiss": lambda: FAISSImageStore(embeddings, faiss_dir),
+        "chroma": lambda: ChromaImageStore.persistent(chroma_dir, embeddings),
+        "faiss_rerun": lambda: FAISSImageStore(embeddings, faiss_dir),
+    }
+    for name, open_store in cases.items():
+        with open_store() as store:
+            report = load_shards(store, shards)
+        out[name] = {
+            "rows": report.rows,
+            "added": len(report.result.added),
+            "seconds": round(report.seconds, 3),
+            "rows_per_second": round(report.rows_per_second, 1),
+        }
+    return out
 
 
 def main() -> None:
@@ -186,6 +215,12 @@ def main() -> None:
         print(
             f"  {name:7} {case['images_per_second']:8.1f} img/s  {case['ratio_to_single']:.2f}x "
             f"({case['seconds']} s){extra}"
+        )
+    results["load"] = measure_loads(work / "shards-local", embeddings, work)
+    for name, case in results["load"].items():
+        print(
+            f"  load into {name:11} {case['rows_per_second']:8.1f} rows/s "
+            f"({case['rows']} rows, {case['added']} added, {case['seconds']} s)"
         )
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))

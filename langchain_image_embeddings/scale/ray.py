@@ -95,7 +95,8 @@ class RayOptions:
         console_logs: Let Ray Data print its own INFO/WARNING lines on stderr (off: they
             still go to ``ray-data.log`` in Ray's session folder).
         actor_restarts: How often Ray may restart a dead actor (``-1``: without limit).
-            ``None``: ``0`` on a private local Ray or one joined on 127.0.0.1 (one machine:
+            ``None``: ``0`` on a private local Ray, one joined on 127.0.0.1 or an
+            already-connected Ray of one node (one machine:
             a dead actor, e.g. killed for memory, fails the run, which a rerun resumes),
             Ray Data's default (without limit) on a cluster (another node takes over).
 
@@ -316,10 +317,14 @@ def embed_dataset_ray(
         pending = pending_shards(plan, out, record, summary, progress)
         if pending:
             if options.actor_restarts is None:
+                ray = require_ray()
+                # A Ray this process already joined counts by its nodes: a ray.init() of the
+                # caller's own, or start_local_ray, is one machine too.
                 one_machine = (
                     is_loopback_address(options.address)
                     if options.address is not None
-                    else not require_ray().is_initialized()
+                    else not ray.is_initialized()
+                    or sum(1 for node in ray.nodes() if node.get("Alive")) <= 1
                 )
                 options = dataclasses.replace(options, actor_restarts=0 if one_machine else -1)
             with ray_session(options, out) as ray:
