@@ -281,26 +281,15 @@ class _BodyLimit:
         await self.app(scope, limited, tracked)
 
     async def _refuse(self, send: Send) -> None:
-        import json
+        from langchain_image_embeddings.serve.asgi import send_json_error
 
-        body = json.dumps(
-            {
-                "error": "too_large",
-                "message": f"the request body exceeds {self.max_body} bytes; upload a smaller image",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        await send_json_error(
+            send,
+            413,
+            "too_large",
+            f"the request body exceeds {self.max_body} bytes; upload a smaller image",
+            close=True,
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 def _require_fastapi() -> None:

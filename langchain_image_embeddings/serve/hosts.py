@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from functools import lru_cache
 from typing import Any
+
+from langchain_image_embeddings.serve.asgi import send_json_error
 
 __all__ = ["HostCheck", "host_allowed", "host_name"]
 
@@ -138,23 +139,11 @@ class HostCheck:
         await self.app(scope, receive, send)
 
     async def _refuse(self, send: _Send, header: str) -> None:
-        body = json.dumps(
-            {
-                "error": "bad_host",
-                "message": f"this server does not answer for host {header[:100]!r}: a server on "
-                "a loopback address answers only localhost names (DNS rebinding guard); list "
-                "the names it is reached by in ServeSettings(allowed_hosts=...)",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 400,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                ],
-            }
+        await send_json_error(
+            send,
+            400,
+            "bad_host",
+            f"this server does not answer for host {header[:100]!r}: a server on a loopback "
+            "address answers only localhost names (DNS rebinding guard); list the names it is "
+            "reached by in ServeSettings(allowed_hosts=...)",
         )
-        await send({"type": "http.response.body", "body": body})

@@ -22,3 +22,16 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
         return ChromaImageStore.persistent(tmp_path / "chroma", embeddings)
 
     return factory
+
+
+@pytest.fixture
+def fresh_tiny_clip(tiny_clip_name: str) -> Any:
+    """A new, loaded tiny CLIP (not the shared session fixture, which training would change)."""
+    import torch
+
+    from langchain_image_embeddings.encoders.open_clip import OpenCLIPEncoder
+
+    torch.manual_seed(0)
+    encoder = OpenCLIPEncoder(tiny_clip_name, pretrained=None, allow_random_weights=True)
+    encoder.load()
+    return encoder

@@ -41,15 +41,6 @@ from langchain_image_embeddings.training.toy_data import (  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def fresh_tiny_clip(tiny_clip_name: str) -> OpenCLIPEncoder:
-    """A new tiny CLIP (not the shared fixture, which training would change)."""
-    torch.manual_seed(0)
-    encoder = OpenCLIPEncoder(tiny_clip_name, pretrained=None, allow_random_weights=True)
-    encoder.load()
-    return encoder
-
-
 def _label_recall(vectors: np.ndarray, labels: list[str]) -> float:
     ids = [sorted(set(labels)).index(label) for label in labels]
     tensor = torch.from_numpy(vectors)

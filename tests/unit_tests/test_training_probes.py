@@ -37,14 +37,6 @@ from langchain_image_embeddings.training.trainers import _trainable_names  # noq
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def fresh_tiny_clip(tiny_clip_name: str) -> OpenCLIPEncoder:
-    torch.manual_seed(0)
-    encoder = OpenCLIPEncoder(tiny_clip_name, pretrained=None, allow_random_weights=True)
-    encoder.load()
-    return encoder
-
-
 def _squares(n_per_label: dict[str, int]) -> LabeledImages:
     colours = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 170, 30)}
     sources: list[object] = []
