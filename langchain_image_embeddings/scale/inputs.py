@@ -27,10 +27,6 @@ from langchain_image_embeddings.images import (
 PYARROW_SCHEMES = frozenset({"s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"})
 
 
-#: The lower-case URI scheme (``""`` for a plain path), as every reader of inputs reads it.
-scheme_of = uri_scheme
-
-
 def read_input(uri: str, options: ImageLoadOptions | None = None) -> tuple[dict[str, Any], bytes]:
     """Read an input's bytes and describe it (header only; pixels are decoded later).
 
@@ -50,7 +46,7 @@ def read_input(uri: str, options: ImageLoadOptions | None = None) -> tuple[dict[
             meta["sha256"], len(data)
     """
     opts = options or ImageLoadOptions()
-    scheme = scheme_of(uri)
+    scheme = uri_scheme(uri)
     if scheme in PYARROW_SCHEMES:
         data = _read_pyarrow(uri, opts)
         return describe_image_bytes(data, uri, opts), data

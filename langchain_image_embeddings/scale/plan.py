@@ -20,8 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from langchain_image_embeddings.images import uri_scheme
 from langchain_image_embeddings.scale._deps import require_pyarrow
-from langchain_image_embeddings.scale.inputs import PYARROW_SCHEMES, scheme_of
+from langchain_image_embeddings.scale.inputs import PYARROW_SCHEMES
 
 #: Default number of images per shard (a few minutes of work on one CPU model).
 DEFAULT_SHARD_SIZE = 1000
@@ -139,7 +140,7 @@ def list_source(source: Source, *, column: str | None = None) -> tuple[list[str]
             inputs.append(value)
         return inputs, f"{len(inputs)} URIs"
     text = os.fspath(source)
-    if scheme_of(text) in PYARROW_SCHEMES:  # a table of URIs in object storage
+    if uri_scheme(text) in PYARROW_SCHEMES:  # a table of URIs in object storage
         if not text.lower().endswith((".parquet", ".csv")):
             raise ValueError(f"source {text}: only a .parquet/.csv table of URIs can be remote")
         return _table_column(text, column), f"{text} (column {column or 'uri'})"

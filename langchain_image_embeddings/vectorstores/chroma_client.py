@@ -76,7 +76,10 @@ def make_client(kind: str, **kwargs: Any) -> Any:
     from chromadb.config import Settings
 
     factory = getattr(chromadb, kind)
-    tries = [client_settings(), Settings(), Settings(anonymized_telemetry=False)]
+    preferred = client_settings()
+    # The one other choice: chromadb's defaults, or those with telemetry turned off.
+    other = Settings(anonymized_telemetry=not preferred.anonymized_telemetry)
+    tries = [preferred, other]
     for number, settings in enumerate(tries, start=1):
         try:
             return factory(settings=settings, **kwargs)
