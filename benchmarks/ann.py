@@ -53,7 +53,7 @@ import numpy as np
 from langchain_core.documents import Document
 
 from langchain_image_embeddings.vectorstores import FAISSImageStore
-from langchain_image_embeddings.vectorstores import faiss_index as ann
+from langchain_image_embeddings.vectorstores.faiss import _index as ann
 
 
 class _Encoder:

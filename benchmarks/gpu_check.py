@@ -47,13 +47,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from langchain_image_embeddings import ImageEmbeddings
-from langchain_image_embeddings.encoders.open_clip import OpenCLIPEncoder
-from langchain_image_embeddings.gpu_decode import torchvision_can_decode
-from langchain_image_embeddings.pipeline import (
+from langchain_image_embeddings.devices import (
     autocast_context,
     resolve_precision,
     use_pinned_memory,
 )
+from langchain_image_embeddings.encoders.open_clip import OpenCLIPEncoder
+from langchain_image_embeddings.pipeline._gpu_decode import torchvision_can_decode
 from langchain_image_embeddings.samples import sample_photos
 
 

@@ -109,12 +109,8 @@ def main() -> None:
 
     from langchain_image_embeddings import ImageEmbeddings
     from langchain_image_embeddings.scale import EmbedSettings, embed_dataset, plan_shards
-    from langchain_image_embeddings.scale.ray import (
-        RayOptions,
-        embed_dataset_ray,
-        start_local_ray,
-        stop_local_ray,
-    )
+    from langchain_image_embeddings.scale.ray import RayOptions, embed_dataset_ray
+    from langchain_image_embeddings.scale.ray_session import start_local_ray, stop_local_ray
 
     work = Path(args.work or Path(tempfile.gettempdir()) / "imgemb-scale-bench")
     width, height = (int(v) for v in args.size.split("x"))

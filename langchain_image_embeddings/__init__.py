@@ -36,19 +36,21 @@ if TYPE_CHECKING:
         StoreLockedError,
         WeightsNotFoundError,
     )
-    from langchain_image_embeddings.images import ImageInput, ImageLoadOptions, load_image
+    from langchain_image_embeddings.images._load import ImageInput, load_image
+    from langchain_image_embeddings.images._options import ImageLoadOptions
     from langchain_image_embeddings.messages import (
         image_documents_to_content_blocks,
         image_rag_message,
     )
-    from langchain_image_embeddings.pipeline import PipelineProgress
+    from langchain_image_embeddings.pipeline._report import PipelineProgress
     from langchain_image_embeddings.retrievers import ImageToImageRetriever, TextToImageRetriever
     from langchain_image_embeddings.sync import SyncResult, sync_directory
-    from langchain_image_embeddings.vectorstores import AddResult, open_store
-    from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
-    from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
+    from langchain_image_embeddings.vectorstores import open_store
+    from langchain_image_embeddings.vectorstores.chroma._store import ChromaImageStore
+    from langchain_image_embeddings.vectorstores.faiss._store import FAISSImageStore
+    from langchain_image_embeddings.vectorstores.records import AddResult
 
-__version__ = "0.1.0"
+from langchain_image_embeddings._version import __version__ as __version__
 
 _EXPORTS: dict[str, str] = {
     "ImageDirectoryLoader": "document_loaders",

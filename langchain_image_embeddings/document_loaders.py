@@ -28,13 +28,10 @@ from langchain_core.documents import Document
 
 from langchain_image_embeddings._atomic import sha256_file
 from langchain_image_embeddings.errors import ImageLoadError, OnError
-from langchain_image_embeddings.images import (
-    IMAGE_SUFFIXES,
-    ImageLoadOptions,
-    open_image_file,
-    open_image_header,
-    resolve_uri,
-)
+from langchain_image_embeddings.images._decode import open_image_header
+from langchain_image_embeddings.images._files import open_image_file
+from langchain_image_embeddings.images._load import resolve_uri
+from langchain_image_embeddings.images._options import IMAGE_SUFFIXES, ImageLoadOptions
 
 
 def _describe_bytes(fh: IO[bytes], source: str, opts: ImageLoadOptions) -> dict[str, Any]:

@@ -18,13 +18,11 @@ from langchain_image_embeddings.devices import resolve_device
 from langchain_image_embeddings.encoders.base import ImageEncoder
 from langchain_image_embeddings.encoders.runtimes import EmbeddingPrecision, Runtime
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images import (
-    IMAGE_SUFFIXES,
-    ImageInput,
-    ImageLoadOptions,
-    describe,
-)
-from langchain_image_embeddings.pipeline import ImagePipeline, PipelineProgress, finish
+from langchain_image_embeddings.images._load import ImageInput
+from langchain_image_embeddings.images._options import IMAGE_SUFFIXES, ImageLoadOptions, describe
+from langchain_image_embeddings.pipeline._report import PipelineProgress
+from langchain_image_embeddings.pipeline._steps import finish
+from langchain_image_embeddings.pipeline._stream import ImagePipeline
 
 if TYPE_CHECKING:
     import numpy as np

@@ -16,7 +16,8 @@ from langchain_core.documents import Document
 from langchain_core.messages import HumanMessage
 from PIL import Image
 
-from langchain_image_embeddings.images import ImageLoadOptions, load_image
+from langchain_image_embeddings.images._load import load_image
+from langchain_image_embeddings.images._options import ImageLoadOptions
 
 BlockStyle = Literal["langchain", "openai"]
 

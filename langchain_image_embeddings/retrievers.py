@@ -23,7 +23,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
-    from langchain_image_embeddings.images import ImageInput
+    from langchain_image_embeddings.images._load import ImageInput
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 
 SearchType = Literal["similarity", "mmr"]

@@ -48,7 +48,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_image_embeddings import __version__
+from langchain_image_embeddings._version import __version__
 from langchain_image_embeddings.cli.common import (
     DEFAULT_STORE,
     EXIT_BROKEN_PIPE,
@@ -60,6 +60,14 @@ from langchain_image_embeddings.cli.common import (
     _show_progress,
 )
 from langchain_image_embeddings.cli.embed import _add_embed_parsers
+from langchain_image_embeddings.cli.exit_codes import (
+    EXIT_ERROR,
+    EXIT_INPUT_ERRORS,
+    EXIT_MODEL,
+    EXIT_OK,
+    EXIT_STORE,
+    EXIT_USAGE,
+)
 from langchain_image_embeddings.cli.index import _add_index_parser, _open_for_write
 from langchain_image_embeddings.cli.logs import _no_stray_root_logging
 from langchain_image_embeddings.cli.query import _add_query_parsers
@@ -70,14 +78,6 @@ from langchain_image_embeddings.errors import (
     ImageEmbeddingsError,
     MissingDependencyError,
     StoreError,
-)
-from langchain_image_embeddings.exit_codes import (
-    EXIT_ERROR,
-    EXIT_INPUT_ERRORS,
-    EXIT_MODEL,
-    EXIT_OK,
-    EXIT_STORE,
-    EXIT_USAGE,
 )
 
 # The names other modules and tests import from ``langchain_image_embeddings.cli`` (it was one
@@ -110,9 +110,9 @@ def _add_finetune(sub: Any) -> None:
     """Register ``finetune`` when the training module is installed (issue 4)."""
     if importlib.util.find_spec("langchain_image_embeddings.training") is None:
         return
-    if importlib.util.find_spec("langchain_image_embeddings.training.cli") is None:
+    if importlib.util.find_spec("langchain_image_embeddings.cli.finetune") is None:
         return
-    from langchain_image_embeddings.training.cli import add_finetune_parser
+    from langchain_image_embeddings.cli.finetune import add_finetune_parser
 
     add_finetune_parser(sub)
 
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_query_parsers(sub)
     _add_serve_parser(sub)
     _add_finetune(sub)
-    from langchain_image_embeddings.scale.cli import add_parsers as add_scale_parsers
+    from langchain_image_embeddings.cli.dataset import add_parsers as add_scale_parsers
 
     add_scale_parsers(sub)  # embed-dataset, load
     return parser

@@ -78,7 +78,7 @@ def _recall_target(text: str) -> float:
 
 
 def _memory_size(text: str) -> int:
-    from langchain_image_embeddings.vectorstores.faiss_index import parse_size
+    from langchain_image_embeddings.vectorstores.faiss._index import parse_size
 
     try:
         return parse_size(text)

@@ -18,7 +18,7 @@ from langchain_image_embeddings.cli.common import (
     _show_progress,
     output_file,
 )
-from langchain_image_embeddings.exit_codes import (
+from langchain_image_embeddings.cli.exit_codes import (
     EXIT_INPUT_ERRORS,
     EXIT_OK,
     EXIT_USAGE,

@@ -15,18 +15,18 @@ from langchain_image_embeddings.cli.common import (
     _model_kwargs,
     _store_model,
 )
-from langchain_image_embeddings.errors import (
-    EncoderError,
-)
-from langchain_image_embeddings.exit_codes import (
+from langchain_image_embeddings.cli.exit_codes import (
     EXIT_OK,
     EXIT_USAGE,
+)
+from langchain_image_embeddings.errors import (
+    EncoderError,
 )
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
-    from langchain_image_embeddings.images import ImageLoadOptions
+    from langchain_image_embeddings.images._options import ImageLoadOptions
     from langchain_image_embeddings.serve.filters import equality_filter
     from langchain_image_embeddings.vectorstores import open_store
 

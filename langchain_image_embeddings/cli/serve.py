@@ -14,7 +14,7 @@ from langchain_image_embeddings.cli.common import (
     _model_kwargs,
     _store_model,
 )
-from langchain_image_embeddings.exit_codes import (
+from langchain_image_embeddings.cli.exit_codes import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
@@ -24,7 +24,7 @@ from langchain_image_embeddings.exit_codes import (
 def _cmd_serve(args: argparse.Namespace) -> int:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
     from langchain_image_embeddings.errors import MissingDependencyError as _Missing
-    from langchain_image_embeddings.serve import ServeSettings, create_app
+    from langchain_image_embeddings.serve.app import ServeSettings, create_app
     from langchain_image_embeddings.vectorstores import open_store, store_info
 
     if not 0 <= args.port <= 65535:

@@ -24,7 +24,7 @@ from langchain_image_embeddings.errors import (
     StoreError,
     StoreLockedError,
 )
-from langchain_image_embeddings.images import ImageLoadOptions
+from langchain_image_embeddings.images._options import ImageLoadOptions
 from langchain_image_embeddings.scale.inputs import read_input
 from langchain_image_embeddings.scale.plan import Shard, ShardPlan
 from langchain_image_embeddings.scale.shards import (
@@ -297,7 +297,7 @@ def writing_shards(
         StoreLockedError: Another process is writing shards into ``out_dir``.
         StoreError: ``out_dir`` is a file, or cannot be created.
     """
-    from langchain_image_embeddings.vectorstores.locking import StoreLock
+    from langchain_image_embeddings._locks import StoreLock
 
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():

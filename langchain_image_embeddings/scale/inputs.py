@@ -16,12 +16,9 @@ from typing import Any
 
 from langchain_image_embeddings.document_loaders import describe_image_bytes
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images import (
-    ImageLoadOptions,
-    open_image_file,
-    resolve_uri,
-    uri_scheme,
-)
+from langchain_image_embeddings.images._files import open_image_file
+from langchain_image_embeddings.images._load import resolve_uri, uri_scheme
+from langchain_image_embeddings.images._options import ImageLoadOptions
 
 #: URI schemes read through ``pyarrow.fs.FileSystem.from_uri``.
 PYARROW_SCHEMES = frozenset({"s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"})

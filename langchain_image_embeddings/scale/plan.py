@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from langchain_image_embeddings.images import uri_scheme
+from langchain_image_embeddings.images._load import uri_scheme
 from langchain_image_embeddings.scale._deps import require_pyarrow
 from langchain_image_embeddings.scale.inputs import PYARROW_SCHEMES
 

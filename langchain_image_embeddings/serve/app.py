@@ -381,7 +381,7 @@ class StoreSession:
     def image(self, data: bytes, k: int, filter: dict[str, Any] | None) -> list[dict[str, Any]]:
         import dataclasses
 
-        from langchain_image_embeddings.images import load_image
+        from langchain_image_embeddings.images._load import load_image
 
         self.check_k(k)
         limits = self.settings

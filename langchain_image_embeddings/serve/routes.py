@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from langchain_image_embeddings import __version__
+from langchain_image_embeddings._version import __version__
 from langchain_image_embeddings.duplicates import DEFAULT_THRESHOLD
 from langchain_image_embeddings.serve.app import (
     _CSP,

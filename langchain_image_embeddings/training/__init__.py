@@ -30,19 +30,15 @@ if TYPE_CHECKING:
         LocalEncoder,
         save_pretrained,
     )
+    from langchain_image_embeddings.training.config import EpochMetrics, FitConfig, FitResult
     from langchain_image_embeddings.training.data import (
         CaptionedImages,
         LabeledImages,
         train_transform,
     )
-    from langchain_image_embeddings.training.loop import (
-        EpochMetrics,
-        FitConfig,
-        FitResult,
-        fit,
-        recall_at_k,
-    )
+    from langchain_image_embeddings.training.loop import fit
     from langchain_image_embeddings.training.losses import InfoNCELoss, TripletLoss
+    from langchain_image_embeddings.training.metrics import recall_at_k
 
 _EXPORTS = {
     "CaptionedImages": "langchain_image_embeddings.training.data",

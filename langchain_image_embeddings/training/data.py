@@ -20,12 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_image_embeddings.images import (
-    IMAGE_SUFFIXES,
-    ImageInput,
-    ImageLoadOptions,
-    load_image,
-)
+from langchain_image_embeddings.images._load import ImageInput, load_image
+from langchain_image_embeddings.images._options import IMAGE_SUFFIXES, ImageLoadOptions
 
 if TYPE_CHECKING:
     import torch

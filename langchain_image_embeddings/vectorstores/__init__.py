@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 from langchain_image_embeddings.errors import StoreError
 
 if TYPE_CHECKING:
+    from langchain_image_embeddings._locks import StoreLock
     from langchain_image_embeddings.embeddings import ImageEmbeddings
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
-    from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
-    from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
-    from langchain_image_embeddings.vectorstores.locking import StoreLock
-    from langchain_image_embeddings.vectorstores.milvus import MilvusImageStore
+    from langchain_image_embeddings.vectorstores.chroma._store import ChromaImageStore
+    from langchain_image_embeddings.vectorstores.faiss._store import FAISSImageStore
+    from langchain_image_embeddings.vectorstores.milvus._store import MilvusImageStore
     from langchain_image_embeddings.vectorstores.records import (
         AddResult,
         PendingAdd,
@@ -109,9 +109,9 @@ def parse_store_spec(spec: str) -> StoreSpec:
     if kind == "faiss":
         return StoreSpec("faiss", path=rest)
     if kind.startswith("chroma"):
-        from langchain_image_embeddings.vectorstores.chroma import DEFAULT_COLLECTION
+        from langchain_image_embeddings.vectorstores.chroma._client import DEFAULT_COLLECTION
     else:
-        from langchain_image_embeddings.vectorstores.milvus import DEFAULT_COLLECTION
+        from langchain_image_embeddings.vectorstores.milvus._schema import DEFAULT_COLLECTION
     if kind == "chroma":
         path, _, collection = rest.partition("#")
         return StoreSpec("chroma", path=path, collection=collection or DEFAULT_COLLECTION)
@@ -175,7 +175,7 @@ def open_store(
     """
     parsed = parse_store_spec(spec)
     if parsed.kind == "faiss":
-        from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
+        from langchain_image_embeddings.vectorstores.faiss._store import FAISSImageStore
 
         options: dict[str, Any] = {
             "index": faiss_index,
@@ -186,7 +186,7 @@ def open_store(
             return FAISSImageStore.open(parsed.path, embeddings, **options)
         return FAISSImageStore.load(parsed.path, embeddings, **options)
     if parsed.kind.startswith("milvus+"):
-        from langchain_image_embeddings.vectorstores.milvus import MilvusImageStore
+        from langchain_image_embeddings.vectorstores.milvus._store import MilvusImageStore
 
         return MilvusImageStore.connect(
             _milvus_uri(parsed),
@@ -195,7 +195,7 @@ def open_store(
             token=_milvus_token(),
             create=create,
         )
-    from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
+    from langchain_image_embeddings.vectorstores.chroma._store import ChromaImageStore
 
     if parsed.kind == "chroma":
         from pathlib import Path
@@ -228,16 +228,16 @@ def store_info(spec: str) -> dict[str, Any]:
     """
     parsed = parse_store_spec(spec)
     if parsed.kind == "faiss":
-        from langchain_image_embeddings.vectorstores.faiss_files import faiss_info
+        from langchain_image_embeddings.vectorstores.faiss._files import faiss_info
 
         return {"store": spec, "kind": "faiss", "path": parsed.path, **faiss_info(parsed.path)}
     where = {"path": parsed.path or f"{parsed.host}:{parsed.port}", "collection": parsed.collection}
     if parsed.kind.startswith("milvus+"):
-        from langchain_image_embeddings.vectorstores.milvus import milvus_info
+        from langchain_image_embeddings.vectorstores.milvus._schema import milvus_info
 
         info = milvus_info(_milvus_uri(parsed), parsed.collection, token=_milvus_token())
         return {"store": spec, "kind": parsed.kind, **where, **info}
-    from langchain_image_embeddings.vectorstores.chroma import chroma_info
+    from langchain_image_embeddings.vectorstores.chroma._client import chroma_info
 
     if parsed.kind == "chroma":
         info = chroma_info(parsed.collection, path=parsed.path)

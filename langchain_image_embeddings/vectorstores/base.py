@@ -55,7 +55,7 @@ from langchain_image_embeddings.vectorstores.store_core import StoreCore
 if TYPE_CHECKING:
     import numpy as np
 
-    from langchain_image_embeddings.images import ImageInput
+    from langchain_image_embeddings.images._load import ImageInput
 
 __all__ = [
     "BAD_VECTOR_CODE",

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from langchain_image_embeddings.embeddings import ImageEmbeddings
-    from langchain_image_embeddings.images import ImageLoadOptions
+    from langchain_image_embeddings.images._options import ImageLoadOptions
 
 _ID_NAMESPACE = uuid.UUID("6f1d3a8e-52a4-4c37-9a53-0c7b1f0e8d21")
 

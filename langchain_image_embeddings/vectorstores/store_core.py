@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.vectorstores import VectorStore
 
+from langchain_image_embeddings._locks import StoreLock
 from langchain_image_embeddings.errors import EncoderError
-from langchain_image_embeddings.vectorstores.locking import StoreLock
 from langchain_image_embeddings.vectorstores.records import (
     check_model,
     check_vectors,

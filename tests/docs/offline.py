@@ -147,7 +147,7 @@ PATCHES: tuple[Patch, ...] = (
     Patch(
         name="http(s) URLs -> local photos (patched fetch_url)",
         pattern=r"[\"']https?://",
-        reason="no network in tests: `langchain_image_embeddings.fetch.fetch_url` is replaced by "
+        reason="no network in tests: `langchain_image_embeddings.images._fetch.fetch_url` is replaced by "
         "one that returns the prepared photo named like the URL's last path segment; "
         "everything before it (allow_remote, scheme checks) runs as usual",
     ),
@@ -367,8 +367,8 @@ def patched_fetch(remote_dir: Path) -> Iterator[None]:
     """``fetch_url`` returns ``remote_dir / <last path segment of the URL>``."""
     from urllib.parse import urlsplit
 
-    from langchain_image_embeddings import fetch
     from langchain_image_embeddings.errors import ImageLoadError
+    from langchain_image_embeddings.images import _fetch as fetch
 
     original = fetch.fetch_url
 

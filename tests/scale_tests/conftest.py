@@ -46,7 +46,7 @@ def local_ray() -> Iterator[str]:
     """A local Ray of 2 CPUs for the session; yields its address for other drivers."""
     import ray
 
-    from langchain_image_embeddings.scale.ray import start_local_ray, stop_local_ray
+    from langchain_image_embeddings.scale.ray_session import start_local_ray, stop_local_ray
 
     temp = tempfile.mkdtemp(prefix="imgemb-ray-")  # short: Ray's socket paths are limited
     start_local_ray(temp, num_cpus=2)

@@ -240,7 +240,7 @@ def test_cli_embed_dataset_and_load(
 def test_core_cli_and_package_do_not_import_ray() -> None:
     code = (
         "import sys, langchain_image_embeddings, langchain_image_embeddings.scale; "
-        "import langchain_image_embeddings.scale.cli; "
+        "import langchain_image_embeddings.cli.dataset; "
         "from langchain_image_embeddings.cli import build_parser; build_parser(); "
         "print([m for m in ('ray', 'torch') if m in sys.modules])"
     )
@@ -285,7 +285,7 @@ def test_a_second_run_into_the_same_folder_fails_at_once(
     out = tmp_path / "shards"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys; from langchain_image_embeddings.vectorstores.locking import StoreLock; "
+         "import sys; from langchain_image_embeddings._locks import StoreLock; "
          f"StoreLock({str(out)!r}).acquire(); print('held', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -392,7 +392,8 @@ def test_joining_a_loopback_ray_keeps_127_0_0_1(
     import ray
     from ray._private import ray_constants, services
 
-    from langchain_image_embeddings.scale.ray import RayOptions, ray_session
+    from langchain_image_embeddings.scale.ray import RayOptions
+    from langchain_image_embeddings.scale.ray_session import ray_session
 
     monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)
     monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", True)

@@ -86,7 +86,7 @@ def main(argv: list[str]) -> int:
             return 3
         return 0
     if kind == "dir":
-        from langchain_image_embeddings.vectorstores.locking import StoreLock
+        from langchain_image_embeddings._locks import StoreLock
 
         store: Any = StoreLock(path)
         store.acquire()

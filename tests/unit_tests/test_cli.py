@@ -166,7 +166,7 @@ def test_finetune_subcommand_is_registered_when_available() -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     names = set(sub.choices)  # type: ignore[arg-type]
     assert {"embed", "index", "search", "info", "models", "samples"} <= names
-    has_training = importlib.util.find_spec("langchain_image_embeddings.training.cli") is not None
+    has_training = importlib.util.find_spec("langchain_image_embeddings.cli.finetune") is not None
     assert ("finetune" in names) == has_training
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from langchain_image_embeddings import ImageEmbeddings
-from langchain_image_embeddings.decode_pool import (
+from langchain_image_embeddings.pipeline import ImagePipeline, PipelineProgress
+from langchain_image_embeddings.pipeline._decode_pool import (
     SHRINK_AFTER,
     DecodeGate,
     DecodeSizer,
@@ -21,7 +22,6 @@ from langchain_image_embeddings.decode_pool import (
     max_decode_workers,
     start_workers,
 )
-from langchain_image_embeddings.pipeline import ImagePipeline, PipelineProgress
 
 
 @pytest.fixture(autouse=True)

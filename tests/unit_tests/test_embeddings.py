@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from langchain_image_embeddings import EncoderError, ImageEmbeddings, ImageLoadError
-from langchain_image_embeddings.embeddings import DEFAULT_MODEL, resolve_device
+from langchain_image_embeddings.devices import resolve_device
+from langchain_image_embeddings.embeddings import DEFAULT_MODEL
 
 
 def test_default_model_is_clip_vit_b32_and_construction_loads_nothing() -> None:

@@ -92,7 +92,7 @@ def both_stores() -> dict[str, object]:
     import chromadb
 
     from langchain_image_embeddings.vectorstores import ChromaImageStore
-    from langchain_image_embeddings.vectorstores.chroma import client_settings
+    from langchain_image_embeddings.vectorstores.chroma._client import client_settings
 
     emb = DeterministicFakeEmbedding(size=8)
     client = chromadb.EphemeralClient(settings=client_settings())

@@ -13,7 +13,7 @@ from langchain_core.documents import Document
 
 from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores import FAISSImageStore, store_info
-from langchain_image_embeddings.vectorstores import faiss_index as ann
+from langchain_image_embeddings.vectorstores.faiss import _index as ann
 from tests.unit_tests import store_crash_writer as writer
 
 DIM = writer.DIM  # 64
@@ -366,7 +366,7 @@ def test_cli_recall_target_and_memory_budget(
 def test_row_vectors_read_segments_and_pending_rows_alike(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from langchain_image_embeddings.vectorstores import faiss_rows
+    from langchain_image_embeddings.vectorstores.faiss import _rows as faiss_rows
 
     data = clustered(300, seed=17)
     np.save(tmp_path / "a.npy", data[:100])

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from langchain_image_embeddings import ImageLoadError, ImageLoadOptions, load_image
-from langchain_image_embeddings.fetch import FetchLimits, fetch_url, is_public_address
+from langchain_image_embeddings.images._fetch import FetchLimits, fetch_url, is_public_address
 
 PUBLIC_HOST = "127.0.0.2"
 

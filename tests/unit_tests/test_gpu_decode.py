@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 from langchain_image_embeddings import ImageEmbeddings
-from langchain_image_embeddings import gpu_decode as gpu_module
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.gpu_decode import (
+from langchain_image_embeddings.images import ImageLoadOptions
+from langchain_image_embeddings.pipeline import ImagePipeline
+from langchain_image_embeddings.pipeline import _gpu_decode as gpu_module
+from langchain_image_embeddings.pipeline._gpu_decode import (
     DeviceJpegDecoder,
     TensorPreprocess,
     apply_orientation,
@@ -28,8 +30,6 @@ from langchain_image_embeddings.gpu_decode import (
     resolve_gpu_decode,
     torchvision_can_decode,
 )
-from langchain_image_embeddings.images import ImageLoadOptions
-from langchain_image_embeddings.pipeline import ImagePipeline
 
 
 def _jpeg(image: Image.Image, **kwargs: Any) -> bytes:
@@ -300,9 +300,9 @@ def test_corrupt_and_truncated_jpegs_fail_with_the_cpu_paths_error(
 def test_device_reduction_mirrors_the_cpu_fast_decode(
     size: tuple[int, int], keep: tuple[int, int]
 ) -> None:
-    from langchain_image_embeddings.gpu_decode import fast_decode_factors
     from langchain_image_embeddings.images import load_image
-    from langchain_image_embeddings.pipeline import shrink
+    from langchain_image_embeddings.pipeline._gpu_decode import fast_decode_factors
+    from langchain_image_embeddings.pipeline._steps import shrink
 
     decoded = shrink(
         load_image(_jpeg(Image.new("RGB", size)), draft_size=keep), (keep[0] // 2, keep[1] // 2)

@@ -313,7 +313,7 @@ def test_five_simultaneous_chroma_starts_open_or_say_store_locked(tmp_path: Path
 
 # -- 7. total_timeout covers name resolution ---------------------------------------------------
 def test_total_timeout_covers_a_slow_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
-    from langchain_image_embeddings.fetch import FetchLimits, fetch_url
+    from langchain_image_embeddings.images._fetch import FetchLimits, fetch_url
 
     def slow_resolver(*args: Any, **kwargs: Any) -> Any:
         time.sleep(3.0)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from langchain_image_embeddings import ImageLoadError, ImageLoadOptions, load_image
-from langchain_image_embeddings.images import describe
+from langchain_image_embeddings.images._options import describe
 
 
 def _png_bytes(image: Image.Image) -> bytes:

@@ -6,8 +6,8 @@ import pytest
 
 from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores import parse_store_spec
-from langchain_image_embeddings.vectorstores.milvus import call_milvus
-from langchain_image_embeddings.vectorstores.milvus_filters import milvus_expr
+from langchain_image_embeddings.vectorstores.milvus._calls import call_milvus
+from langchain_image_embeddings.vectorstores.milvus._filters import milvus_expr
 
 
 def test_expressions_quote_keys_and_values() -> None:

@@ -13,18 +13,19 @@ import pytest
 from PIL import Image
 
 from langchain_image_embeddings import ImageEmbeddings
+from langchain_image_embeddings.devices import (
+    autocast_context,
+    resolve_precision,
+    use_pinned_memory,
+)
 from langchain_image_embeddings.encoders.base import PreprocessConfig
 from langchain_image_embeddings.errors import ImageLoadError
 from langchain_image_embeddings.images import load_image
-from langchain_image_embeddings.pipeline import (
-    ImagePipeline,
-    PipelineProgress,
-    autocast_context,
+from langchain_image_embeddings.pipeline import ImagePipeline, PipelineProgress
+from langchain_image_embeddings.pipeline._steps import (
     decode_target_size,
     default_num_workers,
-    resolve_precision,
     shrink,
-    use_pinned_memory,
 )
 
 

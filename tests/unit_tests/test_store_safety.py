@@ -26,7 +26,7 @@ from langchain_image_embeddings.errors import (
     StoreLockedError,
 )
 from langchain_image_embeddings.vectorstores import ChromaImageStore, FAISSImageStore, content_id
-from langchain_image_embeddings.vectorstores.base import BAD_VECTOR_CODE
+from langchain_image_embeddings.vectorstores.records import BAD_VECTOR_CODE
 from tests.unit_tests import store_crash_writer as writer
 from tests.unit_tests.store_helpers import write_folder
 
@@ -353,7 +353,7 @@ def test_chroma_errors_become_store_errors_with_bounded_retries(
 ) -> None:
     import httpx
 
-    from langchain_image_embeddings.vectorstores.chroma import call_chroma
+    from langchain_image_embeddings.vectorstores.chroma._client import call_chroma
 
     calls: list[str] = []
 

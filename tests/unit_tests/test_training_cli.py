@@ -15,7 +15,7 @@ pytest.importorskip("open_clip")
 from PIL import Image, ImageDraw  # noqa: E402
 
 from langchain_image_embeddings import ImageEmbeddings  # noqa: E402
-from langchain_image_embeddings.training.cli import add_finetune_parser  # noqa: E402
+from langchain_image_embeddings.cli.finetune import add_finetune_parser  # noqa: E402
 
 COLORS = {"red": (220, 30, 30), "blue": (30, 60, 220)}
 
@@ -205,7 +205,7 @@ def test_every_fit_config_field_is_a_flag_with_its_default() -> None:
     """The flags are derived from FitConfig: a new field gets a flag, defaults cannot drift."""
     import dataclasses
 
-    from langchain_image_embeddings.training.cli import fit_config_from_args
+    from langchain_image_embeddings.cli.finetune import fit_config_from_args
     from langchain_image_embeddings.training.config import FitConfig
 
     args = _parser().parse_args(["finetune", "--data", "d", "--out", "o", "--quiet"])
@@ -222,7 +222,7 @@ def test_every_fit_config_field_is_a_flag_with_its_default() -> None:
 
 
 def test_finetune_flags_reach_the_fit_config() -> None:
-    from langchain_image_embeddings.training.cli import fit_config_from_args
+    from langchain_image_embeddings.cli.finetune import fit_config_from_args
 
     args = _parser().parse_args(
         ["finetune", "--data", "d", "--out", "o", "--grad-clip", "none", "--crop-scale", "0.3",

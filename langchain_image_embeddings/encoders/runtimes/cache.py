@@ -10,7 +10,7 @@ Layout under :func:`cache_root` (``$IMGEMB_CACHE_DIR``, else
 Why it is safe:
 
 * **Two processes exporting at once.** Builders take an exclusive ``flock`` on the
-  entry's lock folder (:class:`~langchain_image_embeddings.vectorstores.locking.StoreLock`,
+  entry's lock folder (:class:`~langchain_image_embeddings._locks.StoreLock`,
   polled, so a second process waits for the first and then loads its entry instead of
   exporting again); threads of one process serialise on an in-process lock first, since a
   ``flock`` is shared by the whole process.
@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from langchain_image_embeddings._atomic import fsync_dir, sha256_file, write_atomic
+from langchain_image_embeddings._locks import StoreLock
 from langchain_image_embeddings.errors import EncoderError, StoreLockedError
-from langchain_image_embeddings.vectorstores.locking import StoreLock
 
 logger = logging.getLogger(__name__)
 

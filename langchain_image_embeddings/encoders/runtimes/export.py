@@ -46,7 +46,7 @@ def version_of(distribution: str) -> str:
 
 def exporter_versions() -> dict[str, str]:
     """Versions of everything that shapes an exported ONNX file."""
-    from langchain_image_embeddings import __version__
+    from langchain_image_embeddings._version import __version__
 
     return {
         "langchain-image-embeddings": __version__,

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from langchain_image_embeddings.decode_pool import DecodeStats
 from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.pipeline._decode_pool import DecodeStats
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,8 +70,8 @@ class ProgressReporter:
     Example:
         .. code-block:: python
 
-            from langchain_image_embeddings.decode_pool import DecodeStats
-            from langchain_image_embeddings.pipeline_report import ProgressReporter
+            from langchain_image_embeddings.pipeline._decode_pool import DecodeStats
+            from langchain_image_embeddings.pipeline._report import ProgressReporter
 
             stats = DecodeStats("inline", 0, 0, 0.0, 0.0, 0.0, ())
             seen = []

@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings._optional import require
-from langchain_image_embeddings.vectorstores.faiss_rows import RowVectors
+from langchain_image_embeddings.vectorstores.faiss._rows import RowVectors
 
 if TYPE_CHECKING:
     import numpy as np

@@ -15,21 +15,21 @@ at twice the size the model's resize needs (``Image.draft`` picks the DCT scale 
 transform does the final, antialiased resize.
 
 The number of decode threads is sized by measurement unless ``num_workers`` is given
-(:mod:`~langchain_image_embeddings.decode_pool`): from the decode and model times of the
+(:mod:`~langchain_image_embeddings.pipeline._decode_pool`): from the decode and model times of the
 first batches, then grown while the model waits on decoding and shrunk while decoded
 batches pile up. What it decided is in :attr:`ImagePipeline.stats` and in every
 :class:`PipelineProgress`.
 
 On CUDA, JPEGs are decoded on the GPU (nvJPEG) and resized there
-(:mod:`~langchain_image_embeddings.gpu_decode`; ``gpu_decode=False`` turns it off); the
+(:mod:`~langchain_image_embeddings.pipeline._gpu_decode`; ``gpu_decode=False`` turns it off); the
 batch is stacked in pinned memory, copied with ``non_blocking=True`` and run under fp16
 autocast (``precision="auto"``); on CPU the default is fp32 (half precision is a slow
 software fallback on CPUs without AVX-512/AMX).
 
 The work is split by concern, and this module re-exports the public names of each:
-:mod:`~langchain_image_embeddings.pipeline_steps` (pure steps and decisions: decode sizes,
-the transform split, ``finish``), :mod:`~langchain_image_embeddings.prefetch` (ordered
-read-ahead over the decode threads) and :mod:`~langchain_image_embeddings.pipeline_report`
+:mod:`~langchain_image_embeddings.pipeline._steps` (pure steps and decisions: decode sizes,
+the transform split, ``finish``), :mod:`~langchain_image_embeddings.pipeline._prefetch` (ordered
+read-ahead over the decode threads) and :mod:`~langchain_image_embeddings.pipeline._report`
 (batches, progress, the error report).
 """
 
@@ -42,13 +42,6 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from langchain_image_embeddings.decode_pool import (
-    DecodeSizer,
-    DecodeStats,
-    SizingMode,
-    max_decode_workers,
-    start_workers,
-)
 from langchain_image_embeddings.devices import (
     Precision,
     autocast_context,
@@ -56,26 +49,29 @@ from langchain_image_embeddings.devices import (
     use_pinned_memory,
 )
 from langchain_image_embeddings.errors import ImageLoadError, OnError
-from langchain_image_embeddings.gpu_decode import (
+from langchain_image_embeddings.images._load import ImageInput, load_image, read_image_bytes
+from langchain_image_embeddings.images._options import ImageLoadOptions, describe
+from langchain_image_embeddings.pipeline._decode_pool import (
+    DecodeSizer,
+    DecodeStats,
+    SizingMode,
+    max_decode_workers,
+    start_workers,
+)
+from langchain_image_embeddings.pipeline._gpu_decode import (
     DeviceJpegDecoder,
     EncodedJpeg,
     TensorPreprocess,
     inspect_jpeg,
     resolve_gpu_decode,
 )
-from langchain_image_embeddings.images import (
-    ImageInput,
-    ImageLoadOptions,
-    describe,
-    load_image,
-    read_image_bytes,
-)
-from langchain_image_embeddings.pipeline_report import (
+from langchain_image_embeddings.pipeline._prefetch import DecodeQueue
+from langchain_image_embeddings.pipeline._report import (
     BatchResult,
     PipelineProgress,
     ProgressReporter,
 )
-from langchain_image_embeddings.pipeline_steps import (
+from langchain_image_embeddings.pipeline._steps import (
     REDUCING_GAP,
     SplitTransform,
     decode_target_size,
@@ -85,7 +81,6 @@ from langchain_image_embeddings.pipeline_steps import (
     split_transform,
     wants_channels_last,
 )
-from langchain_image_embeddings.prefetch import DecodeQueue
 
 if TYPE_CHECKING:
     import numpy as np
@@ -124,7 +119,7 @@ class ImagePipeline:
         batch_size: Images per forward pass.
         load_options: Limits for reading images (see :class:`ImageLoadOptions`).
         num_workers: Decode threads; ``None`` = sized by measurement (starting from
-            one thread per core, see :mod:`~langchain_image_embeddings.decode_pool`),
+            one thread per core, see :mod:`~langchain_image_embeddings.pipeline._decode_pool`),
             ``0`` = decode in the calling thread. An explicit number is never changed.
         prefetch_batches: Batches decoded ahead of the model (bounds memory).
         fast_decode: JPEG draft decoding and integer pre-reduction (see module docs).
@@ -136,7 +131,7 @@ class ImagePipeline:
         progress_callback: Called with a :class:`PipelineProgress` after every batch.
         channels_last: Use ``channels_last`` memory format; ``None`` = for CNNs only.
         gpu_decode: Decode JPEGs on the model's device (nvJPEG on CUDA; see
-            :mod:`~langchain_image_embeddings.gpu_decode`). ``None`` = on for CUDA when
+            :mod:`~langchain_image_embeddings.pipeline._gpu_decode`). ``None`` = on for CUDA when
             torchvision supports it, ``False`` = never, ``True`` = always (on a CPU model the
             same tensor code runs on the CPU).
 

@@ -10,15 +10,15 @@ an approximate index, ``index-<token>.faiss`` (``faiss.serialize_index`` bytes, 
 pickle). Row numbers run through the base and then the segments in manifest order.
 
 The class is layered by concern: rows, tombstones and search in
-:mod:`~langchain_image_embeddings.vectorstores.faiss_core` (vectors in
-:mod:`~langchain_image_embeddings.vectorstores.faiss_rows`, the approximate indexes in
-:mod:`~langchain_image_embeddings.vectorstores.faiss_index`), loading and saving in
-:mod:`~langchain_image_embeddings.vectorstores.faiss_persist` (the files in
-:mod:`~langchain_image_embeddings.vectorstores.faiss_files`), and here the public class
+:mod:`~langchain_image_embeddings.vectorstores.faiss._core` (vectors in
+:mod:`~langchain_image_embeddings.vectorstores.faiss._rows`, the approximate indexes in
+:mod:`~langchain_image_embeddings.vectorstores.faiss._index`), loading and saving in
+:mod:`~langchain_image_embeddings.vectorstores.faiss._persist` (the files in
+:mod:`~langchain_image_embeddings.vectorstores.faiss._files`), and here the public class
 with its constructors.
 
 **Memory.** The raw vectors of saved segments are memory-mapped, not loaded
-(:mod:`~langchain_image_embeddings.vectorstores.faiss_rows`); only rows added since the last
+(:mod:`~langchain_image_embeddings.vectorstores.faiss._rows`); only rows added since the last
 save are held in RAM. An approximate index is searched in memory and its candidates are
 rescored exactly from the mapped rows, so an IVF-PQ store's resident memory is its codes
 plus the documents, not the vectors.
@@ -35,7 +35,7 @@ or the new store, never a torn one; a store whose files are missing or fail thei
 is refused at open.
 
 Writers take an exclusive lock on the folder (see
-:mod:`langchain_image_embeddings.vectorstores.locking`); a store object also remembers
+:mod:`langchain_image_embeddings._locks`); a store object also remembers
 the generation it loaded and refuses to save over a newer one written meanwhile. Version 1
 stores (one vectors file, one documents file) still open; the next save writes version 2.
 """
@@ -49,20 +49,20 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError
-from langchain_image_embeddings.vectorstores import faiss_files as files
-from langchain_image_embeddings.vectorstores import faiss_index as ann
-from langchain_image_embeddings.vectorstores.base import AddResult
-from langchain_image_embeddings.vectorstores.faiss_files import (
+from langchain_image_embeddings.vectorstores.faiss import _files as files
+from langchain_image_embeddings.vectorstores.faiss import _index as ann
+from langchain_image_embeddings.vectorstores.faiss._files import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
     READ_VERSIONS,
     read_manifest,
 )
-from langchain_image_embeddings.vectorstores.faiss_persist import (
+from langchain_image_embeddings.vectorstores.faiss._persist import (
     DEFAULT_RECALL_TARGET,
     FAISSPersistence,
 )
+from langchain_image_embeddings.vectorstores.records import AddResult
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
@@ -294,7 +294,7 @@ class FAISSImageStore(FAISSPersistence):
                 )
                 FAISSImageStore.load("index", embeddings)   # no pickle from now on
         """
-        from langchain_image_embeddings.vectorstores.faiss_import import import_stock_folder
+        from langchain_image_embeddings.vectorstores.faiss._stock import import_stock_folder
 
         if allow_dangerous_deserialization is not True:
             raise StoreError(

@@ -49,7 +49,7 @@ class ImageLoadOptions:
         max_redirects: Redirects followed, each target checked again.
         allowed_hosts: Host names or IPs fetched even though they resolve to a loopback,
             private or link-local address (by default such URLs are refused: SSRF). See
-            :mod:`langchain_image_embeddings.fetch`.
+            :mod:`langchain_image_embeddings.images._fetch`.
         background: RGB colour that transparent pixels are composited on.
         formats: Pillow format names whose decoders may run.
         apply_exif_orientation: Rotate/flip according to the EXIF orientation tag.

@@ -14,8 +14,8 @@ from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
-from langchain_image_embeddings.image_convert import to_rgb
-from langchain_image_embeddings.image_options import (
+from langchain_image_embeddings.images._convert import to_rgb
+from langchain_image_embeddings.images._options import (
     DEFAULT_OPTIONS,
     ImageLoadOptions,
     check_geometry,

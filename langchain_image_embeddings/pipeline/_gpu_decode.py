@@ -27,7 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from langchain_image_embeddings.images import ImageLoadOptions, open_image_header
+from langchain_image_embeddings.images._decode import open_image_header
+from langchain_image_embeddings.images._options import ImageLoadOptions
 
 if TYPE_CHECKING:
     import torch
@@ -115,7 +116,7 @@ class TensorPreprocess:
         .. code-block:: python
 
             from langchain_image_embeddings import create_encoder
-            from langchain_image_embeddings.gpu_decode import TensorPreprocess
+            from langchain_image_embeddings.pipeline._gpu_decode import TensorPreprocess
 
             plan = TensorPreprocess.from_transform(create_encoder("timm:efficientnet_lite0").transform)
             plan.resize, plan.crop    # 256, (224, 224)

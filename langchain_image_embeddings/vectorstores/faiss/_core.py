@@ -2,10 +2,10 @@
 
 :class:`FAISSCore` holds what a :class:`~langchain_image_embeddings.vectorstores.FAISSImageStore`
 knows about its rows (id, document, deleted or not), their vectors
-(:class:`~langchain_image_embeddings.vectorstores.faiss_rows.RowVectors`: saved segments
+(:class:`~langchain_image_embeddings.vectorstores.faiss._rows.RowVectors`: saved segments
 memory-mapped, unsaved rows in RAM) and its approximate index, and implements the
 ``ImageVectorStore`` primitives over them. Saving and loading are
-:mod:`~langchain_image_embeddings.vectorstores.faiss_persist`; the public class and its
+:mod:`~langchain_image_embeddings.vectorstores.faiss._persist`; the public class and its
 constructors are :mod:`~langchain_image_embeddings.vectorstores.faiss`.
 """
 
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from langchain_core.documents import Document
 
 from langchain_image_embeddings._optional import require
-from langchain_image_embeddings.vectorstores import faiss_index as ann
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
-from langchain_image_embeddings.vectorstores.faiss_rows import RowVectors
+from langchain_image_embeddings.vectorstores.faiss import _index as ann
+from langchain_image_embeddings.vectorstores.faiss._rows import RowVectors
 from langchain_image_embeddings.vectorstores.filters import metadata_matches
 
 if TYPE_CHECKING:

@@ -1,9 +1,9 @@
 """Milvus image store: a collection on a Milvus server (or Milvus Lite) through ``pymilvus``.
 
 The collection's schema, index and model record are in
-:mod:`~langchain_image_embeddings.vectorstores.milvus_schema`; documents become rows in
-:mod:`~langchain_image_embeddings.vectorstores.milvus_rows`; calls, retries and errors are
-:mod:`~langchain_image_embeddings.vectorstores.milvus_calls` (all re-exported here).
+:mod:`~langchain_image_embeddings.vectorstores.milvus._schema`; documents become rows in
+:mod:`~langchain_image_embeddings.vectorstores.milvus._rows`; calls, retries and errors are
+:mod:`~langchain_image_embeddings.vectorstores.milvus._calls` (all re-exported here).
 
 The model that writes the collection (spec, dimension, fingerprint) is recorded in the
 collection's **properties** (``imgemb.model``, ``imgemb.dim``, ``imgemb.fingerprint``): opening it
@@ -14,7 +14,7 @@ first write. Writes are ``upsert`` in batches of :data:`WRITE_ROWS`; the collect
 
 Filters are the dict vocabulary of the other stores (``{"format": "PNG"}``,
 ``{"width": {"$gte": 512}}``, ``$in``/``$nin``/``$ne``/``$contains``, ``$and``/``$or``/``$not``),
-translated by :func:`~langchain_image_embeddings.vectorstores.milvus_filters.milvus_expr`
+translated by :func:`~langchain_image_embeddings.vectorstores.milvus._filters.milvus_expr`
 into a Milvus boolean expression on the JSON field; a string is passed through as a Milvus
 expression and a callable is applied to the ``fetch_k`` nearest.
 
@@ -34,15 +34,15 @@ from langchain_core.documents import Document
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
-from langchain_image_embeddings.vectorstores.milvus_calls import (
+from langchain_image_embeddings.vectorstores.milvus._calls import (
     BACKOFF_S,
     RETRIES,
     TIMEOUT_S,
     call_milvus,
     connect,
 )
-from langchain_image_embeddings.vectorstores.milvus_filters import milvus_expr, milvus_ids_expr
-from langchain_image_embeddings.vectorstores.milvus_rows import (
+from langchain_image_embeddings.vectorstores.milvus._filters import milvus_expr, milvus_ids_expr
+from langchain_image_embeddings.vectorstores.milvus._rows import (
     WRITE_ROWS,
     check_sizes,
     hit_documents,
@@ -50,7 +50,7 @@ from langchain_image_embeddings.vectorstores.milvus_rows import (
     row_document,
     upsert_batches,
 )
-from langchain_image_embeddings.vectorstores.milvus_schema import (
+from langchain_image_embeddings.vectorstores.milvus._schema import (
     DEFAULT_COLLECTION,
     INDEX_PARAMS,
     INDEX_TYPE,

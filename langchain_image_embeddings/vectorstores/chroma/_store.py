@@ -7,7 +7,7 @@ collection's metadata records the model (spec, dimension, fingerprint); opening 
 another model raises :class:`~langchain_image_embeddings.errors.ModelMismatchError`.
 
 Every call to Chroma goes through one wrapper (:func:`call_chroma`, with the client
-helpers in :mod:`~langchain_image_embeddings.vectorstores.chroma_client`, re-exported
+helpers in :mod:`~langchain_image_embeddings.vectorstores.chroma._client`, re-exported
 here): connection failures (server down,
 refused, timed out) are retried a bounded number of times with exponential backoff
 (:data:`RETRIES`, :data:`BACKOFF_S`), then raised as
@@ -29,7 +29,7 @@ from langchain_core.documents import Document
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError, StoreLockedError
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
-from langchain_image_embeddings.vectorstores.chroma_client import (
+from langchain_image_embeddings.vectorstores.chroma._client import (
     BACKOFF_S,
     DEFAULT_COLLECTION,
     META_PREFIX,
@@ -44,7 +44,7 @@ from langchain_image_embeddings.vectorstores.chroma_client import (
     client_settings,
     make_client,
 )
-from langchain_image_embeddings.vectorstores.chroma_filters import chroma_where
+from langchain_image_embeddings.vectorstores.chroma._filters import chroma_where
 
 if TYPE_CHECKING:
     import os

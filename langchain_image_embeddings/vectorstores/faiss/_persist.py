@@ -1,10 +1,10 @@
 """Loading and saving a FAISS image store: manifest, segments, deletions, index file.
 
-:class:`FAISSPersistence` adds to :class:`~langchain_image_embeddings.vectorstores.faiss_core.FAISSCore`
+:class:`FAISSPersistence` adds to :class:`~langchain_image_embeddings.vectorstores.faiss._core.FAISSCore`
 everything that touches the store's folder: loading a generation (checksums verified, vectors
 memory-mapped), the writer-lock hooks and the generation check, and incremental, atomic
 saves (see :mod:`~langchain_image_embeddings.vectorstores.faiss` for the guarantees and
-:mod:`~langchain_image_embeddings.vectorstores.faiss_files` for the files).
+:mod:`~langchain_image_embeddings.vectorstores.faiss._files` for the files).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings._atomic import write_atomic
 from langchain_image_embeddings.errors import StoreError
-from langchain_image_embeddings.vectorstores import faiss_files as files
-from langchain_image_embeddings.vectorstores.faiss_core import FAISSCore, serialised
-from langchain_image_embeddings.vectorstores.faiss_files import (
+from langchain_image_embeddings.vectorstores.faiss import _files as files
+from langchain_image_embeddings.vectorstores.faiss._core import FAISSCore, serialised
+from langchain_image_embeddings.vectorstores.faiss._files import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
     read_manifest,
 )
-from langchain_image_embeddings.vectorstores.faiss_rows import Segment, map_segment
+from langchain_image_embeddings.vectorstores.faiss._rows import Segment, map_segment
 
 if TYPE_CHECKING:
     import numpy as np

@@ -3,7 +3,7 @@
 The FAISS store's filter vocabulary (:mod:`~langchain_image_embeddings.vectorstores.filters`)
 is what every store takes; Chroma's ``where`` accepts one key per dict and one operator
 per condition and has no ``$not``, so :func:`chroma_where` rewrites a filter into that
-shape with the same matches (as :mod:`~langchain_image_embeddings.vectorstores.milvus_filters`
+shape with the same matches (as :mod:`~langchain_image_embeddings.vectorstores.milvus._filters`
 does for Milvus expressions).
 """
 

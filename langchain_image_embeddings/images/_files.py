@@ -17,7 +17,7 @@ import urllib.parse
 from typing import IO
 
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.image_options import DEFAULT_OPTIONS, ImageLoadOptions, fail
+from langchain_image_embeddings.images._options import DEFAULT_OPTIONS, ImageLoadOptions, fail
 
 # Flags for opening image files: never block on a FIFO swapped in after the stat, binary on
 # Windows; O_NOFOLLOW/O_DIRECTORY walk the path under ImageLoadOptions.root (see _open_confined).
@@ -214,14 +214,14 @@ def fetch_image_bytes(url: str, options: ImageLoadOptions | None = None) -> byte
     """Download an ``http(s)://`` URL under the options' SSRF and size limits.
 
     Whether remote fetching is allowed (``allow_remote``) is the caller's decision; see
-    :func:`langchain_image_embeddings.fetch.fetch_url` for the guards.
+    :func:`langchain_image_embeddings.images._fetch.fetch_url` for the guards.
 
     Raises:
         ImageLoadError: ``blocked_url``, ``unsupported_scheme``, ``too_large``, ``empty`` or
             ``fetch_failed``.
     """
     opts = options or DEFAULT_OPTIONS
-    from langchain_image_embeddings.fetch import FetchLimits, fetch_url
+    from langchain_image_embeddings.images._fetch import FetchLimits, fetch_url
 
     limits = FetchLimits(
         max_bytes=opts.max_bytes,

@@ -20,8 +20,8 @@ import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_image_embeddings.cli import _json_object
-from langchain_image_embeddings.exit_codes import (
+from langchain_image_embeddings.cli.common import _json_object
+from langchain_image_embeddings.cli.exit_codes import (
     EXIT_ERROR,
     EXIT_MODEL,
     EXIT_OK,
@@ -242,7 +242,7 @@ def _read_data(args: argparse.Namespace) -> tuple[str, Dataset, Dataset]:
         ValueError: ``--data`` is neither a folder nor a file, or has too few classes.
     """
     from langchain_image_embeddings.training.data import CaptionedImages, LabeledImages
-    from langchain_image_embeddings.training.loop import check_classes
+    from langchain_image_embeddings.training.metrics import check_classes
 
     source = Path(args.data).expanduser()
     data: LabeledImages | CaptionedImages

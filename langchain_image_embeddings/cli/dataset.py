@@ -2,7 +2,7 @@
 
 Registered by :func:`langchain_image_embeddings.cli.build_parser` through :func:`add_parsers`;
 like ``cli.py`` this module prints. Exit codes are those of
-:mod:`langchain_image_embeddings.exit_codes`: ``embed-dataset`` exits 1 when some inputs
+:mod:`langchain_image_embeddings.cli.exit_codes`: ``embed-dataset`` exits 1 when some inputs
 failed (they are listed; every other shard is written), 2 on a usage error (missing source,
 an actor pool that does not fit the cluster), 5 when the output folder or the store holds
 another model's vectors.
@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from langchain_image_embeddings.cli import (
+from langchain_image_embeddings.cli.common import (
     DEFAULT_STORE,
     OFFLINE_MODEL,
     _add_model_options,
@@ -23,7 +23,7 @@ from langchain_image_embeddings.cli import (
     _model_kwargs,
     _show_progress,
 )
-from langchain_image_embeddings.exit_codes import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
+from langchain_image_embeddings.cli.exit_codes import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 
 
 def _bar(args: argparse.Namespace, total: int, unit: str, desc: str) -> Any:

@@ -175,7 +175,7 @@ def fetch_url(url: str, limits: FetchLimits | None = None) -> bytes:
     Example:
         .. code-block:: python
 
-            from langchain_image_embeddings.fetch import FetchLimits, fetch_url
+            from langchain_image_embeddings.images._fetch import FetchLimits, fetch_url
 
             data = fetch_url("https://example.org/cat.jpg", FetchLimits(max_bytes=10_000_000))
     """

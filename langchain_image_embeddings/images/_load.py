@@ -15,11 +15,11 @@ input and the reason. A plain string is never guessed to be base64: encoded imag
 ``data:`` URIs or passed as bytes.
 
 This module dispatches an input to the layer that reads it and re-exports their public
-names (import them from here): :mod:`~langchain_image_embeddings.image_options` (limits,
-formats, error naming), :mod:`~langchain_image_embeddings.image_files` (local files under
-the guards, ``data:`` URIs, downloads), :mod:`~langchain_image_embeddings.image_decode`
+names (import them from here): :mod:`~langchain_image_embeddings.images._options` (limits,
+formats, error naming), :mod:`~langchain_image_embeddings.images._files` (local files under
+the guards, ``data:`` URIs, downloads), :mod:`~langchain_image_embeddings.images._decode`
 (header checks, decoding, fast path, truncated data) and
-:mod:`~langchain_image_embeddings.image_convert` (modes and arrays to RGB).
+:mod:`~langchain_image_embeddings.images._convert` (modes and arrays to RGB).
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ from typing import IO, TYPE_CHECKING, Any, Union
 from PIL import Image
 
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.image_convert import from_array, to_rgb
-from langchain_image_embeddings.image_decode import decode, from_pil, open_image_header
-from langchain_image_embeddings.image_files import (
+from langchain_image_embeddings.images._convert import from_array, to_rgb
+from langchain_image_embeddings.images._decode import decode, from_pil, open_image_header
+from langchain_image_embeddings.images._files import (
     decode_data_uri,
     fetch_image_bytes,
     open_image_file,
     read_capped,
 )
-from langchain_image_embeddings.image_options import (
+from langchain_image_embeddings.images._options import (
     DEFAULT_FORMATS,
     DEFAULT_OPTIONS,
     IMAGE_SUFFIXES,

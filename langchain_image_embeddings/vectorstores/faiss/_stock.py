@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
     from langchain_core.embeddings import Embeddings
 
-    from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
+    from langchain_image_embeddings.vectorstores.faiss._store import FAISSImageStore
 
 
 def read_stock_folder(

@@ -13,7 +13,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.image_options import (
+from langchain_image_embeddings.images._options import (
     DEFAULT_OPTIONS,
     ImageLoadOptions,
     check_geometry,

@@ -13,7 +13,7 @@ from langchain_core.documents import Document
 
 from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores.filters import metadata_matches
-from langchain_image_embeddings.vectorstores.milvus_schema import MAX_ID_LENGTH, MAX_TEXT_LENGTH
+from langchain_image_embeddings.vectorstores.milvus._schema import MAX_ID_LENGTH, MAX_TEXT_LENGTH
 
 if TYPE_CHECKING:
     import numpy as np

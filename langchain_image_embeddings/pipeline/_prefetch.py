@@ -3,9 +3,9 @@
 :class:`DecodeQueue` keeps at most ``limit`` inputs in flight (the pipeline's memory bound),
 hands out batches in input order, turns unreadable inputs into reported errors
 (``on_error="skip"``) or raises the first one, and measures how long the caller waited on
-the decode threads: the signal :class:`~langchain_image_embeddings.decode_pool.DecodeSizer`
+the decode threads: the signal :class:`~langchain_image_embeddings.pipeline._decode_pool.DecodeSizer`
 sizes the pool by. Threads beyond the sizer's current choice wait at a
-:class:`~langchain_image_embeddings.decode_pool.DecodeGate` holding no image.
+:class:`~langchain_image_embeddings.pipeline._decode_pool.DecodeGate` holding no image.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from langchain_image_embeddings.decode_pool import DecodeGate
 from langchain_image_embeddings.errors import ImageLoadError, OnError
+from langchain_image_embeddings.pipeline._decode_pool import DecodeGate
 
 #: ``(index, input) -> decoded item``, raising :class:`ImageLoadError` for a bad input.
 Decode = Callable[[Any, int], Any]
@@ -40,7 +40,7 @@ class DecodeQueue:
     Example:
         .. code-block:: python
 
-            from langchain_image_embeddings.prefetch import DecodeQueue
+            from langchain_image_embeddings.pipeline._prefetch import DecodeQueue
 
             def upper(text, index):
                 return text.upper()

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from langchain_image_embeddings.errors import StoreError
-from langchain_image_embeddings.vectorstores.milvus_calls import call_milvus, connect
+from langchain_image_embeddings.vectorstores.milvus._calls import call_milvus, connect
 
 __all__ = [
     "DEFAULT_COLLECTION",

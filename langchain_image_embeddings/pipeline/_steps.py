@@ -37,7 +37,7 @@ def default_num_workers(device: str = "cpu") -> int:
     Right for ViT-B/32 on a CPU, wrong for light models (Lite0 on 12 MP JPEGs: 14.8 img/s
     with it against 27.7 img/s with 4 threads on 2 cores), so ``ImagePipeline`` no longer
     uses it when ``num_workers=None``: it measures instead (see
-    :mod:`~langchain_image_embeddings.decode_pool`). Kept for comparison in the benchmarks.
+    :mod:`~langchain_image_embeddings.pipeline._decode_pool`). Kept for comparison in the benchmarks.
 
     With the model on CPU, decode threads share the cores with torch's own threads; with
     fast decoding a photo costs ~20-25% of a ViT-B/32 forward pass, and more threads than
