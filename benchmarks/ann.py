@@ -116,7 +116,7 @@ def measure(kind: str, vectors: np.ndarray, queries: np.ndarray) -> dict[str, An
         took += time.perf_counter() - t
         rows = {int(str(d.id)[1:]) for d, _ in found}
         hits += len(rows & set(true.tolist()))
-    index = store._ann
+    index = store.backend._ann
     memory = (
         len(vectors) * vectors.shape[1] * 4
         if index is None

@@ -182,7 +182,7 @@ def run_sweep_case(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from langchain_image_embeddings import ImageEmbeddings, create_encoder
-    from langchain_image_embeddings import pipeline as pipeline_module
+    from langchain_image_embeddings.pipeline import _stream as pipeline_module
 
     torch.set_num_threads(args.threads)
     cache = Path(args.cache)

@@ -6,8 +6,10 @@ only when a feature that needs them is first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from langchain_image_embeddings._exports import lazy_exports
+from langchain_image_embeddings._version import __version__ as __version__
 
 if TYPE_CHECKING:
     from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings
@@ -36,60 +38,17 @@ if TYPE_CHECKING:
         StoreLockedError,
         WeightsNotFoundError,
     )
-    from langchain_image_embeddings.images._load import ImageInput, load_image
-    from langchain_image_embeddings.images._options import ImageLoadOptions
+    from langchain_image_embeddings.images import ImageInput, ImageLoadOptions, load_image
     from langchain_image_embeddings.messages import (
         image_documents_to_content_blocks,
         image_rag_message,
     )
-    from langchain_image_embeddings.pipeline._report import PipelineProgress
+    from langchain_image_embeddings.pipeline import PipelineProgress
     from langchain_image_embeddings.retrievers import ImageToImageRetriever, TextToImageRetriever
     from langchain_image_embeddings.sync import SyncResult, sync_directory
-    from langchain_image_embeddings.vectorstores import open_store
-    from langchain_image_embeddings.vectorstores.chroma._store import ChromaImageStore
-    from langchain_image_embeddings.vectorstores.faiss._store import FAISSImageStore
-    from langchain_image_embeddings.vectorstores.records import AddResult
-
-from langchain_image_embeddings._version import __version__ as __version__
-
-_EXPORTS: dict[str, str] = {
-    "ImageDirectoryLoader": "document_loaders",
-    "ImageURILoader": "document_loaders",
-    "ImageDocumentEmbeddings": "document_embeddings",
-    "FAISSImageStore": "vectorstores.faiss",
-    "ChromaImageStore": "vectorstores.chroma",
-    "open_store": "vectorstores",
-    "sync_directory": "sync",
-    "SyncResult": "sync",
-    "AddResult": "vectorstores",
-    "PipelineProgress": "pipeline",
-    "TextToImageRetriever": "retrievers",
-    "ImageToImageRetriever": "retrievers",
-    "image_documents_to_content_blocks": "messages",
-    "image_rag_message": "messages",
-    "StoreError": "errors",
-    "StoreLockedError": "errors",
-    "ModelMismatchError": "errors",
-    "EmbeddingResult": "embeddings",
-    "DEFAULT_MODEL": "embeddings",
-    "ImageEmbeddings": "embeddings",
-    "EncoderInfo": "encoders",
-    "create_encoder": "encoders",
-    "list_backends": "encoders",
-    "list_encoders": "encoders",
-    "register_backend": "encoders",
-    "register_encoder": "encoders",
-    "ImageEncoder": "encoders.base",
-    "PreprocessConfig": "encoders.base",
-    "EncoderError": "errors",
-    "ImageEmbeddingsError": "errors",
-    "ImageLoadError": "errors",
-    "MissingDependencyError": "errors",
-    "WeightsNotFoundError": "errors",
-    "ImageInput": "images",
-    "ImageLoadOptions": "images",
-    "load_image": "images",
-}
+    from langchain_image_embeddings.vectorstores import AddResult, open_store
+    from langchain_image_embeddings.vectorstores.chroma import ChromaImageStore
+    from langchain_image_embeddings.vectorstores.faiss import FAISSImageStore
 
 __all__ = [
     "AddResult",
@@ -130,15 +89,46 @@ __all__ = [
     "sync_directory",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'langchain_image_embeddings' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"langchain_image_embeddings.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+# Each name and the public module it comes from (imported on first use: torch, FAISS and
+# Chroma stay out of ``import langchain_image_embeddings``).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AddResult": ".vectorstores",
+        "ChromaImageStore": ".vectorstores.chroma",
+        "DEFAULT_MODEL": ".embeddings",
+        "EmbeddingResult": ".embeddings",
+        "EncoderError": ".errors",
+        "EncoderInfo": ".encoders",
+        "FAISSImageStore": ".vectorstores.faiss",
+        "ImageDirectoryLoader": ".document_loaders",
+        "ImageDocumentEmbeddings": ".document_embeddings",
+        "ImageEmbeddings": ".embeddings",
+        "ImageEmbeddingsError": ".errors",
+        "ImageEncoder": ".encoders.base",
+        "ImageInput": ".images",
+        "ImageLoadError": ".errors",
+        "ImageLoadOptions": ".images",
+        "ImageToImageRetriever": ".retrievers",
+        "ImageURILoader": ".document_loaders",
+        "MissingDependencyError": ".errors",
+        "ModelMismatchError": ".errors",
+        "PipelineProgress": ".pipeline",
+        "PreprocessConfig": ".encoders.base",
+        "StoreError": ".errors",
+        "StoreLockedError": ".errors",
+        "SyncResult": ".sync",
+        "TextToImageRetriever": ".retrievers",
+        "WeightsNotFoundError": ".errors",
+        "create_encoder": ".encoders",
+        "image_documents_to_content_blocks": ".messages",
+        "image_rag_message": ".messages",
+        "list_backends": ".encoders",
+        "list_encoders": ".encoders",
+        "load_image": ".images",
+        "open_store": ".vectorstores",
+        "register_backend": ".encoders",
+        "register_encoder": ".encoders",
+        "sync_directory": ".sync",
+    },
+)

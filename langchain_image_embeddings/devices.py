@@ -20,6 +20,17 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 if TYPE_CHECKING:
     import torch
 
+__all__ = [
+    "PRECISIONS",
+    "Precision",
+    "autocast_context",
+    "check_device",
+    "resolve_device",
+    "resolve_precision",
+    "training_autocast_dtype",
+    "use_pinned_memory",
+]
+
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 """``"auto"``: fp16 autocast on CUDA, fp32 elsewhere. The others force a choice."""
 

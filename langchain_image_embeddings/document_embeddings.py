@@ -20,6 +20,8 @@ from langchain_image_embeddings.errors import EncoderError
 if TYPE_CHECKING:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
 
+__all__ = ["ImageDocumentEmbeddings", "QueryMode", "image_document_embeddings"]
+
 QueryMode = Literal["text", "image"]
 # What this view calls on the model it wraps.
 _IMAGE_EMBEDDINGS_API = ("embed_image", "embed_query", "supports_text", "model_id")

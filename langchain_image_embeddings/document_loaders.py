@@ -4,7 +4,9 @@ An *image document* is a :class:`~langchain_core.documents.Document` whose ``pag
 is the image's URI (a path, an ``http(s)`` URL or a ``data:`` URI) and whose metadata
 describes it: ``source``, ``sha256`` (of the file bytes), ``width``, ``height``, ``format``,
 ``bytes`` and, for files, ``mtime``. Only the image header is parsed (Pillow opens lazily),
-so loading a folder is fast; pixels are decoded later, by the embeddings.
+so loading a folder is fast; pixels are decoded later, by the embeddings. The metadata
+comes from :func:`~langchain_image_embeddings.images.read_image_source`, the package's one
+reader of image bytes.
 
 Unreadable inputs are never dropped silently: with ``on_error="skip"`` (the default) they
 are collected in the loader's :attr:`~ImageDirectoryLoader.failures` list as
@@ -16,84 +18,20 @@ from __future__ import annotations
 
 import errno
 import fnmatch
-import hashlib
-import io
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
-from langchain_image_embeddings._atomic import sha256_file
 from langchain_image_embeddings.errors import ImageLoadError, OnError
-from langchain_image_embeddings.images._decode import open_image_header
-from langchain_image_embeddings.images._files import open_image_file
-from langchain_image_embeddings.images._load import resolve_uri
 from langchain_image_embeddings.images._options import IMAGE_SUFFIXES, ImageLoadOptions
+from langchain_image_embeddings.images._read import describe_image_file, read_image_source
+from langchain_image_embeddings.images._source import ImageSource
 
-
-def _describe_bytes(fh: IO[bytes], source: str, opts: ImageLoadOptions) -> dict[str, Any]:
-    """Parse only the header of an image: size and format, with the package's checks."""
-    with open_image_header(fh, source, opts) as image:
-        width, height = image.size
-        return {"width": int(width), "height": int(height), "format": image.format or "UNKNOWN"}
-
-
-def describe_image_file(
-    path: str | os.PathLike[str], options: ImageLoadOptions | None = None
-) -> dict[str, Any]:
-    """Metadata of one image file without decoding its pixels.
-
-    Returns:
-        ``{"source", "sha256", "width", "height", "format", "bytes", "mtime"}``.
-
-    Raises:
-        ImageLoadError: Missing, not a regular file, empty, too large, or not an image.
-
-    Example:
-        .. code-block:: python
-
-            from langchain_image_embeddings.document_loaders import describe_image_file
-
-            describe_image_file("photos/cat.jpg")["sha256"]
-    """
-    opts = options or ImageLoadOptions()
-    source = os.fspath(path)
-    fh, st = open_image_file(source, opts)
-    try:
-        with fh:
-            sha256 = sha256_file(fh)
-            fh.seek(0)
-            info = _describe_bytes(fh, source, opts)
-    except OSError as exc:
-        raise ImageLoadError(source, f"cannot read: {exc.strerror}", "not_found") from exc
-    return {
-        "source": source,
-        "sha256": sha256,
-        **info,
-        "bytes": int(st.st_size),
-        "mtime": float(st.st_mtime),
-    }
-
-
-def describe_image_bytes(
-    data: bytes, source: str, options: ImageLoadOptions | None = None
-) -> dict[str, Any]:
-    """Metadata of an in-memory encoded image (``mtime`` is absent)."""
-    opts = options or ImageLoadOptions()
-    if not data:
-        raise ImageLoadError(source, "no data", "empty")
-    if len(data) > opts.max_bytes:
-        raise ImageLoadError(source, f"more than the {opts.max_bytes}-byte limit", "too_large")
-    info = _describe_bytes(io.BytesIO(data), source, opts)
-    return {
-        "source": source,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        **info,
-        "bytes": len(data),
-    }
+__all__ = ["ImageDirectoryLoader", "ImageURILoader"]
 
 
 def _symlink_error(link: Path, root: Path) -> ImageLoadError | None:
@@ -249,11 +187,14 @@ class ImageDirectoryLoader(_ReportingLoader):
 class ImageURILoader(_ReportingLoader):
     """Image documents from a list of URIs: paths, ``file://``, ``http(s)://`` and ``data:``.
 
-    Each URI is read as :func:`~langchain_image_embeddings.images.load_image` reads it (the
-    same :func:`~langchain_image_embeddings.images.resolve_uri`), so the loader accepts and
-    refuses exactly what the embeddings do. Remote URLs are fetched only when
+    Each URI is read once by :func:`~langchain_image_embeddings.images.read_image_source`
+    (the same :func:`~langchain_image_embeddings.images.resolve_uri` as
+    :func:`~langchain_image_embeddings.images.load_image`), so the loader accepts and
+    refuses exactly what the embeddings do, and also reads object storage (``s3://``,
+    ``gs://`` ... through pyarrow). Remote URLs are fetched only when
     ``load_options.allow_remote`` is true (to hash them and read their size); otherwise
-    they are reported in :attr:`failures`.
+    they are reported in :attr:`failures`. To embed without fetching again, embed the
+    :class:`~langchain_image_embeddings.images.ImageSource` that :meth:`read` returns.
 
     Instantiate and load:
         .. code-block:: python
@@ -278,18 +219,19 @@ class ImageURILoader(_ReportingLoader):
         super().__init__(on_error, load_options)
         self.uris = list(uris)
 
+    def read(self, uri: str) -> ImageSource:
+        """Read one URI once: its bytes and their metadata (see
+        :func:`~langchain_image_embeddings.images.read_image_source`).
+
+        Raises:
+            ImageLoadError: The URI cannot be read or is not an image.
+        """
+        return read_image_source(uri, self.load_options)
+
     def describe(self, uri: str) -> dict[str, Any]:
-        """Metadata of one URI (see :func:`describe_image_file`); raises :class:`ImageLoadError`."""
-        # One reading of strings for the loader and load_image: a relative "img:1.png" is a
-        # path for both, "file://host/x" refused by both, "DATA:" a data URI for both.
-        target = resolve_uri(uri, self.load_options)
-        if isinstance(target, bytes):  # data: or a fetched http(s):// URL
-            return describe_image_bytes(target, uri, self.load_options)
-        if target != uri:  # file:// names the local path ``target``
-            meta = describe_image_file(target, self.load_options)
-            meta["source"] = uri
-            return meta
-        return describe_image_file(os.path.abspath(uri), self.load_options)
+        """Metadata of one URI (see :func:`~langchain_image_embeddings.images.describe_image_file`);
+        raises :class:`ImageLoadError`."""
+        return self.read(uri).metadata
 
     def lazy_load(self) -> Iterator[Document]:
         """Yield one image document per readable URI; failures go to :attr:`failures`."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from langchain_image_embeddings.vectorstores.records import record_paths, relevance_from_cosine
+from langchain_image_embeddings.vectorstores._records import record_paths, relevance_from_cosine
 
 if TYPE_CHECKING:
     import numpy as np
@@ -115,7 +115,7 @@ class _UnionFind:
 def _all_vectors(store: ImageVectorStore, ids: list[str]) -> np.ndarray:
     import numpy as np
 
-    parts = [store._vectors(ids[i : i + _FETCH]) for i in range(0, len(ids), _FETCH)]
+    parts = [store.get_vectors(ids[i : i + _FETCH]) for i in range(0, len(ids), _FETCH)]
     matrix = np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)

@@ -20,6 +20,7 @@ from langchain_image_embeddings.encoders.runtimes import EmbeddingPrecision, Run
 from langchain_image_embeddings.errors import ImageLoadError
 from langchain_image_embeddings.images._load import ImageInput
 from langchain_image_embeddings.images._options import IMAGE_SUFFIXES, ImageLoadOptions, describe
+from langchain_image_embeddings.images._source import ImageSource
 from langchain_image_embeddings.pipeline._report import PipelineProgress
 from langchain_image_embeddings.pipeline._steps import finish
 from langchain_image_embeddings.pipeline._stream import ImagePipeline
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from langchain_image_embeddings.devices import Precision
+
+__all__ = ["DEFAULT_MODEL", "EmbeddingResult", "ImageEmbeddings", "looks_like_image_uri"]
 
 #: The library's default model: CLIP ViT-B/32 trained on LAION-2B (images and text, 512-d).
 DEFAULT_MODEL = "open_clip:ViT-B-32"
@@ -73,7 +76,7 @@ def _check_image_batch(images: object) -> None:
     """
     from PIL import Image
 
-    single = (str, bytes, bytearray, memoryview, os.PathLike, Image.Image)
+    single = (str, bytes, bytearray, memoryview, os.PathLike, Image.Image, ImageSource)
     if isinstance(images, single) or hasattr(images, "read"):
         raise TypeError(
             f"expected a list of images, got a single {type(images).__name__} "
@@ -101,11 +104,25 @@ class EmbeddingResult:
         vectors: ``float32`` array ``(len(indices), dim)``.
         indices: Input position of each row of ``vectors``, ascending.
         errors: One :class:`ImageLoadError` (with ``index`` and ``code``) per failed input.
+        sha256: With ``hash_inputs=True`` (or ``expected_sha256``): per row of ``vectors``,
+            the hex SHA-256 of the encoded bytes that row's pixels were decoded from
+            (``None`` for a PIL image or an array); ``None`` when not asked for.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings import ImageEmbeddings
+
+            result = ImageEmbeddings("timm:efficientnet_lite0").try_embed_images(
+                ["cat.jpg", "missing.jpg"], hash_inputs=True
+            )
+            result.indices, result.sha256, [e.code for e in result.errors]
     """
 
     vectors: np.ndarray
     indices: list[int]
     errors: list[ImageLoadError]
+    sha256: list[str | None] | None = None
 
     @property
     def ok(self) -> bool:
@@ -414,23 +431,62 @@ class ImageEmbeddings(BaseModel, Embeddings):
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(chunks)
 
-    def try_embed_images(self, images: Iterable[ImageInput]) -> EmbeddingResult:
+    def try_embed_images(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        hash_inputs: bool = False,
+        expected_sha256: Sequence[str | None] | None = None,
+    ) -> EmbeddingResult:
         """Embed what can be read; report, per input, the error of what cannot.
 
         One bad input never aborts the batch, and none is dropped silently: every input
         index is either in ``result.indices`` (with its row in ``result.vectors``) or in
         ``result.errors`` (an :class:`ImageLoadError` with ``index`` and ``code``).
+
+        Args:
+            images: Any :data:`~langchain_image_embeddings.images.ImageInput`. An
+                :class:`~langchain_image_embeddings.images.ImageSource` (from
+                :func:`~langchain_image_embeddings.images.read_image_source`) is decoded
+                from the bytes it holds: an ``http(s)`` image already downloaded is never
+                downloaded again.
+            hash_inputs: Fill ``result.sha256`` with the SHA-256 of the exact bytes each
+                row was decoded from (hashed on the decode threads from the same buffer).
+            expected_sha256: Per input, the SHA-256 its bytes must have (``None``: no
+                check), e.g. the one recorded when it was described; implies
+                ``hash_inputs``. An input whose bytes changed since fails with code
+                ``"changed"``, and nothing is embedded for it.
+
+        Raises:
+            ValueError: ``expected_sha256`` does not have one entry per input.
+
+        Example:
+            .. code-block:: python
+
+                from langchain_image_embeddings.images import ImageLoadOptions, read_image_source
+
+                options = ImageLoadOptions(allow_remote=True)
+                source = read_image_source("https://example.org/cat.jpg", options)  # one GET
+                result = embeddings.try_embed_images([source], hash_inputs=True)
+                assert result.sha256 == [source.sha256]
         """
         import numpy as np
 
         errors: list[ImageLoadError] = []
         chunks: list[np.ndarray] = []
         indices: list[int] = []
-        for batch_indices, vectors in self._iter_batches(images, errors):
-            chunks.append(vectors)
-            indices.extend(batch_indices)
+        hashes: list[str | None] | None = [] if hash_inputs or expected_sha256 is not None else None
+        _check_image_batch(images)
+        pipeline = self.pipeline("skip")
+        for batch in pipeline.run(images, hash_inputs=hash_inputs, expected_sha256=expected_sha256):
+            errors.extend(batch.errors)
+            if batch.indices:
+                chunks.append(batch.vectors)
+                indices.extend(batch.indices)
+                if hashes is not None and batch.sha256 is not None:
+                    hashes.extend(batch.sha256)
         array = np.concatenate(chunks) if chunks else np.zeros((0, self.dim), dtype=np.float32)
-        return EmbeddingResult(vectors=array, indices=indices, errors=errors)
+        return EmbeddingResult(vectors=array, indices=indices, errors=errors, sha256=hashes)
 
     def iter_image_batches(self, images: Iterable[ImageInput]) -> Iterator[np.ndarray]:
         """Stream ``float32`` arrays of at most ``batch_size`` vectors, in input order.

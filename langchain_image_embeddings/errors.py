@@ -9,6 +9,19 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+__all__ = [
+    "IMAGE_ERROR_CODES",
+    "EncoderError",
+    "ImageEmbeddingsError",
+    "ImageLoadError",
+    "MissingDependencyError",
+    "ModelMismatchError",
+    "OnError",
+    "StoreError",
+    "StoreLockedError",
+    "WeightsNotFoundError",
+]
+
 OnError = Literal["raise", "skip"]
 """What a batch operation does with an unreadable input: ``"raise"`` stops at the first one;
 ``"skip"`` reports it (with its index and code) and goes on."""
@@ -34,6 +47,7 @@ IMAGE_ERROR_CODES: Final[frozenset[str]] = frozenset(
         "invalid_array",  # a numpy array with a shape/dtype/value we cannot read
         "invalid_input",  # an object of a type we do not accept
         "invalid_vector",  # the model produced NaN/inf or a zero vector: never stored
+        "changed",  # the bytes read to decode differ from those hashed when it was described
     }
 )
 

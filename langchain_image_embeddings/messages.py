@@ -19,6 +19,8 @@ from PIL import Image
 from langchain_image_embeddings.images._load import load_image
 from langchain_image_embeddings.images._options import ImageLoadOptions
 
+__all__ = ["image_documents_to_content_blocks", "image_rag_message", "image_to_base64"]
+
 BlockStyle = Literal["langchain", "openai"]
 
 #: Formats a vision LLM accepts as an inline image, by the names callers use for them.

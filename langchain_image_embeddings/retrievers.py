@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from langchain_image_embeddings.images._load import ImageInput
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 
+__all__ = ["ImageToImageRetriever", "TextToImageRetriever"]
+
 SearchType = Literal["similarity", "mmr"]
 _OVERRIDABLE = ("k", "score_threshold", "filter", "search_type", "fetch_k", "lambda_mult")
 # What the retrievers call on their store (every ImageVectorStore has it).

@@ -16,6 +16,8 @@ from PIL import Image, ImageOps
 
 from langchain_image_embeddings._optional import require
 
+__all__ = ["PHOTO_NAMES", "TRANSFORMS", "sample_photos", "write_sample_photos"]
+
 #: skimage.data photos used by the demo and the tests (all real photographs, RGB).
 PHOTO_NAMES: tuple[str, ...] = (
     "astronaut",

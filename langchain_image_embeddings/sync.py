@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.vectorstores.records import content_id, record_paths
+from langchain_image_embeddings.vectorstores._records import content_id, record_paths
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
 
     from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+
+
+__all__ = ["SyncResult", "sync_directory"]
 
 
 @dataclass

@@ -1,10 +1,11 @@
-"""Command line: ``imgemb``. The only package (with ``scale/cli.py`` and ``training/cli.py``,
-which it mounts) that prints or exits.
+"""Command line: ``imgemb``. Every command lives in this package, the only one (with
+``serve/`` for HTTP) that prints or exits; nothing outside it imports from it.
 
-Modules: ``common`` (defaults, argument types, model options, a store's model), ``logs``
-(stray root-logger lines), one per command group (``embed``: embed / models / samples,
-``index``, ``query``: search / info / duplicates, ``serve``), and this one: the parser and
-:func:`main`, which maps exceptions to exit codes.
+Modules: ``common`` (defaults, argument types, model options, a store's model: the public
+helpers every command module shares), ``exit_codes``, ``logs`` (stray root-logger lines), one
+per command group (``embed``: embed / models / samples, ``index``, ``query``: search / info /
+duplicates, ``serve``, ``dataset``: embed-dataset / load, ``finetune``), and this one: the
+parser assembly and :func:`main`, which maps exceptions to exit codes.
 
 Subcommands: ``embed DIR``, ``index DIR --store SPEC``, ``search "text" | --image X``,
 ``info``, ``models``, ``samples DIR``, ``duplicates``, ``serve`` (a search page and JSON API,
@@ -49,29 +50,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_image_embeddings._version import __version__
-from langchain_image_embeddings.cli.common import (
-    DEFAULT_STORE,
-    EXIT_BROKEN_PIPE,
-    OFFLINE_MODEL,
-    _add_model_options,
-    _add_progress_options,
-    _json_object,
-    _model_kwargs,
-    _show_progress,
-)
-from langchain_image_embeddings.cli.embed import _add_embed_parsers
+from langchain_image_embeddings.cli.common import OFFLINE_MODEL
+from langchain_image_embeddings.cli.dataset import add_dataset_parsers
+from langchain_image_embeddings.cli.embed import add_embed_parsers
 from langchain_image_embeddings.cli.exit_codes import (
+    EXIT_BROKEN_PIPE,
     EXIT_ERROR,
     EXIT_INPUT_ERRORS,
     EXIT_MODEL,
-    EXIT_OK,
     EXIT_STORE,
     EXIT_USAGE,
 )
-from langchain_image_embeddings.cli.index import _add_index_parser, _open_for_write
-from langchain_image_embeddings.cli.logs import _no_stray_root_logging
-from langchain_image_embeddings.cli.query import _add_query_parsers
-from langchain_image_embeddings.cli.serve import _add_serve_parser
+from langchain_image_embeddings.cli.index import add_index_parser
+from langchain_image_embeddings.cli.logs import no_stray_root_logging
+from langchain_image_embeddings.cli.query import add_query_parsers
+from langchain_image_embeddings.cli.serve import add_serve_parser
 from langchain_image_embeddings.encoders import absolute_local_model
 from langchain_image_embeddings.errors import (
     EncoderError,
@@ -80,30 +73,7 @@ from langchain_image_embeddings.errors import (
     StoreError,
 )
 
-# The names other modules and tests import from ``langchain_image_embeddings.cli`` (it was one
-# module before it became a package): the entry point, the parser, the exit codes, and the
-# shared helpers of ``scale/cli.py`` and ``training/cli.py``.
-__all__ = [
-    "DEFAULT_STORE",
-    "EXIT_BROKEN_PIPE",
-    "EXIT_ERROR",
-    "EXIT_INPUT_ERRORS",
-    "EXIT_MODEL",
-    "EXIT_OK",
-    "EXIT_STORE",
-    "EXIT_USAGE",
-    "OFFLINE_MODEL",
-    "_add_model_options",
-    "_add_progress_options",
-    "_json_object",
-    "_model_kwargs",
-    "_no_stray_root_logging",
-    "_open_for_write",
-    "_show_progress",
-    "absolute_local_model",
-    "build_parser",
-    "main",
-]
+__all__ = ["build_parser", "main"]
 
 
 def _add_finetune(sub: Any) -> None:
@@ -156,14 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_embed_parsers(sub)
-    _add_index_parser(sub)
-    _add_query_parsers(sub)
-    _add_serve_parser(sub)
+    add_embed_parsers(sub)
+    add_index_parser(sub)
+    add_query_parsers(sub)
+    add_serve_parser(sub)
     _add_finetune(sub)
-    from langchain_image_embeddings.cli.dataset import add_parsers as add_scale_parsers
-
-    add_scale_parsers(sub)  # embed-dataset, load
+    add_dataset_parsers(sub)  # embed-dataset, load
     return parser
 
 
@@ -185,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(getattr(args, "model", None), str):
         args.model = absolute_local_model(args.model)
     try:
-        with _no_stray_root_logging():
+        with no_stray_root_logging():
             return int(args.func(args))
     except BrokenPipeError:
         # `imgemb ... | head`: the reader left. Exit like a process killed by SIGPIPE, without

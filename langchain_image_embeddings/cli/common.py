@@ -9,23 +9,40 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from langchain_image_embeddings.errors import (
-    StoreError,
-)
+from langchain_image_embeddings.errors import StoreError
+
+__all__ = [
+    "BATCH_HELP",
+    "DEFAULT_STORE",
+    "OFFLINE_MODEL",
+    "STORE_HELP",
+    "add_model_options",
+    "add_progress_options",
+    "json_object",
+    "key_value",
+    "memory_size",
+    "model_kwargs",
+    "output_file",
+    "recall_target",
+    "recorded_model",
+    "show_progress",
+    "store_model",
+]
 
 OFFLINE_MODEL = "timm:efficientnet_lite0"
+"""The default model of the commands: its weights ship with a package, so it runs offline."""
 DEFAULT_STORE = "faiss:imgemb-index"
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
+"""The store a command uses without ``--store``."""
 
 
-def _show_progress(args: argparse.Namespace) -> bool:
+def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars on a terminal (or with ``--progress``); never with ``--quiet``."""
     if args.quiet:
         return False
     return bool(args.progress) or sys.stderr.isatty()
 
 
-def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """``--model-kwargs`` JSON, with ``--pretrained``, ``--runtime`` and ``--precision`` on
     top (``ImageEmbeddings`` lifts ``runtime`` / ``precision`` out of ``model_kwargs``)."""
     kwargs: dict[str, Any] = dict(args.model_kwargs or {})
@@ -53,7 +70,7 @@ def output_file(flag: str, path: Path, *, example: str) -> Path:
     return path
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def json_object(text: str) -> dict[str, Any]:
     """``argparse`` type of ``--model-kwargs``: a JSON object."""
     try:
         value = json.loads(text)
@@ -67,7 +84,8 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def _recall_target(text: str) -> float:
+def recall_target(text: str) -> float:
+    """``argparse`` type of ``--recall-target``: a float in (0, 1]."""
     try:
         value = float(text)
     except ValueError:
@@ -77,7 +95,8 @@ def _recall_target(text: str) -> float:
     return value
 
 
-def _memory_size(text: str) -> int:
+def memory_size(text: str) -> int:
+    """``argparse`` type of ``--memory-budget``: a size such as ``2GB``, in bytes."""
     from langchain_image_embeddings.vectorstores.faiss._index import parse_size
 
     try:
@@ -86,7 +105,7 @@ def _memory_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _key_value(text: str) -> tuple[str, str]:
+def key_value(text: str) -> tuple[str, str]:
     """``argparse`` type of ``--filter``: ``KEY=VALUE``."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -94,7 +113,7 @@ def _key_value(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
-def _recorded_model(spec: str) -> str | None:
+def recorded_model(spec: str) -> str | None:
     """The model an existing store was written with (without loading it), else ``None``."""
     from langchain_image_embeddings.vectorstores import store_info
 
@@ -105,7 +124,7 @@ def _recorded_model(spec: str) -> str | None:
     return str(model) if model else None
 
 
-def _store_model(spec: str) -> str:
+def store_model(spec: str) -> str:
     """The model a store that is only read (``search``, ``serve``) was written with.
 
     Raises:
@@ -126,7 +145,7 @@ def _store_model(spec: str) -> str:
     return str(model)
 
 
-def _add_model_options(
+def add_model_options(
     parser: argparse.ArgumentParser, *, default: str | None, model_help: str
 ) -> None:
     """``--model``, ``--pretrained``, ``--model-kwargs``, ``--device``, ``--runtime`` and
@@ -141,7 +160,7 @@ def _add_model_options(
     )
     parser.add_argument(
         "--model-kwargs",
-        type=_json_object,
+        type=json_object,
         default=None,
         metavar="JSON",
         help='encoder options as a JSON object, e.g. \'{"pretrained": "/models/clip.safetensors", '
@@ -170,7 +189,8 @@ def _add_model_options(
     )
 
 
-def _add_progress_options(parser: argparse.ArgumentParser) -> None:
+def add_progress_options(parser: argparse.ArgumentParser) -> None:
+    """``--progress`` and ``--quiet`` (read back by :func:`show_progress`)."""
     parser.add_argument(
         "--progress",
         action="store_true",
@@ -179,8 +199,10 @@ def _add_progress_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-_STORE_HELP = (
+STORE_HELP = (
     "store spec: faiss:PATH, chroma:PATH[#COLLECTION], chroma+http://HOST:PORT/COLLECTION "
     f"or milvus+http://HOST:PORT/COLLECTION (default: {DEFAULT_STORE})"
 )
-_BATCH_HELP = "images per forward pass (default: 32)"
+"""The help text of every command's ``--store``."""
+BATCH_HELP = "images per forward pass (default: 32)"
+"""The help text of every command's ``--batch-size``."""

@@ -1,7 +1,7 @@
 """``imgemb embed-dataset`` and ``imgemb load``: a corpus into Parquet shards, shards into a store.
 
-Registered by :func:`langchain_image_embeddings.cli.build_parser` through :func:`add_parsers`;
-like ``cli.py`` this module prints. Exit codes are those of
+Registered by :func:`langchain_image_embeddings.cli.build_parser` through
+:func:`add_dataset_parsers`; like every command module this one prints. Exit codes are those of
 :mod:`langchain_image_embeddings.cli.exit_codes`: ``embed-dataset`` exits 1 when some inputs
 failed (they are listed; every other shard is written), 2 on a usage error (missing source,
 an actor pool that does not fit the cluster), 5 when the output folder or the store holds
@@ -18,16 +18,18 @@ from typing import Any
 from langchain_image_embeddings.cli.common import (
     DEFAULT_STORE,
     OFFLINE_MODEL,
-    _add_model_options,
-    _add_progress_options,
-    _model_kwargs,
-    _show_progress,
+    add_model_options,
+    add_progress_options,
+    model_kwargs,
+    show_progress,
 )
 from langchain_image_embeddings.cli.exit_codes import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 
+__all__ = ["add_dataset_parsers"]
+
 
 def _bar(args: argparse.Namespace, total: int, unit: str, desc: str) -> Any:
-    if not _show_progress(args):
+    if not show_progress(args):
         return None
     from tqdm.auto import tqdm
 
@@ -52,7 +54,7 @@ def _cmd_embed_dataset(args: argparse.Namespace) -> int:
 
     embeddings = ImageEmbeddings(
         args.model,
-        model_kwargs=_model_kwargs(args),
+        model_kwargs=model_kwargs(args),
         device=args.device,
         batch_size=args.batch_size,
         num_workers=args.decode_workers,
@@ -67,7 +69,7 @@ def _cmd_embed_dataset(args: argparse.Namespace) -> int:
                 cpus_per_actor=args.num_cpus,
                 gpus_per_actor=args.num_gpus,
                 local_cpus=args.local_cpus,
-                progress_bars=_show_progress(args),
+                progress_bars=show_progress(args),
                 console_logs=not args.quiet,
             )
             summary = embed_dataset_ray(
@@ -109,7 +111,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
     files = shard_files(args.shards)
     first = read_shard_info(files[0])
-    kwargs = {**first.model_kwargs, **_model_kwargs(args)}
+    kwargs = {**first.model_kwargs, **model_kwargs(args)}
     embeddings = ImageEmbeddings(
         args.model or str(first.model_record["model"]),
         model_kwargs=kwargs,
@@ -157,7 +159,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_parsers(sub: Any) -> None:
+def add_dataset_parsers(sub: Any) -> None:
     """Register ``embed-dataset`` and ``load`` on ``imgemb``'s subparsers."""
     _add_embed_dataset_parser(sub)
     _add_load_parser(sub)
@@ -190,7 +192,7 @@ def _add_embed_dataset_parser(sub: Any) -> None:
     embed.add_argument(
         "--shard-size", type=int, default=1000, metavar="N", help="images per shard (default: 1000)"
     )
-    _add_model_options(
+    add_model_options(
         embed, default=OFFLINE_MODEL, model_help=f"encoder spec (default: {OFFLINE_MODEL})"
     )
     embed.add_argument(
@@ -219,7 +221,7 @@ def _add_embed_dataset_parser(sub: Any) -> None:
         "--local-cpus", type=int, default=None, help="Ray: CPUs of a local Ray (default: all)"
     )
     embed.add_argument("--json", action="store_true", help="print the summary as JSON")
-    _add_progress_options(embed)
+    add_progress_options(embed)
     embed.set_defaults(func=_cmd_embed_dataset)
 
 
@@ -237,7 +239,7 @@ def _add_load_parser(sub: Any) -> None:
         metavar="SPEC",
         help=f"store spec, as for 'imgemb index' (default: {DEFAULT_STORE})",
     )
-    _add_model_options(
+    add_model_options(
         load, default=None, model_help="encoder spec (default: the one recorded in the shards)"
     )
     load.add_argument(
@@ -252,5 +254,5 @@ def _add_load_parser(sub: Any) -> None:
         help="a path whose bytes changed leaves its old record (scans the store per batch)",
     )
     load.add_argument("--json", action="store_true", help="print the summary as JSON")
-    _add_progress_options(load)
+    add_progress_options(load)
     load.set_defaults(func=_cmd_load)

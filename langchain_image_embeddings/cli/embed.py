@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings.cli.common import (
-    _BATCH_HELP,
+    BATCH_HELP,
     OFFLINE_MODEL,
-    _add_model_options,
-    _add_progress_options,
-    _model_kwargs,
-    _show_progress,
+    add_model_options,
+    add_progress_options,
+    model_kwargs,
     output_file,
+    show_progress,
 )
 from langchain_image_embeddings.cli.exit_codes import (
     EXIT_INPUT_ERRORS,
@@ -26,6 +26,8 @@ from langchain_image_embeddings.cli.exit_codes import (
 
 if TYPE_CHECKING:
     import numpy as np
+
+__all__ = ["add_embed_parsers"]
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
@@ -48,10 +50,10 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     embeddings = ImageEmbeddings(
         args.model,
-        model_kwargs=_model_kwargs(args),
+        model_kwargs=model_kwargs(args),
         device=args.device,
         batch_size=args.batch_size,
-        show_progress=_show_progress(args),
+        show_progress=show_progress(args),
     )
     started = time.perf_counter()
     result = embeddings.try_embed_images([str(p) for p in files])
@@ -131,17 +133,17 @@ def _cmd_samples(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_embed_parsers(sub: Any) -> None:
+def add_embed_parsers(sub: Any) -> None:
     """``embed`` (a folder, no store), ``models`` and ``samples``."""
     embed = sub.add_parser("embed", help="embed every image in a folder and print a summary")
     embed.add_argument("directory", help="folder of images (searched recursively)")
-    _add_model_options(
+    add_model_options(
         embed, default=OFFLINE_MODEL, model_help=f"encoder spec (default: {OFFLINE_MODEL})"
     )
-    embed.add_argument("--batch-size", type=int, default=32, help=_BATCH_HELP)
+    embed.add_argument("--batch-size", type=int, default=32, help=BATCH_HELP)
     embed.add_argument("--out", metavar="FILE.npy", help="write the vectors as a .npy file")
     embed.add_argument("--json", action="store_true", help="print the summary as JSON")
-    _add_progress_options(embed)
+    add_progress_options(embed)
     embed.set_defaults(func=_cmd_embed)
 
     models = sub.add_parser("models", help="list well-known encoder specs")

@@ -20,7 +20,7 @@ import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_image_embeddings.cli.common import _json_object
+from langchain_image_embeddings.cli.common import json_object, show_progress
 from langchain_image_embeddings.cli.exit_codes import (
     EXIT_ERROR,
     EXIT_MODEL,
@@ -31,6 +31,9 @@ from langchain_image_embeddings.training.config import Dataset, FitConfig, FitRe
 
 if TYPE_CHECKING:
     from langchain_image_embeddings.encoders.base import ImageEncoder
+
+__all__ = ["add_finetune_parser", "fit_config_from_args", "run_finetune"]
+
 
 _EPILOG = """\
 data: a directory of class folders (DIR/<label>/<image>) for metric learning, or a .csv /
@@ -48,7 +51,7 @@ _NOT_FLAGS = frozenset({"loss", "show_progress", "metrics_path"})
 _FLAG_FIELDS = tuple(f.name for f in dataclasses.fields(FitConfig) if f.name not in _NOT_FLAGS)
 
 
-def field_docs(cls: type) -> dict[str, str]:
+def _field_docs(cls: type) -> dict[str, str]:
     """The ``Attributes:`` section of a Google-style class docstring, as ``{name: text}``."""
     docs: dict[str, str] = {}
     lines = (inspect.getdoc(cls) or "").splitlines()
@@ -73,7 +76,7 @@ def field_docs(cls: type) -> dict[str, str]:
 def _add_fit_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per :class:`FitConfig` field: type, choices, default and help come from it."""
     hints = typing.get_type_hints(FitConfig)
-    docs = field_docs(FitConfig)
+    docs = _field_docs(FitConfig)
     defaults = FitConfig()
     for f in dataclasses.fields(FitConfig):
         if f.name in _NOT_FLAGS and f.name != "loss":
@@ -121,7 +124,7 @@ def fit_config_from_args(args: argparse.Namespace, loss: str) -> FitConfig:
     return FitConfig(
         **values,
         loss=loss,  # type: ignore[arg-type]  # FitConfig checks the value
-        show_progress=not args.quiet and (args.progress or sys.stderr.isatty()),
+        show_progress=show_progress(args),
         metrics_path=args.metrics_json,
     )
 
@@ -173,7 +176,7 @@ def add_finetune_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "--model-kwargs",
-        type=_json_object,
+        type=json_object,
         default=None,
         metavar="JSON",
         help="options of the base encoder as a JSON object (--pretrained overrides its "

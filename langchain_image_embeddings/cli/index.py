@@ -10,18 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings.cli.common import (
-    _BATCH_HELP,
-    _STORE_HELP,
+    BATCH_HELP,
     DEFAULT_STORE,
     OFFLINE_MODEL,
-    _add_model_options,
-    _add_progress_options,
-    _memory_size,
-    _model_kwargs,
-    _recall_target,
-    _recorded_model,
-    _show_progress,
+    STORE_HELP,
+    add_model_options,
+    add_progress_options,
+    memory_size,
+    model_kwargs,
     output_file,
+    recall_target,
+    recorded_model,
+    show_progress,
 )
 from langchain_image_embeddings.cli.exit_codes import (
     EXIT_INPUT_ERRORS,
@@ -32,6 +32,8 @@ from langchain_image_embeddings.cli.exit_codes import (
 if TYPE_CHECKING:
     from langchain_image_embeddings.sync import SyncResult
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+
+__all__ = ["add_index_parser", "open_for_write"]
 
 
 def _nothing_to_index(args: argparse.Namespace, root: Path) -> str | None:
@@ -52,17 +54,17 @@ def _nothing_to_index(args: argparse.Namespace, root: Path) -> str | None:
     return f"no image files in {root}"
 
 
-def _open_for_write(args: argparse.Namespace) -> ImageVectorStore:
+def open_for_write(args: argparse.Namespace) -> ImageVectorStore:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
     from langchain_image_embeddings.vectorstores import open_store
 
-    model = args.model or _recorded_model(args.store) or OFFLINE_MODEL
+    model = args.model or recorded_model(args.store) or OFFLINE_MODEL
     embeddings = ImageEmbeddings(
         model,
-        model_kwargs=_model_kwargs(args),
+        model_kwargs=model_kwargs(args),
         device=args.device,
         batch_size=args.batch_size,
-        show_progress=_show_progress(args),
+        show_progress=show_progress(args),
     )
     return open_store(
         args.store,
@@ -94,7 +96,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     report = (
         output_file("--report", Path(args.report), example="report.jsonl") if args.report else None
     )
-    store = _open_for_write(args)
+    store = open_for_write(args)
     loader = ImageDirectoryLoader(
         root,
         glob=args.glob or "*",
@@ -174,17 +176,17 @@ def _write_report(path: Path, rows: list[dict[str, str | None]]) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
-def _add_index_parser(sub: Any) -> None:
+def add_index_parser(sub: Any) -> None:
     """``index``: sync a folder into a store."""
     index = sub.add_parser("index", help="index (sync) a folder of images into a vector store")
     index.add_argument("directory", help="folder of images (searched recursively)")
-    index.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
-    _add_model_options(
+    index.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=STORE_HELP)
+    add_model_options(
         index,
         default=None,
         model_help=f"encoder spec (default: the store's model, else {OFFLINE_MODEL})",
     )
-    index.add_argument("--batch-size", type=int, default=32, help=_BATCH_HELP)
+    index.add_argument("--batch-size", type=int, default=32, help=BATCH_HELP)
     index.add_argument(
         "--glob",
         action="append",
@@ -216,7 +218,7 @@ def _add_index_parser(sub: Any) -> None:
     )
     _add_faiss_options(index)
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
-    _add_progress_options(index)
+    add_progress_options(index)
     index.set_defaults(func=_cmd_index)
 
 
@@ -230,14 +232,14 @@ def _add_faiss_options(index: argparse.ArgumentParser) -> None:
     )
     index.add_argument(
         "--recall-target",
-        type=_recall_target,
+        type=recall_target,
         metavar="R",
         help="FAISS stores: recall@10 (0-1] that efSearch/nprobe are tuned to, recorded in the "
         "store; default: the store's (new stores: 0.95)",
     )
     index.add_argument(
         "--memory-budget",
-        type=_memory_size,
+        type=memory_size,
         metavar="SIZE",
         help="FAISS stores: memory an HNSW index may take before --faiss-index auto picks "
         "IVF-PQ, e.g. 2GB or 512MiB, recorded in the store; default: the store's (new stores: "

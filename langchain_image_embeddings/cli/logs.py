@@ -7,6 +7,8 @@ import logging
 import sys
 from collections.abc import Iterator
 
+__all__ = ["no_stray_root_logging"]
+
 
 class _RejectRecords(logging.Filter):
     """A logging filter that rejects every record."""
@@ -34,7 +36,7 @@ class _LastResort(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 @contextlib.contextmanager
-def _no_stray_root_logging() -> Iterator[None]:
+def no_stray_root_logging() -> Iterator[None]:
     """Drop records logged on the root logger itself while a command runs.
 
     open_clip reports a failed weights load with ``logging.error(...)`` (the root logger)

@@ -8,12 +8,12 @@ import sys
 from typing import Any
 
 from langchain_image_embeddings.cli.common import (
-    _STORE_HELP,
     DEFAULT_STORE,
-    _add_model_options,
-    _key_value,
-    _model_kwargs,
-    _store_model,
+    STORE_HELP,
+    add_model_options,
+    key_value,
+    model_kwargs,
+    store_model,
 )
 from langchain_image_embeddings.cli.exit_codes import (
     EXIT_OK,
@@ -23,10 +23,12 @@ from langchain_image_embeddings.errors import (
     EncoderError,
 )
 
+__all__ = ["add_query_parsers"]
+
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
-    from langchain_image_embeddings.images._options import ImageLoadOptions
+    from langchain_image_embeddings.images import ImageLoadOptions
     from langchain_image_embeddings.serve.filters import equality_filter
     from langchain_image_embeddings.vectorstores import open_store
 
@@ -39,24 +41,26 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.k <= 0:
         print("error: -k must be positive", file=sys.stderr)
         return EXIT_USAGE
-    model = args.model or _store_model(args.store)
+    model = args.model or store_model(args.store)
     embeddings = ImageEmbeddings(
         model,
-        model_kwargs=_model_kwargs(args),
+        model_kwargs=model_kwargs(args),
         device=args.device,
         load_options=ImageLoadOptions(allow_remote=args.image is not None and "://" in args.image),
     )
     store = open_store(args.store, embeddings, create=False)
     filter_ = equality_filter(args.filter or [])
     if args.image is not None:
-        hits = store.search_by_image(args.image, args.k, filter=filter_)
+        hits = store.similarity_search_by_image_with_relevance_score(
+            args.image, args.k, filter=filter_
+        )
     else:
         if not store.image_embeddings.supports_text:
             raise EncoderError(
                 f"{store.image_embeddings.model_id} has no text tower: text search needs a CLIP-type model "
                 "(index with --model open_clip:...), or search with --image"
             )
-        hits = store.search_by_text(args.query, args.k, filter=filter_)
+        hits = store.similarity_search_with_score(args.query, args.k, filter=filter_)
     rows = [
         {
             "rank": n,
@@ -123,22 +127,22 @@ def _cmd_duplicates(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_query_parsers(sub: Any) -> None:
+def add_query_parsers(sub: Any) -> None:
     """``search``, ``info`` and ``duplicates``: read a store."""
     search = sub.add_parser("search", help="search a store by text (CLIP models) or by image")
     search.add_argument("query", nargs="?", help="text query (CLIP-type models)")
     search.add_argument("--image", metavar="PATH_OR_URL", help="query image: path or URL")
-    search.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
+    search.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=STORE_HELP)
     search.add_argument("-k", type=int, default=5, help="number of results (default: 5)")
     search.add_argument(
         "--filter",
         action="append",
-        type=_key_value,
+        type=key_value,
         metavar="KEY=VALUE",
         help="only results whose metadata KEY equals VALUE, e.g. format=JPEG; integers and "
         "decimals compare as numbers (width=512); repeatable, all must match",
     )
-    _add_model_options(
+    add_model_options(
         search,
         default=None,
         model_help="override the store's recorded model (default: the store's model)",
@@ -147,14 +151,14 @@ def _add_query_parsers(sub: Any) -> None:
     search.set_defaults(func=_cmd_search)
 
     info = sub.add_parser("info", help="describe a store: kind, size, model")
-    info.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
+    info.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=STORE_HELP)
     info.add_argument("--json", action="store_true", help="print the description as JSON")
     info.set_defaults(func=_cmd_info)
 
     duplicates = sub.add_parser(
         "duplicates", help="list groups of near-duplicate images in a store"
     )
-    duplicates.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
+    duplicates.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=STORE_HELP)
     duplicates.add_argument(
         "--threshold",
         type=float,

@@ -8,11 +8,11 @@ import sys
 from typing import Any
 
 from langchain_image_embeddings.cli.common import (
-    _STORE_HELP,
     DEFAULT_STORE,
-    _add_model_options,
-    _model_kwargs,
-    _store_model,
+    STORE_HELP,
+    add_model_options,
+    model_kwargs,
+    store_model,
 )
 from langchain_image_embeddings.cli.exit_codes import (
     EXIT_ERROR,
@@ -20,11 +20,14 @@ from langchain_image_embeddings.cli.exit_codes import (
     EXIT_USAGE,
 )
 
+__all__ = ["add_serve_parser"]
+
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
     from langchain_image_embeddings.errors import MissingDependencyError as _Missing
-    from langchain_image_embeddings.serve.app import ServeSettings, create_app
+    from langchain_image_embeddings.serve.app import create_app
+    from langchain_image_embeddings.serve.settings import ServeSettings
     from langchain_image_embeddings.vectorstores import open_store, store_info
 
     if not 0 <= args.port <= 65535:
@@ -55,8 +58,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    model = args.model or _store_model(args.store)
-    embeddings = ImageEmbeddings(model, model_kwargs=_model_kwargs(args), device=args.device)
+    model = args.model or store_model(args.store)
+    embeddings = ImageEmbeddings(model, model_kwargs=model_kwargs(args), device=args.device)
     store = open_store(args.store, embeddings, create=False)
     app = create_app(store, settings, info=store_info(args.store))
     _announce(args, port, f"{len(store)} images, {store.image_embeddings.model_id}")
@@ -97,13 +100,13 @@ def _bindable_port(host: str, port: int) -> int:
         return int(sock.getsockname()[1])
 
 
-def _add_serve_parser(sub: Any) -> None:
+def add_serve_parser(sub: Any) -> None:
     """``serve``: the search page and JSON API."""
     serve = sub.add_parser(
         "serve", help="serve a search page and JSON API over a store (extra [serve])"
     )
-    serve.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=_STORE_HELP)
-    _add_model_options(
+    serve.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=STORE_HELP)
+    add_model_options(
         serve,
         default=None,
         model_help="override the store's recorded model (default: the store's model)",

@@ -23,6 +23,19 @@ from langchain_image_embeddings.errors import EncoderError
 if TYPE_CHECKING:
     from langchain_image_embeddings.encoders.base import ImageEncoder
 
+__all__ = [
+    "EncoderFactory",
+    "EncoderInfo",
+    "absolute_local_model",
+    "create_encoder",
+    "list_backends",
+    "list_encoders",
+    "parse_spec",
+    "register_backend",
+    "register_encoder",
+]
+
+
 EncoderFactory = Callable[..., "ImageEncoder"]
 
 #: Backend name -> "module:class" creating it; imported lazily.

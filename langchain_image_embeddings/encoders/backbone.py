@@ -25,6 +25,8 @@ from langchain_image_embeddings.encoders.pooling import POOLINGS, ProjectionHead
 from langchain_image_embeddings.encoders.weights import load_head_weights
 from langchain_image_embeddings.errors import EncoderError
 
+__all__ = ["BackboneEncoder"]
+
 
 class BackboneEncoder(ImageEncoder):
     """Base of :class:`TimmEncoder` and :class:`TorchvisionEncoder` (not used directly).

@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_image_embeddings.errors import EncoderError
 
@@ -15,7 +15,16 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from langchain_image_embeddings.encoders.runtimes import ExportedRuntime
+    from langchain_image_embeddings.encoders.towers import TextTower, TowerExport
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "EncoderRuntime",
+    "ImageEncoder",
+    "PreprocessConfig",
+    "pretrained_option",
+]
+
 
 #: Tag meaning "the backend's recommended weights for this architecture".
 DEFAULT_WEIGHTS = "default"
@@ -70,6 +79,41 @@ class PreprocessConfig:
         return asdict(self)
 
 
+class EncoderRuntime(Protocol):
+    """What an encoder asks of an exported runtime (ONNX Runtime, OpenVINO) that answers
+    its inference calls instead of eager torch.
+
+    :class:`~langchain_image_embeddings.encoders.runtimes.ExportedRuntime` is the one
+    implementation; it depends on this interface, never the reverse.
+
+    Example:
+        .. code-block:: python
+
+            import torch
+
+            class FlattenRuntime:  # satisfies EncoderRuntime: name + the two encode calls
+                name = "flatten"
+
+                def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+                    return pixels.flatten(1)
+
+                def encode_texts(self, texts: list[str]) -> torch.Tensor | None:
+                    return None  # the encoder runs its torch text tower
+
+            runtime: EncoderRuntime = FlattenRuntime()
+    """
+
+    @property
+    def name(self) -> str:
+        """``"onnx"`` or ``"openvino"``."""
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Image features ``(N, dim)`` for a preprocessed batch."""
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor | None:
+        """Text features ``(N, dim)``, or ``None`` to let the encoder run torch."""
+
+
 class ImageEncoder(abc.ABC):
     """A local image (and optionally text) encoder.
 
@@ -93,7 +137,7 @@ class ImageEncoder(abc.ABC):
     backend: str = ""
     #: An exported runtime (ONNX Runtime, OpenVINO) answering :meth:`encode_images` /
     #: :meth:`encode_texts` instead of eager torch; set by ``runtimes.with_runtime``.
-    _runtime: ExportedRuntime | None = None
+    _runtime: EncoderRuntime | None = None
 
     def __init__(self, name: str, *, pretrained: str | None, device: str = "cpu") -> None:
         self.name = name
@@ -238,6 +282,29 @@ class ImageEncoder(abc.ABC):
             f"{self.spec} has no text tower: it embeds images only. Use a CLIP-type model "
             "(e.g. 'open_clip:ViT-B-32') to embed text, or embed images with embed_images()."
         )
+
+    # -- export (the runtimes call these through the interface) -----------------------------
+    def export_image_tower(self) -> TowerExport:
+        """The image tower as a module to export: pixels ``(N, 3, H, W)`` float32 -> features.
+
+        Whatever the backend (open_clip, timm, torchvision, a fine-tuned head on top), it is
+        :meth:`forward_images` over the encoder's module, with a dynamic batch axis.
+        """
+        import torch
+
+        from langchain_image_embeddings.encoders.towers import TRACE_BATCH, TowerExport, TowerModule
+
+        height, width = self.preprocess_config.input_size
+        example = torch.randn(TRACE_BATCH, 3, height, width)
+        module = TowerModule(self.module, self.forward_images)
+        return TowerExport("image", module, example, ("batch",), "pixels")
+
+    def export_text_tower(self) -> TextTower | None:
+        """The text tower as a module to export (tokens -> features) with its tokenizer, or
+        ``None`` when this encoder has none that can be exported; a runtime then runs the
+        torch text tower (same vectors, eager speed). Backends with a text tower override it.
+        """
+        return None
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Inference: eval mode, ``torch.inference_mode()``, on the encoder's device."""

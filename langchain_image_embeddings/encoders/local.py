@@ -17,6 +17,7 @@ This module is part of the core: it never imports the training extra.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -35,10 +36,24 @@ from langchain_image_embeddings._atomic import (
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.encoders.base import ImageEncoder, PreprocessConfig
 from langchain_image_embeddings.encoders.pooling import ProjectionHead
+from langchain_image_embeddings.encoders.towers import TextTower, TowerModule
 from langchain_image_embeddings.errors import EncoderError, WeightsNotFoundError
 
 if TYPE_CHECKING:
     from PIL import Image
+
+__all__ = [
+    "CONFIG_FILE",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "NEXT_WEIGHTS_FILE",
+    "WEIGHTS_FILE",
+    "FineTunedEncoder",
+    "LocalEncoder",
+    "read_config",
+    "save_pretrained",
+]
+
 
 #: Identifies the directory layout written by :func:`save_pretrained`.
 FORMAT = "langchain-image-embeddings/local"
@@ -70,28 +85,29 @@ def _head_from_config(config: Mapping[str, Any] | None) -> ProjectionHead | None
 class FineTunedEncoder(ImageEncoder):
     """A base encoder followed by optional projection heads (image and text).
 
-    This is what the training extra produces and what :func:`save_pretrained` writes. The
-    image head maps the base image features to the new space; for CLIP-type bases a text
-    head may map the text features to the same space (otherwise texts keep the base
-    projection, which is right when the base itself was fine-tuned).
+        This is what the training extra produces and what :func:`save_pretrained` writes. The
+        image head maps the base image features to the new space; for CLIP-type bases a text
+        head may map the text features to the same space (otherwise texts keep the base
+        projection, which is right when the base itself was fine-tuned).
 
-    Args:
-        base: The encoder whose features are projected (its weights may be fine-tuned too).
-        head: Optional projection head for images (``Linear -> ReLU -> Linear``).
-        text_head: Optional projection head for texts (CLIP-type bases only).
-        name: Name shown in :attr:`spec` (``"finetuned:<name>"``).
-        device: Where the model runs.
+        Args:
+            base: The encoder whose features are projected (its weights may be fine-tuned too).
+            head: Optional projection head for images (``Linear -> ReLU -> Linear``).
+            text_head: Optional projection head for texts (CLIP-type bases only).
+            name: Name shown in :attr:`spec` (``"finetuned:<name>"``).
+            device: Where the model runs.
 
-    Example:
-        .. code-block:: python
+        Example:
+            .. code-block:: python
 
-            from langchain_image_embeddings import create_encoder
-            from langchain_image_embeddings.encoders.local import FineTunedEncoder
-            from langchain_image_embeddings.encoders.pooling import ProjectionHead
+                from langchain_image_embeddings import create_encoder
+                from langchain_image_embeddings.encoders.local import FineTunedEncoder
+                from langchain_image_embeddings.encoders.pooling import ProjectionHead
+    from langchain_image_embeddings.encoders.towers import TextTower, TowerModule
 
-            base = create_encoder("timm:efficientnet_lite0")
-            encoder = FineTunedEncoder(base, head=ProjectionHead(1280, 128))
-            print(encoder.dim)  # 128
+                base = create_encoder("timm:efficientnet_lite0")
+                encoder = FineTunedEncoder(base, head=ProjectionHead(1280, 128))
+                print(encoder.dim)  # 128
     """
 
     backend = "finetuned"
@@ -194,6 +210,24 @@ class FineTunedEncoder(ImageEncoder):
             return super().forward_texts(texts)  # raises the explanatory error
         features = self.base.forward_texts(texts)
         return features if self.text_head is None else self.text_head(features)
+
+    def export_text_tower(self) -> TextTower | None:
+        """The base's exportable text tower with the text head on top (``None`` when this
+        model embeds images only or its base has no exportable text tower)."""
+        if not self.has_text:
+            return None
+        inner = self.base.export_text_tower()
+        if inner is None:
+            return None
+        base_forward, head = inner.export.module.fn, self.text_head
+
+        def forward(tokens: torch.Tensor) -> torch.Tensor:
+            features = base_forward(tokens)
+            return features if head is None else head(features)
+
+        # Owned by this model's module (base and heads): every weight is lifted as a parameter.
+        module = TowerModule(self.module, forward)
+        return dataclasses.replace(inner, export=dataclasses.replace(inner.export, module=module))
 
 
 class LocalEncoder(FineTunedEncoder):

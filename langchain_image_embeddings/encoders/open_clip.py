@@ -21,8 +21,12 @@ from langchain_image_embeddings.encoders.base import (
     PreprocessConfig,
     pretrained_option,
 )
+from langchain_image_embeddings.encoders.towers import TextTower, TowerExport, TowerModule
 from langchain_image_embeddings.encoders.weights import looks_like_path, offline_hint
 from langchain_image_embeddings.errors import EncoderError, WeightsNotFoundError
+
+__all__ = ["PREFERRED_TAGS", "OpenCLIPEncoder"]
+
 
 #: The default weights tag per architecture where one is clearly best for retrieval.
 PREFERRED_TAGS: dict[str, str] = {
@@ -175,6 +179,26 @@ class OpenCLIPEncoder(ImageEncoder):
         if _can_trim_padding(model, self._tokenizer):
             return _encode_text_trimmed(model, tokens)
         return model.encode_text(tokens)  # type: ignore[operator, no-any-return]
+
+    def export_text_tower(self) -> TextTower:
+        """The CLIP text tower from tokens, with dynamic batch *and* sequence axes where the
+        padding trim applies, so a runtime keeps the trim of the torch path."""
+        self.load()
+        model = self.module
+        trim = _can_trim_padding(model, self._tokenizer)
+        encode = _encode_text_trimmed if trim else _encode_text_full
+
+        def forward(tokens: torch.Tensor) -> torch.Tensor:
+            return encode(model, tokens)
+
+        example = self.tokenize(["a photo of a cat", "a diagram"])
+        dynamic = ("batch", "sequence") if trim else ("batch",)
+        export = TowerExport("text", TowerModule(model, forward), example, dynamic, "tokens")
+        return TextTower(export, self.tokenize, trim)
+
+
+def _encode_text_full(model: Any, tokens: torch.Tensor) -> torch.Tensor:
+    return model.encode_text(tokens)  # type: ignore[no-any-return]
 
 
 def _can_trim_padding(model: nn.Module, tokenizer: object) -> bool:

@@ -11,6 +11,18 @@ from typing import Final
 import torch
 from torch import nn
 
+__all__ = [
+    "POOLINGS",
+    "AttentionPool",
+    "AvgPool",
+    "ClsPool",
+    "GeMPool",
+    "MaxPool",
+    "ProjectionHead",
+    "create_pooling",
+]
+
+
 #: Pooling names accepted by the backends.
 POOLINGS: Final[tuple[str, ...]] = ("avg", "max", "gem", "attention", "cls")
 

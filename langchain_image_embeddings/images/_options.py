@@ -1,8 +1,6 @@
 """Limits and policies for reading images (:class:`ImageLoadOptions`), the image suffixes
 and formats, and how an input is named and refused (:func:`describe`, :func:`fail`,
 :func:`check_geometry`): the bottom layer every image reader shares.
-
-Import these from :mod:`langchain_image_embeddings.images`, which re-exports them.
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.images._source import ImageSource
 
 #: Formats whose decoders we let run. EPS, PSD, FITS and friends never reach their decoders.
 DEFAULT_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
@@ -162,6 +161,8 @@ def describe(source: object) -> str:
         return source if len(source) <= 300 else source[:300] + "..."
     if isinstance(source, os.PathLike):
         return str(os.fspath(source))
+    if isinstance(source, ImageSource):
+        return describe(source.source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<{type(source).__name__} of {len(source)} bytes>"
     if isinstance(source, Image.Image):

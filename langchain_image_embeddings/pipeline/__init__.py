@@ -2,8 +2,9 @@
 
 Decoding runs on a pool of threads sized by measurement, reads ahead a bounded number of
 batches, decodes JPEGs on the GPU where there is one, and reports progress and failures per
-input. :class:`~langchain_image_embeddings.embeddings.ImageEmbeddings` drives it; use it
-directly to stream vectors without a store.
+input; asked to (``hash_inputs=True``), it reports the SHA-256 of the exact bytes each
+vector was decoded from. :class:`~langchain_image_embeddings.embeddings.ImageEmbeddings`
+drives it; use it directly to stream vectors without a store.
 
 Example:
     .. code-block:: python
@@ -18,7 +19,8 @@ Example:
 
 from __future__ import annotations
 
+from langchain_image_embeddings.pipeline._decode_pool import DecodeStats
 from langchain_image_embeddings.pipeline._report import BatchResult, PipelineProgress
 from langchain_image_embeddings.pipeline._stream import ImagePipeline
 
-__all__ = ["BatchResult", "ImagePipeline", "PipelineProgress"]
+__all__ = ["BatchResult", "DecodeStats", "ImagePipeline", "PipelineProgress"]

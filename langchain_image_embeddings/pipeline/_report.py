@@ -2,7 +2,8 @@
 ``on_error="skip"``) and the progress after it (:class:`PipelineProgress`, shown as a tqdm
 bar and/or passed to a callback by :class:`ProgressReporter`).
 
-Import these from :mod:`langchain_image_embeddings.pipeline`, which re-exports them.
+:class:`BatchResult` and :class:`PipelineProgress` are public through
+:mod:`langchain_image_embeddings.pipeline`.
 """
 
 from __future__ import annotations
@@ -50,11 +51,25 @@ class BatchResult:
         indices: Input positions of the rows of ``vectors``, ascending.
         vectors: ``float32`` array ``(len(indices), dim)``.
         errors: Inputs that failed since the previous batch (``on_error="skip"`` only).
+        sha256: With ``run(..., hash_inputs=True)``: per row, the hex SHA-256 of the
+            encoded bytes its pixels were decoded from (``None`` for a PIL image or an
+            array); ``None`` when not asked for.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.encoders import create_encoder
+            from langchain_image_embeddings.pipeline import ImagePipeline
+
+            pipeline = ImagePipeline(create_encoder("timm:efficientnet_lite0"))
+            for batch in pipeline.run(["a.jpg", "b.jpg"], hash_inputs=True):
+                print(batch.indices, batch.vectors.shape, batch.sha256)
     """
 
     indices: list[int]
     vectors: np.ndarray
     errors: list[ImageLoadError] = field(default_factory=list)
+    sha256: list[str | None] | None = None
 
 
 class ProgressReporter:

@@ -2,8 +2,6 @@
 decode must be (:func:`decode_target_size`, :func:`shrink`), which part of an encoder's
 transform the decode threads run (:func:`split_transform`), memory format, the old fixed
 worker rule, and the final fp32 / L2 step (:func:`finish`).
-
-Import these from :mod:`langchain_image_embeddings.pipeline`, which re-exports them.
 """
 
 from __future__ import annotations

@@ -26,20 +26,27 @@ batch is stacked in pinned memory, copied with ``non_blocking=True`` and run und
 autocast (``precision="auto"``); on CPU the default is fp32 (half precision is a slow
 software fallback on CPUs without AVX-512/AMX).
 
-The work is split by concern, and this module re-exports the public names of each:
-:mod:`~langchain_image_embeddings.pipeline._steps` (pure steps and decisions: decode sizes,
-the transform split, ``finish``), :mod:`~langchain_image_embeddings.pipeline._prefetch` (ordered
-read-ahead over the decode threads) and :mod:`~langchain_image_embeddings.pipeline._report`
-(batches, progress, the error report).
+With ``run(..., hash_inputs=True)`` each decode thread also hashes the encoded bytes it
+decodes (the same buffer: read once, hashed, decoded) and :attr:`BatchResult.sha256` reports
+them; ``expected_sha256`` turns bytes that differ from the ones hashed earlier (a file
+rewritten between being described and being embedded) into a ``"changed"`` error. An
+:class:`~langchain_image_embeddings.images.ImageSource` input is decoded from the bytes it
+holds, never read again. Plain runs pay nothing for this.
+
+The work is split by concern: :mod:`~langchain_image_embeddings.pipeline._steps` (pure
+steps and decisions: decode sizes, the transform split, ``finish``),
+:mod:`~langchain_image_embeddings.pipeline._prefetch` (ordered read-ahead over the decode
+threads) and :mod:`~langchain_image_embeddings.pipeline._report` (batches, progress).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings.devices import (
@@ -75,7 +82,6 @@ from langchain_image_embeddings.pipeline._steps import (
     REDUCING_GAP,
     SplitTransform,
     decode_target_size,
-    default_num_workers,
     finish,
     shrink,
     split_transform,
@@ -88,22 +94,7 @@ if TYPE_CHECKING:
 
     from langchain_image_embeddings.encoders.base import ImageEncoder
 
-__all__ = [
-    "REDUCING_GAP",
-    "BatchResult",
-    "ImagePipeline",
-    "PipelineProgress",
-    "SplitTransform",
-    "autocast_context",
-    "decode_target_size",
-    "default_num_workers",
-    "finish",
-    "resolve_precision",
-    "shrink",
-    "split_transform",
-    "use_pinned_memory",
-    "wants_channels_last",
-]
+__all__ = ["ImagePipeline"]
 
 
 #: The last size the sizer settled on, per encoder and decode path: the next pipeline over the
@@ -295,6 +286,10 @@ class ImagePipeline:
         data = read_image_bytes(source, self.load_options, index=index)
         if data is None:  # PIL images, arrays, refused URLs: the CPU path (and its errors)
             return self.prepare_input(source, index)
+        return self._device_item(data, source, index)
+
+    def _device_item(self, data: bytes, source: object, index: int | None) -> Any:
+        """An :class:`EncodedJpeg` for the device decoder, or the CPU path's output."""
         try:
             item = inspect_jpeg(data, source, self.load_options)
         except ImageLoadError as err:
@@ -303,6 +298,46 @@ class ImagePipeline:
             return self._prepare_bytes(data, source, index)
         self._local.decoded_bytes = len(data)
         return item
+
+    def prepare_hashed(
+        self, source: ImageInput, index: int | None = None, expected: str | None = None
+    ) -> tuple[Any, str | None]:
+        """What each decode worker runs with ``hash_inputs``: read the encoded bytes once,
+        hash them, and decode that same buffer (on the device or the CPU path).
+
+        Returns:
+            The worker's output (as :meth:`prepare_input` / :meth:`prepare_for_device`) and
+            the hex SHA-256 of the bytes decoded; ``None`` for inputs that hold no encoded
+            bytes (PIL images, numpy arrays).
+
+        Raises:
+            ImageLoadError: As :meth:`prepare_input`; code ``"changed"`` when ``expected``
+                is given and the bytes read now hash to something else.
+        """
+        self._prepare()
+        data = read_image_bytes(source, self.load_options, index=index)
+        if data is None:  # PIL images, arrays, refused URLs: the CPU path (and its errors)
+            item = self.prepare_input(source, index)
+            if expected is not None:
+                raise ImageLoadError(
+                    describe(source),
+                    "holds no encoded bytes to check against the expected SHA-256",
+                    "invalid_input",
+                    index,
+                )
+            return item, None
+        digest = hashlib.sha256(data).hexdigest()
+        if expected is not None and digest != expected:
+            raise ImageLoadError(
+                describe(source),
+                f"its bytes changed since they were read: SHA-256 {digest[:12]}... instead of "
+                f"{expected[:12]}...; nothing embedded",
+                "changed",
+                index,
+            )
+        if self.gpu_decode:
+            return self._device_item(data, source, index), digest
+        return self._prepare_bytes(data, source, index), digest
 
     def _prepare_bytes(self, data: bytes, source: object, index: int | None) -> Any:
         """The CPU path on bytes already read, naming the original input in errors."""
@@ -366,18 +401,46 @@ class ImagePipeline:
         pixels = batch.float().div(255)  # exactly ToTensor, then Normalize
         return pixels.sub_(mean).div_(std)
 
-    def run(self, inputs: Iterable[ImageInput]) -> Iterator[BatchResult]:
+    def run(
+        self,
+        inputs: Iterable[ImageInput],
+        *,
+        hash_inputs: bool = False,
+        expected_sha256: Sequence[str | None] | None = None,
+    ) -> Iterator[BatchResult]:
         """Embed ``inputs`` lazily, yielding ordered :class:`BatchResult` batches.
+
+        Args:
+            inputs: Any :data:`~langchain_image_embeddings.images.ImageInput`, consumed
+                lazily; an :class:`~langchain_image_embeddings.images.ImageSource` is
+                decoded from the bytes it holds (nothing is read again).
+            hash_inputs: Report in :attr:`BatchResult.sha256` the SHA-256 of the exact
+                bytes each input's pixels were decoded from (hashed on the decode threads,
+                from the same buffer). Off: nothing is hashed.
+            expected_sha256: Per input position, the SHA-256 its bytes must have (``None``:
+                no check); implies ``hash_inputs``. An input whose bytes differ now (a file
+                rewritten since it was described) fails with code ``"changed"`` and is not
+                embedded.
 
         Raises:
             ImageLoadError: With ``on_error="raise"``, at the first unreadable input (its
                 ``index`` is set). Any other exception in a worker propagates as is.
+            ValueError: ``expected_sha256`` does not have one entry per input.
         """
         import numpy as np
 
         self._prepare()
         total = len(inputs) if hasattr(inputs, "__len__") else None  # type: ignore[arg-type]
-        prepare = self.prepare_for_device if self.gpu_decode else self.prepare_input
+        if expected_sha256 is not None and total is not None and len(expected_sha256) != total:
+            raise ValueError(
+                f"expected_sha256 has {len(expected_sha256)} entries for {total} inputs"
+            )
+        hashing = hash_inputs or expected_sha256 is not None
+        prepare: Callable[[ImageInput, int], Any]
+        if hashing:
+            prepare = self._hashing_prepare(expected_sha256)
+        else:
+            prepare = self.prepare_for_device if self.gpu_decode else self.prepare_input
         sizer = self._new_sizer()
         queue = DecodeQueue(
             enumerate(iter(inputs)),
@@ -396,6 +459,10 @@ class ImagePipeline:
                 items, indices, errors, waited = queue.next_batch(self.batch_size)
                 if not items and not errors:
                     break
+                digests: dict[int, str | None] | None = None
+                if hashing:
+                    digests = {i: item[1] for i, item in zip(indices, items, strict=True)}
+                    items = [item[0] for item in items]
                 busy = time.perf_counter()
                 if self.gpu_decode:
                     items, indices = self._decode_on_device(items, indices, errors)
@@ -414,13 +481,34 @@ class ImagePipeline:
                         )
                     )
                 reporter.batch(len(indices), len(errors))
-                yield BatchResult(indices=indices, vectors=vectors, errors=errors)
+                yield BatchResult(
+                    indices=indices,
+                    vectors=vectors,
+                    errors=errors,
+                    sha256=None if digests is None else [digests[i] for i in indices],
+                )
         finally:
             queue.close()
             if self.adaptive_workers:
                 with contextlib.suppress(TypeError):  # an encoder that cannot be weakly keyed
                     _LAST_WORKERS.setdefault(self.encoder, {})[self.gpu_decode] = sizer.workers
             reporter.close()
+
+    def _hashing_prepare(
+        self, expected: Sequence[str | None] | None
+    ) -> Callable[[ImageInput, int], tuple[Any, str | None]]:
+        """:meth:`prepare_hashed` for input ``index``, checked against ``expected[index]``."""
+
+        def prepare(source: ImageInput, index: int) -> tuple[Any, str | None]:
+            if expected is None:
+                return self.prepare_hashed(source, index)
+            if index >= len(expected):
+                raise ValueError(
+                    f"expected_sha256 has {len(expected)} entries; input #{index} has none"
+                )
+            return self.prepare_hashed(source, index, expected[index])
+
+        return prepare
 
     def _timed(
         self, prepare: Callable[[ImageInput, int], Any], sizer: DecodeSizer

@@ -4,20 +4,20 @@ The engine-free core cuts a source into a deterministic :class:`ShardPlan`, embe
 shard with the package's own pipeline and writes one Parquet file per shard, atomically
 (:func:`embed_dataset`, the ``local`` engine). :mod:`langchain_image_embeddings.scale.ray`
 runs the same plan on Ray Data (extra ``[ray]``; never imported here). The shards load into
-any image store without embedding again: ``store.add_from_parquet(folder)`` /
-:func:`load_shards`.
+any image store without embedding again: :func:`load_shards` (``load_shards(store,
+folder)``).
 
 Example:
     .. code-block:: python
 
         from langchain_image_embeddings import ImageEmbeddings
-        from langchain_image_embeddings.scale import embed_dataset, plan_shards
+        from langchain_image_embeddings.scale import embed_dataset, load_shards, plan_shards
         from langchain_image_embeddings.vectorstores import FAISSImageStore
 
         embeddings = ImageEmbeddings("timm:efficientnet_lite0")
         plan = plan_shards("photos", shard_size=1000)
         summary = embed_dataset(plan, "shards", embeddings)       # rerun: skips done shards
-        FAISSImageStore(embeddings, "index").add_from_parquet("shards")
+        report = load_shards(FAISSImageStore(embeddings, "index"), "shards")
 """
 
 from __future__ import annotations

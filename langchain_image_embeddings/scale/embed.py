@@ -1,6 +1,6 @@
 """Embedding a shard plan in this process (the ``local`` engine) and what every engine shares.
 
-Each shard's inputs are read by :func:`~langchain_image_embeddings.scale.inputs.read_input`
+Each shard's inputs are read by :func:`~langchain_image_embeddings.images.read_image_source`
 (hash + header, the metadata a store records) and their bytes stream through the package's
 :class:`~langchain_image_embeddings.pipeline.ImagePipeline` (parallel decode, the model in
 batches, ``on_error="skip"``): nothing here decodes an image itself. A shard whose file is
@@ -24,8 +24,7 @@ from langchain_image_embeddings.errors import (
     StoreError,
     StoreLockedError,
 )
-from langchain_image_embeddings.images._options import ImageLoadOptions
-from langchain_image_embeddings.scale.inputs import read_input
+from langchain_image_embeddings.images import ImageLoadOptions, read_image_source
 from langchain_image_embeddings.scale.plan import Shard, ShardPlan
 from langchain_image_embeddings.scale.shards import (
     ShardRows,
@@ -35,7 +34,7 @@ from langchain_image_embeddings.scale.shards import (
     shard_files,
     write_shard,
 )
-from langchain_image_embeddings.vectorstores.records import (
+from langchain_image_embeddings.vectorstores._records import (
     BAD_VECTOR_CODE,
     bad_vector_rows,
     model_record,
@@ -43,6 +42,19 @@ from langchain_image_embeddings.vectorstores.records import (
 
 if TYPE_CHECKING:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
+
+__all__ = [
+    "EmbedSettings",
+    "Progress",
+    "RunSummary",
+    "ShardDone",
+    "embed_dataset",
+    "embed_shard",
+    "pending_shards",
+    "prepare_out_dir",
+    "store_batch",
+    "writing_shards",
+]
 
 
 #: ``ImageEmbeddings`` fields that never travel to another process (they are local to it).
@@ -248,7 +260,8 @@ def embed_shard(shard: Shard, embeddings: ImageEmbeddings) -> ShardRows:
     def payloads() -> Iterator[bytes]:
         for pos, uri in enumerate(shard.inputs):
             try:
-                meta, data = read_input(uri, embeddings.load_options)
+                read = read_image_source(uri, embeddings.load_options)
+                meta, data = read.metadata, read.data
             except ImageLoadError as err:
                 errors[pos] = (err.code, err.reason)
                 # the source as the error names it (absolute path), as the Ray reads record it

@@ -1,10 +1,12 @@
 """Bulk-loading Parquet shards into any image store, without embedding anything again.
 
-Rows go through the same steps as :meth:`ImageVectorStore.add_images`, with the shard's
-vector in place of the model: inputs are grouped by content id (identical bytes at several
-paths share one record that lists every path in ``sources``), ids already in the store are
-skipped (their ``sources`` gain the new paths), and the new vectors are written with
-``upsert_vectors`` in batches. Loading the same shards again writes nothing; a load killed
+Rows go through the same steps as :meth:`ImageVectorStore.add_images
+<langchain_image_embeddings.vectorstores.base.ImageVectorStore.add_images>`, with the
+shard's vector in place of the model: the store plans the rows (``plan_add``: inputs are
+grouped by content id, identical bytes at several paths share one record that lists every
+path in ``sources``, ids already in the store are skipped and their ``sources`` gain the
+new paths), and the new vectors are written by ``commit_add`` in batches. The loader
+depends on the store contract only; the stores know nothing of shards. Loading the same shards again writes nothing; a load killed
 midway is resumed by running it again (FAISS stores are saved after every shard file).
 
 Every shard's model record (spec, dimension, fingerprint) must match the store's model:
@@ -32,9 +34,9 @@ from langchain_image_embeddings.scale.shards import (
     shard_files,
     vectors_of,
 )
-from langchain_image_embeddings.vectorstores.records import (
-    WRITE_BATCH,
+from langchain_image_embeddings.vectorstores._records import (
     AddResult,
+    PendingAdd,
     check_model,
     content_id,
 )
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+
+__all__ = ["DEFAULT_LOAD_BATCH", "LoadReport", "check_shards", "load_shards"]
 
 #: Rows read from a shard file per step.
 DEFAULT_LOAD_BATCH = 4096
@@ -132,20 +136,20 @@ def _load_batch(
         content_id(d.metadata["sha256"], model_id): r for d, r in zip(docs, rows, strict=True)
     }
     # The add_images plan: group by content id, skip present ids, relink extra paths.
-    part, todo, relinked, moved = store._plan(docs, replace_changed)
+    plan = store.plan_add(docs, replace_changed=replace_changed)
+    part = plan.result
     result.skipped.extend(part.skipped)
     result.duplicates.update(part.duplicates)
     result.input_ids.extend(part.input_ids)
-    for start in range(0, len(todo), WRITE_BATCH):
-        chunk = todo[start : start + WRITE_BATCH]
-        ids = [cid for cid, _ in chunk]
-        vectors = vectors_of(batch, [row_of[cid] for cid in ids])
-        written = [
-            Document(id=cid, page_content=d.page_content, metadata=d.metadata) for cid, d in chunk
-        ]
-        store.upsert_vectors(ids, vectors, written)
-        result.added.extend(ids)
-    store._finish_add(result, relinked, moved)
+    ids = [cid for cid, _ in plan.todo]
+    vectors = (
+        vectors_of(batch, [row_of[cid] for cid in ids]) if ids else vectors_of(batch.slice(0, 0))
+    )
+    written = [
+        Document(id=cid, page_content=d.page_content, metadata=d.metadata) for cid, d in plan.todo
+    ]
+    # committed against the running result: its failures keep failed paths in their records
+    store.commit_add(PendingAdd(ids, vectors, written, plan.relinked, plan.moved, result))
 
 
 def load_shards(

@@ -20,9 +20,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from langchain_image_embeddings.images._load import uri_scheme
+from langchain_image_embeddings.images import PYARROW_SCHEMES, uri_scheme
 from langchain_image_embeddings.scale._deps import require_pyarrow
-from langchain_image_embeddings.scale.inputs import PYARROW_SCHEMES
+
+__all__ = [
+    "DEFAULT_SHARD_SIZE",
+    "SHARD_PREFIX",
+    "SHARD_SUFFIX",
+    "Shard",
+    "ShardPlan",
+    "Source",
+    "list_source",
+    "plan_shards",
+    "shard_digest",
+    "shard_file_name",
+]
+
 
 #: Default number of images per shard (a few minutes of work on one CPU model).
 DEFAULT_SHARD_SIZE = 1000

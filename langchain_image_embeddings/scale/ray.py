@@ -1,7 +1,7 @@
 """The ``ray`` engine: the same shard plan run on Ray Data (extra ``[ray]``).
 
 Ray only schedules: reads run as Ray tasks (:func:`read_batch`: bytes, hash and header of
-each input, through :func:`~langchain_image_embeddings.scale.inputs.read_input`), decoding
+each input, through :func:`~langchain_image_embeddings.images.read_image_source`), decoding
 and the model run in an actor pool (:class:`ShardEmbedder`: one model per actor, its own
 :class:`~langchain_image_embeddings.pipeline.ImagePipeline`), and the driver writes each
 shard file atomically as soon as all its rows are back (Ray Data's ``write_parquet``
@@ -11,7 +11,7 @@ loses only the shards not yet written.
 Local runs start a private Ray (no dashboard, every server bound to 127.0.0.1, its temporary
 folder under the output folder, token auth off so nothing is written to the home directory)
 and shut it down afterwards; ``address="auto"`` or ``"HOST:PORT"`` joins an existing cluster
-(:mod:`~langchain_image_embeddings.scale.ray_session`, whose functions are re-exported here).
+(:mod:`~langchain_image_embeddings.scale.ray_session`).
 
 Sizing trap (measured): an actor pool that takes every CPU leaves none for the read tasks
 and the job hangs without an error. :func:`size_actor_pool` keeps at least one CPU free.
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.images import read_image_source
 from langchain_image_embeddings.scale._deps import require_ray
 from langchain_image_embeddings.scale.embed import (
     EmbedSettings,
@@ -41,34 +42,24 @@ from langchain_image_embeddings.scale.embed import (
     store_batch,
     writing_shards,
 )
-from langchain_image_embeddings.scale.inputs import read_input
 from langchain_image_embeddings.scale.plan import Shard, ShardPlan
 from langchain_image_embeddings.scale.ray_session import (
-    check_reachable,
     is_loopback_address,
     ray_data_console,
     ray_session,
-    start_local_ray,
-    stop_local_ray,
 )
 from langchain_image_embeddings.scale.shards import (
     ShardRows,
     write_shard,
 )
-from langchain_image_embeddings.vectorstores.records import model_record
+from langchain_image_embeddings.vectorstores._records import model_record
 
 __all__ = [
     "RayOptions",
     "ShardEmbedder",
-    "check_reachable",
     "embed_dataset_ray",
-    "is_loopback_address",
-    "ray_data_console",
-    "ray_session",
     "read_batch",
     "size_actor_pool",
-    "start_local_ray",
-    "stop_local_ray",
 ]
 
 #: CPUs reserved per read task. Reading is I/O and hashing; a fraction lets two reads share
@@ -179,7 +170,8 @@ def read_batch(batch: dict[str, Any], options: Any) -> dict[str, Any]:
     reasons: list[str] = []
     for uri in uris:
         try:
-            meta, payload = read_input(uri, options)
+            read = read_image_source(uri, options)
+            meta, payload = read.metadata, read.data
         except ImageLoadError as err:
             data.append(b"")
             metas.append(json.dumps({"source": err.source}))

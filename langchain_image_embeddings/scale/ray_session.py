@@ -18,14 +18,12 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from langchain_image_embeddings.scale._deps import require_ray
 
-if TYPE_CHECKING:
-    from langchain_image_embeddings.scale.ray import RayOptions
-
 __all__ = [
+    "RaySessionOptions",
     "check_reachable",
     "is_loopback_address",
     "ray_data_console",
@@ -49,8 +47,33 @@ def _short_temp_dir(wanted: Path) -> tuple[str, str | None]:
     return made, made
 
 
+class RaySessionOptions(Protocol):
+    """Where a run's Ray comes from: the part of
+    :class:`~langchain_image_embeddings.scale.ray.RayOptions` that :func:`ray_session` reads
+    (the session does not depend on the engine's other options).
+
+    Example:
+        >>> from langchain_image_embeddings.scale.ray import RayOptions
+        >>> options: RaySessionOptions = RayOptions(address="auto")
+        >>> options.address
+        'auto'
+    """
+
+    @property
+    def address(self) -> str | None:
+        """``None``: start a local Ray; ``"auto"`` or ``"HOST:PORT"``: join a cluster."""
+
+    @property
+    def temp_dir(self) -> str | None:
+        """Ray's temporary folder for a local Ray (``None``: ``OUT/_ray``)."""
+
+    @property
+    def local_cpus(self) -> int | None:
+        """CPUs of a local Ray (``None``: all of this machine's)."""
+
+
 @contextlib.contextmanager
-def ray_session(options: RayOptions, out_dir: Path) -> Iterator[Any]:
+def ray_session(options: RaySessionOptions, out_dir: Path) -> Iterator[Any]:
     """Use the Ray this process is connected to, join ``options.address``, or start a local
     Ray for the duration (shut down and its temp folder removed afterwards)."""
     ray = require_ray()

@@ -33,11 +33,32 @@ from langchain_image_embeddings._atomic import TMP_SUFFIX, write_atomic_with
 from langchain_image_embeddings.errors import ModelMismatchError, StoreError
 from langchain_image_embeddings.scale._deps import require_pyarrow
 from langchain_image_embeddings.scale.plan import SHARD_PREFIX, SHARD_SUFFIX, Shard
-from langchain_image_embeddings.vectorstores.records import content_id, model_difference
+from langchain_image_embeddings.vectorstores._records import content_id, model_difference
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
+
+__all__ = [
+    "META_COLUMNS",
+    "MODEL_KEY",
+    "MODEL_KWARGS_KEY",
+    "SHARD_FORMAT_VERSION",
+    "SHARD_KEY",
+    "ShardInfo",
+    "ShardRows",
+    "check_shard_model",
+    "is_complete",
+    "iter_rows",
+    "read_shard_info",
+    "remove_partial_files",
+    "shard_files",
+    "shard_schema",
+    "shard_table",
+    "vectors_of",
+    "write_shard",
+]
+
 
 #: Version of the shard layout (``imgemb.shard`` metadata).
 SHARD_FORMAT_VERSION = 1
@@ -55,7 +76,7 @@ class ShardRows:
 
     Attributes:
         shard: The shard.
-        metas: Per input, the metadata from :func:`~langchain_image_embeddings.scale.inputs.read_input`
+        metas: Per input, the metadata from :func:`~langchain_image_embeddings.images.read_image_source`
             (``{"source": ...}`` alone when it could not be read; ``None``: the source is
             the input as given).
         vectors: ``float32`` ``(len(shard), dim)``; rows of failed inputs are ignored.

@@ -15,17 +15,15 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from langchain_image_embeddings._exports import lazy_exports
 
 if TYPE_CHECKING:
-    from langchain_image_embeddings.serve.app import ServeSettings, create_app
+    from langchain_image_embeddings.serve.app import create_app
+    from langchain_image_embeddings.serve.settings import ServeSettings
 
 __all__ = ["ServeSettings", "create_app"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from langchain_image_embeddings.serve import app
-
-        return getattr(app, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Lazy: FastAPI is imported only when an app is made.
+__getattr__, __dir__ = lazy_exports(__name__, {"ServeSettings": ".settings", "create_app": ".app"})

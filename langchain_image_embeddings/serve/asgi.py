@@ -1,4 +1,5 @@
-"""A JSON error response sent by plain ASGI middleware (before FastAPI sees the request).
+"""Plain ASGI pieces that act before FastAPI sees a request: the JSON error response they
+send, and the request-body limit.
 
 Example:
     .. code-block:: python
@@ -14,9 +15,13 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["Send", "send_json_error"]
+__all__ = ["ASGIApp", "BodyLimit", "Receive", "Scope", "Send", "send_json_error"]
 
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 async def send_json_error(
@@ -34,3 +39,69 @@ async def send_json_error(
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_body`` bytes gets 413 before it is read.
+
+    A declared ``Content-Length`` over the limit is refused at once with the API's JSON
+    error; a body that grows past it while streaming stops with FastAPI's 413.
+
+    Example:
+        .. code-block:: python
+
+            from fastapi import FastAPI
+
+            from langchain_image_embeddings.serve.asgi import BodyLimit
+
+            app = FastAPI()
+            app.add_middleware(BodyLimit, max_body=16 * 1024 * 1024)
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_body
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._refuse(send)
+                    return
+        received = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message.get("type") == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    from fastapi import HTTPException
+
+                    raise HTTPException(413, "upload too large")  # FastAPI re-raises these
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message.get("type") == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, limited, tracked)
+
+    async def _refuse(self, send: Send) -> None:
+        await send_json_error(
+            send,
+            413,
+            "too_large",
+            f"the request body exceeds {self.max_body} bytes; upload a smaller image",
+            close=True,
+        )

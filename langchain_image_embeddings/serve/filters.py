@@ -19,6 +19,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+__all__ = ["equality_filter", "filter_value"]
+
+
 _INT = re.compile(r"^-?\d{1,18}$")
 _FLOAT = re.compile(r"^-?\d+\.\d+$")
 

@@ -25,17 +25,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
 
-from langchain_image_embeddings.serve.asgi import send_json_error
+from langchain_image_embeddings.serve.asgi import ASGIApp, Receive, Scope, Send, send_json_error
 
 __all__ = ["HostCheck", "host_allowed", "host_name"]
-
-_Scope = MutableMapping[str, Any]
-_Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-_Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 def host_name(header: str) -> str:
@@ -122,13 +117,13 @@ class HostCheck:
 
     def __init__(
         self,
-        app: Callable[[_Scope, _Receive, _Send], Awaitable[None]],
+        app: ASGIApp,
         allowed: Sequence[str] | None,
     ) -> None:
         self.app = app
         self.allowed = None if allowed is None else tuple(allowed)
 
-    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             header = next(
                 (v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), None
@@ -138,7 +133,7 @@ class HostCheck:
                 return
         await self.app(scope, receive, send)
 
-    async def _refuse(self, send: _Send, header: str) -> None:
+    async def _refuse(self, send: Send, header: str) -> None:
         await send_json_error(
             send,
             400,

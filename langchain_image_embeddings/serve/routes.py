@@ -1,9 +1,21 @@
-"""The routes of the app (imports FastAPI: reached only through :func:`create_app`)."""
+"""The FastAPI app's assembly and routes (imports FastAPI: reached only through
+:func:`~langchain_image_embeddings.serve.create_app`, which checks that it is installed).
+
+Example:
+    .. code-block:: python
+
+        from langchain_image_embeddings.serve.routes import build_app
+        from langchain_image_embeddings.serve.settings import ServeSettings
+        from langchain_image_embeddings.vectorstores import open_store
+
+        app = build_app(open_store("faiss:index", create=False), ServeSettings(), None)
+"""
 
 from __future__ import annotations
 
 import html
 import urllib.parse
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,26 +29,42 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from langchain_image_embeddings._version import __version__
 from langchain_image_embeddings.duplicates import DEFAULT_THRESHOLD
-from langchain_image_embeddings.serve.app import (
-    _CSP,
+from langchain_image_embeddings.serve.asgi import BodyLimit
+from langchain_image_embeddings.serve.hosts import HostCheck
+from langchain_image_embeddings.serve.session import (
     ApiError,
-    ServeSettings,
     StoreSession,
-    _BodyLimit,
-    _describe,
+    describe_store,
     json_safe,
     parse_filters,
-    static_dir,
+    search_hit,
 )
-from langchain_image_embeddings.serve.hosts import HostCheck
 from langchain_image_embeddings.serve.thumbnails import ThumbnailCache, ThumbnailError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from langchain_image_embeddings.serve.settings import ServeSettings
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 
+__all__ = [
+    "DuplicateGroupModel",
+    "DuplicateMemberModel",
+    "Duplicates",
+    "ErrorBody",
+    "Hit",
+    "Record",
+    "SearchResults",
+    "StoreSummary",
+    "build_app",
+    "static_dir",
+]
+
 _MULTIPART_OVERHEAD = 64 * 1024
+_CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+)
 
 
 class ErrorBody(BaseModel):
@@ -95,6 +123,8 @@ class Record(BaseModel):
 
 
 class DuplicateMemberModel(BaseModel):
+    """One image of a near-duplicate group."""
+
     id: str
     source: str
     sources: list[str]
@@ -103,6 +133,8 @@ class DuplicateMemberModel(BaseModel):
 
 
 class DuplicateGroupModel(BaseModel):
+    """Records whose images are near-duplicates of each other."""
+
     size: int = Field(description="records in the group")
     images: int = Field(description="paths in the group (identical files count each)")
     min_score: float
@@ -134,6 +166,11 @@ IdParam = Annotated[
 ]
 
 
+def static_dir() -> str:
+    """The folder of the page's HTML, JS and CSS."""
+    return str(resources.files("langchain_image_embeddings.serve") / "static")
+
+
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status)
 
@@ -158,7 +195,7 @@ def build_app(
         max_items=settings.thumbnail_cache,
         root=settings.image_root,
     )
-    described = _describe(store, info)
+    described = describe_store(store, info)
     title = settings.title or f"{described['store']} · {image.model_id}"
     app = FastAPI(
         title="imgemb image search",
@@ -170,7 +207,7 @@ def build_app(
         redoc_url=None,
         responses=_ERRORS,
     )
-    app.add_middleware(_BodyLimit, max_body=settings.max_upload_bytes + _MULTIPART_OVERHEAD)
+    app.add_middleware(BodyLimit, max_body=settings.max_upload_bytes + _MULTIPART_OVERHEAD)
     app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # outermost: checked first
 
     _install_error_handlers(app, settings)
@@ -324,7 +361,11 @@ def _add_record_routes(app: FastAPI, session: StoreSession, thumbnails: Thumbnai
     def record(record_id: IdParam) -> dict[str, Any]:
         """One stored record and the URL of its thumbnail."""
         doc = session.document(record_id)
-        hit = {k: v for k, v in _hit_of(doc).items() if k in ("source", "sources", "metadata")}
+        hit = {
+            k: v
+            for k, v in search_hit(0, doc, 0.0).items()
+            if k in ("source", "sources", "metadata")
+        }
         # Quoted: an id may hold '/', '?', '#' or '%' (ids are the caller's, e.g. paths).
         thumb = "api/thumbnails/" + urllib.parse.quote(record_id, safe="")
         return {"id": record_id, **hit, "thumbnail": thumb}
@@ -369,9 +410,3 @@ def _add_record_routes(app: FastAPI, session: StoreSession, thumbnails: Thumbnai
             "total_groups": len(groups),
             "groups": [json_safe(g.to_dict()) for g in groups[:limit]],
         }
-
-
-def _hit_of(doc: Any) -> dict[str, Any]:
-    from langchain_image_embeddings.serve.app import _hit
-
-    return _hit(0, doc, 0.0)

@@ -18,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images._load import uri_scheme
+from langchain_image_embeddings.images import uri_scheme
 
 if TYPE_CHECKING:
-    from langchain_image_embeddings.images._options import ImageLoadOptions
+    from langchain_image_embeddings.images import ImageLoadOptions
 
 __all__ = ["ThumbnailCache", "ThumbnailError", "is_local_source"]
 
@@ -105,7 +105,7 @@ class ThumbnailCache:
         return data
 
     def _make(self, source: str, size: int) -> bytes:
-        from langchain_image_embeddings.images._load import load_image
+        from langchain_image_embeddings.images import load_image
 
         if not is_local_source(source):
             raise ThumbnailError(

@@ -19,8 +19,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from langchain_image_embeddings._exports import lazy_exports
 
 # Lazy: ``imgemb`` mounts the finetune parser (which reads only ``training.config``) on every
 # command, and importing torch for ``imgemb info`` or ``--help`` cost about a second.
@@ -40,22 +41,6 @@ if TYPE_CHECKING:
     from langchain_image_embeddings.training.losses import InfoNCELoss, TripletLoss
     from langchain_image_embeddings.training.metrics import recall_at_k
 
-_EXPORTS = {
-    "CaptionedImages": "langchain_image_embeddings.training.data",
-    "EpochMetrics": "langchain_image_embeddings.training.config",
-    "FineTunedEncoder": "langchain_image_embeddings.encoders.local",
-    "FitConfig": "langchain_image_embeddings.training.config",
-    "FitResult": "langchain_image_embeddings.training.config",
-    "InfoNCELoss": "langchain_image_embeddings.training.losses",
-    "LabeledImages": "langchain_image_embeddings.training.data",
-    "LocalEncoder": "langchain_image_embeddings.encoders.local",
-    "TripletLoss": "langchain_image_embeddings.training.losses",
-    "fit": "langchain_image_embeddings.training.loop",
-    "recall_at_k": "langchain_image_embeddings.training.loop",
-    "save_pretrained": "langchain_image_embeddings.encoders.local",
-    "train_transform": "langchain_image_embeddings.training.data",
-}
-
 __all__ = [
     "CaptionedImages",
     "EpochMetrics",
@@ -72,11 +57,21 @@ __all__ = [
     "train_transform",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "CaptionedImages": ".data",
+        "EpochMetrics": ".config",
+        "FineTunedEncoder": "..encoders.local",
+        "FitConfig": ".config",
+        "FitResult": ".config",
+        "InfoNCELoss": ".losses",
+        "LabeledImages": ".data",
+        "LocalEncoder": "..encoders.local",
+        "TripletLoss": ".losses",
+        "fit": ".loop",
+        "recall_at_k": ".metrics",
+        "save_pretrained": "..encoders.local",
+        "train_transform": ".data",
+    },
+)

@@ -16,6 +16,18 @@ from langchain_image_embeddings.training.data import (
 if TYPE_CHECKING:
     from langchain_image_embeddings.encoders.local import FineTunedEncoder
 
+__all__ = [
+    "Dataset",
+    "Distance",
+    "EpochMetrics",
+    "FitConfig",
+    "FitResult",
+    "LossName",
+    "Mining",
+    "Mode",
+]
+
+
 # This module imports no torch: the ``imgemb`` parser derives the finetune flags from
 # :class:`FitConfig` on every command, and ``imgemb --help`` must not wait for torch.
 Mode = Literal["head", "partial", "full"]

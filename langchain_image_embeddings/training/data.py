@@ -20,14 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_image_embeddings.images._load import ImageInput, load_image
-from langchain_image_embeddings.images._options import IMAGE_SUFFIXES, ImageLoadOptions
+from langchain_image_embeddings.images import (
+    IMAGE_SUFFIXES,
+    ImageInput,
+    ImageLoadOptions,
+    load_image,
+)
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
     from langchain_image_embeddings.encoders.base import PreprocessConfig
+
+__all__ = ["CaptionedImages", "LabeledImages", "load_images", "train_transform"]
 
 
 def _split_indices(

@@ -14,6 +14,16 @@ from torch import nn
 
 from langchain_image_embeddings.training.config import Distance, Mining
 
+__all__ = [
+    "CLIP_INIT_TEMPERATURE",
+    "CLIP_MAX_LOGIT_SCALE",
+    "InfoNCELoss",
+    "TripletLoss",
+    "paired_distances",
+    "pairwise_distances",
+]
+
+
 #: CLIP's initial temperature (``tau = 0.07``) and its cap on the logit scale (``1/tau <= 100``).
 CLIP_INIT_TEMPERATURE = 0.07
 CLIP_MAX_LOGIT_SCALE = 100.0

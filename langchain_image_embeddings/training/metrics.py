@@ -12,6 +12,8 @@ from langchain_image_embeddings.training.data import (
     LabeledImages,
 )
 
+__all__ = ["check_classes", "evaluate", "recall_at_k", "recall_not_measurable"]
+
 
 def recall_at_k(
     queries: torch.Tensor,

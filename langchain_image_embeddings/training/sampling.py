@@ -6,6 +6,8 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+__all__ = ["batched", "pk_batches", "random_batches"]
+
 
 def pk_batches(
     labels: Sequence[int], batch_size: int, samples_per_class: int, rng: random.Random

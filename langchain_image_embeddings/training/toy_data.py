@@ -16,6 +16,9 @@ from PIL import Image, ImageDraw
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.training.data import CaptionedImages, LabeledImages
 
+__all__ = ["COLORS", "SHAPES", "SIDES", "captioned_shapes", "digit_images", "draw_shape"]
+
+
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
     "green": (30, 170, 30),

@@ -39,6 +39,8 @@ from langchain_image_embeddings.training.config import (
 )
 from langchain_image_embeddings.training.metrics import recall_not_measurable
 
+__all__ = ["Trainer"]
+
 
 def _scheduler(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float

@@ -31,6 +31,9 @@ from langchain_image_embeddings.training.metrics import evaluate
 from langchain_image_embeddings.training.sampling import batched, pk_batches, random_batches
 from langchain_image_embeddings.training.trainer_base import Trainer
 
+__all__ = ["HeadTrainer", "TowerTrainer"]
+
+
 # Layers after the last blocks that partial mode also trains (open_clip names).
 _PARTIAL_ALSO = ("visual.proj", "visual.ln_post.", "ln_final.", "text_projection")
 

@@ -12,45 +12,48 @@ Store specs (used by the ``imgemb`` command):
 FAISS, Chroma and pymilvus are imported only when a store is opened.
 
 Writers of a FAISS folder or an embedded Chroma folder hold an exclusive lock on it
-(:class:`StoreLock`): a second writer process fails at once with
+(see :mod:`langchain_image_embeddings._locks`): a second writer process fails at once with
 :class:`~langchain_image_embeddings.errors.StoreLockedError` ("store locked"). Readers
 take no lock.
 """
 
 from __future__ import annotations
 
-import importlib
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from langchain_image_embeddings._exports import lazy_exports
 from langchain_image_embeddings.errors import StoreError
 
 if TYPE_CHECKING:
-    from langchain_image_embeddings._locks import StoreLock
-    from langchain_image_embeddings.embeddings import ImageEmbeddings
-    from langchain_image_embeddings.vectorstores.base import ImageVectorStore
-    from langchain_image_embeddings.vectorstores.chroma._store import ChromaImageStore
-    from langchain_image_embeddings.vectorstores.faiss._store import FAISSImageStore
-    from langchain_image_embeddings.vectorstores.milvus._store import MilvusImageStore
-    from langchain_image_embeddings.vectorstores.records import (
+    from langchain_core.embeddings import Embeddings
+
+    from langchain_image_embeddings.vectorstores._records import (
         AddResult,
         PendingAdd,
         content_id,
         relevance_from_cosine,
     )
+    from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+    from langchain_image_embeddings.vectorstores.chroma._store import ChromaImageStore
+    from langchain_image_embeddings.vectorstores.faiss._store import FAISSImageStore
+    from langchain_image_embeddings.vectorstores.milvus._store import MilvusImageStore
 
-_EXPORTS = {
-    "AddResult": "records",
-    "ImageVectorStore": "base",
-    "PendingAdd": "records",
-    "StoreLock": "locking",
-    "content_id": "records",
-    "relevance_from_cosine": "records",
-    "ChromaImageStore": "chroma",
-    "FAISSImageStore": "faiss",
-    "MilvusImageStore": "milvus",
-}
+# Lazy: the stores import their backends (FAISS, chromadb, pymilvus) only when used.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AddResult": "._records",
+        "ImageVectorStore": ".base",
+        "PendingAdd": "._records",
+        "content_id": "._records",
+        "relevance_from_cosine": "._records",
+        "ChromaImageStore": ".chroma._store",
+        "FAISSImageStore": ".faiss._store",
+        "MilvusImageStore": ".milvus._store",
+    },
+)
 
 __all__ = [
     "AddResult",
@@ -59,7 +62,6 @@ __all__ = [
     "ImageVectorStore",
     "MilvusImageStore",
     "PendingAdd",
-    "StoreLock",
     "StoreSpec",
     "content_id",
     "open_store",
@@ -146,7 +148,7 @@ def _milvus_token() -> str:
 
 def open_store(
     spec: str,
-    embeddings: ImageEmbeddings | None = None,
+    embeddings: Embeddings | None = None,
     *,
     create: bool = True,
     faiss_index: str | None = None,
@@ -161,6 +163,7 @@ def open_store(
     ``recall_target``, ``memory_budget``); ``None`` keeps what a saved store records.
 
     Raises:
+        TypeError: A model given as the spec, or a string as the model (swapped arguments).
         ValueError: A malformed spec.
         StoreError: No such store (and ``create`` is false or no model), unreadable store.
         ModelMismatchError: ``embeddings`` is not the model that wrote the store.
@@ -171,8 +174,18 @@ def open_store(
             from langchain_image_embeddings.vectorstores import open_store
 
             store = open_store("faiss:index")                # model from the manifest
-            store.search_by_text("a red rocket", k=3)
+            store.similarity_search_with_score("a red rocket", k=3)
     """
+    if not isinstance(spec, str):
+        raise TypeError(
+            f"open_store: spec= got {type(spec).__name__}, not a store spec string such as "
+            "'faiss:index' (the model goes in embeddings=; were the arguments swapped?)"
+        )
+    if isinstance(embeddings, str):
+        raise TypeError(
+            f"open_store: embeddings= got the string {embeddings!r}, not a model: the store "
+            "spec goes first, the model (or None: the recorded one) second"
+        )
     parsed = parse_store_spec(spec)
     if parsed.kind == "faiss":
         from langchain_image_embeddings.vectorstores.faiss._store import FAISSImageStore
@@ -208,15 +221,6 @@ def open_store(
     return ChromaImageStore.http(
         parsed.host, parsed.port, embeddings, collection_name=parsed.collection
     )
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
 
 
 def store_info(spec: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""What the image stores share: the LangChain ``VectorStore`` contract and image-aware writes.
+"""The image store: one LangChain ``VectorStore`` over a storage backend.
 
 An image store is a :class:`langchain_core.vectorstores.VectorStore` over normalised
 vectors (cosine), whose scores are relevance in ``[0, 1]`` everywhere
@@ -11,93 +11,292 @@ documents are embedded as images under content ids (file hash + model), the mode
 fingerprint is recorded and checked, text queries go through the CLIP text tower and
 ``similarity_search_by_image`` takes any image input.
 
-Backends implement a few storage primitives (``_write``, ``_delete_ids``, ``_search``, ...);
-everything else lives once, in a chain of classes with one concern each:
-:class:`~langchain_image_embeddings.vectorstores.store_core.StoreCore` (the model, the
-primitives, the writer lock and checked vector writes),
-:class:`~langchain_image_embeddings.vectorstores.ingest.ImageIngest` (image ingest) and,
-here, :class:`ImageVectorStore` (the LangChain contract: ``add_texts`` and the searches).
-Every name this module exported before the split is still importable from it.
+:class:`ImageVectorStore` implements all of that once, over a backend object that only
+stores (:class:`~langchain_image_embeddings.vectorstores._backend.StoreBackend`: write,
+delete, get, search, scan, count, the model record). The FAISS, Chroma and Milvus stores
+are thin subclasses that build their backend and add what only they have (FAISS ``save``,
+Milvus ``drop``, ...). Image ingest planning is
+:mod:`~langchain_image_embeddings.vectorstores._ingest`; the shared pure helpers (content
+ids, relevance, vector checks, model records) are
+:mod:`~langchain_image_embeddings.vectorstores._records`.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 import uuid
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
+from langchain_core.vectorstores import VectorStore
 
+from langchain_image_embeddings._locks import StoreLock
 from langchain_image_embeddings.errors import EncoderError, StoreError
-from langchain_image_embeddings.vectorstores.ingest import ImageIngest, ImageItem
-from langchain_image_embeddings.vectorstores.records import (
-    BAD_VECTOR_CODE,
-    MIN_NORM,
-    SOURCES_KEY,
+from langchain_image_embeddings.vectorstores._ingest import (
     WRITE_BATCH,
+    AddPlan,
+    ImageItem,
+    embed_chunk,
+    plan_add,
+    raise_failures,
+    to_image_documents,
+)
+from langchain_image_embeddings.vectorstores._records import (
+    MIN_NORM,
     AddResult,
     PendingAdd,
-    bad_vector_rows,
     check_model,
     check_vectors,
     content_id,
     image_embeddings_of,
     model_record,
     record_paths,
+    refuse_swapped_arguments,
     relevance_from_cosine,
-    to_image_documents,
     unit_rows,
     with_paths,
 )
-from langchain_image_embeddings.vectorstores.store_core import StoreCore
 
 if TYPE_CHECKING:
     import numpy as np
+    from langchain_core.embeddings import Embeddings
+    from typing_extensions import Self
 
+    from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
     from langchain_image_embeddings.images._load import ImageInput
+    from langchain_image_embeddings.vectorstores._backend import StoreBackend
 
-__all__ = [
-    "BAD_VECTOR_CODE",
-    "MIN_NORM",
-    "SOURCES_KEY",
-    "WRITE_BATCH",
-    "AddResult",
-    "ImageIngest",
-    "ImageItem",
-    "ImageVectorStore",
-    "PendingAdd",
-    "StoreCore",
-    "bad_vector_rows",
-    "check_model",
-    "check_vectors",
-    "content_id",
-    "image_embeddings_of",
-    "model_record",
-    "record_paths",
-    "relevance_from_cosine",
-    "to_image_documents",
-    "unit_rows",
-    "with_paths",
-]
+__all__ = ["ImageVectorStore"]
 
 
-class ImageVectorStore(ImageIngest):
-    """Base of the image stores: a LangChain ``VectorStore`` with image-aware writes.
+class ImageVectorStore(VectorStore):
+    """A LangChain ``VectorStore`` with image-aware writes, over a storage backend.
+
+    Use :class:`~langchain_image_embeddings.vectorstores.FAISSImageStore`,
+    :class:`~langchain_image_embeddings.vectorstores.ChromaImageStore` or
+    :class:`~langchain_image_embeddings.vectorstores.MilvusImageStore`, which build their
+    backend; this class is what they share.
+
+    Key init args:
+        embeddings: Embeddings
+            The model: an ``ImageEmbeddings`` (documents are image URIs, ids are content
+            ids, the model fingerprint is recorded and checked) or any LangChain ``Embeddings``.
+        backend: StoreBackend
+            The storage (``FAISSBackend``, ``ChromaBackend``, ``MilvusBackend``).
 
     Example:
         .. code-block:: python
 
             from langchain_image_embeddings import ImageEmbeddings
+            from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
             from langchain_image_embeddings.vectorstores import FAISSImageStore
 
             store = FAISSImageStore(ImageEmbeddings("timm:efficientnet_lite0"), "index")
             store.add_documents(ImageDirectoryLoader("photos").load())   # embedded as images
-            store.similarity_search_by_image("query.jpg", k=1)          # [Document]
+            result = store.add_images(["photos/chelsea.jpg", "photos/copy-of-chelsea.jpg"])
+            result.added, result.duplicates, result.failures
+            store.similarity_search_by_image("photos/chelsea.jpg", k=1)   # [Document]
             store.as_retriever(search_kwargs={"k": 3})                  # any LangChain chain
     """
 
-    # -- LangChain writes (image URIs go to ImageIngest) ---------------------------------
+    def __init__(self, embeddings: Embeddings, backend: StoreBackend) -> None:
+        refuse_swapped_arguments(type(self).__name__, embeddings)
+        self._embedding = embeddings
+        self._image_embeddings = image_embeddings_of(embeddings)
+        self.backend = backend
+        self._writer_lock: StoreLock | None = None
+        self._lock_release: weakref.finalize[Any, Any] | None = None
+        stored = backend.read_model_record()
+        if stored:
+            check_model(stored, embeddings, backend.where)
+        elif backend.count() > 0:
+            raise StoreError(f"{backend.where} holds vectors from an unknown model")
+        backend.open(functools.partial(model_record, embeddings))
+
+    # -- the model -----------------------------------------------------------------------
+    @property
+    def embeddings(self) -> Embeddings:
+        """The model given at construction (any LangChain ``Embeddings``)."""
+        return self._embedding
+
+    @property
+    def embeds_images(self) -> bool:
+        """Whether the model embeds images (documents are then image URIs)."""
+        return self._image_embeddings is not None
+
+    @property
+    def image_embeddings(self) -> ImageEmbeddings:
+        """The image model.
+
+        Raises:
+            EncoderError: The store was built with a text-only ``Embeddings``.
+        """
+        if self._image_embeddings is None:
+            raise EncoderError(
+                f"this store embeds with {type(self._embedding).__name__}, which cannot embed "
+                "images: build it with ImageEmbeddings for image documents and image queries"
+            )
+        return self._image_embeddings
+
+    @property
+    def document_embeddings(self) -> ImageDocumentEmbeddings:
+        """The image-document view of the model, for stock LangChain stores."""
+        from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings
+
+        image = self.image_embeddings
+        return ImageDocumentEmbeddings(image, query="text" if image.supports_text else "image")
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        # Every score this store returns is already relevance in [0, 1].
+        return lambda score: score
+
+    # -- reads ---------------------------------------------------------------------------
+    @property
+    def dim(self) -> int | None:
+        """Dimension of the stored vectors (``None`` until known)."""
+        return self.backend.dim
+
+    def __len__(self) -> int:
+        """Number of vectors in the store."""
+        return self.backend.count()
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        """Every stored id with its metadata."""
+        return self.backend.scan()
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """Documents by id (missing ids are left out)."""
+        return self.backend.get(list(ids))
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """The subset of ``ids`` present in the store."""
+        return self.backend.existing_ids(list(ids))
+
+    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored unit vectors of these ids, in order (``float32``, one row per id).
+
+        Raises:
+            KeyError: An id that is not in the store.
+        """
+        return self.backend.vectors(list(ids))
+
+    # -- one writer per folder -----------------------------------------------------------
+    def acquire_write_lock(self) -> None:
+        """Become this store's only writer now (writes take the lock anyway, lazily).
+
+        A no-op for stores without a folder (servers serialise writes themselves). The lock
+        is released by :meth:`close`, when the store is garbage-collected, or when the
+        process ends (``kill -9`` included).
+
+        Raises:
+            StoreLockedError: Another process is writing the store.
+            StoreError: A check made once the lock is held failed (then it is released).
+        """
+        folder = self.backend.lock_dir()
+        if folder is None or (self._writer_lock is not None and self._writer_lock.held):
+            return
+        lock = StoreLock(folder)
+        lock.acquire()
+        self._writer_lock = lock
+        self._lock_release = weakref.finalize(self, lock.release)
+        try:
+            self.backend.on_locked()
+        except BaseException:
+            self.release_write_lock()
+            raise
+
+    def release_write_lock(self) -> None:
+        """Stop being the writer (no-op when not holding the lock); writes take it again."""
+        if self._lock_release is not None:
+            self._lock_release()
+        self._lock_release = None
+        self._writer_lock = None
+
+    def persist(self) -> None:
+        """Make writes durable (FAISS saves to its folder; Chroma and Milvus write through)."""
+
+    def close(self) -> None:
+        """Persist unsaved changes (a FAISS store with a folder saves them), then release the
+        writer lock, if held, and what the store opened.
+
+        Leaving a ``with`` block by an exception releases without persisting: a FAISS
+        folder keeps its last save, as if the block had not run since.
+
+        Raises:
+            StoreLockedError: Another process writes the folder (the store is released).
+            StoreError: The folder was saved by another writer meanwhile (released too).
+        """
+        try:
+            if self.backend.has_unsaved_changes():
+                self.persist()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        try:
+            self.release_write_lock()
+        finally:
+            self.backend.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self._release()
+
+    # -- vector writes -------------------------------------------------------------------
+    def upsert_vectors(
+        self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]
+    ) -> None:
+        """Write vectors (one row per id) under ``ids``, replacing existing ones.
+
+        Rows are normalised to unit length (the stores compare by cosine).
+
+        Raises:
+            StoreError: A wrong shape, or NaN/inf/zero rows (naming the ids); nothing written.
+        """
+        import numpy as np
+
+        if len(ids) != len(vectors) or len(ids) != len(documents):
+            raise ValueError("ids, vectors and documents must have the same length")
+        if len(set(ids)) != len(ids):
+            raise ValueError("duplicate ids in one write")
+        if not len(ids):
+            return
+        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+        check_vectors(ids, matrix, self.dim)
+        self.acquire_write_lock()
+        self.backend.write(list(ids), unit_rows(matrix), list(documents))
+
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        """Delete records by id (unknown ids are ignored); ``ids=None`` deletes every record.
+
+        Returns:
+            True.
+        """
+        if ids is None:
+            ids = list(self.records())
+        if ids:
+            self.acquire_write_lock()
+            self.backend.delete(list(ids))
+        return True
+
+    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        """Replace the metadata of existing records, keeping their vectors (unknown ids are
+        ignored)."""
+        if len(ids) != len(metadatas):
+            raise ValueError("ids and metadatas must have the same length")
+        if ids:
+            self.acquire_write_lock()
+            self.backend.update_metadata(list(ids), list(metadatas))
+
+    # -- LangChain writes ----------------------------------------------------------------
     def add_texts(
         self,
         texts: Iterable[str],
@@ -133,6 +332,198 @@ class ImageVectorStore(ImageIngest):
         docs = [Document(id=final[r], page_content=texts[r], metadata=metas[r]) for r in rows]
         self.upsert_vectors([final[r] for r in rows], vectors[rows], docs)
         return final
+
+    def _add_image_uris(
+        self, uris: list[str], metas: list[dict[str, Any]], given: list[str | None]
+    ) -> list[str]:
+        """``add_texts`` of an image model: all or nothing, content ids unless given."""
+        image = self.image_embeddings
+        items = [Document(page_content=u, metadata=m) for u, m in zip(uris, metas, strict=True)]
+        if not any(given):
+            pending = self.prepare_add(items)
+            raise_failures(pending.result.failures, len(uris))
+            self.commit_add(pending)
+            return pending.result.input_ids
+        result = AddResult()
+        rows = to_image_documents(items, image.load_options, result.failures)
+        raise_failures(result.failures, len(uris))
+        final = [
+            given[r.position] or content_id(r.document.metadata["sha256"], image.model_id)
+            for r in rows
+        ]
+        unique = {i: row for row, i in enumerate(final)}
+        chunk = [(final[r], rows[r].document) for r in unique.values()]
+        held = {final[r]: s for r in unique.values() if (s := rows[r].held) is not None}
+        hashed = {final[r] for r in unique.values() if rows[r].hashed}
+        written, vectors, wdocs = embed_chunk(image, chunk, 0, result, held=held, hashed=hashed)
+        # the chunk's rows are the inputs' rows only without repeated ids: name the input
+        positions = [rows[r].position for r in unique.values()]
+        result.failures = [e.with_index(positions[e.index or 0]) for e in result.failures]
+        raise_failures(result.failures, len(uris))
+        self.upsert_vectors(written, vectors, wdocs)
+        return [str(i) for i in final]
+
+    # -- image writes --------------------------------------------------------------------
+    def plan_add(self, images: Iterable[ImageItem], *, replace_changed: bool = True) -> AddPlan:
+        """What :meth:`add_images` would do, without embedding or writing anything: the
+        images to embed, the records that gain paths, the paths that move (see
+        :mod:`~langchain_image_embeddings.vectorstores._ingest`).
+
+        Raises:
+            EncoderError: The store's model does not embed images.
+        """
+        return plan_add(
+            images,
+            self.image_embeddings,
+            get_by_ids=self.get_by_ids,
+            records=self.records,
+            replace_changed=replace_changed,
+        )
+
+    def add_images(
+        self,
+        images: Iterable[ImageItem],
+        *,
+        replace_changed: bool = True,
+        all_or_nothing: bool = False,
+    ) -> AddResult:
+        """Embed and add images not already in the store.
+
+        Identical bytes at several paths share one vector: the record lists every path in
+        ``sources`` and the result names the extra paths in ``duplicates``. One unreadable
+        image, or one whose vector is NaN/inf or zero, is reported in ``failures`` and never
+        written; the others are written in batches.
+
+        Args:
+            images: Image documents (from the loaders), paths or URIs.
+            replace_changed: A path whose bytes changed leaves its old record (deleted when
+                no other path shares it).
+            all_or_nothing: Embed everything first and write nothing at all if any image
+                failed (``result.committed`` is then false). Holds every new vector in
+                memory until the write.
+
+        Returns:
+            What was added, skipped, replaced, found duplicated and what failed.
+
+        Raises:
+            EncoderError: The store's model does not embed images.
+            StoreLockedError: Another process is writing the store.
+        """
+        if all_or_nothing:
+            pending = self.prepare_add(images, replace_changed=replace_changed)
+            if pending.result.failures:
+                pending.result.committed = False
+                return pending.result
+            return self.commit_add(pending)
+        plan = self.plan_add(images, replace_changed=replace_changed)
+        result, image = plan.result, self.image_embeddings
+        for start in range(0, len(plan.todo), WRITE_BATCH):
+            chunk = plan.todo[start : start + WRITE_BATCH]
+            ids, vectors, written = embed_chunk(
+                image, chunk, start, result, held=plan.held, hashed=plan.hashed
+            )
+            if ids:
+                self.upsert_vectors(ids, vectors, written)
+                result.added.extend(ids)
+        self._finish_add(result, plan.relinked, plan.moved)
+        return result
+
+    def prepare_add(
+        self, images: Iterable[ImageItem], *, replace_changed: bool = True
+    ) -> PendingAdd:
+        """Embed the images :meth:`add_images` would add, without writing anything."""
+        import numpy as np
+
+        plan = self.plan_add(images, replace_changed=replace_changed)
+        image = self.image_embeddings
+        ids: list[str] = []
+        parts: list[np.ndarray] = []
+        docs: list[Document] = []
+        for start in range(0, len(plan.todo), WRITE_BATCH):
+            chunk = plan.todo[start : start + WRITE_BATCH]
+            chunk_ids, vectors, written = embed_chunk(
+                image, chunk, start, plan.result, held=plan.held, hashed=plan.hashed
+            )
+            ids.extend(chunk_ids)
+            parts.append(vectors)
+            docs.extend(written)
+        dim = int(image.dim)
+        matrix = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+        return PendingAdd(ids, matrix, docs, plan.relinked, plan.moved, plan.result)
+
+    def commit_add(self, pending: PendingAdd) -> AddResult:
+        """Write what :meth:`prepare_add` embedded (in batches) and relink moved paths.
+
+        ``pending`` may also carry vectors made elsewhere for a :meth:`plan_add` (the shard
+        loader's): they are checked like any other write.
+        """
+        result = pending.result
+        for start in range(0, len(pending.ids), WRITE_BATCH):
+            stop = start + WRITE_BATCH
+            self.upsert_vectors(
+                pending.ids[start:stop], pending.vectors[start:stop], pending.documents[start:stop]
+            )
+            result.added.extend(pending.ids[start:stop])
+        self._finish_add(result, pending.relinked, pending.moved)
+        result.committed = True
+        return result
+
+    def _finish_add(
+        self, result: AddResult, relinked: dict[str, list[str]], moved: dict[str, str]
+    ) -> None:
+        """Relink the records that gained paths; take moved paths out of their old records."""
+        if relinked:
+            docs = {d.id: d for d in self.get_by_ids(list(relinked))}
+            ids = [i for i in relinked if i in docs]
+            self.update_metadata(ids, [with_paths(docs[i].metadata, relinked[i]) for i in ids])
+        failed = {e.source for e in result.failures}
+        moving = [p for p in moved if p not in failed]
+        result.replaced.extend(self.remove_paths(moving, owners=moved))
+
+    def remove_paths(
+        self, paths: Iterable[str], *, owners: dict[str, str] | None = None
+    ) -> list[str]:
+        """Take paths out of the records that list them; delete records left with none.
+
+        Args:
+            paths: The paths (or URIs) to take out.
+            owners: ``{path: record id}`` when the caller knows it (else every record is read).
+
+        Returns:
+            Ids of the records deleted.
+        """
+        if owners is None:
+            wanted = set(paths)
+            owners = {
+                p: i
+                for i, meta in self.records().items()
+                for p in record_paths(meta)
+                if p in wanted
+            }
+        else:
+            owners = {p: owners[p] for p in paths if p in owners}
+        by_id: dict[str, set[str]] = {}
+        for path, rid in owners.items():
+            by_id.setdefault(rid, set()).add(path)
+        if not by_id:
+            return []
+        docs = {d.id: d for d in self.get_by_ids(list(by_id))}
+        deleted: list[str] = []
+        updates: dict[str, dict[str, Any]] = {}
+        for rid, gone in by_id.items():
+            doc = docs.get(rid)
+            if doc is None:
+                continue
+            left = [p for p in record_paths(doc.metadata) if p not in gone]
+            if left:
+                updates[rid] = with_paths(doc.metadata, left)
+            else:
+                deleted.append(rid)
+        if updates:
+            self.update_metadata(list(updates), list(updates.values()))
+        if deleted:
+            self.delete(deleted)
+        return deleted
 
     # -- searches ------------------------------------------------------------------------
     def text_query_vector(self, query: str) -> list[float]:
@@ -207,10 +598,10 @@ class ImageVectorStore(ImageIngest):
             fetch_k: Candidates fetched before filtering (FAISS).
             score_threshold: Drop hits whose relevance is below this.
         """
-        if k <= 0 or self._nothing_to_search():
+        if k <= 0 or self.backend.is_empty():
             return []
         query = self._query_unit(embedding)
-        hits = self._search(query, k, filter, max(fetch_k, k))
+        hits = self.backend.search(query, k, filter, max(fetch_k, k))
         scored = [(doc, relevance_from_cosine(cos)) for doc, cos in hits]
         if score_threshold is not None:
             scored = [(d, s) for d, s in scored if s >= score_threshold]
@@ -275,14 +666,14 @@ class ImageVectorStore(ImageIngest):
         """Maximal-marginal-relevance search: relevant but diverse documents."""
         from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-        if k <= 0 or self._nothing_to_search():
+        if k <= 0 or self.backend.is_empty():
             return []
         query = self._query_unit(embedding)
-        with self._mutex:  # the hits' vectors, before another thread deletes them
-            hits = self._search(query, max(fetch_k, k), filter, max(fetch_k, k))
+        with self.backend.mutex:  # the hits' vectors, before another thread deletes them
+            hits = self.backend.search(query, max(fetch_k, k), filter, max(fetch_k, k))
             if not hits:
                 return []
-            vectors = self._vectors([str(d.id) for d, _ in hits])
+            vectors = self.backend.vectors([str(d.id) for d, _ in hits])
         chosen = maximal_marginal_relevance(query, list(vectors), lambda_mult=lambda_mult, k=k)
         return [hits[i][0] for i in chosen]
 
@@ -313,39 +704,3 @@ class ImageVectorStore(ImageIngest):
         return self.max_marginal_relevance_search_by_vector(
             self.image_query_vector(image), k, fetch_k, lambda_mult, filter, **kwargs
         )
-
-    # -- short names (the package's own API before the stores were VectorStores) ----------
-    def search_by_vector(
-        self, vector: Sequence[float], k: int = 4, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
-        """:meth:`similarity_search_with_score_by_vector`."""
-        return self.similarity_search_with_score_by_vector(vector, k, **kwargs)
-
-    def search_by_text(self, text: str, k: int = 4, **kwargs: Any) -> list[tuple[Document, float]]:
-        """:meth:`similarity_search_with_score` (text-to-image with CLIP models)."""
-        return self.similarity_search_with_score(text, k, **kwargs)
-
-    def search_by_image(
-        self, image: ImageInput, k: int = 4, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
-        """:meth:`similarity_search_by_image_with_relevance_score`."""
-        return self.similarity_search_by_image_with_relevance_score(image, k, **kwargs)
-
-    def mmr_by_vector(self, vector: Sequence[float], k: int = 4, **kwargs: Any) -> list[Document]:
-        """:meth:`max_marginal_relevance_search_by_vector`."""
-        return self.max_marginal_relevance_search_by_vector(list(vector), k, **kwargs)
-
-    # -- bulk load (issue 11; the logic lives in scale/load.py) ---------------------------
-    def add_from_parquet(
-        self, path: str | os.PathLike[str], *, batch_size: int = 4096, replace_changed: bool = False
-    ) -> AddResult:
-        """Add the vectors of Parquet shards (``imgemb embed-dataset``) without re-embedding.
-
-        Same records as :meth:`add_images`; a shard of another model raises
-        ``ModelMismatchError``; rerunning adds nothing. See :func:`~langchain_image_embeddings.scale.load.load_shards`.
-        """
-        from langchain_image_embeddings.scale.load import load_shards
-
-        return load_shards(
-            self, path, batch_size=batch_size, replace_changed=replace_changed
-        ).result

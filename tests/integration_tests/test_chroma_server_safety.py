@@ -20,7 +20,7 @@ import pytest
 
 from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores import ChromaImageStore
-from langchain_image_embeddings.vectorstores import chroma as chroma_module
+from langchain_image_embeddings.vectorstores.chroma import _store as chroma_store
 from tests.integration_tests.conftest import _free_port
 from tests.unit_tests.store_helpers import write_folder
 
@@ -69,7 +69,7 @@ def test_server_batches_reruns_and_outage(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     host, port, proc = own_server
-    monkeypatch.setattr(chroma_module, "BACKOFF_S", 0.05)
+    monkeypatch.setattr(chroma_store, "BACKOFF_S", 0.05)
     store = ChromaImageStore.http(host, port, tiny_clip_embeddings, collection_name="safety")
     monkeypatch.setattr(store.client, "get_max_batch_size", lambda: 2)
     original = store.collection.upsert

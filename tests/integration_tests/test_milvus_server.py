@@ -19,9 +19,9 @@ from langchain_image_embeddings.errors import ModelMismatchError, StoreError
 from langchain_image_embeddings.retrievers import ImageToImageRetriever, TextToImageRetriever
 from langchain_image_embeddings.sync import sync_directory
 from langchain_image_embeddings.vectorstores import MilvusImageStore, open_store, store_info
-from langchain_image_embeddings.vectorstores import milvus as milvus_module
-from langchain_image_embeddings.vectorstores import retry as retry_module
-from langchain_image_embeddings.vectorstores.filters import metadata_matches
+from langchain_image_embeddings.vectorstores import _retry as retry_module
+from langchain_image_embeddings.vectorstores._filters import metadata_matches
+from langchain_image_embeddings.vectorstores.milvus import _calls as milvus_calls
 from tests.integration_tests.conftest import MilvusLiteServer
 from tests.unit_tests.store_helpers import EncoderSpy, write_folder, write_image
 from tests.unit_tests.test_vectorstores_common import (
@@ -100,7 +100,7 @@ def test_unreachable_server_is_a_store_error(
     # wrong port: retried, then StoreError
     with pytest.raises(StoreError, match="cannot reach the Milvus server"):
         open_store(f"milvus+http://127.0.0.1:{_closed_port()}/photos", tiny_clip_embeddings)
-    assert len(waits) == milvus_module.RETRIES - 1
+    assert len(waits) == milvus_calls.RETRIES - 1
     # server stopped under an open store: reads and writes fail as StoreError after retries
     store = MilvusImageStore.http(
         server.host, server.port, tiny_clip_embeddings, collection_name="gone"
@@ -111,9 +111,9 @@ def test_unreachable_server_is_a_store_error(
     waits.clear()
     with pytest.raises(StoreError, match="after 3 tries"):
         len(store)
-    assert waits == [milvus_module.BACKOFF_S, 2 * milvus_module.BACKOFF_S]
+    assert waits == [milvus_calls.BACKOFF_S, 2 * milvus_calls.BACKOFF_S]
     with pytest.raises(StoreError):
-        store.search_by_image(paths[0], k=1)
+        store.similarity_search_by_image_with_relevance_score(paths[0], k=1)
     with pytest.raises(StoreError):
         store.add_images(write_folder(tmp_path / "more", 1, start=5))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from langchain_image_embeddings import ImageEmbeddings
-from langchain_image_embeddings.scale import embed_dataset, plan_shards
+from langchain_image_embeddings.scale import embed_dataset, load_shards, plan_shards
 from langchain_image_embeddings.sync import sync_directory
 from langchain_image_embeddings.vectorstores import ChromaImageStore, MilvusImageStore
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
@@ -35,11 +35,11 @@ def test_shards_load_into_a_server_like_add_images(
 
     direct, loaded = store(), store()
     sync_directory(direct, corpus)
-    result = loaded.add_from_parquet(tmp_path / "shards", batch_size=25)
+    result = load_shards(loaded, tmp_path / "shards", batch_size=25).result
     assert len(result.added) == len(loaded) == len(direct) == 60
     assert sorted(e.code for e in result.failures) == sorted(BAD_FILES.values())
     assert loaded.records() == direct.records()
     queries = [str(corpus / "img" / "p00" / f"{n:03d}.jpg") for n in (0, 4, 9)]
     assert search_results(loaded, queries) == search_results(direct, queries)
-    assert loaded.add_from_parquet(tmp_path / "shards").added == []
+    assert load_shards(loaded, tmp_path / "shards").result.added == []
     assert len(loaded) == 60

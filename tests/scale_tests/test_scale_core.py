@@ -27,7 +27,7 @@ from langchain_image_embeddings.scale import (
     shard_files,
 )
 from langchain_image_embeddings.vectorstores import ChromaImageStore, FAISSImageStore
-from langchain_image_embeddings.vectorstores.records import content_id, model_record
+from langchain_image_embeddings.vectorstores._records import content_id, model_record
 from tests.scale_tests.corpus import BAD_FILES, DUPLICATE, read_rows, search_results
 
 
@@ -177,7 +177,7 @@ def test_load_matches_indexing_the_folder(
     from langchain_image_embeddings.sync import sync_directory
 
     sync_directory(direct, scale_corpus)
-    first = loaded.add_from_parquet(local_shards / "shard-000000.parquet")  # a load cut short
+    first = load_shards(loaded, local_shards / "shard-000000.parquet").result  # a load cut short
     report = load_shards(loaded, local_shards, batch_size=40)
     assert len(first.added) + len(report.result.added) == len(loaded) == len(direct) == 196
     assert sorted(e.code for e in report.result.failures) == sorted(BAD_FILES.values())
@@ -187,7 +187,7 @@ def test_load_matches_indexing_the_folder(
     assert sorted(record["sources"]) == sorted([dup, original])
     queries = [str(scale_corpus / "img" / "p01" / f"{n:03d}.jpg") for n in (50, 52, 56)]
     assert search_results(loaded, queries) == search_results(direct, queries)
-    again = loaded.add_from_parquet(local_shards, batch_size=1000)
+    again = load_shards(loaded, local_shards, batch_size=1000).result
     assert again.added == [] and len(again.skipped) == 196 and len(loaded) == 196
 
 
@@ -196,14 +196,14 @@ def test_load_refuses_another_models_shards(
 ) -> None:
     store = FAISSImageStore(lite0_embeddings, tmp_path / "lite0")
     with pytest.raises(ModelMismatchError, match="would mix vector spaces"):
-        store.add_from_parquet(local_shards)
+        load_shards(store, local_shards)
     assert len(store) == 0
     with pytest.raises(StoreError, match="holds no shard-"):
-        store.add_from_parquet(tmp_path)
+        load_shards(store, tmp_path)
     # A store without a model cannot check the shards: the error names the model to open with.
     bare = FAISSImageStore(None, tmp_path / "bare")
     with pytest.raises(StoreError, match=r"no model.*open the store with ImageEmbeddings\('"):
-        bare.add_from_parquet(local_shards)
+        load_shards(bare, local_shards)
     assert len(bare) == 0
 
 
@@ -341,9 +341,9 @@ def test_a_shard_damaged_inside_is_a_store_error_naming_it(
     assert read_shard_info(damaged).rows == 25  # the footer alone looks fine
     store = FAISSImageStore(scale_embeddings, tmp_path / "index")
     with pytest.raises(StoreError, match=f"{damaged.name} is damaged .*run embed-dataset again"):
-        store.add_from_parquet(shards)
+        load_shards(store, shards)
     first_only = FAISSImageStore(scale_embeddings, tmp_path / "first")
-    first_only.add_from_parquet(files[0])
+    load_shards(first_only, files[0])
     assert set(store.records()) == set(first_only.records()) and len(store) > 0
 
 

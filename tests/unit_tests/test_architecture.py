@@ -24,7 +24,10 @@ ARCHITECTURE_DOC = ROOT / "docs" / "architecture.md"
 #: Bottom to top. A module may import from its own layer and the layers below it, never above.
 #: Each entry is a module or a package (which holds all its submodules).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("ground floor", ("errors", "_version", "_atomic", "_optional", "_locks", "_exports", "devices")),
+    (
+        "ground floor",
+        ("errors", "_version", "_atomic", "_optional", "_locks", "_exports", "devices"),
+    ),
     ("images", ("images",)),
     ("encoders", ("encoders",)),
     ("pipeline", ("pipeline",)),

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from langchain_image_embeddings import cli
+from langchain_image_embeddings.cli import exit_codes
 from langchain_image_embeddings.samples import PHOTO_NAMES, TRANSFORMS
 
 MODEL = "timm:efficientnet_lite0"
@@ -113,10 +114,10 @@ def test_index_reports_failures_and_text_search_needs_clip(
         "--quiet",
         "--skip-errors",
     )
-    assert code == cli.EXIT_OK  # --skip-errors: the readable image is indexed (issue 5)
+    assert code == exit_codes.EXIT_OK  # --skip-errors: the readable image is indexed (issue 5)
     assert "added 1" in out and "failed 1" in out and "bad.jpg" in err
     code, out, err = run(capsys, "search", "coins", "--store", store)
-    assert code == cli.EXIT_MODEL and "text" in err
+    assert code == exit_codes.EXIT_MODEL and "text" in err
     code, out, _ = run(
         capsys, "search", "--image", str(folder / "coins.jpg"), "--store", store, "-k", "1"
     )
@@ -127,33 +128,38 @@ def test_index_reports_failures_and_text_search_needs_clip(
 
 def test_usage_and_store_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
-        run(capsys, "search", "--store", "faiss:x")[0] == cli.EXIT_USAGE
+        run(capsys, "search", "--store", "faiss:x")[0] == exit_codes.EXIT_USAGE
     )  # neither text nor image
-    assert run(capsys, "search", "q", "--image", "a.jpg", "--store", "faiss:x")[0] == cli.EXIT_USAGE
-    assert run(capsys, "search", "q", "--store", "nosuchkind:x")[0] == cli.EXIT_USAGE
+    assert (
+        run(capsys, "search", "q", "--image", "a.jpg", "--store", "faiss:x")[0]
+        == exit_codes.EXIT_USAGE
+    )
+    assert run(capsys, "search", "q", "--store", "nosuchkind:x")[0] == exit_codes.EXIT_USAGE
     code, _, err = run(
         capsys, "search", "--image", "a.jpg", "--store", f"faiss:{tmp_path / 'none'}"
     )
-    assert code == cli.EXIT_STORE and "no FAISS image store at" in err and "imgemb index" in err
-    assert run(capsys, "info", "--store", f"chroma:{tmp_path / 'none'}")[0] == cli.EXIT_STORE
+    assert (
+        code == exit_codes.EXIT_STORE and "no FAISS image store at" in err and "imgemb index" in err
+    )
+    assert run(capsys, "info", "--store", f"chroma:{tmp_path / 'none'}")[0] == exit_codes.EXIT_STORE
     assert (
         run(capsys, "index", str(tmp_path / "missing"), "--store", f"faiss:{tmp_path / 'i'}")[0]
-        == cli.EXIT_USAGE
+        == exit_codes.EXIT_USAGE
     )
     with pytest.raises(SystemExit) as info:
         cli.main(["index"])
-    assert info.value.code == cli.EXIT_USAGE
+    assert info.value.code == exit_codes.EXIT_USAGE
 
 
 def test_exit_codes_are_documented() -> None:
     doc = cli.__doc__ or ""
     for code in (
-        cli.EXIT_OK,
-        cli.EXIT_INPUT_ERRORS,
-        cli.EXIT_USAGE,
-        cli.EXIT_MODEL,
-        cli.EXIT_ERROR,
-        cli.EXIT_STORE,
+        exit_codes.EXIT_OK,
+        exit_codes.EXIT_INPUT_ERRORS,
+        exit_codes.EXIT_USAGE,
+        exit_codes.EXIT_MODEL,
+        exit_codes.EXIT_ERROR,
+        exit_codes.EXIT_STORE,
     ):
         assert f"\n    {code}  " in doc
     docs_md = Path(__file__).parents[2] / "docs" / "cli.md"
@@ -183,6 +189,6 @@ def test_index_with_another_model_is_refused(
     FAISSImageStore.from_images(write_folder(folder, 2), tiny_clip_embeddings, tmp_path / "idx")
     store = f"faiss:{tmp_path / 'idx'}"
     code, _, err = run(capsys, "index", str(folder), "--store", store, "--model", MODEL, "--quiet")
-    assert code == cli.EXIT_STORE and "lie-tiny-clip" in err
+    assert code == exit_codes.EXIT_STORE and "lie-tiny-clip" in err
     code, out, _ = run(capsys, "info", "--store", store, "--json")
     assert json.loads(out)["count"] == 2  # nothing was written

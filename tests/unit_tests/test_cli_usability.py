@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from langchain_image_embeddings import __version__, cli
+from langchain_image_embeddings.cli import common, exit_codes, logs
+from langchain_image_embeddings.encoders import absolute_local_model
 from tests.unit_tests.store_helpers import write_folder
 
 LITE0 = "timm:efficientnet_lite0"
@@ -30,7 +32,7 @@ def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     """Run argv, expecting argparse's usage error (exit 2); return stderr."""
     with pytest.raises(SystemExit) as info:
         cli.main(list(argv))
-    assert info.value.code == cli.EXIT_USAGE
+    assert info.value.code == exit_codes.EXIT_USAGE
     return capsys.readouterr().err
 
 
@@ -89,11 +91,11 @@ def test_pretrained_and_model_kwargs_on_every_model_command(
 ) -> None:
     parse = cli.build_parser().parse_args
     args = parse([command, "x", "--pretrained", "/m/clip.safetensors"])
-    assert cli._model_kwargs(args) == {"pretrained": "/m/clip.safetensors"}
+    assert common.model_kwargs(args) == {"pretrained": "/m/clip.safetensors"}
     args = parse([command, "x", "--model-kwargs", '{"cache_dir": "/m", "pretrained": "a"}'])
-    assert cli._model_kwargs(args) == {"cache_dir": "/m", "pretrained": "a"}
+    assert common.model_kwargs(args) == {"cache_dir": "/m", "pretrained": "a"}
     args = parse([command, "x", "--model-kwargs", '{"pretrained": "a"}', "--pretrained", "b"])
-    assert cli._model_kwargs(args) == {"pretrained": "b"}  # --pretrained wins
+    assert common.model_kwargs(args) == {"pretrained": "b"}  # --pretrained wins
     assert "not valid JSON" in usage_error(capsys, command, "x", "--model-kwargs", "{bad")
     assert "JSON object" in usage_error(capsys, command, "x", "--model-kwargs", "[1, 2]")
 
@@ -107,11 +109,11 @@ def test_index_on_an_empty_folder_says_so_and_writes_nothing(
     (empty / "notes.txt").write_text("not an image")
     store = tmp_path / "store"
     code, out, err = run(capsys, "index", str(empty), "--store", f"faiss:{store}", "--quiet")
-    assert code == cli.EXIT_USAGE and out == ""
+    assert code == exit_codes.EXIT_USAGE and out == ""
     assert f"no image files in {empty}" in err and "--allow-empty" in err
     assert not store.exists()
     code, _, err = run(capsys, "embed", str(empty), "--quiet")
-    assert code == cli.EXIT_USAGE and "no image files" in err
+    assert code == exit_codes.EXIT_USAGE and "no image files" in err
 
     code, out, _ = run(
         capsys, "index", str(empty), "--store", f"faiss:{store}", "--model", LITE0,
@@ -131,7 +133,7 @@ def test_an_emptied_folder_does_not_wipe_its_store(
     for path in paths:
         path.unlink()  # e.g. an unmounted drive
     code, _, err = run(capsys, *base)
-    assert code == cli.EXIT_USAGE and "no image files" in err
+    assert code == exit_codes.EXIT_USAGE and "no image files" in err
     code, out, _ = run(capsys, "info", "--store", store, "--json")
     assert json.loads(out)["count"] == 2
 
@@ -144,9 +146,11 @@ def test_a_filter_matching_no_file_says_so(
     store = tmp_path / "store"
     base = ["index", str(folder), "--store", f"faiss:{store}", "--quiet"]
     code, _, err = run(capsys, *base, "--glob", "*.jpg")
-    assert code == cli.EXIT_USAGE and f"no image file in {folder} matches --glob '*.jpg'" in err
+    assert (
+        code == exit_codes.EXIT_USAGE and f"no image file in {folder} matches --glob '*.jpg'" in err
+    )
     code, _, err = run(capsys, *base, "--exclude", "img*")
-    assert code == cli.EXIT_USAGE and "matches --exclude 'img*'" in err
+    assert code == exit_codes.EXIT_USAGE and "matches --exclude 'img*'" in err
     assert not store.exists()
 
 
@@ -167,12 +171,12 @@ def test_progress_bars_only_on_a_terminal_or_when_asked(
 
     parse = cli.build_parser().parse_args
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    assert cli._show_progress(parse(["index", "d"]))
-    assert not cli._show_progress(parse(["index", "d", "--quiet"]))
+    assert common.show_progress(parse(["index", "d"]))
+    assert not common.show_progress(parse(["index", "d", "--quiet"]))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    assert not cli._show_progress(parse(["embed", "d"]))
-    assert cli._show_progress(parse(["embed", "d", "--progress"]))
-    assert not cli._show_progress(parse(["embed", "d", "--progress", "--quiet"]))
+    assert not common.show_progress(parse(["embed", "d"]))
+    assert common.show_progress(parse(["embed", "d", "--progress"]))
+    assert not common.show_progress(parse(["embed", "d", "--progress", "--quiet"]))
 
 
 # -- open_clip's stray log line -----------------------------------------------------------------
@@ -193,7 +197,7 @@ def test_open_clip_load_failure_prints_one_error_line_and_no_root_log(tmp_path: 
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
         timeout=120,
     )
-    assert proc.returncode == cli.EXIT_MODEL, proc.stderr
+    assert proc.returncode == exit_codes.EXIT_MODEL, proc.stderr
     assert "ERROR:root" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(missing) in lines[0]
@@ -204,7 +208,7 @@ def test_root_logging_is_quiet_only_during_a_command() -> None:
 
     root = logging.getLogger()
     handlers, filters = list(root.handlers), list(root.filters)
-    with cli._no_stray_root_logging():
+    with logs.no_stray_root_logging():
         assert not root.filter(root.makeRecord("root", logging.ERROR, "f", 1, "x", (), None))
     assert root.handlers == handlers and root.filters == filters
 
@@ -259,7 +263,7 @@ def test_local_checkpoint_through_pretrained_for_index_and_search(
     assert code == 0 and out.strip().endswith("img01.png"), err
     # Without the checkpoint the recorded architecture has no weights to load.
     code, _, err = run(capsys, "search", "a photo", *common)
-    assert code == cli.EXIT_MODEL and "pretrained" in err
+    assert code == exit_codes.EXIT_MODEL and "pretrained" in err
 
 
 def test_embed_lists_files_through_the_loader(
@@ -277,7 +281,7 @@ def test_embed_lists_files_through_the_loader(
         capsys, "embed", str(folder), "--model", LITE0, "--device", "cpu", "--json", "--quiet"
     )
     summary = json.loads(out)
-    assert code == cli.EXIT_INPUT_ERRORS
+    assert code == exit_codes.EXIT_INPUT_ERRORS
     assert (summary["images"], summary["embedded"], summary["failed"]) == (4, 2, 2)
     codes = {Path(e["input"]).name: e["code"] for e in summary["errors"]}
     assert codes == {"escape.png": "outside_root", "loop.png": "not_found"}
@@ -292,7 +296,7 @@ def test_a_closed_pipe_ends_quietly() -> None:
         "sys.exit(main(['models']))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == cli.EXIT_BROKEN_PIPE, proc.stderr
+    assert proc.returncode == exit_codes.EXIT_BROKEN_PIPE, proc.stderr
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
 
 
@@ -344,8 +348,8 @@ def test_a_relative_local_model_is_recorded_absolute(
     query = ["search", "--image", str(folder / "img01.png"), "--store", store, "-k", "1"]
     code, out, err = run(capsys, *query, "--device", "cpu")
     assert code == 0 and out.strip().endswith("img01.png"), err
-    assert cli.absolute_local_model("local:missing-model") == "local:missing-model"
-    assert cli.absolute_local_model(LITE0) == LITE0
+    assert absolute_local_model("local:missing-model") == "local:missing-model"
+    assert absolute_local_model(LITE0) == LITE0
 
 
 def test_an_invalid_device_is_one_plain_error_line(
@@ -354,7 +358,7 @@ def test_an_invalid_device_is_one_plain_error_line(
     folder = tmp_path / "imgs"
     write_folder(folder, 1)
     code, _, err = run(capsys, "embed", str(folder), "--device", "banana", "--quiet")
-    assert code == cli.EXIT_USAGE
+    assert code == exit_codes.EXIT_USAGE
     assert err.strip().startswith("error: device must be") and "'banana'" in err
     assert "validation error" not in err and "pydantic" not in err and len(err.splitlines()) == 1
 
@@ -377,7 +381,7 @@ def test_serve_on_a_port_in_use_is_one_error_not_a_model_error(
         busy.listen()
         port = str(busy.getsockname()[1])
         code, out, err = run(capsys, "serve", "--store", f"faiss:{tmp_path / 's'}", "--port", port)
-    assert code == cli.EXIT_ERROR and out == ""
+    assert code == exit_codes.EXIT_ERROR and out == ""
     assert err.startswith(f"error: cannot listen on 127.0.0.1 port {port}") and "--port" in err
 
 
@@ -397,11 +401,13 @@ def test_output_paths_and_empty_queries_are_usage_errors_not_tracebacks(
     assert json.loads(out)["vectors_file"] == str(written)
     assert np.load(written).shape == (2, 1280)
     code, _, err = run(capsys, *embed, "--out", str(tmp_path / "file" / "v.npy"))
-    assert code == cli.EXIT_USAGE and err.startswith("error: --out") and "Traceback" not in err
+    assert (
+        code == exit_codes.EXIT_USAGE and err.startswith("error: --out") and "Traceback" not in err
+    )
     code, _, err = run(capsys, "samples", str(tmp_path / "file"))
-    assert code == cli.EXIT_USAGE and "is a file" in err
+    assert code == exit_codes.EXIT_USAGE and "is a file" in err
     code, _, err = run(capsys, "search", "  ", "--store", f"faiss:{tmp_path / 'none'}")
-    assert code == cli.EXIT_USAGE and err == "error: the text query is empty\n"
+    assert code == exit_codes.EXIT_USAGE and err == "error: the text query is empty\n"
 
 
 def test_an_unreachable_store_says_why_not_no_store(
@@ -415,7 +421,7 @@ def test_an_unreachable_store_says_why_not_no_store(
         port = closed.getsockname()[1]
     store = f"chroma+http://127.0.0.1:{port}/photos"
     code, _, err = run(capsys, "search", "--image", "x.png", "--store", store)
-    assert code == cli.EXIT_STORE and "Could not connect" in err and store in err
+    assert code == exit_codes.EXIT_STORE and "Could not connect" in err and store in err
 
 
 def test_bad_report_path_and_serve_limits_fail_before_any_work(
@@ -436,7 +442,7 @@ def test_bad_report_path_and_serve_limits_fail_before_any_work(
         "--report",
         str(tmp_path / "reports"),
     )
-    assert code == cli.EXIT_USAGE and "--report" in err and "is a folder" in err
+    assert code == exit_codes.EXIT_USAGE and "--report" in err and "is a folder" in err
     assert not store.exists()  # nothing embedded, no store started
     serve = ["serve", "--store", f"faiss:{tmp_path / 'none'}", "--port", "0"]
     for extra, says in (
@@ -445,4 +451,4 @@ def test_bad_report_path_and_serve_limits_fail_before_any_work(
         (["--image-root", str(tmp_path / "missing")], "is not a directory"),
     ):
         code, out, err = run(capsys, *serve, *extra)
-        assert code == cli.EXIT_USAGE and says in err and out == "", err
+        assert code == exit_codes.EXIT_USAGE and says in err and out == "", err

@@ -27,7 +27,7 @@ from langchain_image_embeddings.pipeline._decode_pool import (
 @pytest.fixture(autouse=True)
 def _cold_start() -> Iterator[None]:
     """Each test starts without a size learned by an earlier pipeline over its encoder."""
-    from langchain_image_embeddings import pipeline as pipeline_module
+    from langchain_image_embeddings.pipeline import _stream as pipeline_module
 
     pipeline_module._LAST_WORKERS.clear()
     yield
@@ -216,7 +216,7 @@ def test_explicit_num_workers_is_never_changed(tiny_clip_encoder: Any) -> None:
 
 
 def test_the_next_pipeline_starts_from_the_last_decision(tiny_clip_encoder: Any) -> None:
-    from langchain_image_embeddings import pipeline as pipeline_module
+    from langchain_image_embeddings.pipeline import _stream as pipeline_module
 
     emb = ImageEmbeddings(tiny_clip_encoder, device="cpu", batch_size=4)
     pipeline_module._LAST_WORKERS[tiny_clip_encoder] = {False: 3}

@@ -7,7 +7,8 @@ import importlib
 import pytest
 import torch
 
-from langchain_image_embeddings import devices, embeddings, pipeline
+from langchain_image_embeddings import devices, embeddings
+from langchain_image_embeddings.pipeline import _stream as pipeline_stream
 
 # the training loops take their autocast choice from devices.py
 trainer_base = importlib.import_module("langchain_image_embeddings.training.trainer_base")
@@ -15,8 +16,8 @@ trainer_base = importlib.import_module("langchain_image_embeddings.training.trai
 
 def test_one_home_for_the_decisions() -> None:
     # the pipeline, ImageEmbeddings and training use the very same functions
-    assert pipeline.resolve_precision is devices.resolve_precision
-    assert pipeline.autocast_context is devices.autocast_context
+    assert pipeline_stream.resolve_precision is devices.resolve_precision
+    assert pipeline_stream.autocast_context is devices.autocast_context
     assert embeddings.resolve_device is devices.resolve_device
     assert trainer_base.training_autocast_dtype is devices.training_autocast_dtype
 

@@ -10,13 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from langchain_image_embeddings.document_loaders import (
-    ImageDirectoryLoader,
-    ImageURILoader,
-    describe_image_file,
-)
+from langchain_image_embeddings.document_loaders import ImageDirectoryLoader, ImageURILoader
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images import ImageLoadOptions
+from langchain_image_embeddings.images import ImageLoadOptions, describe_image_file
 from tests.unit_tests.store_helpers import write_image
 
 
@@ -126,6 +122,9 @@ def test_uri_loader(tree: Path) -> None:
         (4, "unsupported_scheme"),
         (5, "not_found"),
     ]
+    # read(): the same reading, with the bytes kept for embedding without a second read
+    read = loader.read(png.as_uri())
+    assert read.metadata == docs[1].metadata and read.data == png.read_bytes()
 
 
 def test_missing_directory_is_not_found(tmp_path: Path) -> None:

@@ -161,7 +161,10 @@ def test_one_image_instead_of_a_list_is_refused_by_name(
     # embed_image("cat.jpg") iterated the characters ("input #0 c: no such file"), bytes
     # gave ints, and a PIL image or a Path a raw "object is not iterable".
     path = photos_dir / "chelsea.jpg"
-    for single in (str(path), path, path.read_bytes(), Image.open(path), path.open("rb")):
+    from langchain_image_embeddings.images import read_image_source
+
+    singles = (str(path), path, path.read_bytes(), Image.open(path), path.open("rb"))
+    for single in (*singles, read_image_source(path)):
         with pytest.raises(TypeError, match=r"expected a list of images.*pass it in a list"):
             tiny_clip_embeddings.embed_images(single)
     with pytest.raises(TypeError, match=r"single str \(.*chelsea.jpg\)"):

@@ -6,7 +6,7 @@ import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_image_embeddings.vectorstores import FAISSImageStore
-from langchain_image_embeddings.vectorstores.filters import metadata_matches
+from langchain_image_embeddings.vectorstores._filters import metadata_matches
 
 META = {"format": "PNG", "width": 640, "sources": ["a.png", "b.png"], "tag": None}
 

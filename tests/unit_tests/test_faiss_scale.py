@@ -41,7 +41,10 @@ def recall(store: FAISSImageStore, vectors: np.ndarray, queries: np.ndarray) -> 
     truth = ann.exact_topk(vectors, queries, 10)
     hits = 0
     for q, true in zip(queries, truth, strict=True):
-        found = {int(str(d.id)[1:]) for d, _ in store.search_by_vector(q.tolist(), 10)}
+        found = {
+            int(str(d.id)[1:])
+            for d, _ in store.similarity_search_with_score_by_vector(q.tolist(), 10)
+        }
         hits += len(found & set(true.tolist()))
     return hits / truth.size
 
@@ -66,7 +69,7 @@ def test_recall_at_the_recorded_parameters_and_reopen_without_retraining(
 
     monkeypatch.setattr(ann, "build", no_training)
     reopened = FAISSImageStore.load(tmp_path / "s", writer.PrecomputedEmbeddings())
-    assert reopened.index_info["params"] == entry["params"] and reopened._ann is not None
+    assert reopened.index_info["params"] == entry["params"] and reopened.backend._ann is not None
     assert recall(reopened, vectors, queries) >= 0.95
 
 
@@ -75,22 +78,25 @@ def test_deletes_replacements_and_filters_for_every_index_kind(kind: str) -> Non
     vectors = clustered(2000, seed=3)
     store = filled(kind, vectors)
     store.build_index()
-    assert (store._ann is None) == (kind == "flat")
+    assert (store.backend._ann is None) == (kind == "flat")
     gone = [f"v{i}" for i in range(0, 2000, 10)]
     store.delete(gone)
     new = clustered(50, seed=4)
     replaced = [f"v{i}" for i in range(1, 100, 2)]
     store.upsert_vectors(replaced, new, [Document(page_content=i) for i in replaced])
-    assert len(store) == 1800 and np.allclose(store._vectors(replaced), new, atol=1e-6)
+    assert len(store) == 1800 and np.allclose(store.backend.vectors(replaced), new, atol=1e-6)
     for q in vectors[::40]:
-        ids = {d.id for d, _ in store.search_by_vector(q.tolist(), 10)}
+        ids = {d.id for d, _ in store.similarity_search_with_score_by_vector(q.tolist(), 10)}
         assert not ids & set(gone)
     found = sum(
-        f"v{1 + 2 * j}" in {d.id for d, _ in store.search_by_vector(new[j].tolist(), 10)}
+        f"v{1 + 2 * j}"
+        in {d.id for d, _ in store.similarity_search_with_score_by_vector(new[j].tolist(), 10)}
         for j in range(50)
     )
     assert found >= 45  # approximate: near-duplicates found, never demanded at rank 1
-    hits = store.search_by_vector(vectors[2].tolist(), 3, filter={"n": {"$in": [2, 4, 6, 10]}})
+    hits = store.similarity_search_with_score_by_vector(
+        vectors[2].tolist(), 3, filter={"n": {"$in": [2, 4, 6, 10]}}
+    )
     assert hits[0][0].id == "v2" and len(hits) == 3  # filtered: exact, v10 gone
 
 
@@ -104,7 +110,7 @@ def test_incremental_saves_write_only_new_rows_then_compact(tmp_path: Path) -> N
         ["a", "b"], clustered(2, seed=6), [Document(page_content=i) for i in ("a", "b")]
     )
     store.delete(["v0"])
-    store._update_metadata(["v1"], [{"n": 1, "tag": "changed"}])
+    store.update_metadata(["v1"], [{"n": 1, "tag": "changed"}])
     store.save()
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["version"] == 2 and manifest["vectors"] == base["vectors"]  # base untouched
@@ -115,7 +121,7 @@ def test_incremental_saves_write_only_new_rows_then_compact(tmp_path: Path) -> N
     reopened = FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())
     assert reopened.records() == store.records() and len(reopened) == 3001
     assert reopened.get_by_ids(["v1"])[0].metadata["tag"] == "changed"
-    assert np.allclose(reopened._vectors(["a", "v5"]), store._vectors(["a", "v5"]))
+    assert np.allclose(reopened.backend.vectors(["a", "v5"]), store.backend.vectors(["a", "v5"]))
     # a torn segment is refused
     seg = folder / segment["vectors"]["file"]
     data = seg.read_bytes()
@@ -136,7 +142,7 @@ def test_incremental_saves_write_only_new_rows_then_compact(tmp_path: Path) -> N
 
 def test_version_1_store_opens_and_is_upgraded_on_save(tmp_path: Path) -> None:
     from langchain_image_embeddings._atomic import sha256_file
-    from langchain_image_embeddings.vectorstores.records import model_record
+    from langchain_image_embeddings.vectorstores._records import model_record
 
     folder = tmp_path / "v1"
     folder.mkdir()
@@ -165,7 +171,10 @@ def test_version_1_store_opens_and_is_upgraded_on_save(tmp_path: Path) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest))
     assert store_info(f"faiss:{folder}")["index"] == "flat"
     store = FAISSImageStore.load(folder, embeddings)
-    assert len(store) == 4 and store.search_by_vector(vectors[2].tolist(), 1)[0][0].id == "v2"
+    assert (
+        len(store) == 4
+        and store.similarity_search_with_score_by_vector(vectors[2].tolist(), 1)[0][0].id == "v2"
+    )
     store.save()
     upgraded = json.loads((folder / "manifest.json").read_text())
     assert upgraded["version"] == 2 and upgraded["generation"] == 4
@@ -218,9 +227,10 @@ def test_incremental_save_keeps_the_index_file_and_reopen_adds_new_rows(tmp_path
     assert manifest["index"]["file"] == first["file"] and manifest["index"]["rows"] == 2000
     assert [s["rows"] for s in manifest["segments"]] == [20]
     reopened = FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())
-    assert reopened._ann.ntotal == 2020 and len(reopened) == 2020
+    assert reopened.backend._ann.ntotal == 2020 and len(reopened) == 2020
     found = sum(
-        ids[j] in {d.id for d, _ in reopened.search_by_vector(new[j].tolist(), 10)}
+        ids[j]
+        in {d.id for d, _ in reopened.similarity_search_with_score_by_vector(new[j].tolist(), 10)}
         for j in range(20)
     )
     assert found >= 18
@@ -237,15 +247,15 @@ def test_saved_vectors_are_memory_mapped_and_only_new_rows_held_in_memory(
     store.save()
     assert store.vectors_in_memory == 0
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert store._rows.mapped_files == [manifest["vectors"]["file"]]
+    assert store.backend._rows.mapped_files == [manifest["vectors"]["file"]]
     reopened = FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())
     assert reopened.vectors_in_memory == 0
-    assert all(isinstance(part, np.memmap) for part in reopened._rows._parts)
+    assert all(isinstance(part, np.memmap) for part in reopened.backend._rows._parts)
     queries = clustered(50, seed=12)
     assert recall(reopened, vectors, queries) >= 0.95  # rescored from the mapped rows
-    hit, score = reopened.search_by_vector(vectors[7].tolist(), 1)[0]
+    hit, score = reopened.similarity_search_with_score_by_vector(vectors[7].tolist(), 1)[0]
     assert hit.id == "v7" and score > 0.9999
-    assert np.allclose(reopened._vectors(["v3", "v1999"]), vectors[[3, 1999]], atol=1e-6)
+    assert np.allclose(reopened.backend.vectors(["v3", "v1999"]), vectors[[3, 1999]], atol=1e-6)
     # new rows stay in memory until saved, then live in their own mapped segment
     new = clustered(30, seed=13)
     ids = [f"n{i}" for i in range(30)]
@@ -255,8 +265,8 @@ def test_saved_vectors_are_memory_mapped_and_only_new_rows_held_in_memory(
     reopened.save()
     segment = json.loads((folder / "manifest.json").read_text())["segments"][0]
     assert reopened.vectors_in_memory == 0
-    assert reopened._rows.mapped_files[-1] == segment["vectors"]["file"]
-    assert reopened.search_by_vector(new[4].tolist(), 1)[0][0].id == "n4"
+    assert reopened.backend._rows.mapped_files[-1] == segment["vectors"]["file"]
+    assert reopened.similarity_search_with_score_by_vector(new[4].tolist(), 1)[0][0].id == "n4"
 
 
 def test_compaction_streams_into_a_new_base_while_a_reader_maps_the_old_files(
@@ -268,20 +278,22 @@ def test_compaction_streams_into_a_new_base_while_a_reader_maps_the_old_files(
     writer_store.full_save_below_bytes = 0
     writer_store.save()
     reader = FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())
-    old_files = set(reader._rows.mapped_files)
+    old_files = set(reader.backend._rows.mapped_files)
     writer_store.delete([f"v{i}" for i in range(0, 1500, 2)])  # half: compaction is due
     writer_store.save()
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["segments"] == [] and manifest["deletions"] is None
     assert manifest["rows"] == manifest["count"] == 750
     assert not old_files & {p.name for p in folder.iterdir()}  # deleted after the switch
-    assert writer_store._rows.mapped_files == [manifest["vectors"]["file"]]
+    assert writer_store.backend._rows.mapped_files == [manifest["vectors"]["file"]]
     assert writer_store.vectors_in_memory == 0
     kept = np.load(folder / manifest["vectors"]["file"])
     assert np.allclose(kept, vectors[1::2], atol=1e-6)  # live rows only, in order
-    assert writer_store.search_by_vector(vectors[9].tolist(), 1)[0][0].id == "v9"
+    assert (
+        writer_store.similarity_search_with_score_by_vector(vectors[9].tolist(), 1)[0][0].id == "v9"
+    )
     # the reader's maps still hold the old generation's rows (POSIX keeps unlinked data)
-    assert reader.search_by_vector(vectors[8].tolist(), 1)[0][0].id == "v8"
+    assert reader.similarity_search_with_score_by_vector(vectors[8].tolist(), 1)[0][0].id == "v8"
     assert len(FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())) == 750
 
 
@@ -308,7 +320,7 @@ def test_recall_target_and_memory_budget_are_recorded_and_drive_auto(
     # reopened without the settings: the recorded ones are kept (no rebuild at save)
     kept = FAISSImageStore.load(folder, writer.PrecomputedEmbeddings())
     assert (kept.recall_target, kept.memory_budget) == (0.9, 100_000)
-    assert kept.index_info["kind"] == "ivf-pq" and not kept._index_outdated()
+    assert kept.index_info["kind"] == "ivf-pq" and not kept.backend.index_outdated()
     # a larger budget makes auto pick HNSW at the next save; a new target is re-tuned
     bigger = FAISSImageStore.load(
         folder, writer.PrecomputedEmbeddings(), memory_budget="1GB", recall_target=0.99
@@ -328,6 +340,7 @@ def test_cli_recall_target_and_memory_budget(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from langchain_image_embeddings import cli
+    from langchain_image_embeddings.cli.index import open_for_write
 
     parser = cli.build_parser()
     spec = f"faiss:{tmp_path / 's'}"
@@ -349,7 +362,7 @@ def test_cli_recall_target_and_memory_budget(
 
     monkeypatch.setattr(embeddings_module, "ImageEmbeddings", CommandModel)
     args.model = writer.MODEL_ID
-    store: Any = cli._open_for_write(args)  # the store `imgemb index` writes
+    store: Any = open_for_write(args)  # the store `imgemb index` writes
     assert (store.index_kind, store.recall_target, store.memory_budget) == ("auto", 0.97, 2e9)
     ids = [f"v{i}" for i in range(5)]
     store.upsert_vectors(ids, clustered(5, seed=16), [Document(page_content=i) for i in ids])

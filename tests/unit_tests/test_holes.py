@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from langchain_image_embeddings import cli
-from langchain_image_embeddings.document_loaders import ImageDirectoryLoader, describe_image_file
+from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
 from langchain_image_embeddings.errors import (
     IMAGE_ERROR_CODES,
     EncoderError,
@@ -27,7 +27,7 @@ from langchain_image_embeddings.errors import (
     StoreError,
     StoreLockedError,
 )
-from langchain_image_embeddings.images import ImageLoadOptions, load_image
+from langchain_image_embeddings.images import ImageLoadOptions, describe_image_file, load_image
 
 REPO = Path(__file__).parents[2]
 
@@ -273,7 +273,9 @@ def test_chroma_open_retries_database_locked_then_says_store_locked(
             raise RuntimeError("error returned from database: (code: 5) database is locked")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(chroma, "BACKOFF_S", 0.01)
+    from langchain_image_embeddings.vectorstores.chroma import _store as chroma_store
+
+    monkeypatch.setattr(chroma_store, "BACKOFF_S", 0.01)  # where the open's retry loop reads it
     monkeypatch.setattr(chromadb, "PersistentClient", flaky)
     store = chroma.ChromaImageStore.persistent(tmp_path / "c", PrecomputedEmbeddings())  # type: ignore[arg-type]
     assert failures["left"] == 0 and len(store) == 0

@@ -469,3 +469,132 @@ def test_unreadable_file_objects_are_load_errors(red: Image.Image) -> None:
 def test_empty_path_is_named_in_the_message() -> None:
     err = _error("")
     assert err.code == "not_found" and str(err).startswith("'': ")
+
+
+# -- the one reader: read_image_source -------------------------------------------------------------
+def test_read_image_source_reads_once_and_describes_those_bytes(
+    tmp_path: Path, red: Image.Image
+) -> None:
+    import hashlib
+
+    from langchain_image_embeddings.images import ImageSource, read_image_source
+
+    data = _png_bytes(red)
+    path = tmp_path / "red.png"
+    path.write_bytes(data)
+    expected = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "width": 40,
+        "height": 30,
+        "format": "PNG",
+        "bytes": len(data),
+    }
+    for given, source in [
+        (str(path), str(path)),
+        (path, str(path)),  # an os.PathLike is a path
+        (path.as_uri(), path.as_uri()),  # the record keeps the URI
+        ("data:image/png;base64," + base64.b64encode(data).decode(), None),
+    ]:
+        image = read_image_source(given)
+        assert isinstance(image, ImageSource) and image.data == data
+        assert {k: image.metadata[k] for k in expected} == expected, given
+        assert image.sha256 == expected["sha256"]
+        if source is not None:
+            assert image.source == source
+            assert image.metadata["mtime"] == path.stat().st_mtime
+        else:
+            assert "mtime" not in image.metadata
+    relative = os.path.relpath(path)
+    assert read_image_source(relative).source == os.path.abspath(relative)
+    assert repr(read_image_source(path)).startswith("ImageSource(metadata=")  # no bytes in logs
+
+
+def test_read_image_source_refuses_what_load_image_refuses(tmp_path: Path) -> None:
+    from langchain_image_embeddings.images import read_image_source
+
+    (tmp_path / "eps.jpg").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n")
+    cases = {
+        "https://example.org/cat.jpg": "remote_disabled",
+        "ftp://example.org/a.jpg": "unsupported_scheme",
+        str(tmp_path / "missing.png"): "not_found",
+        str(tmp_path): "not_a_file",
+        str(tmp_path / "eps.jpg"): "unsupported_format",
+        "data:image/png;base64,@@@": "invalid_base64",
+    }
+    for uri, code in cases.items():
+        with pytest.raises(ImageLoadError) as raised:
+            read_image_source(uri)
+        assert raised.value.code == code, uri
+        with pytest.raises(ImageLoadError) as loaded:
+            load_image(uri)
+        assert loaded.value.code == code, uri
+
+
+def test_read_image_source_reads_object_storage_through_pyarrow(
+    tmp_path: Path, red: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``s3://`` and friends go through pyarrow's filesystems (here a local one stands in)."""
+    import hashlib
+
+    import pyarrow.fs as pafs
+
+    from langchain_image_embeddings.images import PYARROW_SCHEMES, read_image_source
+
+    data = _png_bytes(red)
+    (tmp_path / "red.png").write_bytes(data)
+    asked: list[str] = []
+
+    class LocalStandIn:
+        @staticmethod
+        def from_uri(uri: str) -> tuple[pafs.FileSystem, str]:
+            asked.append(uri)
+            return pafs.LocalFileSystem(), str(tmp_path / uri.rsplit("/", 1)[-1])
+
+    monkeypatch.setattr(pafs, "FileSystem", LocalStandIn)
+    assert {"s3", "gs"} <= PYARROW_SCHEMES
+    image = read_image_source("s3://bucket/red.png")
+    assert asked == ["s3://bucket/red.png"] and image.data == data
+    assert image.source == "s3://bucket/red.png" and "mtime" not in image.metadata
+    assert image.sha256 == hashlib.sha256(data).hexdigest() and image.metadata["width"] == 40
+    for uri, options, code in [
+        ("gs://bucket/missing.png", None, "not_found"),
+        ("gs://bucket/red.png", ImageLoadOptions(max_bytes=10), "too_large"),
+    ]:
+        with pytest.raises(ImageLoadError) as raised:
+            read_image_source(uri, options)
+        assert (raised.value.code, raised.value.source) == (code, uri)
+    # Options in the URI would let a list of inputs point object storage at any endpoint
+    # (pyarrow honours them): refused before pyarrow sees the URI.
+    asked.clear()
+    for uri in [
+        "s3://bucket/red.png?endpoint_override=127.0.0.1:9000&scheme=http",
+        "gs://bucket/red.png?scheme=http",
+        "s3://bucket/red.png#frag",
+    ]:
+        with pytest.raises(ImageLoadError) as raised:
+            read_image_source(uri)
+        assert (raised.value.code, raised.value.source) == ("blocked_url", uri)
+    assert asked == []
+
+
+def test_an_image_source_is_decoded_from_its_bytes(tmp_path: Path, red: Image.Image) -> None:
+    from langchain_image_embeddings.images import ImageSource, read_image_bytes, read_image_source
+
+    path = tmp_path / "red.png"
+    path.write_bytes(_png_bytes(red))
+    source = read_image_source(path)
+    path.unlink()  # nothing reads the file again
+    _assert_red(load_image(source))
+    assert read_image_bytes(source) == source.data
+    bad = ImageSource(b"not an image", {"source": "s3://bucket/x.png", "sha256": "0"})
+    with pytest.raises(ImageLoadError) as raised:
+        load_image(bad, index=2)
+    assert (raised.value.source, raised.value.code, raised.value.index) == (
+        "s3://bucket/x.png",
+        "unsupported_format",
+        2,
+    )
+    assert describe(bad) == "s3://bucket/x.png"
+    empty = ImageSource(b"", {"source": "cat.png", "sha256": "0"})
+    with pytest.raises(ImageLoadError, match=r"cat\.png: no bytes"):
+        load_image(empty)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import langchain_image_embeddings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED_ALL = [
     "AddResult",
@@ -45,6 +50,91 @@ EXPECTED_ALL = [
     "register_encoder",
     "sync_directory",
 ]
+
+
+#: The import paths the README and docs show users (and the ``imgemb`` entry point), pinned:
+#: a move inside the package must keep each of them working.
+PUBLIC_IMPORTS: dict[str, list[str]] = {
+    "langchain_image_embeddings": EXPECTED_ALL,
+    "langchain_image_embeddings.cli": ["build_parser", "main"],
+    "langchain_image_embeddings.document_embeddings": ["ImageDocumentEmbeddings"],
+    "langchain_image_embeddings.document_loaders": ["ImageDirectoryLoader", "ImageURILoader"],
+    "langchain_image_embeddings.duplicates": ["find_duplicates"],
+    "langchain_image_embeddings.encoders.runtimes": ["with_runtime"],
+    "langchain_image_embeddings.images": ["ImageLoadOptions", "read_image_source"],
+    "langchain_image_embeddings.messages": ["image_rag_message"],
+    "langchain_image_embeddings.retrievers": ["ImageToImageRetriever", "TextToImageRetriever"],
+    "langchain_image_embeddings.scale": [
+        "EmbedSettings",
+        "embed_dataset",
+        "load_shards",
+        "plan_shards",
+    ],
+    "langchain_image_embeddings.scale.ray": ["RayOptions", "embed_dataset_ray"],
+    "langchain_image_embeddings.serve": ["ServeSettings", "create_app"],
+    "langchain_image_embeddings.sync": ["sync_directory"],
+    "langchain_image_embeddings.training": ["LabeledImages", "fit"],
+    "langchain_image_embeddings.vectorstores": [
+        "ChromaImageStore",
+        "FAISSImageStore",
+        "MilvusImageStore",
+        "open_store",
+    ],
+}
+
+
+def documented_imports() -> set[tuple[str, str]]:
+    """Every ``from langchain_image_embeddings... import name`` in the README and docs/."""
+    found: set[tuple[str, str]] = set()
+    pattern = r"from (langchain_image_embeddings[\w.]*) import (\([^)]*\)|[^\n`]+)"
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for match in re.finditer(pattern, path.read_text(encoding="utf-8")):
+            names = re.sub(r"#[^\n]*", "", match.group(2).strip("()"))
+            for name in names.split(","):
+                if name.split(" as ")[0].strip():
+                    found.add((match.group(1), name.split(" as ")[0].strip()))
+    return found
+
+
+def test_documented_import_paths_are_pinned() -> None:
+    """A new import path in the docs is added to PUBLIC_IMPORTS, so it is kept working."""
+    pinned = {(module, name) for module, names in PUBLIC_IMPORTS.items() for name in names}
+    assert documented_imports() - pinned == set()
+
+
+def test_public_import_paths_resolve() -> None:
+    for module_name, names in PUBLIC_IMPORTS.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            assert getattr(module, name, None) is not None, f"from {module_name} import {name}"
+            public = getattr(module, "__all__", None)
+            assert public is None or name in public, f"{name} not in {module_name}.__all__"
+
+
+def test_lazy_exports_cache_and_refuse_unknown_names() -> None:
+    """The one lazy-export helper: a name resolves once to its module's object, is kept in
+    the package's namespace, is listed by dir(), and an unknown name is an AttributeError."""
+    import types
+
+    from langchain_image_embeddings._exports import lazy_exports
+
+    package = types.ModuleType("lazy_demo")
+    sys.modules["lazy_demo"] = package
+    try:
+        getattr_, dir_ = lazy_exports("lazy_demo", {"dumps": "json", "Path": "pathlib"})
+        package.__getattr__ = getattr_  # type: ignore[method-assign]
+        assert "dumps" not in vars(package) and {"dumps", "Path"} <= set(dir_())
+        import json
+
+        assert package.dumps is json.dumps and vars(package)["dumps"] is json.dumps
+        try:
+            package.loads  # noqa: B018
+        except AttributeError as exc:
+            assert "'lazy_demo' has no attribute 'loads'" in str(exc)
+        else:
+            raise AssertionError("an unknown name resolved")
+    finally:
+        del sys.modules["lazy_demo"]
 
 
 def test_all_is_pinned() -> None:

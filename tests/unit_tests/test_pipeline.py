@@ -27,6 +27,7 @@ from langchain_image_embeddings.pipeline._steps import (
     default_num_workers,
     shrink,
 )
+from tests.unit_tests.image_server import CountingImageServer
 
 
 def _small_images(photos: dict[str, Image.Image], size: int = 48) -> list[Image.Image]:
@@ -206,7 +207,7 @@ def test_decode_target_size_follows_the_encoder_config() -> None:
 def test_draft_decoding_matches_full_decode(
     lite0_embeddings: ImageEmbeddings, big_jpegs: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import langchain_image_embeddings.pipeline as pipeline_module
+    import langchain_image_embeddings.pipeline._stream as pipeline_module
 
     sizes: list[tuple[int, int]] = []
 
@@ -360,3 +361,161 @@ def test_split_transform_matches_the_encoders_own(
     torch.testing.assert_close(pipeline.forward_pixels(expected), pipeline.forward(prepared))
     batched = pipeline._collate(prepared)
     torch.testing.assert_close(batched, expected, atol=1e-6, rtol=0)
+
+
+# -- one read: hash what is decoded ---------------------------------------------------------------
+def _encoded(image: Image.Image, fmt: str = "PNG") -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def image_server(photos: dict[str, Image.Image]) -> Iterator[CountingImageServer]:
+    served = {"/cat.png": _encoded(photos["chelsea"].resize((64, 48)))}
+    server = CountingImageServer(served)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_an_image_source_is_fetched_once_and_the_hash_is_of_the_bytes_embedded(
+    tiny_clip_encoder: Any, image_server: CountingImageServer
+) -> None:
+    import hashlib
+
+    from langchain_image_embeddings.images import ImageLoadOptions, read_image_source
+
+    options = ImageLoadOptions(allow_remote=True, allowed_hosts=("127.0.0.1",))
+    url = image_server.url("/cat.png")
+    served = image_server.files["/cat.png"]
+    served_hash = hashlib.sha256(served).hexdigest()
+
+    source = read_image_source(url, options)  # describe: the one download
+    assert image_server.requests == {"/cat.png": 1}
+    assert source.data == served and source.sha256 == served_hash
+    assert source.metadata["source"] == url and source.metadata["bytes"] == len(served)
+    assert (source.metadata["width"], source.metadata["height"]) == (64, 48)
+
+    pipeline = ImagePipeline(tiny_clip_encoder, load_options=options, num_workers=2)
+    (batch,) = list(pipeline.run([source], hash_inputs=True))  # embed: no second download
+    assert image_server.requests == {"/cat.png": 1}
+    assert batch.indices == [0] and batch.sha256 == [served_hash]
+    np.testing.assert_allclose(batch.vectors, next(iter(pipeline.run([served]))).vectors, atol=1e-6)
+
+    emb = ImageEmbeddings(tiny_clip_encoder, device="cpu", load_options=options)
+    result = emb.try_embed_images([source], hash_inputs=True)
+    assert result.ok and result.sha256 == [served_hash]
+    assert image_server.requests == {"/cat.png": 1}
+
+    # The counter sees downloads: embedding the URL itself fetches it again.
+    by_url = emb.try_embed_images([url], hash_inputs=True)
+    assert image_server.requests == {"/cat.png": 2} and by_url.sha256 == [served_hash]
+
+
+@pytest.mark.parametrize("gpu_decode", [False, True])
+def test_hash_inputs_reports_the_bytes_each_row_was_decoded_from(
+    tiny_clip_encoder: Any, photos: dict[str, Image.Image], tmp_path: Path, gpu_decode: bool
+) -> None:
+    import base64
+    import hashlib
+
+    from langchain_image_embeddings.images import read_image_source
+
+    if gpu_decode:
+        from langchain_image_embeddings.pipeline._gpu_decode import torchvision_can_decode
+
+        if not torchvision_can_decode("cpu"):
+            pytest.skip("torchvision cannot decode JPEGs here")
+    jpeg = _encoded(photos["chelsea"].resize((80, 60)), "JPEG")
+    png = _encoded(photos["coffee"].resize((40, 30)))
+    path = tmp_path / "a.jpg"
+    path.write_bytes(jpeg)
+    data_uri = "data:image/png;base64," + base64.b64encode(png).decode()
+    pil = photos["camera"].convert("RGB").resize((32, 32))
+    inputs: list[Any] = [str(path), png, data_uri, pil, read_image_source(path), "missing.png"]
+    pipeline = ImagePipeline(
+        tiny_clip_encoder, batch_size=2, num_workers=2, on_error="skip", gpu_decode=gpu_decode
+    )
+    rows: dict[int, str | None] = {}
+    errors = []
+    for batch in pipeline.run(inputs, hash_inputs=True):
+        assert batch.sha256 is not None and len(batch.sha256) == len(batch.indices)
+        rows.update(zip(batch.indices, batch.sha256, strict=True))
+        errors += batch.errors
+    digest = {name: hashlib.sha256(data).hexdigest() for name, data in [("j", jpeg), ("p", png)]}
+    assert rows == {0: digest["j"], 1: digest["p"], 2: digest["p"], 3: None, 4: digest["j"]}
+    assert [(e.index, e.code) for e in errors] == [(5, "not_found")]
+    plain = list(pipeline.run(inputs[:4]))
+    assert all(batch.sha256 is None for batch in plain)  # not asked: nothing reported
+    hashed = np.concatenate([b.vectors for b in pipeline.run(inputs[:4], hash_inputs=True)])
+    np.testing.assert_allclose(hashed, np.concatenate([b.vectors for b in plain]), atol=1e-5)
+
+
+def test_plain_runs_hash_nothing(
+    tiny_clip_encoder: Any, photos: dict[str, Image.Image], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import langchain_image_embeddings.pipeline._stream as stream
+
+    class NoHashing:
+        def sha256(self, *args: Any) -> Any:
+            raise AssertionError("a plain run hashed its inputs")
+
+    monkeypatch.setattr(stream, "hashlib", NoHashing())
+    emb = ImageEmbeddings(tiny_clip_encoder, device="cpu", num_workers=2)
+    images = [_encoded(image.resize((32, 32))) for image in photos.values()]
+    assert emb.embed_images_array(images).shape == (len(images), tiny_clip_encoder.dim)
+    with pytest.raises(AssertionError, match="hashed"):
+        emb.try_embed_images(images[:1], hash_inputs=True)
+
+
+def test_a_file_changed_between_read_and_decode_is_caught(
+    tiny_clip_encoder: Any, photos: dict[str, Image.Image], tmp_path: Path
+) -> None:
+    import hashlib
+
+    from langchain_image_embeddings.images import read_image_source
+
+    path = tmp_path / "photo.png"
+    before = _encoded(photos["chelsea"].resize((48, 48)))
+    path.write_bytes(before)
+    source = read_image_source(path)  # described: its hash recorded
+    after = _encoded(photos["coffee"].resize((48, 48)))
+    path.write_bytes(after)  # rewritten before it is embedded
+
+    emb = ImageEmbeddings(tiny_clip_encoder, device="cpu", num_workers=2)
+    other = tmp_path / "other.png"
+    other.write_bytes(before)
+    result = emb.try_embed_images(
+        [str(path), str(other)], expected_sha256=[source.sha256, source.sha256]
+    )
+    assert result.indices == [1] and result.sha256 == [source.sha256]
+    (error,) = result.errors
+    assert (error.index, error.code, error.source) == (0, "changed", str(path))
+    assert "changed since they were read" in error.reason
+
+    # hash_inputs alone reports the hash of what was decoded: the new bytes, not the recorded.
+    reported = emb.try_embed_images([str(path)], hash_inputs=True).sha256
+    assert reported == [hashlib.sha256(after).hexdigest()] != [source.sha256]
+
+    pipeline = ImagePipeline(tiny_clip_encoder, on_error="raise")
+    with pytest.raises(ImageLoadError) as raised:
+        list(pipeline.run([str(path)], expected_sha256=[source.sha256]))
+    assert raised.value.code == "changed" and raised.value.index == 0
+
+    # The source read earlier still embeds the bytes it was described from.
+    kept = emb.try_embed_images([source], expected_sha256=[source.sha256])
+    np.testing.assert_allclose(kept.vectors, emb.embed_images_array([before]), atol=1e-6)
+
+
+def test_expected_hashes_must_match_the_inputs(tiny_clip_encoder: Any) -> None:
+    emb = ImageEmbeddings(tiny_clip_encoder, device="cpu")
+    with pytest.raises(ValueError, match="2 entries for 1 inputs"):
+        emb.try_embed_images(["a.png"], expected_sha256=["0" * 64, None])
+    pil = Image.new("RGB", (16, 16))
+    result = emb.try_embed_images([pil], expected_sha256=["0" * 64])
+    assert [e.code for e in result.errors] == ["invalid_input"]
+    assert emb.try_embed_images([pil], expected_sha256=[None]).sha256 == [None]

@@ -20,13 +20,14 @@ import pytest
 from langchain_core.documents import Document
 
 from langchain_image_embeddings import cli
+from langchain_image_embeddings.cli import exit_codes
 from langchain_image_embeddings.errors import (
     IMAGE_ERROR_CODES,
     StoreError,
     StoreLockedError,
 )
 from langchain_image_embeddings.vectorstores import ChromaImageStore, FAISSImageStore, content_id
-from langchain_image_embeddings.vectorstores.records import BAD_VECTOR_CODE
+from langchain_image_embeddings.vectorstores._records import BAD_VECTOR_CODE
 from tests.unit_tests import store_crash_writer as writer
 from tests.unit_tests.store_helpers import write_folder
 
@@ -102,7 +103,9 @@ def _check_faiss(path: Path, acked: set[int]) -> int:
     missing = [n for n in sorted(acked) if writer.item_id(n) not in ids]
     assert not missing, f"acknowledged items lost after SIGKILL: {missing[:10]}"
     for n in sorted(acked)[-3:]:  # the vectors are intact, not just the ids
-        doc, score = store.search_by_vector(writer.item_vector(n).tolist(), 1)[0]
+        doc, score = store.similarity_search_with_score_by_vector(
+            writer.item_vector(n).tolist(), 1
+        )[0]
         assert doc.id == writer.item_id(n) and doc.metadata["n"] == n and score > 0.9999
     return len(store)
 
@@ -189,7 +192,9 @@ def test_embedded_chroma_survives_sigkill_during_ingest(tmp_path: Path) -> None:
         assert len(store) >= len(ids)
         if acked:
             n = max(acked)
-            doc, score = store.search_by_vector(writer.item_vector(n).tolist(), 1)[0]
+            doc, score = store.similarity_search_with_score_by_vector(
+                writer.item_vector(n).tolist(), 1
+            )[0]
             assert doc.id == writer.item_id(n) and score > 0.999
         del store
         SharedSystemClient.clear_system_cache()
@@ -302,9 +307,9 @@ def test_chroma_interrupted_ingest_can_be_rerun_without_duplicates(
 ) -> None:
     import httpx
 
-    from langchain_image_embeddings.vectorstores import chroma as chroma_module
+    from langchain_image_embeddings.vectorstores.chroma import _store as chroma_store
 
-    monkeypatch.setattr(chroma_module, "BACKOFF_S", 0.0)
+    monkeypatch.setattr(chroma_store, "BACKOFF_S", 0.0)
     store = ChromaImageStore.persistent(tmp_path / "db", tiny_clip_embeddings)
     monkeypatch.setattr(store.client, "get_max_batch_size", lambda: 2)
     paths = write_folder(tmp_path / "imgs", 5)
@@ -411,7 +416,7 @@ def test_import_stock_langchain_faiss_folder_is_explicit(
     store.close()
     reopened = FAISSImageStore.load(tmp_path / "ours", tiny_clip_embeddings)
     for path in paths:
-        doc, score = reopened.search_by_image(path, k=1)[0]
+        doc, score = reopened.similarity_search_by_image_with_relevance_score(path, k=1)[0]
         assert doc.page_content == path and doc.metadata["source"] == path and score > 0.999
     with pytest.raises(StoreError, match="-d"):
         FAISSImageStore.import_langchain_faiss(
@@ -447,7 +452,7 @@ def test_cli_report_strict_run_leaves_store_untouched_and_skip_errors(
     report = tmp_path / "report.jsonl"
     code = cli.main([*base, "--report", str(report)])
     out = capsys.readouterr().out
-    assert code == cli.EXIT_INPUT_ERRORS and "nothing was written" in out
+    assert code == exit_codes.EXIT_INPUT_ERRORS and "nothing was written" in out
     assert _snapshot(index) == before  # strict run: the store is byte-for-byte untouched
     rows = [json.loads(line) for line in report.read_text().splitlines()]
     assert len(rows) == 5 and all(
@@ -460,7 +465,7 @@ def test_cli_report_strict_run_leaves_store_untouched_and_skip_errors(
 
     code = cli.main([*base, "--report", str(report), "--skip-errors", "--json"])
     summary = json.loads(capsys.readouterr().out)
-    assert code == cli.EXIT_OK and summary["committed"] and summary["total"] == 3
+    assert code == exit_codes.EXIT_OK and summary["committed"] and summary["total"] == 3
     assert summary["added"] == 1 and summary["failed"] == 2
     rows = [json.loads(line) for line in report.read_text().splitlines()]
     assert sorted(r["status"] for r in rows) == ["error", "error", "ok", "ok", "ok"]
@@ -469,7 +474,7 @@ def test_cli_report_strict_run_leaves_store_untouched_and_skip_errors(
     after = _snapshot(index)
     code = cli.main([*base, "--skip-errors"])
     err = capsys.readouterr().err
-    assert code == cli.EXIT_STORE and "store locked" in err and str(index) in err
+    assert code == exit_codes.EXIT_STORE and "store locked" in err and str(index) in err
     assert _snapshot(index) == after
 
 

@@ -86,22 +86,19 @@ def run_relevance(store: ImageVectorStore, photos_dir: Path) -> None:
     originals = sorted(photos_dir.glob("*.jpg"))
     store.add_images(originals)
     query = photos_dir / "chelsea.jpg"
-    hits = store.search_by_image(query, k=len(originals))
+    hits = store.similarity_search_by_image_with_relevance_score(query, k=len(originals))
     scores = [s for _, s in hits]
     assert hits[0][0].metadata["source"] == str(query.resolve())
     assert scores[0] >= 0.99
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert scores == sorted(scores, reverse=True)
     assert scores[1] < 0.99  # a different photo is not a duplicate
-    # the stock LangChain store finds the same image
-    stock = store.vectorstore.similarity_search_by_vector(
-        list(store.embeddings.embed_images([query])[0]), k=1
-    )
+    # the LangChain method finds the same image
+    stock = store.similarity_search_by_vector(list(store.embeddings.embed_images([query])[0]), k=1)
     assert stock[0].page_content == str(query.resolve())
     # a score threshold keeps only close images
-    assert [d.page_content for d, _ in store.search_by_image(query, k=5, score_threshold=0.99)] == [
-        str(query.resolve())
-    ]
+    close = store.similarity_search_by_image_with_relevance_score(query, k=5, score_threshold=0.99)
+    assert [d.page_content for d, _ in close] == [str(query.resolve())]
 
 
 def test_relevance_scores_real_photos(
@@ -118,14 +115,16 @@ def test_text_query_filter_and_mmr(
     write_image(folder / "j.jpg", 50, fmt="JPEG")
     store = make_store(tiny_clip_embeddings)
     store.add_images(ImageDirectoryLoader(folder).load())
-    text_hits = store.search_by_text("a photo", k=3)
+    text_hits = store.similarity_search_with_score("a photo", k=3)
     assert len(text_hits) == 3 and all(0 <= s <= 1 for _, s in text_hits)
-    only_jpeg = store.search_by_text("a photo", k=5, filter={"format": "JPEG"})
+    only_jpeg = store.similarity_search_with_score("a photo", k=5, filter={"format": "JPEG"})
     assert [d.metadata["format"] for d, _ in only_jpeg] == ["JPEG"]
-    mmr = store.mmr_by_vector(store.embeddings.embed_query("a photo"), k=4, fetch_k=7)
+    mmr = store.max_marginal_relevance_search_by_vector(
+        store.embeddings.embed_query("a photo"), k=4, fetch_k=7
+    )
     assert len(mmr) == 4 and len({d.page_content for d in mmr}) == 4
-    # the stock store embeds queries as text through the image-document view
-    stock = store.vectorstore.similarity_search_with_relevance_scores("a photo", k=2)
+    # LangChain's own relevance-score search embeds the query as text
+    stock = store.similarity_search_with_relevance_scores("a photo", k=2)
     assert len(stock) == 2 and all(0 <= s <= 1 for _, s in stock)
 
 
@@ -200,3 +199,61 @@ def test_store_spec_is_a_frozen_value_and_the_lock_lives_in_the_base_class() -> 
     assert parse_store_spec("chroma:db").collection == "images"  # the store's default
     for cls in (FAISSImageStore, ChromaImageStore, MilvusImageStore):
         assert "acquire_write_lock" not in vars(cls) and "close" not in vars(cls)
+
+
+def test_stores_are_one_class_over_a_backend() -> None:
+    """VectorStore -> ImageVectorStore -> the store: the backend is held, not inherited."""
+    from langchain_core.vectorstores import VectorStore
+
+    from langchain_image_embeddings.vectorstores import (
+        ChromaImageStore,
+        FAISSImageStore,
+        MilvusImageStore,
+    )
+
+    for cls in (FAISSImageStore, ChromaImageStore, MilvusImageStore):
+        assert cls.__mro__[1:3] == (ImageVectorStore, VectorStore), cls.__mro__
+    for legacy in ("search_by_vector", "search_by_text", "search_by_image", "mmr_by_vector"):
+        assert not hasattr(ImageVectorStore, legacy)
+    assert not hasattr(ImageVectorStore, "vectorstore")
+    assert not hasattr(ImageVectorStore, "add_from_parquet")
+
+
+def test_swapped_path_and_embeddings_are_refused(tmp_path: Path) -> None:
+    """``FAISSImageStore(embeddings, path)`` but ``.open(path, embeddings)``: a swap is named."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from langchain_image_embeddings.vectorstores import (
+        ChromaImageStore,
+        FAISSImageStore,
+        MilvusImageStore,
+        open_store,
+    )
+
+    model = DeterministicFakeEmbedding(size=8)
+    folder = tmp_path / "index"
+    path_first = r"embeddings= got the path .*index.*swapped"
+    model_second = r"path= got the model DeterministicFakeEmbedding.*swapped"
+    with pytest.raises(TypeError, match=path_first):
+        FAISSImageStore(str(folder), model)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=path_first):
+        FAISSImageStore(folder, model)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=path_first):
+        FAISSImageStore.open(model, folder)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=path_first):
+        FAISSImageStore.load(model, folder)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=model_second):
+        FAISSImageStore.open(model, model)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=path_first):
+        ChromaImageStore.persistent(model, folder)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"embeddings= got the path 'http://127.0.0.1:1'"):
+        MilvusImageStore.connect(model, "http://127.0.0.1:1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="spec= got DeterministicFakeEmbedding"):
+        open_store(model, "faiss:index")  # type: ignore[arg-type]
+    assert not folder.exists()  # refused before anything was created
+    # by keyword, either order reads the same everywhere
+    store = FAISSImageStore(path=folder, embeddings=model)
+    store.add_texts(["a", "b"])
+    store.save()
+    assert len(FAISSImageStore.open(embeddings=model, path=folder)) == 2
+    assert len(FAISSImageStore.load(path=folder, embeddings=model)) == 2

@@ -34,8 +34,12 @@ def test_save_and_reopen_gives_the_same_results(
     assert len(reopened) == len(store) == 5
     assert reopened.records() == store.records()
     query = store.embeddings.embed_query("anything")
-    before = [(d.id, round(s, 6)) for d, s in store.search_by_vector(query, 5)]
-    after = [(d.id, round(s, 6)) for d, s in reopened.search_by_vector(query, 5)]
+    before = [
+        (d.id, round(s, 6)) for d, s in store.similarity_search_with_score_by_vector(query, 5)
+    ]
+    after = [
+        (d.id, round(s, 6)) for d, s in reopened.similarity_search_with_score_by_vector(query, 5)
+    ]
     assert before == after
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["count"] == 5 and manifest["model"]["model"] == tiny_clip_embeddings.model_id

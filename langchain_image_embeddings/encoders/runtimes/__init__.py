@@ -31,7 +31,18 @@ if TYPE_CHECKING:
 
     from langchain_image_embeddings.encoders.base import ImageEncoder
     from langchain_image_embeddings.encoders.runtimes.cache import CacheEntry
-    from langchain_image_embeddings.encoders.runtimes.export import TextTower, TowerExport
+    from langchain_image_embeddings.encoders.towers import TextTower, TowerExport
+
+__all__ = [
+    "EMBEDDING_PRECISIONS",
+    "RUNTIMES",
+    "EmbeddingPrecision",
+    "ExportedRuntime",
+    "Runtime",
+    "check_runtime",
+    "with_runtime",
+]
+
 
 Runtime = Literal["torch", "onnx", "openvino"]
 """Where the forward pass runs: eager PyTorch, ONNX Runtime (CPU) or OpenVINO (CPU)."""
@@ -122,11 +133,11 @@ class ExportedRuntime:
         if runtime == "onnx":
             from langchain_image_embeddings.encoders.runtimes import onnx as ort_runtime
 
-            ort_runtime._import()
+            ort_runtime.require_onnxruntime()
         else:
             from langchain_image_embeddings.encoders.runtimes import openvino as ov_runtime
 
-            ov_runtime._import()
+            ov_runtime.require_openvino()
         self.encoder = encoder
         self.name = runtime
         self.precision = "int8" if precision == "int8" else "fp32"
@@ -161,9 +172,7 @@ class ExportedRuntime:
         """Image features ``(N, dim)`` for a preprocessed batch, as a CPU float tensor."""
         import torch
 
-        from langchain_image_embeddings.encoders.runtimes.export import image_export
-
-        session = self._session("image", lambda: image_export(self.encoder))
+        session = self._session("image", self.encoder.export_image_tower)
         array = pixels.detach().to("cpu", torch.float32).contiguous().numpy()
         return torch.from_numpy(session.run(array))
 
@@ -186,9 +195,7 @@ class ExportedRuntime:
     # -- building ----------------------------------------------------------------------------
     def _text_tower(self) -> TextTower | None:
         if not self._text_checked:
-            from langchain_image_embeddings.encoders.runtimes.export import text_tower
-
-            self._text = text_tower(self.encoder)
+            self._text = self.encoder.export_text_tower()
             self._text_checked = True
         return self._text
 
@@ -227,15 +234,20 @@ class ExportedRuntime:
             from langchain_image_embeddings.encoders.runtimes import onnx as ort_runtime
 
             if self.precision == "int8":
+                reduce_range = ort_runtime.int8_saturates()
                 int8_key: dict[str, Any] = {
                     "kind": "onnxruntime-int8",
                     "parent": key_digest(key),
                     "onnxruntime": ort_runtime.runtime_version(),
                     "ops": list(ort_runtime.INT8_OP_TYPES),
+                    "reduce_range": reduce_range,
                 }
                 source = path
                 int8 = cache.get_or_build(
-                    int8_key, lambda folder: ort_runtime.quantize_int8(source, folder)
+                    int8_key,
+                    lambda folder: ort_runtime.quantize_int8(
+                        source, folder, reduce_range=reduce_range
+                    ),
                 )
                 self.entries[f"{tower}-int8"] = int8
                 path = int8.path / ort_runtime.INT8_FILE

@@ -42,6 +42,17 @@ from langchain_image_embeddings._atomic import fsync_dir, sha256_file, write_ato
 from langchain_image_embeddings._locks import StoreLock
 from langchain_image_embeddings.errors import EncoderError, StoreLockedError
 
+__all__ = [
+    "CACHE_ENV",
+    "LOCK_TIMEOUT_S",
+    "MANIFEST",
+    "CacheEntry",
+    "ExportCache",
+    "cache_root",
+    "key_digest",
+]
+
+
 logger = logging.getLogger(__name__)
 
 #: Environment variable overriding the cache folder.

@@ -1,11 +1,20 @@
 """Turning an encoder's towers into ONNX files, and the cache keys that name them.
 
-The image tower is ``encoder.forward_images`` (whatever the backend: open_clip, timm,
-torchvision, a fine-tuned head on top) traced by ``torch.onnx.export`` (the ``torch.export``
-based exporter: the TorchScript one cannot export the fused attention open_clip runs in
-eval mode) with a dynamic batch axis. The text tower of open_clip's CLIP models is exported
-from tokens with dynamic batch *and* sequence axes, so the runtime keeps the padding trim
-of the torch path (see ``open_clip._encode_text_trimmed``).
+Each encoder describes its own towers (``encoder.export_image_tower()``,
+``encoder.export_text_tower()``: :mod:`~langchain_image_embeddings.encoders.towers`); this
+module traces them with ``torch.onnx.export`` (the ``torch.export`` based exporter: the
+TorchScript one cannot export the fused attention open_clip runs in eval mode) and names
+what shaped the file (versions, weights).
+
+Example:
+    .. code-block:: python
+
+        from pathlib import Path
+
+        from langchain_image_embeddings import create_encoder
+        from langchain_image_embeddings.encoders.runtimes.export import export_onnx
+
+        export_onnx(create_encoder("timm:efficientnet_lite0").export_image_tower(), Path("."))
 """
 
 from __future__ import annotations
@@ -13,15 +22,23 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from langchain_image_embeddings.encoders.base import ImageEncoder
+from langchain_image_embeddings.encoders.towers import TowerExport
+
+__all__ = [
+    "EXPORTS",
+    "EXPORT_FORMAT",
+    "ONNX_FILE",
+    "export_onnx",
+    "exporter_versions",
+    "state_hash",
+    "version_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +46,6 @@ logger = logging.getLogger(__name__)
 EXPORT_FORMAT = 1
 #: File name of an exported ONNX model inside its cache entry.
 ONNX_FILE = "model.onnx"
-#: Example batch for tracing; the batch axis is dynamic, so any size runs afterwards.
-_TRACE_BATCH = 2
-
 #: Process-wide count of ONNX exports (tests and benchmarks read it).
 EXPORTS = {"count": 0}
 
@@ -73,132 +87,6 @@ def state_hash(module: nn.Module) -> str:
         if value.numel():
             digest.update(memoryview(value.numpy()).cast("B"))
     return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class TowerExport:
-    """What to export: a module over example inputs, and how it is named and called.
-
-    Attributes:
-        tower: ``"image"`` or ``"text"``.
-        module: The ``nn.Module`` to trace (holds every weight it uses).
-        example: Example input tensor.
-        dynamic: Names of the input's dynamic axes, by position (batch, then sequence).
-        input_name: The ONNX input name.
-
-    Example:
-        .. code-block:: python
-
-            from pathlib import Path
-
-            from langchain_image_embeddings import create_encoder
-            from langchain_image_embeddings.encoders.runtimes.export import (
-                export_onnx,
-                image_export,
-            )
-
-            export_onnx(image_export(create_encoder("timm:efficientnet_lite0")), Path("."))
-    """
-
-    tower: str
-    module: nn.Module
-    example: torch.Tensor
-    dynamic: tuple[str, ...]
-    input_name: str
-
-    def describe(self) -> dict[str, Any]:
-        """The part of the cache key that depends on the input (shape, dtype, axes)."""
-        return {
-            "tower": self.tower,
-            "input": self.input_name,
-            "shape": list(self.example.shape),
-            "dtype": str(self.example.dtype),
-            "dynamic": list(self.dynamic),
-        }
-
-
-class _Forward(nn.Module):
-    """An ``nn.Module`` calling ``fn`` (an encoder's forward) with ``owner``'s weights
-    registered, so the exporter lifts them as parameters rather than as constants."""
-
-    def __init__(self, owner: nn.Module, fn: Callable[[Any], Any]) -> None:
-        super().__init__()
-        self.owner = owner
-        self._fn = fn
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._fn(x)  # type: ignore[no-any-return]
-
-
-def image_export(encoder: ImageEncoder) -> TowerExport:
-    """The image tower of ``encoder``: pixels ``(N, 3, H, W)`` float32 -> features."""
-    height, width = encoder.preprocess_config.input_size
-    example = torch.randn(_TRACE_BATCH, 3, height, width)
-    module = _Forward(encoder.module, encoder.forward_images)
-    return TowerExport("image", module, example, ("batch",), "pixels")
-
-
-@dataclass(frozen=True)
-class TextTower:
-    """How a runtime embeds texts: tokenise in Python, run the exported tokens -> features.
-
-    Attributes:
-        export: The tokens -> features module to export.
-        tokenize: Texts -> ``int64`` tokens ``(N, context_length)``.
-        trim: Whether padding may be cut to the batch's longest text before the forward.
-
-    Example:
-        .. code-block:: python
-
-            from langchain_image_embeddings import create_encoder
-            from langchain_image_embeddings.encoders.runtimes.export import text_tower
-
-            tower = text_tower(create_encoder("open_clip:ViT-B-32"))
-            tokens = tower.tokenize(["a cat"])   # (1, 77) int64
-    """
-
-    export: TowerExport
-    tokenize: Callable[[Sequence[str]], torch.Tensor]
-    trim: bool
-
-
-def text_tower(encoder: ImageEncoder) -> TextTower | None:
-    """The text tower of an open_clip CLIP model (optionally under a fine-tuned text head),
-    or ``None`` when the encoder has none the runtimes know how to export."""
-    from langchain_image_embeddings.encoders.local import FineTunedEncoder
-
-    if not encoder.has_text:
-        return None
-    head: nn.Module | None = None
-    base = encoder
-    if isinstance(encoder, FineTunedEncoder):
-        base, head = encoder.base, encoder.text_head
-    from langchain_image_embeddings.encoders.open_clip import (
-        OpenCLIPEncoder,
-        _can_trim_padding,
-        _encode_text_trimmed,
-    )
-
-    if not isinstance(base, OpenCLIPEncoder):
-        return None
-    base.load()
-    model = base.module
-    trim = _can_trim_padding(model, base._tokenizer)
-
-    def forward(tokens: torch.Tensor) -> torch.Tensor:
-        encode = _encode_text_trimmed if trim else _encode_text_full
-        features = encode(model, tokens)
-        return features if head is None else head(features)
-
-    example = base.tokenize(["a photo of a cat", "a diagram"])
-    dynamic = ("batch", "sequence") if trim else ("batch",)
-    owner = encoder.module
-    export = TowerExport("text", _Forward(owner, forward), example, dynamic, "tokens")
-    return TextTower(export, base.tokenize, trim)
-
-
-def _encode_text_full(model: Any, tokens: torch.Tensor) -> torch.Tensor:
-    return model.encode_text(tokens)  # type: ignore[no-any-return]
 
 
 def export_onnx(spec: TowerExport, folder: Path) -> Path:

@@ -27,20 +27,30 @@ import numpy as np
 
 from langchain_image_embeddings._optional import require
 
+__all__ = [
+    "DYNAMIC_QUANTIZATION_GROUP_SIZE",
+    "INT8_FILE",
+    "OpenVinoSession",
+    "compress_int8",
+    "require_openvino",
+    "runtime_version",
+]
+
+
 #: Files of an int8 entry (OpenVINO IR).
 INT8_FILE = "model.xml"
 #: Activation group size of OpenVINO's dynamic quantisation of int8-weight layers.
 DYNAMIC_QUANTIZATION_GROUP_SIZE = 32
 
 
-def _import() -> Any:
+def require_openvino() -> Any:
     """``openvino``, or an ImportError naming the ``[openvino]`` extra."""
     return require("openvino", "openvino")
 
 
 def runtime_version() -> str:
     """The installed OpenVINO version (part of the int8 cache key)."""
-    return str(_import().get_version())
+    return str(require_openvino().get_version())
 
 
 def compress_int8(source: Path, folder: Path) -> int:
@@ -49,7 +59,7 @@ def compress_int8(source: Path, folder: Path) -> int:
     Returns:
         The number of weight matrices compressed.
     """
-    ov = _import()
+    ov = require_openvino()
     import openvino.opset13 as ops
 
     model = ov.Core().read_model(str(source))
@@ -97,7 +107,7 @@ class OpenVinoSession:
     def __init__(
         self, path: Path, *, threads: int, int8: bool = False, hint: str = "LATENCY"
     ) -> None:
-        ov = _import()
+        ov = require_openvino()
         config: dict[str, Any] = {
             "PERFORMANCE_HINT": hint,
             "INFERENCE_NUM_THREADS": threads,

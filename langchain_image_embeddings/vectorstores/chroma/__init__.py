@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from langchain_image_embeddings.vectorstores.chroma._client import DEFAULT_COLLECTION
 from langchain_image_embeddings.vectorstores.chroma._store import ChromaImageStore
 
-__all__ = ["DEFAULT_COLLECTION", "ChromaImageStore"]
+__all__ = ["ChromaImageStore"]

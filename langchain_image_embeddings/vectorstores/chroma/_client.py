@@ -4,8 +4,8 @@ Every call to Chroma goes through :func:`call_chroma`: connection failures (serv
 refused, timed out) are retried a bounded number of times with exponential backoff
 (:data:`RETRIES`, :data:`BACKOFF_S`), then raised as
 :class:`~langchain_image_embeddings.errors.StoreError`, like any other Chroma error. The
-store itself (:class:`~langchain_image_embeddings.vectorstores.chroma.ChromaImageStore`)
-lives in :mod:`~langchain_image_embeddings.vectorstores.chroma`, which re-exports these names.
+storage over a collection is :mod:`~langchain_image_embeddings.vectorstores.chroma._backend`,
+the store :mod:`~langchain_image_embeddings.vectorstores.chroma._store`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError
-from langchain_image_embeddings.vectorstores.retry import call_with_retries
+from langchain_image_embeddings.vectorstores._retry import call_with_retries
 
 if TYPE_CHECKING:
     import os
@@ -89,7 +89,7 @@ def make_client(kind: str, **kwargs: Any) -> Any:
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
-def _forget_unstarted_system(path: str) -> None:
+def forget_unstarted_system(path: str) -> None:
     """Drop the client system chromadb caches for ``path`` when its start failed.
 
     chromadb keeps a system whose start raised in its per-path cache, and every later
@@ -110,7 +110,7 @@ def _forget_unstarted_system(path: str) -> None:
 _OPEN_RACE = re.compile(r"database is (locked|busy)|table \S+ already exists")
 
 
-def _is_open_race(exc: BaseException) -> bool:
+def is_open_race(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps) comes from another process opening or writing the
     folder at the same moment: SQLite's "database is locked"/"busy", or a schema migration
     the other process just ran ("table ... already exists")."""
@@ -124,7 +124,8 @@ def _is_open_race(exc: BaseException) -> bool:
     return False
 
 
-def _is_connection_error(exc: BaseException) -> bool:
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the Chroma server cannot be reached (worth another try)."""
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
     try:
@@ -159,14 +160,15 @@ def call_chroma(
         what,
         fn,
         *args,
-        is_connection_error=_is_connection_error,
+        is_connection_error=is_connection_error,
         retries=retries,
         backoff_s=backoff_s,
         **kwargs,
     )
 
 
-def _stored_record(metadata: dict[str, Any] | None) -> dict[str, Any]:
+def stored_record(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """The model record in a collection's metadata (``{}`` when none)."""
     meta = metadata or {}
     return {k[len(META_PREFIX) :]: v for k, v in meta.items() if k.startswith(META_PREFIX)}
 
@@ -200,7 +202,7 @@ def chroma_info(
         raise StoreError(
             f"cannot open Chroma collection {collection_name!r} of {where}: {exc}"
         ) from exc
-    record = _stored_record(collection.metadata)
+    record = stored_record(collection.metadata)
     return {
         "count": int(collection.count()),
         "model": record.get("model"),

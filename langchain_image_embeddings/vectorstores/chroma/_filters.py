@@ -1,6 +1,6 @@
 """The stores' metadata filters as a Chroma ``where`` clause.
 
-The FAISS store's filter vocabulary (:mod:`~langchain_image_embeddings.vectorstores.filters`)
+The FAISS store's filter vocabulary (:mod:`~langchain_image_embeddings.vectorstores._filters`)
 is what every store takes; Chroma's ``where`` accepts one key per dict and one operator
 per condition and has no ``$not``, so :func:`chroma_where` rewrites a filter into that
 shape with the same matches (as :mod:`~langchain_image_embeddings.vectorstores.milvus._filters`
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_image_embeddings.vectorstores.filters import _COMPARE
+from langchain_image_embeddings.vectorstores._filters import COMPARE
 
 __all__ = ["NEVER", "chroma_where"]
 
@@ -52,8 +52,8 @@ def _chroma_field(key: str, condition: Any, negate: bool) -> Where:
         pairs = [("$eq", condition)]
     parts: list[Where] = []
     for op, value in pairs:
-        if op not in _COMPARE and op != "$not_contains":
-            raise ValueError(f"unknown filter operator {op!r}; known: {sorted(_COMPARE)}")
+        if op not in COMPARE and op != "$not_contains":
+            raise ValueError(f"unknown filter operator {op!r}; known: {sorted(COMPARE)}")
         if negate:
             if op not in _NEGATED:
                 raise ValueError(

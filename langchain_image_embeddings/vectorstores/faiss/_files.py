@@ -27,8 +27,8 @@ from langchain_core.documents import Document
 from langchain_image_embeddings._atomic import sha256_file, write_atomic, write_atomic_with
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError
+from langchain_image_embeddings.vectorstores._records import bad_vector_rows
 from langchain_image_embeddings.vectorstores.faiss._rows import Segment, map_segment
-from langchain_image_embeddings.vectorstores.records import bad_vector_rows
 
 if TYPE_CHECKING:
     import numpy as np

@@ -1,21 +1,20 @@
 """Converting a stock LangChain FAISS folder (``index.faiss`` + ``index.pkl``) to a FAISS image store.
 
-The work behind :meth:`FAISSImageStore.import_langchain_faiss
+The reading behind :meth:`FAISSImageStore.import_langchain_faiss
 <langchain_image_embeddings.vectorstores.FAISSImageStore.import_langchain_faiss>`, which
-documents the call; kept apart because only this path unpickles anything.
+documents the call and writes the rows; kept apart because only this path unpickles anything.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError
-from langchain_image_embeddings.vectorstores.records import (
+from langchain_image_embeddings.vectorstores._records import (
     bad_vector_rows,
     content_id,
     model_record,
@@ -24,8 +23,6 @@ from langchain_image_embeddings.vectorstores.records import (
 if TYPE_CHECKING:
     import numpy as np
     from langchain_core.embeddings import Embeddings
-
-    from langchain_image_embeddings.vectorstores.faiss._store import FAISSImageStore
 
 
 def read_stock_folder(
@@ -96,29 +93,33 @@ def stock_rows(
 
 
 def import_stock_folder(
-    cls: type[FAISSImageStore],
     folder: str | os.PathLike[str],
     embeddings: Embeddings,
     *,
     index_name: str,
-    path: str | os.PathLike[str] | None,
-) -> FAISSImageStore:
-    """Convert ``folder`` into a new ``cls`` store (saved to ``path`` when given)."""
+    dim: int | None,
+) -> tuple[list[str], np.ndarray, list[Document], list[int]]:
+    """The rows of the stock store in ``folder``, ready to write into a FAISS image store.
+
+    Args:
+        folder: The stock store's folder.
+        embeddings: The model that made its vectors (its record names the content ids).
+        index_name: The stock store's ``index_name``.
+        dim: The dimension the new store expects (``None``: any).
+
+    Returns:
+        ``(ids, vectors, documents, skipped)``: unit vectors of the kept rows with their new
+        ids and documents, and the NaN/inf or zero rows left out.
+
+    Raises:
+        StoreError: The folder cannot be read, or holds vectors of another dimension.
+    """
     stock = read_stock_folder(folder, embeddings, index_name)
-    in_place = path is not None and Path(path).resolve() == Path(folder).resolve()
-    store = cls(embeddings, None if in_place else path)
-    if in_place:  # converting the stock folder itself: the manifest is written beside it
-        store.path = Path(folder)
-    if store.dim is not None and int(stock.index.d) != store.dim:
+    if dim is not None and int(stock.index.d) != dim:
         raise StoreError(
             f"{folder} holds {stock.index.d}-d vectors; {model_record(embeddings)['model']} "
-            f"makes {store.dim}-d ones"
+            f"makes {dim}-d ones"
         )
     model_id = str(model_record(embeddings)["model"])
     vectors, ids, docs, rows, skipped = stock_rows(folder, stock, model_id)
-    if ids:
-        store.upsert_vectors(ids, vectors[rows], docs)
-    store.skipped_rows = skipped
-    if path is not None:
-        store.save()
-    return store
+    return ids, vectors[rows], docs, skipped

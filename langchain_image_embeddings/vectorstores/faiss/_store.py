@@ -9,13 +9,14 @@ later saves (same two files each, holding only the rows added since the save bef
 an approximate index, ``index-<token>.faiss`` (``faiss.serialize_index`` bytes, never a
 pickle). Row numbers run through the base and then the segments in manifest order.
 
-The class is layered by concern: rows, tombstones and search in
-:mod:`~langchain_image_embeddings.vectorstores.faiss._core` (vectors in
+The store is :class:`FAISSImageStore` here (its constructors, ``save`` and the index
+settings) over one :class:`~langchain_image_embeddings.vectorstores.faiss._backend.FAISSBackend`:
+rows, tombstones, search, loading and saving (vectors in
 :mod:`~langchain_image_embeddings.vectorstores.faiss._rows`, the approximate indexes in
-:mod:`~langchain_image_embeddings.vectorstores.faiss._index`), loading and saving in
-:mod:`~langchain_image_embeddings.vectorstores.faiss._persist` (the files in
-:mod:`~langchain_image_embeddings.vectorstores.faiss._files`), and here the public class
-with its constructors.
+:mod:`~langchain_image_embeddings.vectorstores.faiss._index`, the files in
+:mod:`~langchain_image_embeddings.vectorstores.faiss._files`). Everything every store shares
+(the LangChain contract, content ids, ingest, the model check, the writer lock) is
+:class:`~langchain_image_embeddings.vectorstores.base.ImageVectorStore`.
 
 **Memory.** The raw vectors of saved segments are memory-mapped, not loaded
 (:mod:`~langchain_image_embeddings.vectorstores.faiss._rows`); only rows added since the last
@@ -49,39 +50,28 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError
+from langchain_image_embeddings.vectorstores._records import (
+    image_embeddings_of,
+    refuse_swapped_arguments,
+)
+from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 from langchain_image_embeddings.vectorstores.faiss import _files as files
-from langchain_image_embeddings.vectorstores.faiss import _index as ann
-from langchain_image_embeddings.vectorstores.faiss._files import (
-    FORMAT,
-    FORMAT_VERSION,
-    MANIFEST,
-    READ_VERSIONS,
-    read_manifest,
-)
-from langchain_image_embeddings.vectorstores.faiss._persist import (
-    DEFAULT_RECALL_TARGET,
-    FAISSPersistence,
-)
-from langchain_image_embeddings.vectorstores.records import AddResult
+from langchain_image_embeddings.vectorstores.faiss._backend import FAISSBackend
+from langchain_image_embeddings.vectorstores.faiss._files import MANIFEST, read_manifest
+from langchain_image_embeddings.vectorstores.faiss._stock import import_stock_folder
 
 if TYPE_CHECKING:
+    import numpy as np
     from langchain_core.documents import Document
     from langchain_core.embeddings import Embeddings
 
     from langchain_image_embeddings.embeddings import ImageEmbeddings
+    from langchain_image_embeddings.vectorstores._records import AddResult
 
-__all__ = [
-    "DEFAULT_RECALL_TARGET",
-    "FORMAT",
-    "FORMAT_VERSION",
-    "MANIFEST",
-    "READ_VERSIONS",
-    "FAISSImageStore",
-    "read_manifest",
-]
+__all__ = ["FAISSImageStore"]
 
 
-class FAISSImageStore(FAISSPersistence):
+class FAISSImageStore(ImageVectorStore):
     """Images (or texts) in a FAISS index: a LangChain ``VectorStore`` saved without pickle.
 
     Inner product on unit vectors (cosine); scores are relevance in ``[0, 1]``. The index is
@@ -146,32 +136,20 @@ class FAISSImageStore(FAISSPersistence):
         memory_budget: int | str | None = None,
     ) -> None:
         require("faiss", "faiss-cpu")
-        super().__init__(embeddings)
-        self.path = None if path is None else Path(path)
-        self._dim: int | None = None
-        if self._image_embeddings is not None:
-            self._dim = int(self._image_embeddings.dim)
-        self._kind = ann.check_kind(index) if index is not None else "flat"
-        self._given = {
-            "requested": index is not None,
-            "recall_target": recall_target is not None,
-            "memory_budget": memory_budget is not None,
-        }
-        self.recall_target = (
-            DEFAULT_RECALL_TARGET if recall_target is None else float(recall_target)
-        )
-        if not 0.0 < self.recall_target <= 1.0:
-            raise ValueError(f"recall_target {recall_target!r}: expected a recall in (0, 1]")
-        self.memory_budget = None if memory_budget is None else ann.parse_size(memory_budget)
-        self._generation: int | None = None  # the generation loaded or last saved
-        self._reset()
+        refuse_swapped_arguments("FAISSImageStore", embeddings, path)
         #: Rows left out by :meth:`import_langchain_faiss` (NaN/inf or zero vectors).
         self.skipped_rows: list[int] = []
-        if self.path is not None:
-            if (self.path / MANIFEST).exists():
-                self._load_existing(self.path)
-            else:
-                files.refuse_stock_folder(self.path)
+        self.last_add: AddResult | None = None
+        image = image_embeddings_of(embeddings)
+        backend = FAISSBackend(
+            None if path is None else Path(path),
+            dim=None if image is None else int(image.dim),
+            index=index,
+            recall_target=recall_target,
+            memory_budget=memory_budget,
+        )
+        super().__init__(embeddings, backend)
+        self.backend: FAISSBackend = backend
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -191,6 +169,7 @@ class FAISSImageStore(FAISSPersistence):
             StoreError: Missing, torn or corrupt files.
             ModelMismatchError: ``embeddings`` is not the model that wrote the store.
         """
+        refuse_swapped_arguments("FAISSImageStore.load", embeddings, path)
         if not (Path(path) / MANIFEST).exists():
             files.refuse_stock_folder(Path(path))
         manifest = read_manifest(path)
@@ -211,6 +190,7 @@ class FAISSImageStore(FAISSPersistence):
             StoreError: ``path`` is a stock LangChain FAISS folder (see
                 :meth:`import_langchain_faiss`), or there is no store and no model.
         """
+        refuse_swapped_arguments("FAISSImageStore.open", embeddings, path)
         if (Path(path) / MANIFEST).exists():
             return cls.load(path, embeddings, **kwargs)
         files.refuse_stock_folder(Path(path))
@@ -244,13 +224,12 @@ class FAISSImageStore(FAISSPersistence):
         path: str | os.PathLike[str] | None = None,
     ) -> FAISSImageStore:
         """Build a store from image documents, paths or URIs (saved if ``path`` is given)."""
+        refuse_swapped_arguments("FAISSImageStore.from_images", embeddings, path)
         store = cls(embeddings, path)
         store.last_add = store.add_images(images)
         if path is not None:
             store.save()
         return store
-
-    last_add: AddResult | None = None
 
     # -- import --------------------------------------------------------------------------
     @classmethod
@@ -294,12 +273,153 @@ class FAISSImageStore(FAISSPersistence):
                 )
                 FAISSImageStore.load("index", embeddings)   # no pickle from now on
         """
-        from langchain_image_embeddings.vectorstores.faiss._stock import import_stock_folder
-
         if allow_dangerous_deserialization is not True:
             raise StoreError(
                 f"importing the LangChain FAISS folder {folder} unpickles its index.pkl, which "
                 "can run arbitrary code: pass allow_dangerous_deserialization=True only for "
                 "folders you trust"
             )
-        return import_stock_folder(cls, folder, embeddings, index_name=index_name, path=path)
+        in_place = path is not None and Path(path).resolve() == Path(folder).resolve()
+        store = cls(embeddings, None if in_place else path)
+        if in_place:  # converting the stock folder itself: the manifest is written beside it
+            store.backend.path = Path(folder)
+        ids, vectors, docs, skipped = import_stock_folder(
+            folder, embeddings, index_name=index_name, dim=store.dim
+        )
+        if ids:
+            store.upsert_vectors(ids, vectors, docs)
+        store.skipped_rows = skipped
+        if path is not None:
+            store.save()
+        return store
+
+    # -- the folder ----------------------------------------------------------------------
+    @property
+    def path(self) -> Path | None:
+        """The store's folder (``None``: in memory until :meth:`save` gets one)."""
+        return self.backend.path
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the store to ``path`` (or its own folder) atomically; returns the folder.
+
+        Only the rows added since the last save are written (a new segment), plus the
+        deleted row numbers and, when rebuilt or lagging, the index; everything is rewritten
+        when compaction is due (see the module docs). Afterwards every saved row is read
+        from its memory-mapped segment file; none is held in memory. Saving to another
+        folder releases this one (unsaved there) and makes ``path`` the store's folder.
+
+        Raises:
+            StoreLockedError: Another process writes the folder.
+            StoreError: No folder, or the folder was saved by another writer meanwhile.
+        """
+        refuse_swapped_arguments("FAISSImageStore.save", None, path)
+        backend = self.backend
+        with backend.mutex:
+            if path is not None and (backend.path is None or Path(path) != backend.path):
+                self.release_write_lock()  # the old folder, without saving into it
+                backend.move_to(Path(path))
+            if backend.path is None:
+                raise StoreError("this FAISS store has no folder: pass save(path)")
+            self.acquire_write_lock()
+            return backend.save()
+
+    def persist(self) -> None:
+        """Save to the store's folder (no-op for an in-memory store)."""
+        if self.path is not None:
+            self.save()
+
+    def has_unsaved_changes(self) -> bool:
+        """Whether rows, deletions or metadata changed since the last save (or the load)."""
+        return self.backend.has_unsaved_changes()
+
+    # -- the index -----------------------------------------------------------------------
+    @property
+    def index_kind(self) -> str:
+        """The index asked for (``flat``, ``hnsw``, ``ivf-pq``, ``auto`` or a factory string)."""
+        return self.backend.index_kind
+
+    @property
+    def index_info(self) -> dict[str, Any]:
+        """The built index: ``kind``, ``factory``, tuned ``params`` and measured ``recall``."""
+        return self.backend.index_info
+
+    @property
+    def recall_target(self) -> float:
+        """The recall@10 against exact search that the index's search parameters are tuned
+        to (set it, then :meth:`tune`)."""
+        return self.backend.recall_target
+
+    @recall_target.setter
+    def recall_target(self, value: float) -> None:
+        self.backend.recall_target = float(value)
+
+    @property
+    def memory_budget(self) -> int | None:
+        """Bytes an HNSW index may take before ``"auto"`` picks IVF-PQ (``None``: half the RAM)."""
+        return self.backend.memory_budget
+
+    @property
+    def vectors_in_memory(self) -> int:
+        """Rows whose vectors are held in RAM (unsaved); saved rows are memory-mapped."""
+        return self.backend.vectors_in_memory
+
+    def build_index(self, *, force: bool = False, queries: np.ndarray | None = None) -> bool:
+        """Build the approximate index the kind asks for, if it is missing or outgrown.
+
+        ``"auto"`` is decided here (and by :meth:`save`, which calls this) by the live
+        vector count and the memory budget. Deleted rows are dropped first (row numbers are
+        the index's ids; called outside a save, that copies the live vectors into memory);
+        the index is trained on a sample of the vectors, filled, then tuned (:meth:`tune`).
+
+        Returns:
+            Whether an index was built or dropped (the next save then rewrites every file).
+        """
+        return self.backend.build_index(force=force, queries=queries)
+
+    def tune(self, queries: np.ndarray | None = None) -> dict[str, Any]:
+        """Re-measure recall@10 and pick ``efSearch`` / ``nprobe`` for :attr:`recall_target`.
+
+        Args:
+            queries: Held-out query vectors (unit rows); default: 200 sampled stored vectors.
+
+        Returns:
+            The index description the manifest records (see :attr:`index_info`).
+        """
+        return self.backend.tune(queries)
+
+    # -- when a save rewrites everything (tuning; the defaults suit most stores) ---------
+    @property
+    def full_save_below_bytes(self) -> int:
+        """Saves rewrite everything while the live vectors take at most this many bytes."""
+        return self.backend.full_save_below_bytes
+
+    @full_save_below_bytes.setter
+    def full_save_below_bytes(self, value: int) -> None:
+        self.backend.full_save_below_bytes = value
+
+    @property
+    def compact_deleted_fraction(self) -> float:
+        """Compact when deleted rows pass this fraction of all rows."""
+        return self.backend.compact_deleted_fraction
+
+    @compact_deleted_fraction.setter
+    def compact_deleted_fraction(self, value: float) -> None:
+        self.backend.compact_deleted_fraction = value
+
+    @property
+    def max_segments(self) -> int:
+        """Compact when a save would leave more segments than this (the base not counted)."""
+        return self.backend.max_segments
+
+    @max_segments.setter
+    def max_segments(self, value: int) -> None:
+        self.backend.max_segments = value
+
+    @property
+    def index_lag_fraction(self) -> float:
+        """Rewrite the index file when rows added since it was written pass this fraction."""
+        return self.backend.index_lag_fraction
+
+    @index_lag_fraction.setter
+    def index_lag_fraction(self, value: float) -> None:
+        self.backend.index_lag_fraction = value

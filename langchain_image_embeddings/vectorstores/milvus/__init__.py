@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from langchain_image_embeddings.vectorstores.milvus._schema import DEFAULT_COLLECTION
 from langchain_image_embeddings.vectorstores.milvus._store import MilvusImageStore
 
-__all__ = ["DEFAULT_COLLECTION", "MilvusImageStore"]
+__all__ = ["MilvusImageStore"]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from langchain_image_embeddings._optional import require
-from langchain_image_embeddings.vectorstores.retry import call_with_retries
+from langchain_image_embeddings.vectorstores._retry import call_with_retries
 
 __all__ = ["BACKOFF_S", "RETRIES", "TIMEOUT_S", "call_milvus", "connect"]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.documents import Document
 
 from langchain_image_embeddings.errors import StoreError
-from langchain_image_embeddings.vectorstores.filters import metadata_matches
+from langchain_image_embeddings.vectorstores._filters import metadata_matches
 from langchain_image_embeddings.vectorstores.milvus._schema import MAX_ID_LENGTH, MAX_TEXT_LENGTH
 
 if TYPE_CHECKING:

@@ -12,9 +12,12 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+__all__ = ["COMPARE", "MetadataFilter", "metadata_matches"]
+
 MetadataFilter = Mapping[str, Any] | Callable[[dict[str, Any]], bool]
 
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+#: The comparison operators a filter dict may use, by name.
+COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "$eq": operator.eq,
     "$ne": operator.ne,
     "$neq": operator.ne,
@@ -31,9 +34,9 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 def _field_matches(value: Any, condition: Any) -> bool:
     if isinstance(condition, Mapping):
         for op, operand in condition.items():
-            compare = _COMPARE.get(op)
+            compare = COMPARE.get(op)
             if compare is None:
-                raise ValueError(f"unknown filter operator {op!r}; known: {sorted(_COMPARE)}")
+                raise ValueError(f"unknown filter operator {op!r}; known: {sorted(COMPARE)}")
             try:
                 if not compare(value, operand):
                     return False

@@ -1,7 +1,8 @@
 """What every image store agrees on: ids, scores, vector checks, model records, results.
 
-Pure helpers with no backend import; :mod:`~langchain_image_embeddings.vectorstores.base`
-builds the shared ``VectorStore`` behaviour on them.
+Pure helpers with no backend import: :class:`~langchain_image_embeddings.vectorstores.base.ImageVectorStore`
+builds the shared ``VectorStore`` behaviour on them, the backends use the model-record and
+vector helpers, and the shard writer and loader (``scale/``) use the ids and model records.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +24,8 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from langchain_image_embeddings.embeddings import ImageEmbeddings
-    from langchain_image_embeddings.images._options import ImageLoadOptions
 
 _ID_NAMESPACE = uuid.UUID("6f1d3a8e-52a4-4c37-9a53-0c7b1f0e8d21")
-
-#: Images embedded and written per step of ``add_images``.
-WRITE_BATCH = 256
 
 #: Vectors with an L2 norm at or below this are "zero" and never written.
 MIN_NORM = 1e-6
@@ -159,11 +156,30 @@ def model_difference(stored: dict[str, Any], current: dict[str, Any]) -> str | N
     return None
 
 
+def model_record_with_dim(record: dict[str, Any], dim: int | None) -> dict[str, Any]:
+    """``record`` with the vectors' dimension added when it names none and ``dim`` is known
+    (a text model's dimension is known only once its first vectors are written)."""
+    if "dim" in record or dim is None:
+        return dict(record)
+    return {**record, "dim": int(dim)}
+
+
 def check_model(stored: dict[str, Any], embeddings: Embeddings, where: str) -> None:
     """Raise :class:`ModelMismatchError` unless ``embeddings`` is the model ``stored`` names."""
-    current = model_record(embeddings)
+    check_model_record(stored, model_record(embeddings), where)
+
+
+def check_model_record(stored: dict[str, Any], current: dict[str, Any], where: str) -> None:
+    """Raise :class:`ModelMismatchError` unless the model records ``stored`` (what ``where``
+    records) and ``current`` (the model opening it) name the same model.
+
+    Example:
+        .. code-block:: python
+
+            check_model_record(manifest["model"], model_record(embeddings), "FAISS store index")
+    """
     key = model_difference(stored, current)
-    if key == "fingerprint" and str(stored.get("model")) == str(current["model"]):
+    if key == "fingerprint" and str(stored.get("model")) == str(current.get("model")):
         # Same name, other vectors: a model retrained into the same folder, other weights
         # or options behind the same spec. Naming the model twice would explain nothing.
         raise ModelMismatchError(
@@ -174,8 +190,41 @@ def check_model(stored: dict[str, Any], embeddings: Embeddings, where: str) -> N
     if key is not None:
         raise ModelMismatchError(
             f"{where} was written by model {stored.get('model')!r} ({stored.get('dim')}-d); "
-            f"opening it with {current['model']!r} ({current.get('dim')}-d) would mix vector "
+            f"opening it with {current.get('model')!r} ({current.get('dim')}-d) would mix vector "
             f"spaces ({key} differs). Open it with the same model, or index into a new store."
+        )
+
+
+def refuse_swapped_arguments(
+    owner: str, embeddings: object, path: object = None, *, path_name: str = "path"
+) -> None:
+    """Refuse a path where the model goes, or a model where the path goes.
+
+    The stores take ``(embeddings, path)`` in their constructors and ``(path, embeddings)``
+    in ``open`` / ``load`` / ``persistent``: both are keyword arguments everywhere, and a
+    swapped pair is named here rather than failing somewhere deeper.
+
+    Raises:
+        TypeError: Saying which argument got what.
+
+    Example:
+        .. code-block:: python
+
+            refuse_swapped_arguments("FAISSImageStore", embeddings, path)
+    """
+    from langchain_core.embeddings import Embeddings
+
+    if isinstance(embeddings, (str, os.PathLike)):
+        raise TypeError(
+            f"{owner}: embeddings= got the path {os.fspath(embeddings)!r}, not a model: the "
+            f"model goes in embeddings=, the store's location in {path_name}= (were the "
+            "two arguments swapped? pass them by keyword)"
+        )
+    if isinstance(path, Embeddings):
+        raise TypeError(
+            f"{owner}: {path_name}= got the model {type(path).__name__}, not a path: the "
+            f"store's location goes in {path_name}=, the model in embeddings= (were the "
+            "two arguments swapped? pass them by keyword)"
         )
 
 
@@ -249,32 +298,3 @@ class PendingAdd:
     relinked: dict[str, list[str]]
     moved: dict[str, str]
     result: AddResult
-
-
-def to_image_documents(
-    images: Iterable[Document | str | os.PathLike[str]],
-    load_options: ImageLoadOptions | None = None,
-    failures: list[ImageLoadError] | None = None,
-) -> list[tuple[int, Document]]:
-    """Turn paths/URIs/documents into ``(input index, image document with sha256 metadata)``."""
-    from langchain_image_embeddings.document_loaders import ImageURILoader
-
-    loader = ImageURILoader([], load_options=load_options)
-    docs: list[tuple[int, Document]] = []
-    for index, item in enumerate(images):
-        if isinstance(item, Document):
-            if "sha256" in item.metadata:
-                docs.append((index, item))
-                continue
-            uri, extra = item.page_content, dict(item.metadata)
-        else:
-            uri, extra = os.fspath(item), {}
-        try:
-            meta = loader.describe(uri)
-        except ImageLoadError as err:
-            if failures is None:
-                raise
-            failures.append(err.with_index(index))
-            continue
-        docs.append((index, Document(page_content=meta["source"], metadata={**extra, **meta})))
-    return docs

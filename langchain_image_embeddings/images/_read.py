@@ -1,0 +1,263 @@
+"""The one reader of image bytes: read an input once, describe the very bytes that were read.
+
+What a string input names (:func:`uri_scheme`, :func:`resolve_uri`) is decided here for every
+reader of the package, so they accept and refuse the same URIs. :func:`read_image_source`
+reads an input's encoded bytes once and returns them with the metadata an image document
+records (``source``, ``sha256``, ``width``, ``height``, ``format``, ``bytes``, and ``mtime``
+for files) as an :class:`ImageSource`; the embeddings decode that same buffer when handed the
+:class:`ImageSource`, so an ``http(s)`` image is downloaded once and its recorded hash is the
+hash of the pixels embedded. Local paths and ``file://`` URIs go through the file checks
+(:func:`~langchain_image_embeddings.images._files.open_image_file`); ``http(s)://`` and
+``data:`` URIs through the fetch and data-URI guards; object-storage URIs (``s3://``,
+``gs://``, ``hdfs://``, ``abfs://`` ...) through pyarrow's filesystems.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import urllib.parse
+import urllib.request
+from typing import IO, Any
+
+from langchain_image_embeddings._optional import require
+from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.images._decode import open_image_header
+from langchain_image_embeddings.images._files import (
+    decode_data_uri,
+    fetch_image_bytes,
+    open_image_file,
+    read_capped,
+)
+from langchain_image_embeddings.images._options import DEFAULT_OPTIONS, ImageLoadOptions, fail
+from langchain_image_embeddings.images._source import ImageSource
+
+__all__ = [
+    "PYARROW_SCHEMES",
+    "describe_image_bytes",
+    "describe_image_file",
+    "read_image_source",
+    "resolve_uri",
+    "uri_scheme",
+]
+
+#: URI schemes read through ``pyarrow.fs.FileSystem.from_uri``.
+PYARROW_SCHEMES = frozenset({"s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"})
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
+_WINDOWS_DRIVE = re.compile(r"^[a-zA-Z]:[\\/]")
+
+
+def uri_scheme(source: str) -> str:
+    """The lower-case URI scheme of a string input, ``""`` for a plain path (a Windows drive
+    letter such as ``C:\\`` is a path, not a scheme).
+
+    Example:
+        >>> uri_scheme("S3://bucket/a.jpg"), uri_scheme("photos/a.jpg")
+        ('s3', '')
+    """
+    match = _SCHEME.match(source)
+    if match is None or _WINDOWS_DRIVE.match(source):
+        return ""
+    return match.group(1).lower()
+
+
+def resolve_uri(source: str, options: ImageLoadOptions | None = None) -> bytes | str:
+    """What a string input names: the bytes of a ``data:`` URI or of an allowed
+    ``http(s)://`` URL (fetched under the SSRF, size and time guards), else a local path
+    (a plain path, or the path of a ``file://`` URI), not yet opened.
+
+    Every reader of string inputs goes through here (:func:`read_image_source`,
+    :func:`~langchain_image_embeddings.images.load_image`,
+    :func:`~langchain_image_embeddings.images.read_image_bytes`), so they accept and refuse
+    the same URIs. Object-storage schemes are :func:`read_image_source`'s alone.
+
+    Raises:
+        ImageLoadError: Remote fetching disabled (``remote_disabled``), a ``file://`` URI
+            naming a host or another scheme (``unsupported_scheme``), a failed fetch or a
+            malformed data URI.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.images import resolve_uri
+
+            resolve_uri("file:///photos/cat.jpg")   # '/photos/cat.jpg'
+    """
+    opts = options or DEFAULT_OPTIONS
+    if source[:5].lower() == "data:":  # URI schemes are case-insensitive (RFC 3986)
+        return decode_data_uri(source, opts)
+    scheme = uri_scheme(source)
+    if scheme:
+        if scheme == "file":
+            parsed = urllib.parse.urlparse(source)
+            if parsed.netloc not in ("", "localhost"):
+                raise fail(source, "file:// URIs must name a local path", "unsupported_scheme")
+            return urllib.request.url2pathname(parsed.path)
+        if scheme in ("http", "https"):
+            if not opts.allow_remote:
+                raise fail(
+                    source,
+                    "remote fetching is disabled; pass ImageLoadOptions(allow_remote=True) to enable it",
+                    "remote_disabled",
+                )
+            return fetch_image_bytes(source, opts)
+        if "://" in source:
+            raise fail(
+                source,
+                f"unsupported URI scheme {scheme!r}; use a local path, file://, http(s):// or data:",
+                "unsupported_scheme",
+            )
+    return source
+
+
+def read_image_source(
+    source: str | os.PathLike[str], options: ImageLoadOptions | None = None
+) -> ImageSource:
+    """Read an input's bytes once and describe them (header only; pixels are decoded later).
+
+    Every scheme the package reads: local paths (made absolute) and ``file://`` URIs (the
+    record keeps the URI), ``http(s)://`` (only with ``allow_remote``, under the SSRF
+    guards), ``data:`` URIs, and object storage through pyarrow (``s3://``, ``gs://``,
+    ``gcs://``, ``hdfs://``, ``viewfs://``, ``abfs://``, ``abfss://``; extra ``[parquet]``).
+
+    Args:
+        source: A path or URI (an ``os.PathLike`` is always a local path).
+        options: Limits and policies; :data:`DEFAULT_OPTIONS` when omitted.
+
+    Returns:
+        The bytes and their metadata (``source``, ``sha256``, ``width``, ``height``,
+        ``format``, ``bytes`` and, for local files, ``mtime``).
+
+    Raises:
+        ImageLoadError: The input cannot be read or is not an image (with its code).
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.images import read_image_source
+
+            image = read_image_source("photos/cat.jpg")
+            image.metadata["sha256"], len(image.data)
+    """
+    opts = options or DEFAULT_OPTIONS
+    if isinstance(source, os.PathLike):
+        return _read_file(os.path.abspath(os.fspath(source)), None, opts)
+    scheme = uri_scheme(source)
+    if scheme in PYARROW_SCHEMES:
+        data = _read_pyarrow(source, opts)
+        return ImageSource(data, describe_image_bytes(data, source, opts))
+    target = resolve_uri(source, opts)  # data:, http(s)://, file://, paths
+    if isinstance(target, bytes):
+        return ImageSource(target, describe_image_bytes(target, source, opts))
+    if scheme == "file":  # the record keeps the URI as its source
+        return _read_file(target, source, opts)
+    return _read_file(os.path.abspath(source), None, opts)
+
+
+def describe_image_file(
+    path: str | os.PathLike[str], options: ImageLoadOptions | None = None
+) -> dict[str, Any]:
+    """Metadata of one image file without decoding its pixels (``source`` is ``path`` as given).
+
+    Returns:
+        ``{"source", "sha256", "width", "height", "format", "bytes", "mtime"}``.
+
+    Raises:
+        ImageLoadError: Missing, not a regular file, empty, too large, or not an image.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.images import describe_image_file
+
+            describe_image_file("photos/cat.jpg")["sha256"]
+    """
+    return _read_file(os.fspath(path), None, options or DEFAULT_OPTIONS).metadata
+
+
+def describe_image_bytes(
+    data: bytes, source: str, options: ImageLoadOptions | None = None
+) -> dict[str, Any]:
+    """Metadata of an in-memory encoded image (``mtime`` is absent).
+
+    Returns:
+        ``{"source", "sha256", "width", "height", "format", "bytes"}``.
+
+    Raises:
+        ImageLoadError: Empty, too large, or not an image.
+
+    Example:
+        .. code-block:: python
+
+            from pathlib import Path
+
+            from langchain_image_embeddings.images import describe_image_bytes
+
+            describe_image_bytes(Path("cat.png").read_bytes(), "cat.png")["width"]
+    """
+    opts = options or DEFAULT_OPTIONS
+    if not data:
+        raise ImageLoadError(source, "no data", "empty")
+    if len(data) > opts.max_bytes:
+        raise ImageLoadError(source, f"more than the {opts.max_bytes}-byte limit", "too_large")
+    return {
+        "source": source,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        **_header(io.BytesIO(data), source, opts),
+        "bytes": len(data),
+    }
+
+
+def _header(fh: IO[bytes], source: str, opts: ImageLoadOptions) -> dict[str, Any]:
+    """Parse only the header of an image: size and format, with the package's checks."""
+    with open_image_header(fh, source, opts) as image:
+        width, height = image.size
+        return {"width": int(width), "height": int(height), "format": image.format or "UNKNOWN"}
+
+
+def _read_file(path: str, source: str | None, opts: ImageLoadOptions) -> ImageSource:
+    name = source or path
+    fh, st = open_image_file(path, opts, source=name)
+    with fh:
+        data = read_capped(fh, opts.max_bytes, name)  # a file that grew after the size check
+    meta = describe_image_bytes(data, name, opts)
+    meta["mtime"] = float(st.st_mtime)
+    return ImageSource(data, meta)
+
+
+def _read_pyarrow(uri: str, opts: ImageLoadOptions) -> bytes:
+    # pyarrow honours endpoint_override / scheme / ... given in the URI's query: a URI from
+    # a user's list could point object storage at loopback or a private address. Endpoints
+    # and credentials come from the environment's configuration, never from the URI.
+    parts = urllib.parse.urlsplit(uri)
+    if parts.query or parts.fragment:
+        raise ImageLoadError(
+            uri,
+            "object-storage URIs may not carry options (endpoint_override, scheme, ...): "
+            "configure the endpoint in the environment, not in the URI",
+            "blocked_url",
+        )
+    require("pyarrow", "pyarrow")
+    import pyarrow.fs as pafs
+
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(uri)
+        info = filesystem.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
+            raise ImageLoadError(uri, "no such object", "not_found")
+        if info.type != pafs.FileType.File:
+            raise ImageLoadError(uri, "not a file", "not_a_file")
+        if info.size is not None and info.size > opts.max_bytes:
+            raise ImageLoadError(uri, f"more than the {opts.max_bytes}-byte limit", "too_large")
+        with filesystem.open_input_stream(path) as stream:
+            data = bytes(stream.read(opts.max_bytes + 1))
+    except ImageLoadError:
+        raise
+    except Exception as exc:  # pyarrow raises OSError/ArrowException subclasses per backend
+        raise ImageLoadError(uri, f"cannot read through pyarrow: {exc}", "fetch_failed") from exc
+    if len(data) > opts.max_bytes:
+        raise ImageLoadError(uri, f"more than the {opts.max_bytes}-byte limit", "too_large")
+    return data

@@ -1,0 +1,269 @@
+"""The store behind a served app: the lock around model and store calls, the checks of what a
+request asks for, and the JSON shape of a result. Pure Python, no FastAPI.
+
+Example:
+    .. code-block:: python
+
+        from langchain_image_embeddings.serve.session import StoreSession
+        from langchain_image_embeddings.serve.settings import ServeSettings
+        from langchain_image_embeddings.vectorstores import open_store
+
+        session = StoreSession(open_store("faiss:index", create=False), ServeSettings())
+        hits = session.text("a cat on a sofa", k=5, filter=None)  # [{"rank": 1, "id": ...}]
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from langchain_image_embeddings.errors import EncoderError, ImageLoadError
+from langchain_image_embeddings.serve.filters import equality_filter
+from langchain_image_embeddings.vectorstores._records import record_paths
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
+
+    from langchain_image_embeddings.duplicates import DuplicateGroup
+    from langchain_image_embeddings.serve.settings import ServeSettings
+    from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+
+__all__ = [
+    "ApiError",
+    "StoreSession",
+    "describe_store",
+    "json_safe",
+    "parse_filters",
+    "search_hit",
+]
+
+_FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
+_TRAVERSAL = re.compile(r"(^|[\\/])\.\.([\\/]|$)")
+_MAX_FILTERS = 8
+_MAX_ID = 256
+# Threads that decode uploads. A 40 KB PNG of zeros decodes to 40 M pixels (~160 MB as RGB);
+# decoded on the server's 40 worker threads, each thread's malloc arena kept its peak, and 20
+# uploads at once grew the process by 2.7-3.5 GB (two threads: 0.6 GB). The model runs one
+# query at a time anyway (``StoreSession.lock``), so two decoding threads lose nothing.
+_DECODE_THREADS = 2
+
+
+class ApiError(Exception):
+    """A request the API refuses: rendered as ``{"error": code, "message": message}``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def parse_filters(values: list[str] | None) -> dict[str, Any] | None:
+    """``KEY=VALUE`` strings into a store filter (equality; several are ANDed).
+
+    Integers and decimals are compared as numbers (``width=512``), everything else as text.
+
+    Raises:
+        ApiError: A malformed pair, an operator key (``$or``), a ``..`` path segment (also
+            percent-encoded) or NUL.
+    """
+    if not values:
+        return None
+    if len(values) > _MAX_FILTERS:
+        raise ApiError(400, "bad_filter", f"at most {_MAX_FILTERS} filters")
+    pairs: list[tuple[str, str]] = []
+    for text in values:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not _FILTER_KEY.match(key):
+            raise ApiError(
+                400,
+                "bad_filter",
+                f"filter {text[:80]!r}: expected KEY=VALUE with a metadata key of letters, "
+                "digits, '_', '.' or '-' (e.g. format=JPEG)",
+            )
+        if "\x00" in raw or len(raw) > 1000 or _TRAVERSAL.search(urllib.parse.unquote(raw)):
+            raise ApiError(
+                400,
+                "bad_filter",
+                f"filter {key}: values are compared with stored metadata, never opened; "
+                "'..' path segments, NUL bytes and values over 1000 characters are refused",
+            )
+        pairs.append((key, raw))
+    return equality_filter(pairs)
+
+
+def _check_id(record_id: str) -> None:
+    if not record_id or len(record_id) > _MAX_ID or any(ord(c) < 32 for c in record_id):
+        raise ApiError(400, "bad_id", "a record id is 1 to 256 printable characters")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every string made encodable as UTF-8, for a JSON response.
+
+    A file name that is not valid UTF-8 (bytes from another locale) reaches Python as lone
+    surrogates (``caf\udce9.jpg``), which no JSON encoder writes: such a name is shown with
+    its raw bytes escaped (``caf\\xe9.jpg``) instead of failing the whole response. Ids stay
+    untouched, so a thumbnail still opens the real file.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = value.encode(
+                "utf-8", "surrogateescape" if _escaped(value) else "backslashreplace"
+            )
+            return raw.decode("utf-8", "backslashreplace")
+        return value
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _escaped(text: str) -> bool:
+    """Whether every surrogate in ``text`` is an escaped byte (U+DC80-U+DCFF)."""
+    return all(0xDC80 <= ord(c) <= 0xDCFF for c in text if 0xD800 <= ord(c) <= 0xDFFF)
+
+
+def search_hit(rank: int, doc: Document, score: float) -> dict[str, Any]:
+    meta = dict(doc.metadata)
+    hit = {
+        "rank": rank,
+        "id": doc.id,
+        "score": round(float(score), 6),
+        "source": str(meta.get("source", doc.page_content)),
+        "sources": record_paths(meta) or [doc.page_content],
+        "metadata": meta,
+    }
+    return {key: value if key == "id" else json_safe(value) for key, value in hit.items()}
+
+
+def describe_store(store: ImageVectorStore, info: dict[str, Any] | None) -> dict[str, Any]:
+    """Kind and index of a store, from ``store_info`` when given, else from the object."""
+    kind = (info or {}).get("kind")
+    name = type(store).__name__
+    if kind is None:
+        kind = {
+            "FAISSImageStore": "faiss",
+            "ChromaImageStore": "chroma",
+            "MilvusImageStore": "milvus",
+        }.get(name, name)
+    built = getattr(store, "index_info", None)  # FAISS: the index actually searched
+    if isinstance(built, dict) and built.get("kind") == "flat":
+        index_kind = "flat (exact, cosine)"
+    elif isinstance(built, dict):
+        recall = built.get("recall")
+        measured = f", recall@10 {float(recall):.3f}" if recall is not None else ""
+        index_kind = f"{built.get('factory', built.get('kind'))} (approximate{measured}, cosine)"
+    elif "chroma" in str(kind) or "milvus" in str(kind):
+        index_kind = "HNSW (approximate, cosine)"
+    else:
+        index_kind = str((info or {}).get("metric") or "unknown")
+    return {"kind": str(kind), "index": index_kind, "store": (info or {}).get("store", name)}
+
+
+class StoreSession:
+    """The store behind an app, with the lock that serialises model and store calls."""
+
+    def __init__(self, store: ImageVectorStore, settings: ServeSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.lock = threading.Lock()
+        self._decoder = ThreadPoolExecutor(_DECODE_THREADS, thread_name_prefix="imgemb-upload")
+        self._duplicates: dict[tuple[float, int], list[DuplicateGroup]] = {}
+
+    def document(self, record_id: str) -> Document:
+        _check_id(record_id)
+        with self.lock:
+            docs = self.store.get_by_ids([record_id])
+        if not docs:
+            raise ApiError(404, "unknown_id", f"no record with id {record_id[:80]!r} in this store")
+        return docs[0]
+
+    def check_k(self, k: int) -> None:
+        if not 1 <= k <= self.settings.max_k:
+            raise ApiError(422, "bad_k", f"k must be between 1 and {self.settings.max_k}, got {k}")
+
+    def text(self, query: str, k: int, filter: dict[str, Any] | None) -> list[dict[str, Any]]:
+        self.check_k(k)
+        if not query.strip():
+            raise ApiError(422, "bad_query", "the text query is empty")
+        try:
+            with self.lock:
+                hits = self.store.similarity_search_with_score(query, k, filter)
+        except EncoderError as exc:
+            raise ApiError(400, "no_text_tower", str(exc)) from exc
+        except ValueError as exc:
+            raise ApiError(400, "bad_filter", str(exc)) from exc
+        return [search_hit(n, d, s) for n, (d, s) in enumerate(hits, start=1)]
+
+    def image(self, data: bytes, k: int, filter: dict[str, Any] | None) -> list[dict[str, Any]]:
+        import dataclasses
+
+        from langchain_image_embeddings.images import load_image
+
+        self.check_k(k)
+        limits = self.settings
+        if len(data) > limits.max_upload_bytes:
+            raise ApiError(
+                413,
+                "too_large",
+                f"the upload has {len(data)} bytes, over the {limits.max_upload_bytes}-byte limit",
+            )
+        options = dataclasses.replace(
+            self.store.image_embeddings.load_options,
+            allow_remote=False,
+            max_bytes=limits.max_upload_bytes,
+            max_pixels=limits.max_upload_pixels,
+        )
+
+        def search() -> list[tuple[Document, float]]:  # on a decoding thread
+            try:
+                image = load_image(data, options)
+            except ImageLoadError as exc:
+                status = {"too_large": 413, "decompression_bomb": 413, "unsupported_format": 415}
+                raise ApiError(
+                    status.get(exc.code, 400), exc.code, f"the upload: {exc.reason}"
+                ) from exc
+            try:
+                with self.lock:
+                    return self.store.similarity_search_by_image_with_relevance_score(
+                        image, k, filter
+                    )
+            except ValueError as exc:
+                raise ApiError(400, "bad_filter", str(exc)) from exc
+
+        hits = self._decoder.submit(search).result()
+        return [search_hit(n, d, s) for n, (d, s) in enumerate(hits, start=1)]
+
+    def similar(
+        self, record_id: str, k: int, filter: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        self.check_k(k)
+        doc = self.document(record_id)
+        try:
+            with self.lock:
+                vector = self.store.backend.vectors([record_id])[0]
+                hits = self.store.similarity_search_with_score_by_vector(
+                    [float(x) for x in vector], k + 1, filter
+                )
+        except ValueError as exc:
+            raise ApiError(400, "bad_filter", str(exc)) from exc
+        others = [(d, s) for d, s in hits if d.id != doc.id][:k]
+        return [search_hit(n, d, s) for n, (d, s) in enumerate(others, start=1)]
+
+    def duplicates(self, threshold: float) -> list[DuplicateGroup]:
+        from langchain_image_embeddings.duplicates import find_duplicates
+
+        with self.lock:
+            key = (round(threshold, 6), len(self.store))
+            if key not in self._duplicates:
+                if len(self._duplicates) > 16:
+                    self._duplicates.clear()
+                self._duplicates[key] = find_duplicates(self.store, threshold)
+            return self._duplicates[key]

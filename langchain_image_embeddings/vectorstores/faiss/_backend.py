@@ -1,0 +1,725 @@
+"""The FAISS backend: rows, tombstones, exact and approximate search, and the store's folder.
+
+:class:`FAISSBackend` is the storage under a
+:class:`~langchain_image_embeddings.vectorstores.FAISSImageStore` (see
+:mod:`~langchain_image_embeddings.vectorstores.faiss._store` for the files on disk and
+the guarantees). It holds what the store knows about its rows (id, document, deleted or
+not), their vectors (:class:`~langchain_image_embeddings.vectorstores.faiss._rows.RowVectors`:
+saved segments memory-mapped, unsaved rows in RAM) and its approximate index
+(:mod:`~langchain_image_embeddings.vectorstores.faiss._index`), and it loads and saves the
+folder: a generation is loaded with its checksums verified and its vectors mapped; a save is
+incremental and atomic (the files are :mod:`~langchain_image_embeddings.vectorstores.faiss._files`).
+The writer lock and the model check are the store's; :meth:`FAISSBackend.save` expects the
+lock held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+
+from langchain_core.documents import Document
+
+from langchain_image_embeddings._atomic import write_atomic
+from langchain_image_embeddings._optional import require
+from langchain_image_embeddings.errors import StoreError
+from langchain_image_embeddings.vectorstores._filters import metadata_matches
+from langchain_image_embeddings.vectorstores._records import (
+    check_model_record,
+    model_record_with_dim,
+)
+from langchain_image_embeddings.vectorstores.faiss import _files as files
+from langchain_image_embeddings.vectorstores.faiss import _index as ann
+from langchain_image_embeddings.vectorstores.faiss._files import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    read_manifest,
+)
+from langchain_image_embeddings.vectorstores.faiss._rows import RowVectors, Segment, map_segment
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+_LOAD_TRIES = 5
+#: The recall@10 an approximate index is tuned to unless the store is given another.
+DEFAULT_RECALL_TARGET = 0.95
+
+
+def serialised(method: Callable[Concatenate[Any, _P], _R]) -> Callable[Concatenate[Any, _P], _R]:
+    """Run ``method`` holding the backend's mutex: rows, ids and documents change together."""
+
+    @functools.wraps(method)
+    def locked(self: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self.mutex:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
+class FAISSBackend:
+    """Rows, search and folder of a FAISS image store (built by
+    :class:`~langchain_image_embeddings.vectorstores.FAISSImageStore`).
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.vectorstores import FAISSImageStore
+
+            store = FAISSImageStore(embeddings, "index")
+            store.backend.count(), store.backend.index_info["kind"]
+    """
+
+    _rows: RowVectors  # every row's vector (deleted too): saved segments mapped
+
+    #: Saves rewrite everything while the live vectors take at most this many bytes.
+    full_save_below_bytes: int = 8 << 20
+    #: Compact when deleted rows pass this fraction of all rows ...
+    compact_deleted_fraction: float = 0.2
+    #: ... or when a save would leave more segments than this (the base not counted).
+    max_segments: int = 16
+    #: Rewrite the index file when rows added since it was written pass this fraction.
+    index_lag_fraction: float = 0.1
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        dim: int | None,
+        index: str | None = None,
+        recall_target: float | None = None,
+        memory_budget: int | str | None = None,
+    ) -> None:
+        self.path = path
+        self.mutex = threading.RLock()
+        self._dim = dim
+        self._kind = ann.check_kind(index) if index is not None else "flat"
+        # settings given to the constructor (else the manifest's)
+        self._given = {
+            "requested": index is not None,
+            "recall_target": recall_target is not None,
+            "memory_budget": memory_budget is not None,
+        }
+        self.recall_target = (
+            DEFAULT_RECALL_TARGET if recall_target is None else float(recall_target)
+        )
+        if not 0.0 < self.recall_target <= 1.0:
+            raise ValueError(f"recall_target {recall_target!r}: expected a recall in (0, 1]")
+        self.memory_budget = None if memory_budget is None else ann.parse_size(memory_budget)
+        self._generation: int | None = None  # the generation loaded or last saved
+        self._model_record: Callable[[], dict[str, Any]] | None = None  # set by open()
+        self._checked: dict[str, Any] | None = None  # the record the store checked
+        self._reset()
+
+    # -- the model record and opening ----------------------------------------------------
+    @property
+    def where(self) -> str:
+        """``FAISS store PATH`` (or ``in-memory FAISS store``), in messages."""
+        return "in-memory FAISS store" if self.path is None else f"FAISS store {self.path}"
+
+    def read_model_record(self) -> dict[str, Any]:
+        """The model record of the folder's manifest (``{}`` without a folder or a store)."""
+        self._checked = {}
+        if self.path is not None and (self.path / MANIFEST).exists():
+            self._checked = dict(read_manifest(self.path).get("model") or {})
+        return dict(self._checked)
+
+    def open(self, model_record: Callable[[], dict[str, Any]]) -> None:
+        """Load the folder's store (refusing a stock LangChain FAISS folder); the model
+        record is written into the manifest at every save."""
+        self._model_record = model_record
+        if self.path is not None:
+            if (self.path / MANIFEST).exists():
+                self._load_existing(self.path)
+            else:
+                files.refuse_stock_folder(self.path)
+
+    def close(self) -> None:
+        """Nothing to free: mapped segments close with the backend."""
+
+    def _reset(self) -> None:
+        if hasattr(self, "_rows"):
+            self._rows.close()  # its segment files may be deleted next (Windows: not if open)
+        self._rows = RowVectors(self._dim)
+        self._ids: list[str | None] = []  # row -> id (None: deleted or replaced)
+        self._row: dict[str, int] = {}  # id -> row
+        self._docs: dict[str, Document] = {}
+        self._dead: set[int] = set()
+        self._dead_sel: Any = None  # cached selector excluding dead rows
+        self._dead_mask: np.ndarray | None = None  # cached: True for dead rows
+        self._meta_dirty: set[str] = set()  # metadata changed on rows already saved
+        self._ann: Any = None  # approximate index over rows 0..n-1 (ids = rows), if built
+        self._ann_info: dict[str, Any] = {}  # factory, tuning: what the manifest records
+        self._ann_saved: dict[str, Any] | None = None  # the index entry of the last save
+        self._saved: dict[str, Any] | None = None  # the data-file entries of the last save
+        self._saved_rows = 0  # rows held by the segments of the last save
+        self._saved_dead = 0
+
+    # -- primitives ----------------------------------------------------------------------
+    @property
+    def dim(self) -> int | None:
+        """Dimension of the vectors (``None`` for an empty store of a text model)."""
+        return self._dim
+
+    @property
+    def index_kind(self) -> str:
+        """The index asked for (``flat``, ``hnsw``, ``ivf-pq``, ``auto`` or a factory string)."""
+        return self._kind
+
+    @property
+    def index_info(self) -> dict[str, Any]:
+        """The built index: ``kind``, ``factory``, tuned ``params`` and measured ``recall``."""
+        if self._ann is None:
+            return {"requested": self._kind, "kind": "flat", "factory": "Flat", "recall": 1.0}
+        return {"requested": self._kind, **self._ann_info}
+
+    @property
+    def vectors_in_memory(self) -> int:
+        """Rows whose vectors are held in RAM (unsaved); saved rows are memory-mapped."""
+        return self._rows.pending_rows
+
+    def count(self) -> int:
+        """Live rows."""
+        return len(self._row)
+
+    def is_empty(self) -> bool:
+        """Whether no row is live."""
+        return not self._row
+
+    @serialised
+    def scan(self) -> dict[str, dict[str, Any]]:
+        """Every live id with its metadata."""
+        return {
+            i: dict(self._docs[i].metadata)
+            for i in self._ids
+            if i is not None and self._row.get(i) is not None
+        }
+
+    @serialised
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """Copies of the documents of these ids (missing ones left out)."""
+        return [_copy(self._docs[i]) for i in ids if i in self._docs]
+
+    @serialised
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """The ids present."""
+        return {i for i in ids if i in self._docs}
+
+    @serialised
+    def write(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]) -> None:
+        """Upsert: a present id's old row is deleted, the new rows are appended."""
+        present = list(self.existing_ids(ids))
+        if present:
+            self.delete(present)
+        self._append(ids, vectors, documents)
+
+    def _append(
+        self, ids: Sequence[str | None], vectors: np.ndarray, documents: Iterable[Document]
+    ) -> None:
+        import numpy as np
+
+        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._rows.append(matrix)
+        self._dim = self._rows.dim
+        if self._ann is not None:
+            self._ann.add(matrix)
+        self._add_records(ids, documents)
+
+    def _add_records(self, ids: Sequence[str | None], documents: Iterable[Document]) -> None:
+        for i, doc in zip(ids, documents, strict=True):
+            if i is not None:
+                self._row[i] = len(self._ids)
+                self._docs[i] = Document(
+                    id=i, page_content=doc.page_content, metadata=dict(doc.metadata)
+                )
+            self._ids.append(i)
+
+    def _drop_row(self, row: int) -> None:
+        """Mark a row deleted (its id, when it still points there, goes too)."""
+        rid = self._ids[row]
+        if rid is not None and self._row.get(rid) == row:
+            del self._row[rid]
+            self._docs.pop(rid, None)
+            self._meta_dirty.discard(rid)
+        self._ids[row] = None
+        self._dead.add(row)
+        self._dead_sel = self._dead_mask = None
+
+    @serialised
+    def delete(self, ids: Sequence[str]) -> None:
+        """Mark the rows of these ids deleted (tombstones until the next compaction)."""
+        for i in ids:
+            row = self._row.get(i)
+            if row is not None:
+                self._drop_row(row)
+
+    @serialised
+    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        """Replace the documents' metadata (rows already saved are re-added at the next save)."""
+        for i, meta in zip(ids, metadatas, strict=True):
+            if i in self._docs:
+                old = self._docs[i]
+                self._docs[i] = Document(id=i, page_content=old.page_content, metadata=dict(meta))
+                if self._row[i] < self._saved_rows:
+                    self._meta_dirty.add(i)  # its saved segment is immutable: re-added at save
+
+    def _dead_selector(self) -> Any:
+        """A selector excluding deleted rows (``None`` when there are none)."""
+        import numpy as np
+
+        if not self._dead:
+            return None
+        if self._dead_sel is None:
+            faiss = require("faiss", "faiss-cpu")
+            batch = faiss.IDSelectorBatch(np.fromiter(self._dead, np.int64, len(self._dead)))
+            self._dead_sel = (faiss.IDSelectorNot(batch), batch)  # keep the inner one alive
+        return self._dead_sel[0]
+
+    def _dead_rows(self) -> np.ndarray | None:
+        """A mask of deleted rows over every row (``None`` when there are none)."""
+        import numpy as np
+
+        if not self._dead:
+            return None
+        if self._dead_mask is None or len(self._dead_mask) != len(self._ids):
+            self._dead_mask = np.zeros(len(self._ids), bool)
+            self._dead_mask[list(self._dead)] = True
+        return self._dead_mask
+
+    @serialised
+    def search(
+        self, vector: np.ndarray, k: int, filter: Any, fetch_k: int
+    ) -> list[tuple[Document, float]]:
+        """Approximate search rescored exactly; exact with a filter (over the matching rows,
+        never fewer than k) or while no approximate index is built."""
+        import numpy as np
+
+        if not self._row:
+            return []
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        if filter is not None:
+            matching = [
+                r
+                for r, i in enumerate(self._ids)
+                if i is not None and metadata_matches(self._docs[i].metadata, filter)
+            ]
+            if not matching:
+                return []
+            subset = np.asarray(matching, dtype=np.int64)
+            return self._hits(*self._rows.exact_search(query, min(k, len(subset)), subset=subset))
+        wanted = min(k, len(self._row))
+        if self._ann is not None:
+            fetch = max(k, 1) * int(self._ann_info.get("refine") or ann.refine_for(self._ann))
+            cand = ann.candidates(
+                self._ann, query, fetch, self._ann_info.get("params") or {}, self._dead_selector()
+            )
+            found_rows, found_scores = ann.rescore(self._rows, query, cand[0], k)
+            if len(found_rows) >= wanted:
+                return self._hits(found_rows, found_scores)
+        return self._hits(*self._rows.exact_search(query, wanted, dead=self._dead_rows()))
+
+    def _hits(self, rows: Any, scores: Any) -> list[tuple[Document, float]]:
+        out = []
+        for r, s in zip(rows, scores, strict=True):
+            rid = self._ids[int(r)] if r >= 0 else None
+            if rid is not None:
+                out.append((_copy(self._docs[rid]), float(s)))
+        return out
+
+    @serialised
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored unit vectors of these ids, in order."""
+        import numpy as np
+
+        return self._rows.take(np.asarray([self._row[i] for i in ids], dtype=np.int64))
+
+    # -- approximate index ---------------------------------------------------------------
+    def _wanted_kind(self) -> str:
+        """The index the store should have now: ``"flat"`` or a concrete approximate kind."""
+        n, dim = self.count(), self._dim
+        if dim is None or n < ann.MIN_ANN_ROWS:
+            return "flat"
+        return ann.resolve(self._kind, n, dim, self.memory_budget)
+
+    def index_outdated(self) -> bool:
+        """Whether :meth:`build_index` would build (or drop) the approximate index."""
+        target = self._wanted_kind()
+        if target == "flat":
+            return self._ann is not None
+        return self._ann is None or self._ann_info.get("kind") != target
+
+    @serialised
+    def build_index(self, *, force: bool = False, queries: np.ndarray | None = None) -> bool:
+        """Build the approximate index the kind asks for, if it is missing or outgrown.
+
+        ``"auto"`` is decided here (and by :meth:`save`, which calls this) by the live
+        vector count and the memory budget. Deleted rows are dropped first (row numbers are
+        the index's ids; called outside a save, that copies the live vectors into memory);
+        the index is trained on a sample of the vectors, filled, then tuned (:meth:`tune`).
+
+        Returns:
+            Whether an index was built or dropped (the next save then rewrites every file).
+        """
+        target = self._wanted_kind()
+        if target == "flat":
+            dropped = self._ann is not None
+            self._ann, self._ann_info = None, {}
+            return dropped
+        if not force and not self.index_outdated():
+            return False
+        self._compact_rows()
+        dim = int(self._dim or 0)
+        factory = ann.factory_string(target, self.count(), dim)
+        started = time.perf_counter()
+        self._ann = ann.build(factory, self._rows)
+        self._ann_info = {
+            "kind": target,
+            "factory": factory,
+            "build_seconds": round(time.perf_counter() - started, 3),
+            "memory_bytes": ann.estimate_memory(
+                target if target in ann.KINDS else "flat", self.count(), dim
+            ),
+        }
+        self.tune(queries)
+        return True
+
+    @serialised
+    def tune(self, queries: np.ndarray | None = None) -> dict[str, Any]:
+        """Re-measure recall@10 and pick ``efSearch`` / ``nprobe`` for :attr:`recall_target`.
+
+        Args:
+            queries: Held-out query vectors (unit rows); default: 200 sampled stored vectors.
+
+        Returns:
+            The index description the manifest records (see :attr:`index_info`).
+        """
+        if self._ann is not None:
+            self._ann_info.update(
+                ann.tune(
+                    self._ann,
+                    self._rows,
+                    dead=self._dead_rows(),
+                    queries=queries,
+                    target=self.recall_target,
+                )
+            )
+        return self.index_info
+
+    def _compact_rows(self) -> bool:
+        """Drop deleted rows, keeping the live vectors in memory (renumbering the rows and
+        dropping the approximate index: the caller rebuilds it); whether any were dropped."""
+        import numpy as np
+
+        if not self._dead:
+            return False
+        live = np.asarray([r for r, i in enumerate(self._ids) if i is not None], np.int64)
+        vectors = self._rows.take(live)
+        ids = [self._ids[r] for r in live]
+        docs = [self._docs[str(i)] for i in ids]
+        self._reset()
+        if ids:
+            self._append(ids, vectors, docs)
+        return True
+
+    def _load_existing(self, folder: Path) -> None:
+        for attempt in range(_LOAD_TRIES):
+            manifest = read_manifest(folder)
+            try:
+                self._load_generation(folder, manifest)
+                return
+            except StoreError:
+                with contextlib.suppress(StoreError):
+                    if read_manifest(folder) != manifest and attempt + 1 < _LOAD_TRIES:
+                        continue  # a writer replaced the store while we read it: retry
+                raise
+        raise StoreError(f"FAISS store {folder}: changing too fast to load")  # pragma: no cover
+
+    def _load_generation(self, folder: Path, manifest: dict[str, Any]) -> None:
+        stored = manifest.get("model") or {}
+        if self._checked is not None and stored != self._checked and self._model_record:
+            # a writer replaced the store since the store checked its model: check again
+            check_model_record(stored, self._model_record(), f"FAISS store {folder}")
+        if manifest.get("dim") is not None:
+            self._dim = int(manifest["dim"])
+        self._reset()
+        dead: list[int] = []
+        for vectors, records in files.read_segments(folder, manifest, self._dim):
+            if not records:
+                continue
+            start = len(self._ids)
+            dead.extend(start + r for r, rec in enumerate(records) if rec.get("id") is None)
+            self._rows.add_part(vectors)
+            self._add_records([rec.get("id") for rec in records], map(files.document_of, records))
+        self._dim = self._rows.dim if self._rows.dim is not None else self._dim
+        dead.extend(files.read_deletions(folder, manifest.get("deletions")))
+        n_rows = len(self._ids)
+        for row in dead:
+            if not 0 <= row < n_rows:
+                raise StoreError(f"FAISS store {folder}: deleted row {row} out of range")
+            self._drop_row(row)
+        if len(self._row) != n_rows - len(self._dead) or int(manifest.get("count", 0)) != len(
+            self._row
+        ):
+            raise StoreError(f"FAISS store {folder}: inconsistent rows (torn store)")
+        self._load_index(folder, manifest.get("index") or {})
+        self._saved = {
+            key: manifest.get(key) for key in ("vectors", "documents", "segments", "deletions")
+        }
+        self._saved["segments"] = list(self._saved["segments"] or [])
+        self._saved_rows, self._saved_dead = n_rows, len(self._dead)
+        self._generation = int(manifest.get("generation", 0))
+
+    def _load_index(self, folder: Path, entry: dict[str, Any]) -> None:
+        """Settings not given to the constructor come from the manifest; a saved index of the
+        kind asked for is deserialized (rows saved since it was written are added)."""
+        if not self._given["requested"]:
+            self._kind = str(entry.get("requested", "flat"))
+        if not self._given["recall_target"]:
+            self.recall_target = float(entry.get("recall_target", DEFAULT_RECALL_TARGET))
+        if not self._given["memory_budget"]:
+            budget = entry.get("memory_budget")
+            self.memory_budget = None if budget is None else int(budget)
+        if not entry.get("file") or self._kind != entry.get("requested", "flat"):
+            return  # exact, or another kind asked for: built at the next save
+        index = files.read_index(folder, entry)
+        n_rows = len(self._ids)
+        if (
+            int(index.ntotal) != int(entry.get("rows", -1))
+            or index.ntotal > n_rows
+            or (index.d != self._dim)
+        ):
+            raise StoreError(f"FAISS store {folder}: index {entry['file']} does not match the rows")
+        for _, block in self._rows.blocks(int(index.ntotal)):  # rows saved since: added now
+            index.add(block)
+        self._ann = index
+        self._ann_info = {k: v for k, v in entry.items() if k not in ("file", "sha256", "rows")}
+        self._ann_saved = dict(entry)
+        if self._ann_info.get("recall_target") != self.recall_target:
+            self.tune()  # another target asked for: re-measured now, recorded at the next save
+
+    # -- locking -------------------------------------------------------------------------
+    def lock_dir(self) -> Path | None:
+        """The store's folder (``None`` in memory)."""
+        return self.path
+
+    def on_locked(self) -> None:
+        """Refuse to write over a generation another writer saved since this one loaded."""
+        if self.path is not None:
+            self._check_generation(self.path)
+
+    def _check_generation(self, folder: Path) -> None:
+        current: int | None = None
+        with contextlib.suppress(StoreError):
+            current = int(read_manifest(folder).get("generation", 0))
+        if current is not None and self._generation is not None and current != self._generation:
+            raise StoreError(
+                f"FAISS store {folder} was saved by another writer (generation {current}) since "
+                f"this one was opened (generation {self._generation}); reopen it and redo the "
+                "changes"
+            )
+        if current is not None and self._generation is None:
+            raise StoreError(
+                f"FAISS store {folder} was created by another writer since this one was "
+                "opened; reopen it and redo the changes"
+            )
+
+    # -- persistence ---------------------------------------------------------------------
+    def move_to(self, path: Path) -> None:
+        """Make ``path`` the store's folder: the next save writes every row there (replacing
+        a store it holds); nothing is read from it. The caller releases the old folder's lock."""
+        self.path = path
+        self._generation = None
+        self._saved, self._ann_saved = None, None  # nothing of ours there to build on
+        with contextlib.suppress(StoreError):  # saving to another folder replaces it
+            self._generation = int(read_manifest(path).get("generation", 0))
+
+    @serialised
+    def save(self) -> Path:
+        """Write the store to its folder atomically (the writer lock held); returns the folder.
+
+        Only the rows added since the last save are written (a new segment), plus the
+        deleted row numbers and, when rebuilt or lagging, the index; everything is rewritten
+        when compaction is due (see the store's docs). Afterwards every saved row is read
+        from its memory-mapped segment file; none is held in memory.
+
+        Raises:
+            StoreError: No folder, or the folder was saved by another writer meanwhile.
+        """
+        if self.path is None:
+            raise StoreError("this FAISS store has no folder: pass save(path)")
+        folder = self.path
+        self._check_generation(folder)
+        generation = (self._generation or 0) + 1
+        token = f"{generation:08d}-{uuid.uuid4().hex[:8]}"
+        new_segment: Segment | None = None
+        if self._saved is None or self.index_outdated() or self._compaction_due():
+            saved = self._write_base(folder, token)
+            if self.index_outdated():
+                self.build_index(force=True)
+        else:
+            saved, new_segment = self._write_increment(folder, token)
+        manifest = self._manifest(generation, saved, self._index_entry(folder, token))
+        write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
+        self._generation = generation
+        self._saved, self._saved_rows, self._saved_dead = saved, len(self._ids), len(self._dead)
+        self._ann_saved = manifest["index"] if manifest["index"].get("file") else None
+        if new_segment is not None:
+            self._rows.saved_up_to(new_segment)  # the new rows now live in their segment file
+        files.remove_unreferenced(folder, manifest)  # no map of ours points at these
+        return folder
+
+    def _manifest(
+        self, generation: int, saved: dict[str, Any], index_entry: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "generation": generation,
+            "model": model_record_with_dim(
+                self._model_record() if self._model_record else {}, self._dim
+            ),
+            "count": self.count(),
+            "dim": self._dim,
+            "metric": "inner_product",
+            "rows": len(self._ids),
+            "vectors": saved["vectors"],
+            "documents": saved["documents"],
+            "segments": saved["segments"],
+            "deletions": saved["deletions"],
+            "index": index_entry,
+        }
+
+    def _compaction_due(self) -> bool:
+        """Whether this save should rewrite everything into one segment."""
+        n_rows = len(self._ids)
+        segments = len((self._saved or {}).get("segments") or [])
+        return (
+            self.count() * int(self._dim or 0) * 4 <= self.full_save_below_bytes
+            or len(self._dead) > self.compact_deleted_fraction * max(n_rows, 1)
+            or segments + (n_rows > self._saved_rows) > self.max_segments
+        )
+
+    def _write_base(self, folder: Path, token: str) -> dict[str, Any]:
+        """Stream the live rows into one new base segment, then read them from it.
+
+        Deleted rows are dropped (the rows renumbered, the approximate index dropped for a
+        rebuild). The store changes only once both files are written; until the manifest
+        names them, ``_saved`` is ``None`` so that a failed save is redone in full.
+        """
+        import numpy as np
+
+        self._saved = None
+        dim = int(self._dim or 0)
+        live = None
+        if self._dead:
+            live = np.asarray([r for r, i in enumerate(self._ids) if i is not None], np.int64)
+        n = len(self._ids) if live is None else len(live)
+        step = max(1, (64 << 20) // (4 * max(dim, 1)))
+        if live is None:
+            blocks: Iterable[np.ndarray] = (b for _, b in self._rows.blocks())
+        else:
+            blocks = (self._rows.take(live[s : s + step]) for s in range(0, n, step))
+        vectors = files.write_vectors(folder, token, blocks, n, dim)
+        ids = self._ids if live is None else [self._ids[r] for r in live]
+        documents = files.write_documents(folder, token, [self._record(i) for i in ids])
+        mapped = map_segment(folder / vectors["file"], dim)
+        if live is not None:
+            docs = [self._docs[str(i)] for i in ids]
+            self._reset()
+            self._add_records(ids, docs)
+        self._rows.replace_all(mapped)  # old maps dropped before their files are deleted
+        self._meta_dirty.clear()
+        return {"vectors": vectors, "documents": documents, "segments": [], "deletions": None}
+
+    def _write_increment(self, folder: Path, token: str) -> tuple[dict[str, Any], Segment | None]:
+        """Write the rows added since the last save as a segment, and the deletions if they
+        changed; returns the entries and a map of the new segment (used once saved)."""
+        self._readd_changed_metadata()
+        assert self._saved is not None
+        saved = {**self._saved, "segments": list(self._saved["segments"])}
+        start, stop = self._saved_rows, len(self._ids)
+        mapped = None
+        if stop > start:
+            dim = int(self._dim or 0)
+            blocks = (b for _, b in self._rows.blocks(start, stop))
+            vectors = files.write_vectors(folder, token, blocks, stop - start, dim)
+            documents = files.write_documents(
+                folder, token, [self._record(i) for i in self._ids[start:stop]]
+            )
+            saved["segments"].append(
+                {"rows": stop - start, "vectors": vectors, "documents": documents}
+            )
+            mapped = map_segment(folder / vectors["file"], dim)
+        if len(self._dead) != self._saved_dead:
+            saved["deletions"] = files.write_deletions(folder, token, self._dead)
+        return saved, mapped
+
+    def _record(self, rid: str | None) -> dict[str, Any]:
+        if rid is None:  # deleted before it was ever saved: a placeholder keeps rows aligned
+            return {"id": None, "page_content": "", "metadata": {}}
+        doc = self._docs[rid]
+        return {"id": rid, "page_content": doc.page_content, "metadata": doc.metadata}
+
+    def _readd_changed_metadata(self) -> None:
+        """Rows saved before whose metadata changed: re-added (old row deleted) for this save."""
+        import numpy as np
+
+        changed = [
+            i for i in self._meta_dirty if self._row.get(i, self._saved_rows) < self._saved_rows
+        ]
+        self._meta_dirty.clear()
+        if changed:
+            vectors = self._rows.take(np.asarray([self._row[i] for i in changed], np.int64))
+            docs = [self._docs[i] for i in changed]
+            self.delete(changed)
+            self._append(changed, vectors, docs)
+
+    def _index_entry(self, folder: Path, token: str) -> dict[str, Any]:
+        """The manifest's ``index``: written anew when rebuilt or lagging, else the saved one."""
+        settings = {
+            "requested": self._kind,
+            "recall_target": self.recall_target,
+            "memory_budget": self.memory_budget,
+        }
+        n_rows = len(self._ids)
+        if self._ann is None:
+            return {
+                "kind": "flat",
+                "factory": "Flat",
+                "file": None,
+                "recall": 1.0,
+                "memory_bytes": n_rows * int(self._dim or 0) * 4,
+                **settings,
+            }
+        saved = self._ann_saved
+        if saved is not None and saved.get("file") and (folder / saved["file"]).is_file():
+            lag = n_rows - int(saved.get("rows", 0))
+            if lag <= self.index_lag_fraction * max(int(saved.get("rows", 0)), 1):
+                return {**saved, **self._ann_info, **settings}
+            self.tune()  # the index grew by more than the lag allowed: re-measure
+        written = files.write_index(folder, token, self._ann)
+        self._ann_info["memory_bytes"] = written["memory_bytes"]
+        return {**self._ann_info, **written, **settings}
+
+    def has_unsaved_changes(self) -> bool:
+        """Whether rows, deletions or metadata changed since the last save (or the load)."""
+        return (
+            len(self._ids) != self._saved_rows
+            or len(self._dead) != self._saved_dead
+            or bool(self._meta_dirty)
+        )
+
+
+def _copy(doc: Document) -> Document:
+    """A document callers can change without changing the store."""
+    return Document(id=doc.id, page_content=doc.page_content, metadata=dict(doc.metadata))
