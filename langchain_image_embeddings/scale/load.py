@@ -12,22 +12,32 @@ midway is resumed by running it again (FAISS stores are saved after every shard 
 Every shard's model record (spec, dimension, fingerprint) must match the store's model:
 a mismatch raises the stores' own :class:`~langchain_image_embeddings.errors.ModelMismatchError`
 before anything is written.
+
+A damaged shard is refused with a :class:`~langchain_image_embeddings.errors.StoreError`
+naming the file, the column and, for a bad value, the row (counted from 0 in the file),
+before anything of that shard is written: its columns are checked against the shard schema
+when its footer is read (:func:`~langchain_image_embeddings.scale.shards.read_shard_info`),
+and all its rows by :func:`check_rows` before the first is written (every row recorded as
+embedded has a source, a SHA-256 of 64 hex digits and a finite, non-zero vector; every failed
+row a known error code). The rows checked are kept for the write when they fit in
+``KEEP_CHECKED_BYTES``, else the file is read again. The shards before it stay loaded.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from langchain_core.documents import Document
 
-from langchain_image_embeddings.errors import ImageLoadError, StoreError
+from langchain_image_embeddings.errors import IMAGE_ERROR_CODES, ImageLoadError, StoreError
 from langchain_image_embeddings.scale.shards import (
     META_COLUMNS,
+    SHARD_DAMAGE_ADVICE,
     ShardInfo,
     iter_rows,
     read_shard_info,
@@ -35,6 +45,7 @@ from langchain_image_embeddings.scale.shards import (
     vectors_of,
 )
 from langchain_image_embeddings.vectorstores._records import (
+    MIN_NORM,
     AddResult,
     PendingAdd,
     check_model,
@@ -42,14 +53,25 @@ from langchain_image_embeddings.vectorstores._records import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 
-__all__ = ["DEFAULT_LOAD_BATCH", "LoadReport", "check_shards", "load_shards"]
+__all__ = [
+    "DEFAULT_LOAD_BATCH",
+    "KEEP_CHECKED_BYTES",
+    "LoadReport",
+    "check_rows",
+    "check_shards",
+    "load_shards",
+]
 
 #: Rows read from a shard file per step.
 DEFAULT_LOAD_BATCH = 4096
+#: A shard whose rows take up to this much memory is read once (checked, kept, written);
+#: a larger one is read twice (checked, then written), so memory stays bounded.
+KEEP_CHECKED_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -102,6 +124,98 @@ def check_shards(store: ImageVectorStore, files: list[Path]) -> list[ShardInfo]:
     return infos
 
 
+def _first(mask: np.ndarray) -> int | None:
+    """The first ``True`` position of a boolean array, or ``None``."""
+    import numpy as np
+
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if len(hits) else None
+
+
+def _mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow array as numpy (nulls as ``False``)."""
+    import numpy as np
+
+    return np.asarray(array.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def check_rows(path: Path, batch: pa.RecordBatch, first_row: int = 0) -> None:
+    """Refuse a batch of shard rows that :func:`load_shards` could not load as written.
+
+    Rows recorded as embedded (``error_code`` null) need a ``source``, a ``sha256`` of 64
+    lower-case hex digits and a ``vector`` that is not null, holds no NaN, infinite or null
+    value and has a norm over ``MIN_NORM`` (the stores' own test); failed rows need a
+    ``source`` and a known error code. The columns' presence and types are checked when the
+    footer is read (:func:`~langchain_image_embeddings.scale.shards.read_shard_info`).
+
+    Args:
+        path: The shard file (for the message).
+        batch: Rows of it, with the shard schema's columns.
+        first_row: Position of the batch's first row in the file.
+
+    Raises:
+        StoreError: The first bad value, naming the file, the row (counted from 0 in the
+            file) and the column.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    codes = batch.column("error_code")
+    embedded = _mask(codes.is_null())
+    known = pa.array(sorted(IMAGE_ERROR_CODES), pa.string())
+    sha = batch.column("sha256")
+    hex_sha = _mask(pc.match_substring_regex(sha, "^[0-9a-f]{64}$"))
+    vector = batch.column("vector")
+    checks: list[tuple[str, np.ndarray, str]] = [
+        ("source", _mask(batch.column("source").is_null()), "is null"),
+        ("error_code", ~embedded & ~_mask(pc.is_in(codes, value_set=known)), "is unknown"),
+        ("sha256", embedded & _mask(sha.is_null()), "is null in a row recorded as embedded"),
+        ("sha256", embedded & ~hex_sha, "is not a SHA-256 (64 lower-case hex digits)"),
+        ("vector", embedded & _mask(vector.is_null()), "is null in a row recorded as embedded"),
+    ]
+    for column, bad, problem in checks:
+        row = _first(bad)
+        if row is not None:
+            _refuse(path, first_row + row, column, problem, batch.column(column)[row].as_py())
+    rows = np.flatnonzero(embedded)
+    matrix = vectors_of(batch, rows.tolist())  # a null inside a vector becomes NaN
+    finite = np.isfinite(matrix).all(axis=1)
+    norms = np.linalg.norm(matrix, axis=1)
+    for bad, problem in (
+        (~finite, "holds NaN, infinite or null values"),
+        (finite & (norms <= MIN_NORM), f"has zero norm (<= {MIN_NORM}: no direction to compare)"),
+    ):
+        at = _first(bad)
+        if at is not None:
+            _refuse(path, first_row + int(rows[at]), "vector", problem, None)
+
+
+def _refuse(path: Path, row: int, column: str, problem: str, value: Any) -> NoReturn:
+    shown = "" if value is None else f" ({str(value)[:80]!r})"
+    raise StoreError(
+        f"{path}: row {row}, column {column!r}{shown} {problem}: {SHARD_DAMAGE_ADVICE}"
+    )
+
+
+def _checked_batches(info: ShardInfo, batch_size: int) -> Iterable[pa.RecordBatch]:
+    """The batches of a shard file, every row passed by :func:`check_rows` before the first
+    is returned: the batches read for the check when they fit in ``KEEP_CHECKED_BYTES``,
+    else the file read again."""
+    kept: list[pa.RecordBatch] | None = []
+    first = size = 0
+    for batch in iter_rows(info.path, batch_size):
+        check_rows(info.path, batch, first)
+        first += batch.num_rows
+        if kept is not None:
+            size += batch.nbytes
+            if size <= KEEP_CHECKED_BYTES:
+                kept.append(batch)
+            else:
+                kept = None  # too large to keep: read again for the write
+    return kept if kept is not None else iter_rows(info.path, batch_size)
+
+
 def _documents(batch: pa.RecordBatch) -> tuple[list[Document], list[int], list[ImageLoadError]]:
     """Image documents of the good rows (metadata as ``describe_image_file`` gives it), their
     row numbers, and the failures recorded in the batch."""
@@ -142,9 +256,7 @@ def _load_batch(
     result.duplicates.update(part.duplicates)
     result.input_ids.extend(part.input_ids)
     ids = [cid for cid, _ in plan.todo]
-    vectors = (
-        vectors_of(batch, [row_of[cid] for cid in ids]) if ids else vectors_of(batch.slice(0, 0))
-    )
+    vectors = vectors_of(batch, [row_of[cid] for cid in ids])
     written = [
         Document(id=cid, page_content=d.page_content, metadata=d.metadata) for cid, d in plan.todo
     ]
@@ -176,7 +288,9 @@ def load_shards(
 
     Raises:
         ModelMismatchError: A shard written by another model; nothing is written.
-        StoreError: No shards at ``path``, or an unreadable shard.
+        StoreError: No shards at ``path``, an unreadable shard, or a damaged one (the
+            message names the file, the column and the row; nothing of that shard is
+            written, the shards before it stay loaded).
 
     Example:
         .. code-block:: python
@@ -192,7 +306,7 @@ def load_shards(
     infos = check_shards(store, files)
     report = LoadReport()
     for info in infos:
-        for batch in iter_rows(info.path, batch_size):
+        for batch in _checked_batches(info, batch_size):  # nothing of a damaged shard written
             _load_batch(store, batch, replace_changed, report)
             report.rows += batch.num_rows
             if progress is not None:

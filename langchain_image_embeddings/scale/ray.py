@@ -252,11 +252,14 @@ class _Pending:
 
     def add(self, pos: int, meta: str, code: str, reason: str, vector: Any) -> bool:
         parsed = json.loads(meta)
+        parsed.setdefault("source", self.shard.inputs[pos])
+        # a failed row keeps what its read recorded, as the local engine does: the hash of
+        # the bytes read when only the decode failed (a truncated JPEG), the source alone
+        # when the read failed (the shard writes no other column of a failed row)
+        self.metas[pos] = parsed
         if code:
             self.errors[pos] = (code, reason)
-            self.metas[pos] = {"source": parsed.get("source", self.shard.inputs[pos])}
         else:
-            self.metas[pos] = parsed
             self.vectors[pos] = vector
         self.got += 1
         return self.got == len(self.shard)

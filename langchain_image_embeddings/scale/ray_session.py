@@ -10,11 +10,13 @@ token auth off so nothing is written to the home directory) and shuts it down af
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import logging
 import os
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,18 +35,70 @@ __all__ = [
 ]
 
 #: Unix socket paths are limited to 107 bytes; Ray puts its sockets ~60 characters below
-#: its temporary folder, so a longer folder is replaced by a short one in /tmp.
+#: its temporary folder, so a longer folder is reached through a short link in the system
+#: temp folder (:func:`_short_temp_dir`).
 _MAX_TEMP_DIR = 44
+#: Name prefix of those links (``imgemb-ray-`` and 12 hex digits of the folder's path).
+_LINK_PREFIX = "imgemb-ray-"
 
 
 def _short_temp_dir(wanted: Path) -> tuple[str, str | None]:
-    """Ray's temp folder: ``wanted`` when short enough, else a new one in the system temp
-    folder (returned second, to delete afterwards)."""
-    if len(str(wanted.resolve())) <= _MAX_TEMP_DIR:
-        wanted.mkdir(parents=True, exist_ok=True)
-        return str(wanted.resolve()), None
-    made = tempfile.mkdtemp(prefix="imgemb-ray-")
+    """Ray's temp folder: ``wanted`` (created) when its path is short enough, else a short
+    symbolic link to it in the system temp folder (returned second, to remove afterwards).
+
+    Ray's files stay in ``wanted`` either way. The link's name is derived from ``wanted``'s
+    path, so a run killed before it could remove its link leaves only that link, which the
+    next run into the same folder replaces; links whose folder is gone (a killed run whose
+    output was deleted since) are removed here too. Only where no such link can be made (a
+    file of another user under that name) is a fresh folder of the system temp folder used
+    (:func:`tempfile.mkdtemp`, removed afterwards; a killed run leaves it behind).
+    """
+    wanted.mkdir(parents=True, exist_ok=True)
+    target = str(wanted.resolve())
+    if len(target) <= _MAX_TEMP_DIR:
+        return target, None
+    temp = Path(tempfile.gettempdir())
+    _remove_dangling_links(temp)
+    digest = hashlib.sha256(target.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    link = temp / f"{_LINK_PREFIX}{digest}"
+    with contextlib.suppress(OSError):
+        if _is_own_link(link):
+            link.unlink()  # left by a killed run into the same folder
+        link.symlink_to(target, target_is_directory=True)
+    if _is_own_link(link) and os.readlink(link) == target:
+        return str(link), str(link)
+    made = tempfile.mkdtemp(prefix=_LINK_PREFIX)
     return made, made
+
+
+def _is_own_link(path: Path) -> bool:
+    """Whether ``path`` is a symbolic link of this user (never follows it)."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISLNK(info.st_mode) and info.st_uid == os.getuid()
+
+
+def _remove_dangling_links(temp: Path) -> None:
+    """Remove this user's ``imgemb-ray-*`` links in ``temp`` whose folder no longer exists."""
+    with contextlib.suppress(OSError):
+        for entry in temp.glob(f"{_LINK_PREFIX}*"):
+            if _is_own_link(entry) and not entry.exists():
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+
+
+def _remove_temp(path: str | None) -> None:
+    """Remove what :func:`_short_temp_dir` made in the system temp folder: the link (not
+    what it points to), or the fallback folder."""
+    if path is None:
+        return
+    if os.path.islink(path):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class RaySessionOptions(Protocol):
@@ -98,17 +152,22 @@ def ray_session(options: RaySessionOptions, out_dir: Path) -> Iterator[Any]:
             if loopback:
                 _undo_local_env()
         return
-    temp, made = _short_temp_dir(Path(options.temp_dir or out_dir / "_ray"))
-    start_local_ray(temp, num_cpus=options.local_cpus)
+    wanted = Path(options.temp_dir or out_dir / "_ray")
+    temp, made = _short_temp_dir(wanted)
+    try:
+        start_local_ray(temp, num_cpus=options.local_cpus)
+    except BaseException:
+        _remove_temp(made)
+        raise
     try:
         yield ray
     except BaseException:
         stop_local_ray()
-        if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
+        _remove_temp(made)
         raise  # a failed run keeps OUT/_ray (Ray's logs) for a look
     stop_local_ray()
-    shutil.rmtree(temp, ignore_errors=True)
+    _remove_temp(made)
+    shutil.rmtree(wanted, ignore_errors=True)
 
 
 #: Environment of a private local Ray: token auth off (it would write a token into the home

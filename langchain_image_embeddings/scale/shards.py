@@ -43,6 +43,7 @@ __all__ = [
     "META_COLUMNS",
     "MODEL_KEY",
     "MODEL_KWARGS_KEY",
+    "SHARD_DAMAGE_ADVICE",
     "SHARD_FORMAT_VERSION",
     "SHARD_KEY",
     "ShardInfo",
@@ -65,6 +66,13 @@ SHARD_FORMAT_VERSION = 1
 MODEL_KEY = b"imgemb.model"
 MODEL_KWARGS_KEY = b"imgemb.model_kwargs"
 SHARD_KEY = b"imgemb.shard"
+
+#: What to do about a shard that fails a check (the end of every such ``StoreError``).
+SHARD_DAMAGE_ADVICE = (
+    "the shard is damaged or was not written by `imgemb embed-dataset`, and nothing of it "
+    "was loaded: delete it, run embed-dataset again to rewrite it, then run the load again "
+    "(it skips what is already loaded)"
+)
 
 #: Metadata columns copied into a store record, as ``describe_image_file`` names them.
 META_COLUMNS = ("width", "height", "format", "bytes", "mtime")
@@ -213,19 +221,23 @@ def read_shard_info(path: str | os.PathLike[str]) -> ShardInfo:
     """Read a shard's footer metadata.
 
     Raises:
-        StoreError: Not a shard file written by this package (or unreadable).
+        StoreError: Not a shard file written by this package (or unreadable), or one
+            whose columns are not those of :func:`shard_schema` for its model's dimension
+            (the message names the column).
     """
     require_pyarrow()
     import pyarrow.parquet as pq
 
     file = Path(path)
     try:
-        meta = pq.read_schema(file).metadata or {}
+        schema = pq.read_schema(file)
+        meta = schema.metadata or {}
         shard = json.loads(meta[SHARD_KEY])
         record = json.loads(meta[MODEL_KEY])
         kwargs = json.loads(meta.get(MODEL_KWARGS_KEY, b"{}"))
     except (OSError, KeyError, ValueError) as exc:
         raise StoreError(f"{file} is not a readable imgemb shard: {exc}") from exc
+    _check_columns(file, schema, record.get("dim"))
     return ShardInfo(
         file,
         int(shard["index"]),
@@ -235,6 +247,37 @@ def read_shard_info(path: str | os.PathLike[str]) -> ShardInfo:
         dict(record),
         dict(kwargs),
     )
+
+
+def _same_type(found: pa.DataType, expected: pa.DataType) -> bool:
+    """Type equality, a list's item name aside (Parquet writers call it item or element)."""
+    if isinstance(found, type(expected)) and hasattr(expected, "list_size"):
+        return bool(
+            found.list_size == expected.list_size and found.value_type == expected.value_type
+        )
+    return bool(found == expected)
+
+
+def _check_columns(file: Path, schema: pa.Schema, dim: Any) -> None:
+    """Refuse a shard whose columns are not those :func:`shard_schema` writes (a missing
+    column, another type, vectors of another dimension than its model record's ``dim``).
+    Extra columns are ignored."""
+    try:
+        expected = shard_schema(int(dim))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(
+            f"{file} is not a readable imgemb shard: its model record has no dimension ({dim!r})"
+        ) from exc
+    for field in expected:
+        index = schema.get_field_index(field.name)  # -1: missing; -1 too if named twice
+        if index < 0:
+            twice = schema.get_all_field_indices(field.name)
+            problem = "appears more than once" if twice else "is missing"
+        elif not _same_type(found := schema.field(index).type, field.type):
+            problem = f"has type {found}, expected {field.type}"
+        else:
+            continue
+        raise StoreError(f"{file}: column {field.name!r} {problem}: {SHARD_DAMAGE_ADVICE}")
 
 
 def shard_files(path: str | os.PathLike[str]) -> list[Path]:
@@ -327,10 +370,11 @@ def iter_rows(path: Path, batch_size: int) -> Iterator[pa.RecordBatch]:
 def vectors_of(batch: pa.RecordBatch | pa.Table, rows: Sequence[int] | None = None) -> np.ndarray:
     """The ``vector`` column (non-null rows, or ``rows``) as a ``float32`` ``(n, dim)`` array."""
     import numpy as np
+    import pyarrow as pa
 
     column = batch.column("vector")
     if rows is not None:
-        column = column.take(list(rows))
+        column = column.take(pa.array(list(rows), pa.int64()))  # typed: [] is no null array
     dim = column.type.list_size
     if len(column) == 0:
         return np.zeros((0, dim), dtype=np.float32)

@@ -9,6 +9,11 @@ name (``localhost``, ``*.localhost``, 127.0.0.0/8, ``[::1]``) or this machine's 
 
 Requests arriving on other addresses (``--host 0.0.0.0`` reached over the network, a mount in
 another application, a test client) are not checked unless ``allowed_hosts`` lists names.
+
+On every address, the ``Host`` value must be ``host[:port]`` as RFC 7230/3986 spell it: a
+name (letters, digits, ``-``, ``_``, dots), an IPv4 literal or a bracketed IPv6 literal, then
+an optional port of digits, nothing else (no ``user@``, no path, no zone id); and a request
+may carry one ``Host`` header only (RFC 7230, section 5.4). Anything else gets 400 too.
 Pure Python, no FastAPI.
 
 Example:
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 import socket
 from collections.abc import Sequence
 from functools import lru_cache
@@ -33,14 +39,38 @@ from langchain_image_embeddings.serve.asgi import ASGIApp, Receive, Scope, Send,
 __all__ = ["HostCheck", "host_allowed", "host_name"]
 
 
-def host_name(header: str) -> str:
-    """The name in a ``Host`` header value: lower case, without port, brackets or final dot."""
-    value = header.strip().lower()
-    if value.startswith("["):  # [::1]:8000
-        return value[1 : value.find("]")] if "]" in value else value
-    if value.count(":") == 1:
-        value = value.split(":", 1)[0]
-    return value.rstrip(".")
+#: ``host[:port]``: a bracketed IPv6 literal, or a name (an IPv4 literal is one), then a port.
+_HOST = re.compile(
+    r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?))"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
+_MAX_NAME = 254  # 253 characters and a final dot
+
+
+def host_name(header: str) -> str | None:
+    """The name in a ``Host`` header value (lower case, without port, brackets or final
+    dot), or ``None`` when the value is not ``host[:port]``.
+
+    Example:
+        >>> host_name("LocalHost:8000"), host_name("[::1]:8000")
+        ('localhost', '::1')
+        >>> host_name("127.0.0.1:80@evil.example") is None
+        True
+    """
+    value = header.strip(" \t")
+    if not value.isascii():
+        return None
+    match = _HOST.fullmatch(value.lower())
+    if match is None or int(match["port"] or 0) > 65535:
+        return None
+    if match["ipv6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            return None
+        return str(match["ipv6"])
+    name = str(match["name"])
+    return name.rstrip(".") if len(name) <= _MAX_NAME else None
 
 
 def _is_loopback_ip(text: str) -> bool:
@@ -89,20 +119,26 @@ def host_allowed(
         allowed: ``ServeSettings.allowed_hosts``: ``None`` checks only loopback servers;
             names (``images.example.org``, ``*.example.org``; ``*`` for any) are checked on
             every request, loopback names staying allowed on a loopback server.
+
+    A value that is not ``host[:port]`` (see :func:`host_name`) is refused on every address,
+    whatever ``allowed`` lists.
     """
-    on_loopback = server is not None and _is_loopback_ip(str(server[0]))
-    if allowed is None and not on_loopback:
-        return True
     if header is None:
         return True  # rebinding needs a browser, and a browser always sends Host
     name = host_name(header)
+    if name is None:
+        return False  # not host[:port]: refused on every address (RFC 7230, section 5.4)
+    on_loopback = server is not None and _is_loopback_ip(str(server[0]))
+    if allowed is None and not on_loopback:
+        return True
     if allowed is not None and _matches(name, allowed):
         return True
     return on_loopback and _is_loopback_name(name)
 
 
 class HostCheck:
-    """ASGI middleware: HTTP requests whose ``Host`` fails :func:`host_allowed` get 400.
+    """ASGI middleware: HTTP requests whose ``Host`` fails :func:`host_allowed`, or that
+    carry more than one ``Host`` header, get 400 ``bad_host``.
 
     Example:
         .. code-block:: python
@@ -125,20 +161,28 @@ class HostCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            header = next(
-                (v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), None
-            )
+            hosts = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"]
+            if len(hosts) > 1:
+                await self._refuse(send, "this request carries more than one Host header")
+                return
+            header = hosts[0] if hosts else None
             if not host_allowed(header, scope.get("server"), self.allowed):
-                await self._refuse(send, header or "")
+                await self._refuse(send, self._reason(header or ""))
                 return
         await self.app(scope, receive, send)
 
-    async def _refuse(self, send: Send, header: str) -> None:
-        await send_json_error(
-            send,
-            400,
-            "bad_host",
+    @staticmethod
+    def _reason(header: str) -> str:
+        if host_name(header) is None:
+            return (
+                f"the Host header {header[:100]!r} is not host[:port] (a name, an IPv4 "
+                "address or a bracketed IPv6 address, then an optional numeric port)"
+            )
+        return (
             f"this server does not answer for host {header[:100]!r}: a server on a loopback "
             "address answers only localhost names (DNS rebinding guard); list the names it is "
-            "reached by in ServeSettings(allowed_hosts=...)",
+            "reached by in ServeSettings(allowed_hosts=...)"
         )
+
+    async def _refuse(self, send: Send, reason: str) -> None:
+        await send_json_error(send, 400, "bad_host", reason)

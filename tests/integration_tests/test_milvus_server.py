@@ -118,6 +118,54 @@ def test_unreachable_server_is_a_store_error(
         store.add_images(write_folder(tmp_path / "more", 1, start=5))
 
 
+def test_an_outage_logs_no_pymilvus_traceback(
+    own_milvus_server: MilvusLiteServer,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server stopped mid-session is a ``StoreError`` and nothing else: pymilvus's connection
+    manager logged three ``Connection recovery failed`` warnings with gRPC tracebacks per
+    failed call, through its own stderr handler (the ``pymilvus`` logger does not propagate)."""
+    import logging
+
+    import pymilvus  # noqa: F401 - its import configures its loggers (and would drop our handler)
+
+    monkeypatch.setattr(retry_module, "time", SimpleNamespace(sleep=lambda _s: None))
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep(logging.DEBUG)
+    watched = [logging.getLogger(), logging.getLogger("pymilvus")]
+    for logger in watched:
+        logger.addHandler(keep)
+    try:
+        server = own_milvus_server
+        store = MilvusImageStore.http(
+            server.host, server.port, DeterministicFakeEmbedding(size=8), collection_name="gone"
+        )
+        store.add_texts(["a", "b"], ids=["1", "2"])
+        capfd.readouterr()
+        server.stop()
+        with pytest.raises(StoreError, match="after 3 tries"):
+            len(store)
+        with pytest.raises(StoreError, match="after 3 tries"):
+            store.similarity_search("a", k=1)
+        with pytest.raises(StoreError, match="after 3 tries"):
+            store.add_texts(["c"], ids=["3"])
+        err = capfd.readouterr().err
+        assert "Traceback" not in err and "Connection recovery failed" not in err, err
+        assert [r.getMessage() for r in records if r.name.startswith("pymilvus")] == []
+        # outside our calls pymilvus's loggers are left alone
+        logging.getLogger("pymilvus.client.connection_manager").warning("still heard")
+        assert [r.getMessage() for r in records] == ["still heard"]
+    finally:
+        for logger in watched:
+            logger.removeHandler(keep)
+
+
 def _closed_port() -> int:
     from tests.integration_tests.conftest import _free_port
 

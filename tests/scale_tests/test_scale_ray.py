@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -65,6 +66,77 @@ def test_command_starts_and_stops_its_own_local_ray(scale_model: str, tmp_path: 
         assert list(home.iterdir()) == []
     finally:
         shutil.rmtree(out.parent, ignore_errors=True)
+
+
+def test_a_long_out_path_leaves_nothing_in_the_system_temp_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray's folder for an output path too long for its socket paths is ``OUT/_ray`` reached
+    through a short link named after it: a killed run (its link not removed) leaves that link
+    only, which the next run into the same folder reuses; links to folders gone since are
+    removed. It was a fresh ``imgemb-ray-*`` folder per run, left behind by a kill."""
+    from langchain_image_embeddings.scale import ray_session
+
+    system_temp = Path(tempfile.mkdtemp(prefix="t"))  # a private, short "system temp folder"
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    try:
+        wanted = tmp_path / ("long-" * 12) / "out" / "_ray"
+        temp, made = ray_session._short_temp_dir(wanted)
+        assert made == temp and len(temp) <= ray_session._MAX_TEMP_DIR
+        assert Path(temp).is_symlink() and Path(temp).resolve() == wanted.resolve()
+        (Path(temp) / "session_x").mkdir()  # Ray's files land in OUT/_ray
+        assert (wanted / "session_x").is_dir()
+        # killed: the link stays; the next run into the same folder reuses the same name
+        again, made_again = ray_session._short_temp_dir(wanted)
+        assert (again, made_again) == (temp, temp)
+        # a killed run into another folder, deleted since: its link goes at the next start
+        other = tmp_path / ("gone-" * 12) / "_ray"
+        ray_session._short_temp_dir(other)
+        assert len(list(system_temp.iterdir())) == 2
+        shutil.rmtree(other.parent)
+        ray_session._short_temp_dir(wanted)
+        assert list(system_temp.iterdir()) == [Path(temp)]
+        ray_session._remove_temp(made)  # the end of a run: the link, never its target
+        assert list(system_temp.iterdir()) == [] and (wanted / "session_x").is_dir()
+    finally:
+        shutil.rmtree(system_temp, ignore_errors=True)
+
+
+def test_a_run_into_a_long_out_path_cleans_what_a_killed_one_left(
+    scale_model: str, tmp_path: Path
+) -> None:
+    """Before the session's Ray: a local Ray runs through the short link into a long
+    ``OUT/_ray``, replaces the link a killed run into the same folder left, and afterwards
+    nothing is left in the system temp folder, nor ``OUT/_ray``."""
+    from langchain_image_embeddings.scale import ray_session
+
+    corpus = tmp_path / "small"
+    write_corpus(corpus, count=6)
+    system_temp = Path(tempfile.mkdtemp(prefix="t"))
+    out = tmp_path / ("long-" * 12) / "out"
+    assert len(str((out / "_ray").resolve())) > ray_session._MAX_TEMP_DIR
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(system_temp)
+    try:  # what a run killed before it could clean up left: its link (and OUT/_ray)
+        left, _ = ray_session._short_temp_dir(out / "_ray")
+    finally:
+        tempfile.tempdir = saved
+    assert [p.name for p in system_temp.iterdir()] == [Path(left).name]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(TMPDIR=str(system_temp), RAY_USAGE_STATS_ENABLED="0")
+    cmd = [sys.executable, "-m", "langchain_image_embeddings.cli", "embed-dataset", str(corpus)]
+    cmd += ["--out", str(out), "--engine", "ray", "--local-cpus", "2", "--model", scale_model]
+    cmd += ["--device", "cpu", "--shard-size", "4", "--quiet", "--json"]
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 1, done.stderr[-3000:]  # the corpus holds 4 bad files
+        assert json.loads(done.stdout)["shards_written"] == 3
+        assert list(system_temp.iterdir()) == []
+        assert sorted(p.name for p in out.iterdir()) == [
+            f"shard-00000{i}.parquet" for i in range(3)
+        ]
+    finally:
+        shutil.rmtree(system_temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +255,30 @@ def test_cli_ray_engine_on_the_running_ray(
     capsys.readouterr()
     assert main([*too_big[:3], str(tmp_path / "other"), *too_big[4:]]) == 2
     assert "leaves no CPU for the read tasks" in capsys.readouterr().err
+
+
+def test_the_engines_write_the_same_rows(
+    ray_shards: tuple[Path, Any], scale_corpus: Path, scale_embeddings: Any, tmp_path: Path
+) -> None:
+    """The local and the Ray engine write the same shard rows for the same inputs, failed rows
+    included: Ray wrote a null ``sha256`` for a truncated JPEG whose bytes were read and
+    hashed (the local engine recorded it)."""
+    from langchain_image_embeddings.scale import embed_dataset
+
+    embed_dataset(plan_shards(scale_corpus, shard_size=25), tmp_path / "local", scale_embeddings)
+    local, ray = read_rows(tmp_path / "local"), read_rows(ray_shards[0])
+    assert [r["source"] for r in local] == [r["source"] for r in ray]
+    failed = [(a, b) for a, b in zip(local, ray, strict=True) if a["error_code"] is not None]
+    assert len(failed) == len(BAD_FILES)
+    for a, b in failed:
+        assert a == b, a["source"]
+    truncated = next(a for a, _ in failed if a["error_code"] == "truncated")
+    data = (scale_corpus / "bad" / "truncated.jpg").read_bytes()
+    assert truncated["sha256"] == hashlib.sha256(data).hexdigest()
+    for a, b in zip(local, ray, strict=True):
+        assert {k: v for k, v in a.items() if k != "vector"} == {
+            k: v for k, v in b.items() if k != "vector"
+        }, a["source"]
+        if a["vector"] is not None:
+            got, want = np.asarray(a["vector"]), np.asarray(b["vector"])
+            assert float(np.abs(got - want).max()) <= 1e-5

@@ -39,7 +39,19 @@ class _QuietInsideCalls(logging.Filter):
         return not getattr(_quiet, "on", False)
 
 
-_QUIET_LOGGERS = ("pymilvus.decorators", "pymilvus.client.iterator.query_iterator")
+#: The pymilvus loggers that report a failed call: the retry decorator's lines, the connection
+#: manager's "Connection recovery failed" with a gRPC traceback (three per outage, logged on the
+#: calling thread while the decorator retries), the gRPC handler's channel lines and the query
+#: iterator's. pymilvus gives its ``pymilvus`` logger its own stderr handler that does not
+#: propagate, so these reach stderr even when the application configured no logging; a filter
+#: on each of these loggers stops a record before any handler sees it.
+_QUIET_LOGGERS = (
+    "pymilvus.decorators",
+    "pymilvus.client.connection_manager",
+    "pymilvus.client.grpc_handler",
+    "pymilvus.client.global_topology",
+    "pymilvus.client.iterator.query_iterator",
+)
 _filter_installed = False
 
 
