@@ -32,6 +32,9 @@ from langchain_image_embeddings.duplicates import DEFAULT_THRESHOLD
 from langchain_image_embeddings.serve.asgi import BodyLimit
 from langchain_image_embeddings.serve.hosts import HostCheck
 from langchain_image_embeddings.serve.session import (
+    FILTER_PATTERN,
+    MAX_FILTERS,
+    MAX_ID,
     ApiError,
     StoreSession,
     describe_store,
@@ -48,6 +51,8 @@ if TYPE_CHECKING:
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 
 __all__ = [
+    "DEFAULT_K",
+    "DEFAULT_THUMBNAIL_SIZE",
     "DuplicateGroupModel",
     "DuplicateMemberModel",
     "Duplicates",
@@ -155,15 +160,38 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422)
 }
 
+# The schema states what ``parse_filters`` checks (a refused filter is 400 bad_filter).
 FilterParam = Annotated[
     list[str] | None,
-    Query(description="metadata equality KEY=VALUE (repeatable, ANDed), e.g. format=JPEG"),
+    Query(
+        description="metadata equality KEY=VALUE (repeatable, ANDed), e.g. format=JPEG",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": FILTER_PATTERN},
+                    "maxItems": MAX_FILTERS,
+                },
+                {"type": "null"},
+            ]
+        },
+    ),
 ]
 # ``:path`` routes: ids are the caller's (``add_images(..., ids=paths)``) and may hold '/'
 # (sent percent-encoded); an id is only ever looked up in the store, never opened.
+# The schema states what ``session`` checks (1 to 256 characters, no control characters):
+# a generated id outside it gets 400 bad_id, not a schema-valid request refused.
 IdParam = Annotated[
-    str, PathParam(description="a record id (from a search result), percent-encoded")
+    str,
+    PathParam(
+        description="a record id (from a search result), percent-encoded",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_ID, "pattern": r"^[^\x00-\x1f]*$"},
+    ),
 ]
+#: ``k`` when a search does not say (at most the app's ``max_k``).
+DEFAULT_K = 12
+#: Thumbnail size when a request does not say (the nearest of the app's sizes).
+DEFAULT_THUMBNAIL_SIZE = 256
 
 
 def static_dir() -> str:
@@ -298,11 +326,13 @@ def _add_info_route(
 
 def _add_search_routes(app: FastAPI, session: StoreSession, settings: ServeSettings) -> None:
     """Text, uploaded-image and "more like this" search."""
+    # A fixed default of 12 over ``max_k=10`` refused every request that left k out (422).
+    default_k = min(DEFAULT_K, settings.max_k)
 
     @app.get("/api/search/text", response_model=SearchResults)
     def search_text(
         q: Annotated[str, Query(min_length=1, max_length=1000, description="text query")],
-        k: int = Query(12, ge=1, le=settings.max_k, description="number of results"),
+        k: int = Query(default_k, ge=1, le=settings.max_k, description="number of results"),
         filter: FilterParam = None,
     ) -> dict[str, Any]:
         """Text-to-image search (CLIP models; image-only models answer 400 no_text_tower)."""
@@ -317,7 +347,7 @@ def _add_search_routes(app: FastAPI, session: StoreSession, settings: ServeSetti
     @app.post("/api/search/image", response_model=SearchResults)
     def search_image(
         file: Annotated[UploadFile, File(description="the query image (never stored)")],
-        k: int = Query(12, ge=1, le=settings.max_k, description="number of results"),
+        k: int = Query(default_k, ge=1, le=settings.max_k, description="number of results"),
         filter: FilterParam = None,
     ) -> dict[str, Any]:
         """Search by an uploaded image, read by the safe loader under byte and pixel caps."""
@@ -340,7 +370,7 @@ def _add_search_routes(app: FastAPI, session: StoreSession, settings: ServeSetti
     @app.get("/api/similar/{record_id:path}", response_model=SearchResults)
     def similar(
         record_id: IdParam,
-        k: int = Query(12, ge=1, le=settings.max_k, description="number of results"),
+        k: int = Query(default_k, ge=1, le=settings.max_k, description="number of results"),
         filter: FilterParam = None,
     ) -> dict[str, Any]:
         """ "More like this": the records nearest to a stored record (itself left out)."""
@@ -356,6 +386,9 @@ def _add_search_routes(app: FastAPI, session: StoreSession, settings: ServeSetti
 def _add_record_routes(app: FastAPI, session: StoreSession, thumbnails: ThumbnailCache) -> None:
     """One record, its thumbnail, and the near-duplicate groups."""
     store = session.store
+    # A fixed default of 256 over ``thumbnail_sizes=(128,)`` refused every thumbnail that left
+    # the size out (422 bad_size).
+    default_size = min(thumbnails.sizes, key=lambda s: (abs(s - DEFAULT_THUMBNAIL_SIZE), s))
 
     @app.get("/api/records/{record_id:path}", response_model=Record)
     def record(record_id: IdParam) -> dict[str, Any]:
@@ -377,9 +410,11 @@ def _add_record_routes(app: FastAPI, session: StoreSession, thumbnails: Thumbnai
     )
     def thumbnail(
         record_id: IdParam,
-        size: Annotated[
-            int, Query(description="longest side in pixels (from thumbnail_sizes)")
-        ] = 256,
+        size: int = Query(
+            default_size,
+            description="longest side in pixels (from thumbnail_sizes)",
+            json_schema_extra={"enum": list(thumbnails.sizes)},
+        ),
     ) -> Response:
         """A JPEG thumbnail of a stored image, made from the record's own local source."""
         doc = session.document(record_id)

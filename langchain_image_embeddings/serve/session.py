@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 
 __all__ = [
+    "FILTER_PATTERN",
+    "MAX_FILTERS",
+    "MAX_ID",
     "ApiError",
     "StoreSession",
     "describe_store",
@@ -42,8 +45,13 @@ __all__ = [
 
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 _TRAVERSAL = re.compile(r"(^|[\\/])\.\.([\\/]|$)")
-_MAX_FILTERS = 8
-_MAX_ID = 256
+#: Most ``KEY=VALUE`` filters one request may give.
+MAX_FILTERS = 8
+#: One filter as the OpenAPI schema states it (what :func:`parse_filters` accepts, less its
+#: refusal of ``..`` path segments, which a pattern without look-arounds cannot say).
+FILTER_PATTERN = r"^\s*[A-Za-z_][A-Za-z0-9_.\-]{0,63}\s*=[^\x00]{0,1000}$"
+#: Longest record id the API looks up.
+MAX_ID = 256
 # Threads that decode uploads. A 40 KB PNG of zeros decodes to 40 M pixels (~160 MB as RGB);
 # decoded on the server's 40 worker threads, each thread's malloc arena kept its peak, and 20
 # uploads at once grew the process by 2.7-3.5 GB (two threads: 0.6 GB). The model runs one
@@ -72,8 +80,8 @@ def parse_filters(values: list[str] | None) -> dict[str, Any] | None:
     """
     if not values:
         return None
-    if len(values) > _MAX_FILTERS:
-        raise ApiError(400, "bad_filter", f"at most {_MAX_FILTERS} filters")
+    if len(values) > MAX_FILTERS:
+        raise ApiError(400, "bad_filter", f"at most {MAX_FILTERS} filters")
     pairs: list[tuple[str, str]] = []
     for text in values:
         key, sep, raw = text.partition("=")
@@ -97,7 +105,7 @@ def parse_filters(values: list[str] | None) -> dict[str, Any] | None:
 
 
 def _check_id(record_id: str) -> None:
-    if not record_id or len(record_id) > _MAX_ID or any(ord(c) < 32 for c in record_id):
+    if not record_id or len(record_id) > MAX_ID or any(ord(c) < 32 for c in record_id):
         raise ApiError(400, "bad_id", "a record id is 1 to 256 printable characters")
 
 

@@ -162,6 +162,23 @@ def test_text_query_shows_ranked_thumbnails(browser: Any, page: Any, clip_url: s
     assert [c["id"] for c in cards] == [h["id"] for h in expected]
 
 
+def test_a_server_with_a_small_max_k_is_searchable_from_the_page(
+    browser: Any, page: Any, tiny_clip_embeddings: Any, photos_dir: Path, tmp_path: Path
+) -> None:
+    """``--max-k 5``: the page's default k (12) is brought down to 5, not refused (bad_k)."""
+    from langchain_image_embeddings.serve import ServeSettings, create_app
+
+    store, _ = photo_store(tiny_clip_embeddings, photos_dir, tmp_path, copies=False)
+    with live_server(create_app(store, ServeSettings(max_k=5))) as url:
+        _open(page, url)
+        assert page.locator("#k").input_value() == "5"
+        page.fill("#q", "a cat on a sofa")
+        page.press("#q", "Enter")
+        cards = _results(page, 5)
+        assert page.locator("#status").text_content().startswith("5 results for")
+        _assert_loaded_and_ordered(cards)
+
+
 def test_upload_more_like_this_and_duplicates(
     browser: Any, page: Any, lite0_url: str, photos_dir: Path
 ) -> None:

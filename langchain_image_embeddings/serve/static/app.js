@@ -192,6 +192,8 @@ function showSummary(info) {
     })
   );
   $("#k").max = String(info.max_k);
+  // A server started with --max-k under the page's default would refuse every search (bad_k).
+  if (Number($("#k").value) > info.max_k) $("#k").value = String(info.max_k);
   $("#text-row").hidden = !info.supports_text;
   $("#no-text").hidden = info.supports_text;
 }
