@@ -18,9 +18,10 @@ naming the file, the column and, for a bad value, the row (counted from 0 in the
 before anything of that shard is written: its columns are checked against the shard schema
 when its footer is read (:func:`~langchain_image_embeddings.scale.shards.read_shard_info`),
 and all its rows by :func:`check_rows` before the first is written (every row recorded as
-embedded has a source, a SHA-256 of 64 hex digits and a finite, non-zero vector; every failed
-row a known error code). The rows checked are kept for the write when they fit in
-``KEEP_CHECKED_BYTES``, else the file is read again. The shards before it stay loaded.
+embedded has a source, a SHA-256 of 64 hex digits and a finite, non-zero vector whose norm
+float32 can hold; every failed row a known error code). The rows checked are kept for the
+write when they fit in ``KEEP_CHECKED_BYTES``, else the file is read again. The shards before
+it stay loaded.
 """
 
 from __future__ import annotations
@@ -144,9 +145,10 @@ def check_rows(path: Path, batch: pa.RecordBatch, first_row: int = 0) -> None:
 
     Rows recorded as embedded (``error_code`` null) need a ``source``, a ``sha256`` of 64
     lower-case hex digits and a ``vector`` that is not null, holds no NaN, infinite or null
-    value and has a norm over ``MIN_NORM`` (the stores' own test); failed rows need a
-    ``source`` and a known error code. The columns' presence and types are checked when the
-    footer is read (:func:`~langchain_image_embeddings.scale.shards.read_shard_info`).
+    value and has a norm over ``MIN_NORM`` (the stores' own test) that float32 can hold;
+    failed rows need a ``source`` and a known error code. The columns' presence and types
+    are checked when the footer is read
+    (:func:`~langchain_image_embeddings.scale.shards.read_shard_info`).
 
     Args:
         path: The shard file (for the message).
@@ -181,10 +183,13 @@ def check_rows(path: Path, batch: pa.RecordBatch, first_row: int = 0) -> None:
     rows = np.flatnonzero(embedded)
     matrix = vectors_of(batch, rows.tolist())  # a null inside a vector becomes NaN
     finite = np.isfinite(matrix).all(axis=1)
-    norms = np.linalg.norm(matrix, axis=1)
+    with np.errstate(over="ignore"):
+        norms = np.linalg.norm(matrix, axis=1)  # float32, as the stores compute it
     for bad, problem in (
         (~finite, "holds NaN, infinite or null values"),
         (finite & (norms <= MIN_NORM), f"has zero norm (<= {MIN_NORM}: no direction to compare)"),
+        # the stores would keep such a vector as it is, not scaled to unit length
+        (finite & ~np.isfinite(norms), "is too large (its norm overflows float32)"),
     ):
         at = _first(bad)
         if at is not None:

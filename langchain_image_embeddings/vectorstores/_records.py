@@ -43,7 +43,8 @@ def bad_vector_rows(vectors: np.ndarray) -> dict[int, str]:
 
     bad: dict[int, str] = {}
     finite = np.isfinite(vectors).all(axis=1)
-    norms = np.linalg.norm(np.where(np.isfinite(vectors), vectors, 0.0), axis=1)
+    with np.errstate(over="ignore"):  # an overflowing norm is not zero: it has a direction
+        norms = np.linalg.norm(np.where(np.isfinite(vectors), vectors, 0.0), axis=1)
     for row in np.flatnonzero(~finite):
         bad[int(row)] = "the model produced a vector with NaN/inf values"
     for row in np.flatnonzero(finite & (norms <= MIN_NORM)):
@@ -81,9 +82,17 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     matrix = np.ascontiguousarray(vectors, dtype=np.float32)
     if matrix.size == 0:
         return matrix
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    with np.errstate(over="ignore"):
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    # Finite values whose float32 norm overflows (above ~1.8e19) still have a direction:
+    # those rows are scaled in float64, instead of being stored with an infinite norm.
+    overflowed = ~np.isfinite(norms[:, 0]) & np.isfinite(matrix).all(axis=1)
     norms[~np.isfinite(norms) | (norms <= MIN_NORM)] = 1.0
-    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+    unit = np.ascontiguousarray(matrix / norms, dtype=np.float32)
+    if overflowed.any():
+        wide = matrix[overflowed].astype(np.float64)
+        unit[overflowed] = wide / np.linalg.norm(wide, axis=1, keepdims=True)
+    return unit
 
 
 def content_id(sha256: str, model_id: str) -> str:

@@ -257,3 +257,18 @@ def test_swapped_path_and_embeddings_are_refused(tmp_path: Path) -> None:
     store.save()
     assert len(FAISSImageStore.open(embeddings=model, path=folder)) == 2
     assert len(FAISSImageStore.load(path=folder, embeddings=model)) == 2
+
+
+def test_a_huge_finite_vector_is_stored_as_its_direction(make_store: StoreFactory) -> None:
+    """Values above ~1.8e19 overflow a float32 norm: the row used to be stored unscaled (norm
+    inf, searches scoring NaN); it is a direction like any other and is stored at length 1."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    store = make_store(DeterministicFakeEmbedding(size=4))
+    huge = np.array([[3.0e38, 0.0, 4.0e38 / 2, 0.0], [1.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    store.upsert_vectors(["huge", "small"], huge, [Document(page_content=t) for t in "ab"])
+    stored = store.get_vectors(["huge", "small"])
+    np.testing.assert_allclose(np.linalg.norm(stored.astype(np.float64), axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(stored[0], [0.8320503, 0.0, 0.5547002, 0.0], atol=1e-6)
+    ((doc, score),) = store.similarity_search_with_score_by_vector([1.0, 0.0, 1.0, 0.0], k=1)
+    assert doc.id == "huge" and 0.0 <= score <= 1.0
