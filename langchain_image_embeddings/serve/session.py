@@ -14,6 +14,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
 import re
 import threading
 import urllib.parse
@@ -21,11 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings.errors import EncoderError, ImageLoadError
+from langchain_image_embeddings.images import open_image_header
+from langchain_image_embeddings.pipeline._steps import REDUCING_GAP, decode_target_size, shrink
 from langchain_image_embeddings.serve.filters import equality_filter
 from langchain_image_embeddings.vectorstores._records import record_paths
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
+    from PIL import Image
 
     from langchain_image_embeddings.duplicates import DuplicateGroup
     from langchain_image_embeddings.serve.settings import ServeSettings
@@ -36,9 +42,11 @@ __all__ = [
     "MAX_FILTERS",
     "MAX_ID",
     "ApiError",
+    "DecodeBudget",
     "StoreSession",
     "describe_store",
     "json_safe",
+    "decode_cost",
     "parse_filters",
     "search_hit",
 ]
@@ -52,11 +60,102 @@ MAX_FILTERS = 8
 FILTER_PATTERN = r"^\s*[A-Za-z_][A-Za-z0-9_.\-]{0,63}\s*=[^\x00]{0,1000}$"
 #: Longest record id the API looks up.
 MAX_ID = 256
-# Threads that decode uploads. A 40 KB PNG of zeros decodes to 40 M pixels (~160 MB as RGB);
+# Threads that decode uploads. A 100 KB PNG of zeros decodes to 40 M pixels (~160 MB as RGB);
 # decoded on the server's 40 worker threads, each thread's malloc arena kept its peak, and 20
-# uploads at once grew the process by 2.7-3.5 GB (two threads: 0.6 GB). The model runs one
-# query at a time anyway (``StoreSession.lock``), so two decoding threads lose nothing.
+# uploads at once grew the process by 2.7-3.5 GB (two threads: 0.9 GB, 1.8 GB for RGBA). The
+# model runs one query at a time anyway (``StoreSession.lock``), so two decoding threads lose
+# nothing; what they may hold at once is bounded by :class:`DecodeBudget`.
 _DECODE_THREADS = 2
+
+#: Peak bytes per pixel of a decode, by the mode in the header, with the early reduction of
+#: ``load_image(..., draft_size=...)`` (measured, 40 M pixel PNGs, Pillow 13). Pillow keeps
+#: RGB in 4 bytes a pixel; RGBA and LA are reduced through a premultiplied copy (two full
+#: copies at once); palette and 16-bit images are not reduced before their conversion to RGB
+#: (palette with transparency: RGBA, a copy, the canvas, the result; 16-bit: float64 arrays).
+_PEAK_BYTES_PER_PIXEL: dict[str, int] = {
+    "1": 5,
+    "L": 1,
+    "P": 9,
+    "RGB": 4,
+    "YCbCr": 4,
+    "CMYK": 4,
+    "I": 4,
+    "F": 4,
+    "LA": 8,
+    "RGBA": 8,
+}
+#: Modes not in the table (PA, La, I;16 and kin): the worst measured (16-bit grey: 33).
+_UNKNOWN_MODE_BYTES_PER_PIXEL = 34
+#: Any mode decoded without ``draft_size`` (``fast_decode=False``): RGBA measured 19.
+_FULL_SIZE_BYTES_PER_PIXEL = 20
+#: Palette images with a transparent colour are composited at full size (measured: 17).
+_TRANSPARENT_PALETTE_BYTES_PER_PIXEL = 18
+
+
+def decode_cost(image: Image.Image, draft_size: tuple[int, int] | None) -> int:
+    """Peak bytes decoding a lazily opened image will take (nothing is decoded here).
+
+    Args:
+        image: The image as :func:`~langchain_image_embeddings.images.open_image_header`
+            returns it (size, mode, format known).
+        draft_size: The ``draft_size`` the decode will be given; a JPEG is then decoded at
+            the DCT scale that covers it (asked of Pillow's ``draft``, which only changes the
+            lazily opened image's size), whichever way EXIF turns it.
+    """
+    width, height = image.size
+    if draft_size is not None and image.format == "JPEG":
+        side = max(draft_size)  # square: covers the target in either orientation
+        # a draft Pillow refuses leaves the size as is: the decode is then full size
+        with contextlib.suppress(Exception):
+            image.draft(image.mode if image.mode in ("L", "CMYK") else "RGB", (side, side))
+        width, height = image.size
+    if image.mode == "P" and "transparency" in image.info:
+        per_pixel = _TRANSPARENT_PALETTE_BYTES_PER_PIXEL
+    else:
+        per_pixel = _PEAK_BYTES_PER_PIXEL.get(image.mode, _UNKNOWN_MODE_BYTES_PER_PIXEL)
+    if draft_size is None:  # no early reduction: the conversion to RGB adds full-size copies
+        per_pixel = max(per_pixel, _FULL_SIZE_BYTES_PER_PIXEL)
+    return width * height * per_pixel
+
+
+class DecodeBudget:
+    """Bytes that all upload decodes in flight may hold together (a counting condition).
+
+    ``acquire(n)`` waits until ``n`` more bytes fit. An amount over the whole budget (a
+    16-bit 40 M pixel PNG is ~1.4 GB to decode) waits until nothing else is held and then
+    runs alone: uploads the pixel cap accepts are never refused for memory, and at most one
+    of them is ever decoded beside nothing else. :attr:`peak` is the most ever held at once
+    (for tests).
+
+    Example:
+        .. code-block:: python
+
+            budget = DecodeBudget(512 * 1024 * 1024)
+            budget.acquire(160_000_000)
+            try:
+                ...  # decode
+            finally:
+                budget.release(160_000_000)
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.held = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, amount: int) -> None:
+        """Wait until ``amount`` bytes fit (or, over the whole budget, until none are held),
+        then hold them."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.held == 0 or self.held + amount <= self.total)
+            self.held += amount
+            self.peak = max(self.peak, self.held)
+
+    def release(self, amount: int) -> None:
+        with self._cond:
+            self.held -= amount
+            self._cond.notify_all()
 
 
 class ApiError(Exception):
@@ -175,6 +274,11 @@ def describe_store(store: ImageVectorStore, info: dict[str, Any] | None) -> dict
     return {"kind": str(kind), "index": index_kind, "store": (info or {}).get("store", name)}
 
 
+def _upload_error(exc: ImageLoadError) -> ApiError:
+    status = {"too_large": 413, "decompression_bomb": 413, "unsupported_format": 415}
+    return ApiError(status.get(exc.code, 400), exc.code, f"the upload: {exc.reason}")
+
+
 class StoreSession:
     """The store behind an app, with the lock that serialises model and store calls."""
 
@@ -183,6 +287,7 @@ class StoreSession:
         self.settings = settings
         self.lock = threading.Lock()
         self._decoder = ThreadPoolExecutor(_DECODE_THREADS, thread_name_prefix="imgemb-upload")
+        self.upload_budget = DecodeBudget(settings.max_upload_memory)
         self._duplicates: dict[tuple[float, int], list[DuplicateGroup]] = {}
 
     def document(self, record_id: str) -> Document:
@@ -211,10 +316,6 @@ class StoreSession:
         return [search_hit(n, d, s) for n, (d, s) in enumerate(hits, start=1)]
 
     def image(self, data: bytes, k: int, filter: dict[str, Any] | None) -> list[dict[str, Any]]:
-        import dataclasses
-
-        from langchain_image_embeddings.images import load_image
-
         self.check_k(k)
         limits = self.settings
         if len(data) > limits.max_upload_bytes:
@@ -223,21 +324,9 @@ class StoreSession:
                 "too_large",
                 f"the upload has {len(data)} bytes, over the {limits.max_upload_bytes}-byte limit",
             )
-        options = dataclasses.replace(
-            self.store.image_embeddings.load_options,
-            allow_remote=False,
-            max_bytes=limits.max_upload_bytes,
-            max_pixels=limits.max_upload_pixels,
-        )
 
         def search() -> list[tuple[Document, float]]:  # on a decoding thread
-            try:
-                image = load_image(data, options)
-            except ImageLoadError as exc:
-                status = {"too_large": 413, "decompression_bomb": 413, "unsupported_format": 415}
-                raise ApiError(
-                    status.get(exc.code, 400), exc.code, f"the upload: {exc.reason}"
-                ) from exc
+            image = self._decode_upload(data)
             try:
                 with self.lock:
                     return self.store.similarity_search_by_image_with_relevance_score(
@@ -248,6 +337,49 @@ class StoreSession:
 
         hits = self._decoder.submit(search).result()
         return [search_hit(n, d, s) for n, (d, s) in enumerate(hits, start=1)]
+
+    def _decode_upload(self, data: bytes) -> Image.Image:
+        """The upload as a small RGB image, decoded within :attr:`upload_budget`.
+
+        The header gives the decode's cost before any pixel is decoded; the decode then runs
+        at the size the model needs (JPEG DCT scaling, integer reduction before the RGB
+        conversion, as the embedding pipeline does) and the result is reduced to what the
+        model's resize needs before the budget is given back, so waiting for the model lock
+        holds little.
+        """
+        # looked up at each call, so tests can instrument the decode (images.load_image)
+        from langchain_image_embeddings.images import load_image
+
+        options = dataclasses.replace(
+            self.store.image_embeddings.load_options,
+            allow_remote=False,
+            max_bytes=self.settings.max_upload_bytes,
+            max_pixels=self.settings.max_upload_pixels,
+        )
+        target = self._target_size()
+        draft = None if target is None else (REDUCING_GAP * target[0], REDUCING_GAP * target[1])
+        try:
+            cost = decode_cost(open_image_header(io.BytesIO(data), "the upload", options), draft)
+        except ImageLoadError as exc:
+            raise _upload_error(exc) from exc
+        self.upload_budget.acquire(cost)
+        try:
+            image = load_image(data, options, draft_size=draft)
+            return image if target is None else shrink(image, target)
+        except ImageLoadError as exc:
+            raise _upload_error(exc) from exc
+        finally:
+            self.upload_budget.release(cost)
+
+    def _target_size(self) -> tuple[int, int] | None:
+        """``(width, height)`` an upload must cover for the model, ``None``: full size.
+
+        The same size the embedding pipeline decodes stored images at (``fast_decode``).
+        """
+        embeddings = self.store.image_embeddings
+        if not getattr(embeddings, "fast_decode", False):
+            return None
+        return decode_target_size(embeddings.encoder.preprocess_config)
 
     def similar(
         self, record_id: str, k: int, filter: dict[str, Any] | None

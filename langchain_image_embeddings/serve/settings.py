@@ -25,6 +25,9 @@ class ServeSettings:
         max_upload_bytes: Largest uploaded query image (the request body may exceed it by
             the multipart overhead, 64 KiB); larger ones get 413 before being read whole.
         max_upload_pixels: Largest uploaded image in pixels (read from its header).
+        max_upload_memory: Bytes all uploads being decoded at once may use (estimated from
+            each header before decoding); more uploads wait, and one that alone needs more
+            waits until no other is decoded and then runs alone.
         thumbnail_sizes: The sizes (longest side, px) thumbnails are made at.
         thumbnail_cache: Thumbnails kept in memory (least recently used out).
         image_root: When set, thumbnails are read only from files under this folder.
@@ -47,6 +50,7 @@ class ServeSettings:
     max_k: int = 100
     max_upload_bytes: int = 16 * 1024 * 1024
     max_upload_pixels: int = 40_000_000
+    max_upload_memory: int = 512 * 1024 * 1024
     thumbnail_sizes: tuple[int, ...] = (128, 256, 512)
     thumbnail_cache: int = 512
     image_root: str | None = None
@@ -56,7 +60,7 @@ class ServeSettings:
     def __post_init__(self) -> None:
         # Checked at start-up: a max_k of 0 or a missing image_root made every search (or
         # every thumbnail) fail later, one request at a time, with a server that looked fine.
-        for name in ("max_k", "max_upload_bytes", "max_upload_pixels"):
+        for name in ("max_k", "max_upload_bytes", "max_upload_pixels", "max_upload_memory"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.thumbnail_sizes or min(self.thumbnail_sizes) < 1:

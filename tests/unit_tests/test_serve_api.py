@@ -557,7 +557,7 @@ def test_uploads_are_decoded_on_two_threads_not_forty(
     client: TestClient, lite0_store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A 40 KB PNG decodes to 160 MB: decoded on any of the server's 40 worker threads, each
-    thread's malloc arena kept its peak (20 uploads at once: +2.7 to 3.5 GB; now +0.6 GB)."""
+    thread's malloc arena kept its peak (20 uploads at once: +2.7 to 3.5 GB; two threads: +0.6 GB; with the shared decode budget and reduced decodes +0.33 GB, see benchmarks/serve_uploads.py)."""
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
