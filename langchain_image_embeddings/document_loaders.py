@@ -191,9 +191,9 @@ class ImageURILoader(_ReportingLoader):
     (the same :func:`~langchain_image_embeddings.images.resolve_uri` as
     :func:`~langchain_image_embeddings.images.load_image`), so the loader accepts and
     refuses exactly what the embeddings do, and also reads object storage (``s3://``,
-    ``gs://`` ... through pyarrow). Remote URLs are fetched only when
-    ``load_options.allow_remote`` is true (to hash them and read their size); otherwise
-    they are reported in :attr:`failures`. To embed without fetching again, embed the
+    ``gs://`` ... through pyarrow) when ``load_options.allow_object_storage`` is true. Remote
+    URLs are fetched only when ``load_options.allow_remote`` is true (to hash them and read
+    their size). Refused inputs are reported in :attr:`failures`. To embed without fetching again, embed the
     :class:`~langchain_image_embeddings.images.ImageSource` that :meth:`read` returns.
 
     Instantiate and load:

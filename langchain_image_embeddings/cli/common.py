@@ -7,9 +7,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings.errors import StoreError
+
+if TYPE_CHECKING:
+    from langchain_image_embeddings.images import ImageLoadOptions
 
 __all__ = [
     "BATCH_HELP",
@@ -17,11 +20,13 @@ __all__ = [
     "OFFLINE_MODEL",
     "STORE_HELP",
     "add_model_options",
+    "add_object_storage_options",
     "add_progress_options",
     "json_object",
     "key_value",
     "memory_size",
     "model_kwargs",
+    "object_storage_options",
     "output_file",
     "recall_target",
     "recorded_model",
@@ -186,6 +191,38 @@ def add_model_options(
         default=None,
         help="inference precision (default: auto = fp16 on CUDA, else fp32); int8 is dynamic "
         "quantisation with --runtime onnx or openvino",
+    )
+
+
+def add_object_storage_options(parser: argparse.ArgumentParser) -> None:
+    """``--allow-object-storage`` and ``--trusted-endpoint`` (read back by
+    :func:`object_storage_options`)."""
+    parser.add_argument(
+        "--allow-object-storage",
+        action="store_true",
+        help="read s3://, gs://, hdfs://, abfs:// ... inputs through pyarrow (default: refused "
+        "[remote_disabled]); endpoints and credentials come from the environment "
+        "(AWS_ENDPOINT_URL ...), never from the URI",
+    )
+    parser.add_argument(
+        "--trusted-endpoint",
+        action="append",
+        default=None,
+        metavar="HOST",
+        help="an object-storage endpoint host read even on a loopback or private address "
+        "(a local MinIO, an HDFS namenode) (repeatable; default: such endpoints are refused "
+        "[blocked_url])",
+    )
+
+
+def object_storage_options(args: argparse.Namespace) -> ImageLoadOptions:
+    """The :class:`~langchain_image_embeddings.images.ImageLoadOptions` of the flags of
+    :func:`add_object_storage_options`."""
+    from langchain_image_embeddings.images import ImageLoadOptions
+
+    return ImageLoadOptions(
+        allow_object_storage=bool(args.allow_object_storage),
+        allowed_hosts=tuple(args.trusted_endpoint or ()),
     )
 
 

@@ -19,8 +19,10 @@ from langchain_image_embeddings.cli.common import (
     DEFAULT_STORE,
     OFFLINE_MODEL,
     add_model_options,
+    add_object_storage_options,
     add_progress_options,
     model_kwargs,
+    object_storage_options,
     show_progress,
 )
 from langchain_image_embeddings.cli.exit_codes import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
@@ -38,10 +40,18 @@ def _bar(args: argparse.Namespace, total: int, unit: str, desc: str) -> Any:
 
 def _cmd_embed_dataset(args: argparse.Namespace) -> int:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
+    from langchain_image_embeddings.errors import ImageLoadError
     from langchain_image_embeddings.scale.embed import EmbedSettings, ShardDone, embed_dataset
     from langchain_image_embeddings.scale.plan import plan_shards
 
-    plan = plan_shards(args.source, shard_size=args.shard_size, column=args.column)
+    load_options = object_storage_options(args)
+    try:
+        plan = plan_shards(
+            args.source, shard_size=args.shard_size, column=args.column, load_options=load_options
+        )
+    except ImageLoadError as exc:  # a table in object storage, refused or unreadable
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if not plan.total:
         print(f"error: no images in {plan.source}: nothing to embed", file=sys.stderr)
         return EXIT_USAGE
@@ -58,6 +68,7 @@ def _cmd_embed_dataset(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         num_workers=args.decode_workers,
+        load_options=load_options,
     )
     try:
         if args.engine == "ray":
@@ -220,6 +231,7 @@ def _add_embed_dataset_parser(sub: Any) -> None:
     embed.add_argument(
         "--local-cpus", type=int, default=None, help="Ray: CPUs of a local Ray (default: all)"
     )
+    add_object_storage_options(embed)
     embed.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_progress_options(embed)
     embed.set_defaults(func=_cmd_embed_dataset)

@@ -6,10 +6,10 @@ read), ``PIL`` images and numpy arrays. Every failure raises
 :class:`~langchain_image_embeddings.errors.ImageLoadError` naming the input and the reason.
 
 There is one reader of image bytes, :func:`read_image_source`: it reads an input once
-(every scheme above, plus object storage such as ``s3://`` and ``gs://`` through pyarrow) and
-describes those same bytes (``sha256``, size, format). Handing the :class:`ImageSource` to
-the embeddings decodes that buffer, so nothing is downloaded twice and the recorded hash is
-the hash of the pixels embedded.
+(every scheme above, plus object storage such as ``s3://`` and ``gs://`` through pyarrow,
+opt-in with ``allow_object_storage``) and describes those same bytes (``sha256``, size,
+format). Handing the :class:`ImageSource` to the embeddings decodes that buffer, so nothing
+is downloaded twice and the recorded hash is the hash of the pixels embedded.
 
 Example:
     .. code-block:: python
@@ -40,6 +40,7 @@ from langchain_image_embeddings.images._read import (
     PYARROW_SCHEMES,
     describe_image_bytes,
     describe_image_file,
+    open_object_storage,
     read_image_source,
     resolve_uri,
     uri_scheme,
@@ -60,6 +61,7 @@ __all__ = [
     "load_image",
     "open_image_file",
     "open_image_header",
+    "open_object_storage",
     "read_image_bytes",
     "read_image_source",
     "resolve_uri",

@@ -56,6 +56,12 @@ class ImageLoadOptions:
             rows are filled by the decoder). Scoped to each load, never process-wide.
         root: When set, local paths must resolve (symlinks and ``..`` included) to a file
             under this directory; anything else is refused with code ``outside_root``.
+        allow_object_storage: Read object-storage URIs (``s3://``, ``gs://``, ``hdfs://``,
+            ``abfs://`` ...) through pyarrow. Off by default, like ``allow_remote``: a list of
+            inputs must not reach a bucket unless the caller opts in. Endpoints come from the
+            environment's configuration only, and a configured endpoint on a loopback or
+            private address is refused unless its host is in ``allowed_hosts`` (see
+            :func:`~langchain_image_embeddings.images.open_object_storage`).
 
     Example:
         .. code-block:: python
@@ -78,6 +84,7 @@ class ImageLoadOptions:
     apply_exif_orientation: bool = True
     root: str | None = None
     allow_truncated: bool = False
+    allow_object_storage: bool = False
 
     def __post_init__(self) -> None:
         # Checked here, naming the option: a bad value would otherwise surface as a
@@ -100,6 +107,12 @@ class ImageLoadOptions:
             raise ValueError("ImageLoadOptions.timeout and total_timeout must be positive")
         if not isinstance(self.max_redirects, int) or self.max_redirects < 0:
             raise ValueError("ImageLoadOptions.max_redirects must be an int >= 0")
+        for name in ("allow_remote", "allow_object_storage"):
+            # An opt-in into reading from the network: "false" or 1 must not pass for True.
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"ImageLoadOptions.{name} must be True or False, not {getattr(self, name)!r}"
+                )
         object.__setattr__(self, "formats", _format_names(self.formats))
         object.__setattr__(self, "background", _rgb_colour(self.background))
         hosts = self.allowed_hosts

@@ -9,7 +9,9 @@ for files) as an :class:`ImageSource`; the embeddings decode that same buffer wh
 hash of the pixels embedded. Local paths and ``file://`` URIs go through the file checks
 (:func:`~langchain_image_embeddings.images._files.open_image_file`); ``http(s)://`` and
 ``data:`` URIs through the fetch and data-URI guards; object-storage URIs (``s3://``,
-``gs://``, ``hdfs://``, ``abfs://`` ...) through pyarrow's filesystems.
+``gs://``, ``hdfs://``, ``abfs://`` ...), only with ``allow_object_storage``, through
+pyarrow's filesystems built by :func:`open_object_storage` (endpoints from configuration,
+never from the URI, under the address policy of ``http(s)``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hashlib
 import io
 import os
 import re
+import socket
 import urllib.parse
 import urllib.request
 from typing import IO, Any
@@ -25,6 +28,7 @@ from typing import IO, Any
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import ImageLoadError
 from langchain_image_embeddings.images._decode import open_image_header
+from langchain_image_embeddings.images._fetch import is_public_address
 from langchain_image_embeddings.images._files import (
     decode_data_uri,
     fetch_image_bytes,
@@ -38,6 +42,7 @@ __all__ = [
     "PYARROW_SCHEMES",
     "describe_image_bytes",
     "describe_image_file",
+    "open_object_storage",
     "read_image_source",
     "resolve_uri",
     "uri_scheme",
@@ -45,6 +50,20 @@ __all__ = [
 
 #: URI schemes read through ``pyarrow.fs.FileSystem.from_uri``.
 PYARROW_SCHEMES = frozenset({"s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss"})
+
+#: Environment variables naming a configured endpoint, per scheme, in the order the backend
+#: reads them (pyarrow's S3 through the AWS SDK, its GCS through google-cloud-cpp).
+_ENDPOINT_VARIABLES: dict[str, tuple[str, ...]] = {
+    "s3": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "gs": ("CLOUD_STORAGE_EMULATOR_ENDPOINT",),
+    "gcs": ("CLOUD_STORAGE_EMULATOR_ENDPOINT",),
+}
+
+#: Schemes whose URI names a bucket only; the endpoint comes from configuration.
+_BUCKET_SCHEMES = frozenset({"s3", "gs", "gcs"})
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Azure's own account hosts (``abfs://container@account.dfs.core.windows.net/...``).
+_AZURE_HOSTS = (".dfs.core.windows.net", ".blob.core.windows.net")
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _WINDOWS_DRIVE = re.compile(r"^[a-zA-Z]:[\\/]")
@@ -228,11 +247,83 @@ def _read_file(path: str, source: str | None, opts: ImageLoadOptions) -> ImageSo
     return ImageSource(data, meta)
 
 
-def _read_pyarrow(uri: str, opts: ImageLoadOptions) -> bytes:
+def open_object_storage(uri: str, options: ImageLoadOptions | None = None) -> tuple[Any, str]:
+    """The pyarrow filesystem and path of an object-storage URI, under the package's policy.
+
+    * Only with ``allow_object_storage`` (else ``remote_disabled``), like ``allow_remote``
+      for ``http(s)``.
+    * The endpoint never comes from the URI: a URI carrying options (``?endpoint_override=``,
+      ``?scheme=`` ...), credentials or a port is refused (``blocked_url``); ``s3://``,
+      ``gs://`` and ``gcs://`` name a bucket only, and the filesystem is built from
+      ``scheme://bucket/path`` and the environment's configuration.
+    * The address policy of ``http(s)`` applies to a configured endpoint
+      (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` for S3, ``CLOUD_STORAGE_EMULATOR_ENDPOINT``
+      for GCS): one on a loopback, private, link-local ... address is refused (``blocked_url``)
+      unless its host is in ``allowed_hosts``.
+    * ``hdfs://`` / ``viewfs://`` and ``abfs(s)://`` name their endpoint in the URI (the
+      namenode; an Azure account host or an emulator's ``host:port``): such a host must be in
+      ``allowed_hosts``, except Azure's own ``*.dfs.core.windows.net`` /
+      ``*.blob.core.windows.net`` account hosts; ``hdfs:///path`` uses the Hadoop
+      configuration's namenode.
+
+    The endpoint's name is resolved when checked and again by pyarrow when it connects (the
+    connection cannot be pinned to the checked address): the check guards a configuration
+    against pointing inside the network by mistake or by a planted variable, not against a
+    DNS server that answers differently the second time.
+
+    Args:
+        uri: An object-storage URI (a scheme in :data:`PYARROW_SCHEMES`).
+        options: Limits and policies; :data:`DEFAULT_OPTIONS` when omitted.
+
+    Returns:
+        ``(filesystem, path)`` as ``pyarrow.fs.FileSystem.from_uri`` gives them.
+
+    Raises:
+        ImageLoadError: ``remote_disabled``, ``blocked_url``, ``unsupported_scheme`` or
+            ``fetch_failed`` (pyarrow cannot build the filesystem).
+
+    Example:
+        .. code-block:: python
+
+            from langchain_image_embeddings.images import ImageLoadOptions, open_object_storage
+
+            options = ImageLoadOptions(allow_object_storage=True)
+            filesystem, path = open_object_storage("s3://photos/cat.jpg", options)
+    """
+    opts = options or DEFAULT_OPTIONS
+    scheme = uri_scheme(uri)
+    if scheme not in PYARROW_SCHEMES:
+        raise ImageLoadError(
+            uri, f"{scheme or 'a path'} is not object storage", "unsupported_scheme"
+        )
+    if not opts.allow_object_storage:
+        raise ImageLoadError(
+            uri,
+            "object storage is disabled; pass ImageLoadOptions(allow_object_storage=True) "
+            "(imgemb: --allow-object-storage) to enable it",
+            "remote_disabled",
+        )
+    safe = _configured_uri(uri, scheme, opts)
+    require("pyarrow", "pyarrow")
+    import pyarrow.fs as pafs
+
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(safe)
+    except Exception as exc:  # pyarrow raises OSError/ArrowException subclasses per backend
+        raise ImageLoadError(uri, f"cannot open through pyarrow: {exc}", "fetch_failed") from exc
+    return filesystem, path
+
+
+def _configured_uri(uri: str, scheme: str, opts: ImageLoadOptions) -> str:
+    """``uri`` rebuilt from its scheme, host and path alone, once its endpoint passed the
+    policy of :func:`open_object_storage`."""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+        port = parts.port
+    except ValueError as exc:
+        raise ImageLoadError(uri, f"malformed URI: {exc}", "blocked_url") from exc
     # pyarrow honours endpoint_override / scheme / ... given in the URI's query: a URI from
-    # a user's list could point object storage at loopback or a private address. Endpoints
-    # and credentials come from the environment's configuration, never from the URI.
-    parts = urllib.parse.urlsplit(uri)
+    # a user's list could point object storage at loopback or a private address.
     if parts.query or parts.fragment:
         raise ImageLoadError(
             uri,
@@ -240,11 +331,83 @@ def _read_pyarrow(uri: str, opts: ImageLoadOptions) -> bytes:
             "configure the endpoint in the environment, not in the URI",
             "blocked_url",
         )
+    if parts.password is not None:
+        raise ImageLoadError(
+            uri, "object-storage URIs may not carry credentials: configure them", "blocked_url"
+        )
+    host = parts.hostname or ""
+    if scheme in _BUCKET_SCHEMES:
+        if port is not None or parts.username is not None or not _BUCKET.match(parts.netloc):
+            raise ImageLoadError(
+                uri,
+                f"{scheme}:// URIs name a bucket only (no credentials, host or port): the "
+                "endpoint comes from the environment's configuration",
+                "blocked_url",
+            )
+        _check_configured_endpoint(uri, scheme, opts)
+    elif (
+        host
+        and not (scheme.startswith("abfs") and host.endswith(_AZURE_HOSTS))
+        and not _allowed(host, opts)
+    ):
+        # hdfs://namenode:port, abfs://account@emulator:port: the URI names its endpoint.
+        raise ImageLoadError(
+            uri,
+            f"the URI names the endpoint {host!r}; add it to ImageLoadOptions.allowed_hosts "
+            "if you trust it",
+            "blocked_url",
+        )
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _allowed(host: str, opts: ImageLoadOptions) -> bool:
+    """Whether the caller named ``host`` in ``allowed_hosts`` (``[::1]`` = ``::1``)."""
+    key = host.strip().lower().strip("[]")
+    return key in {h.strip().lower().strip("[]") for h in opts.allowed_hosts}
+
+
+def _check_configured_endpoint(uri: str, scheme: str, opts: ImageLoadOptions) -> None:
+    """Refuse a configured endpoint on a non-public address whose host is not allowed."""
+    for variable in _ENDPOINT_VARIABLES.get(scheme, ()):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            break
+    else:
+        return  # the service's own public endpoint
+    try:
+        endpoint = urllib.parse.urlsplit(value if "://" in value else f"//{value}")
+        host, port = endpoint.hostname or "", endpoint.port
+    except ValueError as exc:
+        raise ImageLoadError(
+            uri, f"malformed endpoint {variable}={value!r}: {exc}", "blocked_url"
+        ) from exc
+    if not host:
+        raise ImageLoadError(uri, f"endpoint {variable}={value!r} names no host", "blocked_url")
+    if _allowed(host, opts):
+        return
+    try:
+        infos = socket.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ImageLoadError(
+            uri, f"cannot resolve the endpoint {variable}={value!r}: {exc}", "fetch_failed"
+        ) from exc
+    blocked = [str(i[4][0]) for i in infos if not is_public_address(str(i[4][0]))]
+    if blocked:
+        raise ImageLoadError(
+            uri,
+            f"the configured endpoint {variable}={value!r} resolves to non-public address "
+            f"{blocked[0]}; refusing to read (add {host!r} to ImageLoadOptions.allowed_hosts "
+            "if you trust it)",
+            "blocked_url",
+        )
+
+
+def _read_pyarrow(uri: str, opts: ImageLoadOptions) -> bytes:
+    filesystem, path = open_object_storage(uri, opts)
     require("pyarrow", "pyarrow")
     import pyarrow.fs as pafs
 
     try:
-        filesystem, path = pafs.FileSystem.from_uri(uri)
         info = filesystem.get_file_info(path)
         if info.type == pafs.FileType.NotFound:
             raise ImageLoadError(uri, "no such object", "not_found")

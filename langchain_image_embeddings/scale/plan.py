@@ -19,8 +19,14 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from langchain_image_embeddings.images import PYARROW_SCHEMES, uri_scheme
+from langchain_image_embeddings.images import (
+    PYARROW_SCHEMES,
+    ImageLoadOptions,
+    open_object_storage,
+    uri_scheme,
+)
 from langchain_image_embeddings.scale._deps import require_pyarrow
 
 __all__ = [
@@ -129,7 +135,9 @@ def shard_digest(inputs: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-def list_source(source: Source, *, column: str | None = None) -> tuple[list[str], str]:
+def list_source(
+    source: Source, *, column: str | None = None, load_options: ImageLoadOptions | None = None
+) -> tuple[list[str], str]:
     """The inputs of a source, in plan order, and a description of it.
 
     Args:
@@ -137,9 +145,13 @@ def list_source(source: Source, *, column: str | None = None) -> tuple[list[str]
             paths/URIs.
         column: The column of URIs of a table source (default: ``"uri"``, else ``"path"``,
             else ``"source"``).
+        load_options: The policy a table in object storage is read under (it needs
+            ``allow_object_storage``; see
+            :func:`~langchain_image_embeddings.images.open_object_storage`).
 
     Raises:
         ValueError: The source is missing, empty of images, or the column is absent.
+        ImageLoadError: A table in object storage that the options refuse.
     """
     if not isinstance(source, (str, os.PathLike)):
         inputs: list[str] = []
@@ -154,9 +166,11 @@ def list_source(source: Source, *, column: str | None = None) -> tuple[list[str]
         return inputs, f"{len(inputs)} URIs"
     text = os.fspath(source)
     if uri_scheme(text) in PYARROW_SCHEMES:  # a table of URIs in object storage
-        if not text.lower().endswith((".parquet", ".csv")):
+        filesystem, where = open_object_storage(text, load_options)  # the policy first
+        if not where.lower().endswith((".parquet", ".csv")):
             raise ValueError(f"source {text}: only a .parquet/.csv table of URIs can be remote")
-        return _table_column(text, column), f"{text} (column {column or 'uri'})"
+        described = f"{text} (column {column or 'uri'})"
+        return _table_column(text, column, (filesystem, where)), described
     path = Path(source)
     if path.is_dir():
         from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
@@ -175,17 +189,17 @@ def list_source(source: Source, *, column: str | None = None) -> tuple[list[str]
     )
 
 
-def _table_column(path: Path | str, column: str | None) -> list[str]:
-    """The URI column of a local or object-storage (``s3://``, ``gs://`` ...) table."""
+def _table_column(
+    path: Path | str, column: str | None, remote: tuple[Any, str] | None = None
+) -> list[str]:
+    """The URI column of a local table, or of one in object storage (``remote``: the
+    filesystem and path :func:`~langchain_image_embeddings.images.open_object_storage` gave)."""
     require_pyarrow()
     import pyarrow.csv as pacsv
-    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    filesystem, where = (
-        pafs.FileSystem.from_uri(path) if isinstance(path, str) else (None, str(path))
-    )
-    if str(path).lower().endswith(".csv"):
+    filesystem, where = remote if remote is not None else (None, str(path))
+    if where.lower().endswith(".csv"):
         if filesystem is None:
             table = pacsv.read_csv(where)
         else:
@@ -205,7 +219,11 @@ def _table_column(path: Path | str, column: str | None) -> list[str]:
 
 
 def plan_shards(
-    source: Source, *, shard_size: int = DEFAULT_SHARD_SIZE, column: str | None = None
+    source: Source,
+    *,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    column: str | None = None,
+    load_options: ImageLoadOptions | None = None,
 ) -> ShardPlan:
     """Cut a source into shards of ``shard_size`` inputs, deterministically.
 
@@ -213,12 +231,15 @@ def plan_shards(
         source: A folder, a ``.parquet``/``.csv`` table of URIs, or a list of paths/URIs.
         shard_size: Inputs per shard.
         column: The URI column of a table source.
+        load_options: The policy a table in object storage is read under (its rows are read
+            later under the embeddings' own ``load_options``).
 
     Returns:
         The plan; the same source (unchanged files) always gives the same shards.
 
     Raises:
         ValueError: A bad ``shard_size``, a missing source or column.
+        ImageLoadError: A table in object storage that ``load_options`` refuses.
 
     Example:
         >>> plan = plan_shards(["a.jpg", "b.jpg", "c.jpg"], shard_size=2)
@@ -227,7 +248,7 @@ def plan_shards(
     """
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, not {shard_size}")
-    inputs, described = list_source(source, column=column)
+    inputs, described = list_source(source, column=column, load_options=load_options)
     shards = tuple(
         Shard(n, tuple(chunk), shard_digest(chunk))
         for n, chunk in enumerate(

@@ -552,13 +552,19 @@ def test_read_image_source_reads_object_storage_through_pyarrow(
 
     monkeypatch.setattr(pafs, "FileSystem", LocalStandIn)
     assert {"s3", "gs"} <= PYARROW_SCHEMES
-    image = read_image_source("s3://bucket/red.png")
+    opted_in = ImageLoadOptions(allow_object_storage=True)  # object storage is opt-in
+    image = read_image_source("s3://bucket/red.png", opted_in)
     assert asked == ["s3://bucket/red.png"] and image.data == data
     assert image.source == "s3://bucket/red.png" and "mtime" not in image.metadata
     assert image.sha256 == hashlib.sha256(data).hexdigest() and image.metadata["width"] == 40
     for uri, options, code in [
-        ("gs://bucket/missing.png", None, "not_found"),
-        ("gs://bucket/red.png", ImageLoadOptions(max_bytes=10), "too_large"),
+        ("gs://bucket/missing.png", opted_in, "not_found"),
+        (
+            "gs://bucket/red.png",
+            ImageLoadOptions(max_bytes=10, allow_object_storage=True),
+            "too_large",
+        ),
+        ("gs://bucket/red.png", None, "remote_disabled"),
     ]:
         with pytest.raises(ImageLoadError) as raised:
             read_image_source(uri, options)
@@ -572,7 +578,7 @@ def test_read_image_source_reads_object_storage_through_pyarrow(
         "s3://bucket/red.png#frag",
     ]:
         with pytest.raises(ImageLoadError) as raised:
-            read_image_source(uri)
+            read_image_source(uri, opted_in)
         assert (raised.value.code, raised.value.source) == ("blocked_url", uri)
     assert asked == []
 
