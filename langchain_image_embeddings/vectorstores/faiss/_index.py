@@ -302,6 +302,8 @@ def recall_at(
 ) -> float:
     """Mean recall@k (k = ``truth.shape[1]``) of the index + exact rescoring at ``params``."""
     k = truth.shape[1]
+    if not truth.size:  # no neighbour to miss (one live row held out, or none)
+        return 1.0
     vectors = as_rows(vectors)
     rows = candidates(index, queries, (k + 1) * (refine or refine_for(index)), params, sel)
     hits = 0
@@ -344,12 +346,15 @@ def tune(
         self_rows = np.sort(rng.choice(live, min(n_queries, len(live)), replace=False))
         queries = vectors.take(self_rows)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    k = min(k, len(live) - (self_rows is not None))
-    truth = exact_topk(vectors, queries, k + 1, dead)
-    if self_rows is not None:
-        truth = np.stack([t[t != r][:k] for t, r in zip(truth, self_rows, strict=True)])
+    k = max(0, min(k, len(live) - (self_rows is not None)))
+    if k == 0 or not len(queries):  # one live row held out, or none: nothing to miss
+        truth = np.zeros((len(queries), 0), np.int64)
     else:
-        truth = truth[:, :k]
+        truth = exact_topk(vectors, queries, k + 1, dead)
+        if self_rows is not None:
+            truth = np.stack([t[t != r][:k] for t, r in zip(truth, self_rows, strict=True)])
+        else:
+            truth = truth[:, :k]
     sel = None
     if dead is not None and dead.any():
         sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.flatnonzero(dead).astype(np.int64)))
