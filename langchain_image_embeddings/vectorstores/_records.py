@@ -237,6 +237,31 @@ def refuse_swapped_arguments(
         )
 
 
+def recorded_image_model(stored: dict[str, Any], where: str) -> ImageEmbeddings:
+    """The image model a store records, for a store opened without one.
+
+    Args:
+        stored: The store's model record (``model``, ``fingerprint``, ...).
+        where: The store, as messages name it (``Chroma collection 'photos'``).
+
+    Raises:
+        StoreError: The record names no image model (a text store, or none at all).
+
+    Example:
+        .. code-block:: python
+
+            recorded_image_model(backend.read_model_record(), backend.where)
+    """
+    if "fingerprint" not in stored:
+        raise StoreError(
+            f"{where} records no image model ({stored.get('model')!r}): pass the embeddings "
+            "to open it"
+        )
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+
+    return ImageEmbeddings(str(stored["model"]))
+
+
 def image_embeddings_of(embeddings: Embeddings | None) -> ImageEmbeddings | None:
     """The :class:`ImageEmbeddings` behind ``embeddings`` (itself or a document view), if any."""
     if embeddings is None:

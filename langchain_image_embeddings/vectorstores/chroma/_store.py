@@ -27,6 +27,7 @@ from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError, StoreLockedError
 from langchain_image_embeddings.vectorstores._records import (
     image_embeddings_of,
+    recorded_image_model,
     refuse_swapped_arguments,
 )
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
@@ -218,7 +219,7 @@ class ChromaImageStore(ImageVectorStore):
 
 
 def _recorded_model(backend: ChromaBackend) -> ImageEmbeddings:
-    """The image model a collection records (for a store opened without one).
+    """The image model the collection records (for a store opened without one).
 
     Raises:
         StoreError: No collection, or one that records no image model.
@@ -227,12 +228,4 @@ def _recorded_model(backend: ChromaBackend) -> ImageEmbeddings:
         raise StoreError(
             f"no Chroma collection {backend.collection_name!r}: give a model to create one"
         )
-    stored = backend.read_model_record()
-    if "fingerprint" not in stored:
-        raise StoreError(
-            f"Chroma collection {backend.collection_name!r} records no image model "
-            f"({stored.get('model')!r}): pass the embeddings to open it"
-        )
-    from langchain_image_embeddings.embeddings import ImageEmbeddings
-
-    return ImageEmbeddings(str(stored["model"]))
+    return recorded_image_model(backend.read_model_record(), backend.where)

@@ -33,6 +33,7 @@ from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores._records import (
     image_embeddings_of,
+    recorded_image_model,
     refuse_swapped_arguments,
 )
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
@@ -208,19 +209,11 @@ class MilvusImageStore(ImageVectorStore):
 
 
 def _recorded_model(backend: MilvusBackend) -> ImageEmbeddings:
-    """The image model a collection records (for a store opened without one).
+    """The image model the collection records (for a store opened without one).
 
     Raises:
         StoreError: No collection, or one that records no image model.
     """
     if not backend.exists:
         raise StoreError(f"no {backend.where}: give a model to create one")
-    stored = backend.read_model_record()
-    if "fingerprint" not in stored:
-        raise StoreError(
-            f"{backend.where} records no image model ({stored.get('model')!r}): pass "
-            "the embeddings to open it"
-        )
-    from langchain_image_embeddings.embeddings import ImageEmbeddings
-
-    return ImageEmbeddings(str(stored["model"]))
+    return recorded_image_model(backend.read_model_record(), backend.where)
