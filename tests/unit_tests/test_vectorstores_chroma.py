@@ -77,3 +77,17 @@ def test_parse_store_spec() -> None:
 def test_unreachable_server_is_a_store_error(tiny_clip_embeddings: Any) -> None:
     with pytest.raises(StoreError, match="cannot reach"):
         ChromaImageStore.http("127.0.0.1", 9, tiny_clip_embeddings)
+
+
+def test_opening_without_a_model_needs_a_recorded_image_model(tmp_path: Path) -> None:
+    """A collection written with a text model records no image model to reopen it with; a
+    folder with no collection has nothing to open: both say what to pass."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    with pytest.raises(StoreError, match="no Chroma collection 'images': give a model"):
+        ChromaImageStore.persistent(tmp_path / "empty")
+    texts = ChromaImageStore.persistent(tmp_path / "texts", DeterministicFakeEmbedding(size=8))
+    texts.add_texts(["a cat", "a dog"])
+    texts.close()
+    with pytest.raises(StoreError, match=r"records no image model .*: pass the embeddings"):
+        ChromaImageStore.persistent(tmp_path / "texts")
