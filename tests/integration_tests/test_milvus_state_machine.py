@@ -16,11 +16,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from langchain_image_embeddings.vectorstores import MilvusImageStore
-from tests.unit_tests.test_store_state_machine import StoreMachine
+from tests.unit_tests.test_store_state_machine import StoreMachine, bounded_settings
 
 pytestmark = pytest.mark.integration
 
@@ -62,14 +61,4 @@ def test_milvus_store_against_a_dict(milvus_server: tuple[str, int]) -> None:
     class OnTheSessionServer(MilvusMachine):
         host, port = milvus_server
 
-    run_state_machine_as_test(
-        OnTheSessionServer,
-        settings=settings(
-            max_examples=MAX_EXAMPLES,
-            stateful_step_count=STEPS,
-            derandomize=True,
-            deadline=None,
-            database=None,
-            suppress_health_check=[HealthCheck.too_slow],
-        ),
-    )
+    run_state_machine_as_test(OnTheSessionServer, settings=bounded_settings(MAX_EXAMPLES, STEPS))

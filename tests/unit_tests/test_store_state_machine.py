@@ -222,14 +222,19 @@ class StoreMachine(RuleBasedStateMachine):
         assert same_value(records, {i: meta for i, (_, _, meta) in self.model.items()}), records
 
 
-_SETTINGS = settings(
-    max_examples=MAX_EXAMPLES,
-    stateful_step_count=STEPS,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+def bounded_settings(max_examples: int, steps: int) -> settings:
+    """Hypothesis settings of every store machine: bounded, derandomized (stable in CI)."""
+    return settings(
+        max_examples=max_examples,
+        stateful_step_count=steps,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
+_SETTINGS = bounded_settings(MAX_EXAMPLES, STEPS)
 
 
 class FAISSMachine(StoreMachine):
