@@ -126,7 +126,8 @@ class Query:
     """One query and the corpus items that answer it.
 
     Attributes:
-        relevant: Keys (or store ids / sources) of the relevant items.
+        relevant: One entry per relevant item: its key (absolute path) for a corpus file,
+            else a store id or a source as the query file wrote it.
         text: The query text (CLIP-type models), or ``None``.
         image: The query image (a path, bytes, a PIL image ...), or ``None``.
         exclude: Keys never counted as results (the query image itself, in a class folder).
@@ -270,8 +271,11 @@ def _query(
             listed = [listed]
         if not isinstance(listed, list) or not all(isinstance(v, str) and v for v in listed):
             raise QueryFileError(file, line, "'relevant' must be a string or a list of strings")
+        # A corpus file is named by its absolute path; anything else (a store id, a source
+        # recorded in an existing store) is kept as written.
         for ref in listed:
-            relevant.update({ref, normal_key(ref, root)})
+            path = normal_key(ref, root)
+            relevant.add(path if root is not None and Path(path).is_file() else ref)
     label = row.get("label")
     if label is not None:
         if not isinstance(label, str) or not label:

@@ -388,8 +388,10 @@ def _evaluate_settings(
                 progress(f"embedding {len(corpus.items)} images: {first.name}, {first.runtime}")
             bar.set_postfix_str(f"{first.name} {first.runtime} {first.precision}")
             embeddings = _embeddings(first, seed=seed, device=device, batch_size=batch_size)
-            embeddings.progress_callback = None
             keys, vectors, failures, speed = _embed_corpus(embeddings, corpus, bar.update)
+            # A query is one image: decoded in the calling thread, as a search request is,
+            # not through a decode pool started for it (a copy sharing the same encoder).
+            one_by_one = embeddings.model_copy(update={"num_workers": 0})
             labels = {item.key: item.label for item in corpus.items}
             docs = [
                 Document(page_content=k, metadata={"source": k, "label": labels[k]}, id=k)
@@ -405,7 +407,7 @@ def _evaluate_settings(
                 store.upsert_vectors(keys, vectors, docs)
                 store.build_index()
                 per_query, ranks, latencies = _ask(
-                    store, embeddings, queries, lambda: bar.update(1)
+                    store, one_by_one, queries, lambda: bar.update(1)
                 )
                 rows[position] = EvaluationRow(
                     name=setting.name,
@@ -424,7 +426,7 @@ def _evaluate_settings(
                     failures=failures,
                     ranks=ranks,
                 )
-            del embeddings
+            del embeddings, one_by_one
     return [rows[position] for position in range(len(settings))]
 
 
