@@ -159,10 +159,11 @@ def add_eval_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "eval",
         help="measure retrieval quality and speed (models, runtimes, precisions, indexes)",
-        description="Measure recall@1/5/10, MRR, nDCG@10, embedding throughput and query "
-        "latency, one row per setting (every --model x --runtime x --precision x --index). "
-        "Without --queries or --classes, label-free: augmented copies of the images must "
-        "find their original. Prints a Markdown table.",
+        # Raw formatting (for the epilog's examples) keeps line breaks as written: wrap by hand.
+        description="Measure recall@1/5/10, MRR, nDCG@10, embedding throughput and query\n"
+        "latency, one row per setting (every --model x --runtime x --precision x --index).\n"
+        "Without --queries or --classes, label-free: augmented copies of the images must\n"
+        "find their original. Prints a Markdown table (see docs/evaluation.md).",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
