@@ -315,9 +315,17 @@ def _evaluate_store(
     embeddings = store.embeddings
     if embeddings is None:
         raise ValueError(f"{name} has no embeddings to embed the queries with")
+    from langchain_image_embeddings.embeddings import ImageEmbeddings
+
+    one_by_one: Any = embeddings
+    if isinstance(embeddings, ImageEmbeddings):  # decode each query in the calling thread
+        one_by_one = embeddings.model_copy(update={"num_workers": 0})
     with tqdm(total=len(queries), desc="evaluate", disable=not show_progress) as bar:
-        per_query, ranks, latencies = _ask(store, embeddings, queries, lambda: bar.update(1))
-    count = getattr(store, "count", None)
+        per_query, ranks, latencies = _ask(store, one_by_one, queries, lambda: bar.update(1))
+    try:
+        size = len(store)  # type: ignore[arg-type]
+    except TypeError:  # a store without a length (langchain-core's InMemoryVectorStore)
+        size = len(getattr(store, "store", ()))
     image = getattr(embeddings, "image_embeddings", embeddings)
     return EvaluationRow(
         name=name,
@@ -332,7 +340,7 @@ def _evaluate_store(
         images_per_second=None,
         latency_ms_p50=_percentile(latencies, 50),
         latency_ms_p95=_percentile(latencies, 95),
-        corpus_size=int(count()) if callable(count) else 0,
+        corpus_size=int(size),
         queries=len(queries),
         ranks=ranks,
     )
