@@ -179,8 +179,9 @@ def load_queries(
     """Read a labelled query file: JSON Lines (``.jsonl``) or CSV (``.csv``).
 
     Each query has exactly one of ``image`` (a path, relative to the query file's folder)
-    or ``text``, and ``relevant`` (corpus paths relative to the corpus root, or store ids /
-    sources), ``label`` (a class folder of the corpus), or both::
+    or ``text``, and ``relevant`` (paths relative to the corpus root, or without a corpus
+    to the query file's folder; or store ids / sources), ``label`` (a class folder of the
+    corpus), or both::
 
         {"image": "queries/cat.jpg", "relevant": ["cats/01.jpg", "cats/02.jpg"]}
         {"text": "a red car", "label": "cars"}
@@ -271,11 +272,11 @@ def _query(
             listed = [listed]
         if not isinstance(listed, list) or not all(isinstance(v, str) and v for v in listed):
             raise QueryFileError(file, line, "'relevant' must be a string or a list of strings")
-        # A corpus file is named by its absolute path; anything else (a store id, a source
-        # recorded in an existing store) is kept as written.
+        # A file (under the corpus folder, else beside the query file) is named by its
+        # absolute path; anything else (a store id, a recorded source) is kept as written.
         for ref in listed:
-            path = normal_key(ref, root)
-            relevant.add(path if root is not None and Path(path).is_file() else ref)
+            path = normal_key(ref, file.parent if root is None else root)
+            relevant.add(path if Path(path).is_file() else ref)
     label = row.get("label")
     if label is not None:
         if not isinstance(label, str) or not label:

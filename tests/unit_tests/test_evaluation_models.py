@@ -112,3 +112,31 @@ def test_imgemb_eval_refuses_a_bad_query_file_with_its_line(
     assert f"{queries}, line 2: no relevant item" in err
     assert main(["eval", str(images), "--queries", str(queries), "--classes"]) == 2
     assert main(["eval", str(tmp_path / "nowhere")]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_imgemb_eval_on_an_existing_store_as_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store made by ``imgemb index`` is evaluated through its own recorded model; the
+    query image, itself in the store, is not its own answer."""
+    images = tmp_path / "images"
+    _generated_images(images, n=3)
+    store = f"faiss:{tmp_path / 'index'}"
+    assert main(["index", str(images), "--store", store, "--quiet"]) == 0
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(
+        '{"image": "images/img0.jpg", "relevant": ["images/img0.jpg", "images/img2.jpg"]}\n',
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    json_path = tmp_path / "r.json"
+    code = main(["eval", "--store", store, "--queries", str(queries), "--json", str(json_path)])
+    assert code == 0
+    (row,) = json.loads(json_path.read_text(encoding="utf-8"))["rows"]
+    assert row["name"] == "FAISSImageStore" and row["model"] == LITE0
+    assert row["corpus_size"] == 3 and row["images_per_second"] is None
+    # img0 is skipped (it is the query); of img1 and img2, the relevant img2 has rank 1 or 2.
+    assert row["ranks"][0] in (1, 2)
+    assert row["metrics"]["recall@5"] == 1.0
