@@ -9,8 +9,9 @@ parser assembly and :func:`main`, which maps exceptions to exit codes.
 
 Subcommands: ``embed DIR``, ``index DIR --store SPEC``, ``search "text" | --image X``,
 ``info``, ``models``, ``samples DIR``, ``duplicates``, ``serve`` (a search page and JSON API,
-extra ``[serve]``; binds 127.0.0.1 unless ``--host`` says otherwise) and ``finetune`` when the
-training extra is there.
+extra ``[serve]``; binds 127.0.0.1 unless ``--host`` says otherwise), ``eval`` (retrieval
+quality and speed of models, runtimes, precisions and indexes side by side: ``eval.py``) and
+``finetune`` when the training extra is there.
 
 Store specs: ``faiss:PATH`` (default ``faiss:imgemb-index``), ``chroma:PATH[#COLLECTION]``,
 ``chroma+http://HOST:PORT/COLLECTION``, ``milvus+http://HOST:PORT/COLLECTION``.
