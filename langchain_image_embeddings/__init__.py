@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         StoreLockedError,
         WeightsNotFoundError,
     )
+    from langchain_image_embeddings.evaluation import evaluate
     from langchain_image_embeddings.images import ImageInput, ImageLoadOptions, load_image
     from langchain_image_embeddings.messages import (
         image_documents_to_content_blocks,
@@ -78,6 +79,7 @@ __all__ = [
     "TextToImageRetriever",
     "WeightsNotFoundError",
     "create_encoder",
+    "evaluate",
     "image_documents_to_content_blocks",
     "image_rag_message",
     "list_backends",
@@ -121,6 +123,7 @@ __getattr__, __dir__ = lazy_exports(
         "TextToImageRetriever": ".retrievers",
         "WeightsNotFoundError": ".errors",
         "create_encoder": ".encoders",
+        "evaluate": ".evaluation",
         "image_documents_to_content_blocks": ".messages",
         "image_rag_message": ".messages",
         "list_backends": ".encoders",

@@ -9,8 +9,9 @@ parser assembly and :func:`main`, which maps exceptions to exit codes.
 
 Subcommands: ``embed DIR``, ``index DIR --store SPEC``, ``search "text" | --image X``,
 ``info``, ``models``, ``samples DIR``, ``duplicates``, ``serve`` (a search page and JSON API,
-extra ``[serve]``; binds 127.0.0.1 unless ``--host`` says otherwise) and ``finetune`` when the
-training extra is there.
+extra ``[serve]``; binds 127.0.0.1 unless ``--host`` says otherwise), ``eval`` (retrieval
+quality and speed of models, runtimes, precisions and indexes side by side: ``eval.py``) and
+``finetune`` when the training extra is there.
 
 Store specs: ``faiss:PATH`` (default ``faiss:imgemb-index``), ``chroma:PATH[#COLLECTION]``,
 ``chroma+http://HOST:PORT/COLLECTION``, ``milvus+http://HOST:PORT/COLLECTION``.
@@ -53,6 +54,7 @@ from langchain_image_embeddings._version import __version__
 from langchain_image_embeddings.cli.common import OFFLINE_MODEL
 from langchain_image_embeddings.cli.dataset import add_dataset_parsers
 from langchain_image_embeddings.cli.embed import add_embed_parsers
+from langchain_image_embeddings.cli.eval import add_eval_parser
 from langchain_image_embeddings.cli.exit_codes import (
     EXIT_BROKEN_PIPE,
     EXIT_ERROR,
@@ -99,6 +101,7 @@ examples:
   imgemb info --store faiss:photo-index --json
   imgemb duplicates --store faiss:photo-index --threshold 0.9
   imgemb serve --store faiss:photo-index             # http://127.0.0.1:8000/
+  imgemb eval photos --runtime torch onnx            # which setting is best here?
 
 exit codes:
   0  success
@@ -132,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(sub)
     _add_finetune(sub)
     add_dataset_parsers(sub)  # embed-dataset, load
+    add_eval_parser(sub)
     return parser
 
 

@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("embeddings", ("embeddings", "document_embeddings", "document_loaders")),
     ("vectorstores", ("vectorstores",)),
     ("helpers", ("retrievers", "messages", "sync", "duplicates", "samples", "scale")),
+    ("evaluation", ("evaluation",)),
     ("training", ("training",)),
     ("serve", ("serve",)),
     ("cli", ("cli",)),
