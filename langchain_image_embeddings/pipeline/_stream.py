@@ -58,6 +58,8 @@ from langchain_image_embeddings.devices import (
 from langchain_image_embeddings.errors import ImageLoadError, OnError
 from langchain_image_embeddings.images._load import ImageInput, load_image, read_image_bytes
 from langchain_image_embeddings.images._options import ImageLoadOptions, describe
+from langchain_image_embeddings.images._pdf import parse_address
+from langchain_image_embeddings.images._read import read_image_source
 from langchain_image_embeddings.pipeline._decode_pool import (
     DecodeSizer,
     DecodeStats,
@@ -315,8 +317,20 @@ class ImagePipeline:
                 is given and the bytes read now hash to something else.
         """
         self._prepare()
-        data = read_image_bytes(source, self.load_options, index=index)
-        if data is None:  # PIL images, arrays, refused URLs: the CPU path (and its errors)
+        data: bytes | None
+        digest: str | None
+        if isinstance(source, str) and parse_address(source) is not None:
+            # A PDF page's hash is its content hash (the file's bytes + the page number),
+            # as read_image_source describes it, not the hash of the PNG it renders to.
+            try:
+                page = read_image_source(source, self.load_options)
+            except ImageLoadError as err:
+                raise (err if index is None else err.with_index(index)) from err.__cause__
+            data, digest = page.data, page.sha256
+        else:
+            data = read_image_bytes(source, self.load_options, index=index)
+            digest = None if data is None else hashlib.sha256(data).hexdigest()
+        if data is None or digest is None:  # PIL images, arrays, refused URLs: the CPU path
             item = self.prepare_input(source, index)
             if expected is not None:
                 raise ImageLoadError(
@@ -326,7 +340,6 @@ class ImagePipeline:
                     index,
                 )
             return item, None
-        digest = hashlib.sha256(data).hexdigest()
         if expected is not None and digest != expected:
             raise ImageLoadError(
                 describe(source),
