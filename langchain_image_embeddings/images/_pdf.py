@@ -27,12 +27,14 @@ import io
 import math
 import os
 import re
+import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from functools import wraps
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import ImageLoadError
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
+    "PDFIUM_LOCK",
     "PDF_SUFFIX",
     "FigureInfo",
     "OpenPDF",
@@ -74,6 +77,31 @@ _ADDRESS = re.compile(
 _PDFIUM_PASSWORD = 4  # FPDF_ERR_PASSWORD
 _PDFIUM_SECURITY = 5  # FPDF_ERR_SECURITY: an unsupported security handler
 _FORMS_DEPTH = 15  # how deep image objects are looked for inside form XObjects
+
+#: PDFium is not thread-safe, not even across documents: every call into it (the decode
+#: threads of the pipeline, the thumbnail workers, a loader) holds this lock.
+PDFIUM_LOCK = threading.RLock()
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _pdfium_locked(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    @wraps(function)
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with PDFIUM_LOCK:
+            return function(*args, **kwargs)
+
+    return locked
+
+
+def _owned_pil(bitmap: Any) -> Image.Image:
+    """A PIL copy of a PDFium bitmap, which is then freed (``to_pil`` may share the buffer)."""
+    try:
+        image: Image.Image = bitmap.to_pil()
+        return image.copy()
+    finally:
+        bitmap.close()
 
 
 class PageAddress(NamedTuple):
@@ -193,10 +221,12 @@ class OpenPDF:
         self.mtime = mtime
         self.page_count = len(document)
 
+    @_pdfium_locked
     def close(self) -> None:
         """Release PDFium's handle."""
         self._document.close()
 
+    @_pdfium_locked
     def _page(self, page: int) -> Any:
         if not 1 <= page <= self.page_count:
             raise ImageLoadError(
@@ -211,6 +241,7 @@ class OpenPDF:
                 page_address(self.source, page), f"PDFium cannot load the page: {exc}", "corrupt"
             ) from exc
 
+    @_pdfium_locked
     def page_info(self, page: int) -> PageInfo:
         """Size and rotation of a 1-based page.
 
@@ -234,6 +265,7 @@ class OpenPDF:
             )
         return info
 
+    @_pdfium_locked
     def text(self, page: int) -> str:
         """The page's text layer (what PDFium extracts; empty for a scanned page)."""
         handle = self._page(page)
@@ -252,6 +284,7 @@ class OpenPDF:
         finally:
             handle.close()
 
+    @_pdfium_locked
     def figures(self, page: int) -> list[FigureInfo]:
         """The image objects drawn on a page, in drawing order, with their boxes."""
         handle = self._page(page)
@@ -267,6 +300,7 @@ class OpenPDF:
         finally:
             handle.close()
 
+    @_pdfium_locked
     def render(
         self,
         page: int,
@@ -286,8 +320,7 @@ class OpenPDF:
         check_geometry(size, address, options)
         handle = self._page(page)
         try:
-            bitmap = handle.render(scale=scale, may_draw_forms=False)
-            image: Image.Image = bitmap.to_pil()
+            image = _owned_pil(handle.render(scale=scale, may_draw_forms=False))
         except Exception as exc:
             raise ImageLoadError(
                 address, f"PDFium cannot render the page: {exc}", "corrupt"
@@ -296,6 +329,7 @@ class OpenPDF:
             handle.close()
         return image if image.mode == "RGB" else image.convert("RGB")
 
+    @_pdfium_locked
     def extract(self, page: int, figure: int, options: ImageLoadOptions) -> Image.Image:
         """The pixels of a page's ``figure``-th image object, as RGB, at their own size.
 
@@ -315,11 +349,10 @@ class OpenPDF:
             obj = objects[figure - 1]
             width, height = obj.get_px_size()
             check_geometry((int(width), int(height)), address, options)
-            image: Image.Image
             try:
-                image = obj.get_bitmap(render=False).to_pil()
+                image = _owned_pil(obj.get_bitmap(render=False))
             except Exception:  # an unusual colour space or filter: let PDFium draw it
-                image = obj.get_bitmap(render=True).to_pil()
+                image = _owned_pil(obj.get_bitmap(render=True))
         except ImageLoadError:
             raise
         except Exception as exc:
@@ -409,6 +442,7 @@ def _figure_info(page: Any, index: int, obj: Any) -> FigureInfo:
     return FigureInfo(index, bbox, int(px_width), int(px_height))
 
 
+@_pdfium_locked
 def open_pdf(
     data: bytes, source: str, options: ImageLoadOptions, mtime: float | None = None
 ) -> OpenPDF:
@@ -506,11 +540,12 @@ def open_pdf_file(document: str | os.PathLike[str], options: ImageLoadOptions) -
     fh, st = open_image_file(path, options, source=name)
     with fh:
         data = read_capped(fh, options.max_bytes, name)
-    opened = open_pdf(data, name, options, float(st.st_mtime))
-    try:
-        yield opened
-    finally:
-        opened.close()
+    with PDFIUM_LOCK:  # held while the caller uses the document (see PDFIUM_LOCK)
+        opened = open_pdf(data, name, options, float(st.st_mtime))
+        try:
+            yield opened
+        finally:
+            opened.close()
 
 
 def address_metadata(

@@ -302,3 +302,17 @@ def test_the_directory_loader_takes_pdfs_only_when_asked(tmp_path: Path, report:
     ]
     pages_only = ImageDirectoryLoader(tmp_path, pdf=PDFOptions(figures=False), glob="*.pdf")
     assert [d.metadata["kind"] for d in pages_only.load()] == ["page"] * 3
+
+
+def test_pages_render_the_same_from_many_threads(report: Path, tmp_path: Path) -> None:
+    """PDFium is not thread-safe: decode threads and thumbnail workers share one lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    many = samples.write(tmp_path / "many.pdf", samples.many_pages_bytes(40))
+    addresses = [f"{report}#page={n}" for n in (1, 2, 3)] + [f"{report}#page=2&figure=1"]
+    addresses += [f"{many}#page={n}" for n in range(1, 41)]
+    options = ImageLoadOptions(pdf_dpi=40)
+    serial = [load_image(a, options).tobytes() for a in addresses]
+    with ThreadPoolExecutor(8) as pool:
+        threaded = list(pool.map(lambda a: load_image(a, options).tobytes(), addresses * 3))
+    assert threaded == serial * 3
