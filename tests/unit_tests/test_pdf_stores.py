@@ -167,3 +167,34 @@ def test_thumbnails_and_rag_messages_render_pages_through_the_address(tmp_path: 
     scale = 256 / samples.PAGE_H
     r, g, b = sent.getpixel((int((x + w / 2) * scale), int((samples.PAGE_H - y - h / 2) * scale)))
     assert (r, g, b) == pytest.approx(samples.BAR_COLOURS[3], abs=12)
+
+
+def test_the_search_page_api_serves_page_records_and_their_thumbnails(
+    tiny_clip_embeddings: Any, tmp_path: Path
+) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from langchain_image_embeddings.serve import create_app
+
+    report = samples.write(tmp_path / "report.pdf", samples.report_bytes())
+    store = FAISSImageStore(tiny_clip_embeddings, tmp_path / "store")
+    store.add_images([report])
+    client = TestClient(create_app(store))
+    body = client.get("/api/search/text", params={"q": "a chart", "k": 5}).json()
+    assert {h["source"] for h in body["results"]} == set(report_sources(report))
+    by_source = {h["source"]: h for h in body["results"]}
+    chart = by_source[f"{report}#page=1"]
+    # what the page shows under the thumbnail: "page 1 of report.pdf"
+    assert (chart["metadata"]["page"], Path(chart["metadata"]["document"]).name) == (
+        1,
+        "report.pdf",
+    )
+    record = client.get(f"/api/records/{chart['id']}").json()
+    response = client.get(record["thumbnail"], params={"size": 256})
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    width, height = Image.open(io.BytesIO(response.content)).size
+    assert height == 256 and abs(width - 256 * 612 / 792) <= 1  # a 612 x 792 page
+    figure = by_source[f"{report}#page=2&figure=1"]
+    thumb = client.get(f"/api/thumbnails/{figure['id']}", params={"size": 128})
+    assert Image.open(io.BytesIO(thumb.content)).size == (128, 96)
