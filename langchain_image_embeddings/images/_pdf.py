@@ -55,6 +55,7 @@ __all__ = [
     "address_metadata",
     "is_pdf_path",
     "load_address",
+    "load_address_hashed",
     "open_pdf",
     "open_pdf_file",
     "page_address",
@@ -632,6 +633,25 @@ def load_address(
         if address.figure is None:
             return pdf.render(address.page, options, draft_size)
         return pdf.extract(address.page, address.figure, options)
+
+
+def load_address_hashed(
+    address: PageAddress,
+    options: ImageLoadOptions,
+    draft_size: tuple[int, int] | None = None,
+) -> tuple[Image.Image, str]:
+    """:func:`load_address` and the page's content hash (:func:`page_digest`) from the same
+    read of the file: what the embeddings check a page against when they must embed the
+    bytes that were described (a file rewritten since gives another hash).
+
+    Raises:
+        ImageLoadError: With the address as its source (see :func:`open_pdf`).
+    """
+    with open_pdf_file(address.document, options) as pdf:
+        digest = page_digest(pdf.sha256, address.page, address.figure)
+        if address.figure is None:
+            return pdf.render(address.page, options, draft_size), digest
+        return pdf.extract(address.page, address.figure, options), digest
 
 
 def read_address(address: PageAddress, options: ImageLoadOptions) -> tuple[bytes, dict[str, Any]]:

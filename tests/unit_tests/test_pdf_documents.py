@@ -316,3 +316,17 @@ def test_pages_render_the_same_from_many_threads(report: Path, tmp_path: Path) -
     with ThreadPoolExecutor(8) as pool:
         threaded = list(pool.map(lambda a: load_image(a, options).tobytes(), addresses * 3))
     assert threaded == serial * 3
+
+
+def test_file_uri_addresses_and_option_checks(report: Path) -> None:
+    uri = f"{report.as_uri()}#page=2&figure=2"
+    read = read_image_source(uri)
+    assert read.source == uri and read.metadata["document"] == report.as_uri()
+    assert read.sha256 == read_image_source(f"{report}#page=2&figure=2").sha256
+    assert load_image(uri).getpixel((0, 0)) == samples.PNG_COLOUR
+    for bad in ({"pdf_dpi": 0}, {"pdf_dpi": "150"}, {"max_pdf_pages": 0}):
+        with pytest.raises(ValueError, match="ImageLoadOptions"):
+            ImageLoadOptions(**bad)  # type: ignore[arg-type]
+    for bad_pdf in ({"pages": False, "figures": False}, {"max_seconds": 0}, {"max_text_chars": -1}):
+        with pytest.raises(ValueError, match="PDFOptions"):
+            PDFOptions(**bad_pdf)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pypdfium2")
@@ -198,3 +199,21 @@ def test_the_search_page_api_serves_page_records_and_their_thumbnails(
     figure = by_source[f"{report}#page=2&figure=1"]
     thumb = client.get(f"/api/thumbnails/{figure['id']}", params={"size": 128})
     assert Image.open(io.BytesIO(thumb.content)).size == (128, 96)
+
+
+def test_embedding_a_page_checks_its_content_hash(
+    tiny_clip_embeddings: Any, tmp_path: Path
+) -> None:
+    from langchain_image_embeddings.images import read_image_source
+
+    report = samples.write(tmp_path / "report.pdf", samples.report_bytes())
+    pages = [f"{report}#page=1", f"{report}#page=2&figure=1"]
+    hashes = [read_image_source(p).sha256 for p in pages]
+    result = tiny_clip_embeddings.try_embed_images(pages, hash_inputs=True)
+    assert result.sha256 == hashes and not result.errors
+    plain = tiny_clip_embeddings.embed_images(pages)
+    # the hashed path renders at the same (draft) scale as the plain one: the same vectors
+    assert np.allclose(result.vectors, np.asarray(plain), atol=1e-5)
+    # the file rewritten after it was described: nothing embedded, code "changed"
+    stale = tiny_clip_embeddings.try_embed_images(pages, expected_sha256=["0" * 64, hashes[1]])
+    assert [e.code for e in stale.errors] == ["changed"] and stale.indices == [1]
