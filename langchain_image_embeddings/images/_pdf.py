@@ -102,6 +102,9 @@ def _owned_pil(bitmap: Any) -> Image.Image:
         image: Image.Image = bitmap.to_pil()
         return image.copy()
     finally:
+        # safe: the pixels were copied; pypdfium2 >= 5.14 would log a warning for a bitmap
+        # PDFium allocated (an extracted figure's) closed explicitly
+        bitmap.warn_on_close = False
         bitmap.close()
 
 
