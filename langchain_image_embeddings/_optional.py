@@ -31,6 +31,7 @@ _EXTRAS = {
     "onnxruntime": "onnx",
     "openvino": "openvino",
     "skimage": "samples",
+    "pypdfium2": "pdf",
 }
 
 

@@ -26,8 +26,11 @@ from typing import Any
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
+from langchain_image_embeddings.documents._options import DEFAULT_PDF_OPTIONS, PDFOptions
+from langchain_image_embeddings.documents._pages import pdf_documents
 from langchain_image_embeddings.errors import ImageLoadError, OnError
 from langchain_image_embeddings.images._options import IMAGE_SUFFIXES, ImageLoadOptions
+from langchain_image_embeddings.images._pdf import is_pdf_path
 from langchain_image_embeddings.images._read import describe_image_file, read_image_source
 from langchain_image_embeddings.images._source import ImageSource
 
@@ -91,6 +94,10 @@ class ImageDirectoryLoader(_ReportingLoader):
             suffixes; ``None``: any file).
         on_error: "skip" | "raise"
             Collect unreadable files in :attr:`failures` (default) or raise the first.
+        pdf: bool | PDFOptions
+            Also load the ``.pdf`` files, as one document per page and per figure (see
+            :class:`~langchain_image_embeddings.documents.PDFImageLoader`; extra ``[pdf]``).
+            Off by default.
 
     Instantiate and load:
         .. code-block:: python
@@ -114,8 +121,13 @@ class ImageDirectoryLoader(_ReportingLoader):
         suffixes: Sequence[str] | None = IMAGE_SUFFIXES,
         on_error: OnError = "skip",
         load_options: ImageLoadOptions | None = None,
+        pdf: bool | PDFOptions = False,
     ) -> None:
         super().__init__(on_error, load_options)
+        #: How ``.pdf`` files become page and figure documents (``None``: they are skipped).
+        self.pdf_options: PDFOptions | None = (
+            pdf if isinstance(pdf, PDFOptions) else DEFAULT_PDF_OPTIONS if pdf else None
+        )
         self.path = Path(path)
         # A lone string is one pattern / suffix, never its characters: list("thumbs/*")
         # would hold "*" and exclude every file, tuple(".jpg") would keep none.
@@ -160,7 +172,11 @@ class ImageDirectoryLoader(_ReportingLoader):
                 if name.startswith("."):
                     continue
                 file = Path(dirpath) / name
-                if self.suffixes is not None and file.suffix.lower() not in self.suffixes:
+                if (
+                    self.suffixes is not None
+                    and file.suffix.lower() not in self.suffixes
+                    and not (self.pdf_options is not None and is_pdf_path(name))
+                ):
                     continue
                 rel = file.relative_to(root).as_posix()
                 if not self._matches(rel, self.glob) or self._matches(rel, self.exclude):
@@ -176,6 +192,14 @@ class ImageDirectoryLoader(_ReportingLoader):
         """Yield one image document per readable image; failures go to :attr:`failures`."""
         self.failures = []
         for file in self.iter_paths():
+            if self.pdf_options is not None and is_pdf_path(file):
+                try:
+                    pages = pdf_documents(file, self.load_options, self.pdf_options)
+                except ImageLoadError as err:
+                    self._fail(err)
+                    continue
+                yield from pages
+                continue
             try:
                 metadata = describe_image_file(file, self.load_options)
             except ImageLoadError as err:

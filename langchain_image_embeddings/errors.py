@@ -48,6 +48,9 @@ IMAGE_ERROR_CODES: Final[frozenset[str]] = frozenset(
         "invalid_input",  # an object of a type we do not accept
         "invalid_vector",  # the model produced NaN/inf or a zero vector: never stored
         "changed",  # the bytes read to decode differ from those hashed when it was described
+        "encrypted",  # a PDF that needs a password
+        "too_many_pages",  # a PDF with more pages than ImageLoadOptions.max_pdf_pages
+        "timeout",  # a document whose pages took longer to list than the loader's time cap
     }
 )
 

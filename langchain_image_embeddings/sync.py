@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.images._pdf import parse_address
 from langchain_image_embeddings.vectorstores._records import content_id, record_paths
 
 if TYPE_CHECKING:
@@ -112,6 +113,12 @@ def _under(source: str, root: str) -> bool:
     return source == root or source.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _file_of(source: str) -> str:
+    """The file a record's source is in: the PDF of a page address, else the source."""
+    address = parse_address(source)
+    return source if address is None else address.document
+
+
 def sync_directory(
     store: ImageVectorStore,
     directory: str | os.PathLike[str] | ImageDirectoryLoader,
@@ -132,7 +139,8 @@ def sync_directory(
         all_or_nothing: If any file fails, write nothing at all (no add, no delete, no
             save) and return with ``committed`` false; every file is still read and
             embedded first, so the result names every failure.
-        **loader_kwargs: Options of :class:`ImageDirectoryLoader` (``glob``, ``exclude`` ...).
+        **loader_kwargs: Options of :class:`ImageDirectoryLoader` (``glob``, ``exclude``,
+            ``pdf=True`` to index the pages and figures of the folder's PDFs ...).
 
     Returns:
         A :class:`SyncResult`; unreadable files are in ``failed``, never dropped silently.
@@ -183,8 +191,13 @@ def sync_directory(
     failed_sources = {e.source for e in result.failed}
     if delete_missing:
         present = {str(d.metadata["source"]) for d in docs} | failed_sources
-        # an unreadable file keeps its last good vector (the failure is reported)
-        gone = [p for p in before if _under(p, root) and p not in present]
+        # an unreadable file keeps its last good vector (the failure is reported); an
+        # unreadable PDF keeps the vectors of all its pages and figures
+        gone = [
+            p
+            for p in before
+            if _under(p, root) and p not in present and _file_of(p) not in failed_sources
+        ]
         store.remove_paths(gone, owners=before)  # add_images never touches a gone path
         result.removed = gone
 

@@ -40,10 +40,15 @@ def _nothing_to_index(args: argparse.Namespace, root: Path) -> str | None:
     """Why ``index`` has no file to work on (empty folder, or filters matching nothing)."""
     from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
 
-    filtered = ImageDirectoryLoader(root, glob=args.glob or "*", exclude=args.exclude or ())
+    pdf = bool(getattr(args, "pdf", False))
+    filtered = ImageDirectoryLoader(
+        root, glob=args.glob or "*", exclude=args.exclude or (), pdf=pdf
+    )
     if next(iter(filtered.iter_paths()), None) is not None:
         return None
-    if (args.glob or args.exclude) and next(iter(ImageDirectoryLoader(root).iter_paths()), None):
+    if (args.glob or args.exclude) and next(
+        iter(ImageDirectoryLoader(root, pdf=pdf).iter_paths()), None
+    ):
         given = " ".join(
             [
                 *(f"--glob {g!r}" for g in args.glob or ()),
@@ -51,7 +56,7 @@ def _nothing_to_index(args: argparse.Namespace, root: Path) -> str | None:
             ]
         )
         return f"no image file in {root} matches {given}"
-    return f"no image files in {root}"
+    return f"no image{' or PDF' if pdf else ''} files in {root}"
 
 
 def open_for_write(args: argparse.Namespace) -> ImageVectorStore:
@@ -102,6 +107,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         glob=args.glob or "*",
         exclude=args.exclude or (),
         load_options=store.image_embeddings.load_options,
+        pdf=args.pdf,
     )
     started = time.perf_counter()
     try:
@@ -198,6 +204,12 @@ def add_index_parser(sub: Any) -> None:
         action="append",
         metavar="PATTERN",
         help="leave out files matching (repeatable)",
+    )
+    index.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also index PDFs: each page and each embedded figure is an image "
+        "(file.pdf#page=N; extra [pdf])",
     )
     index.add_argument("--keep-missing", action="store_true", help="keep vectors of deleted files")
     index.add_argument(

@@ -11,6 +11,11 @@ opt-in with ``allow_object_storage``) and describes those same bytes (``sha256``
 format). Handing the :class:`ImageSource` to the embeddings decodes that buffer, so nothing
 is downloaded twice and the recorded hash is the hash of the pixels embedded.
 
+A page or a figure of a local PDF has an address every reader understands
+(``report.pdf#page=3``, ``report.pdf#page=3&figure=2``; extra ``[pdf]``): the page is
+rendered (at ``ImageLoadOptions.pdf_dpi``) or the figure extracted by PDFium, under the
+same caps plus ``max_pdf_pages``.
+
 Example:
     .. code-block:: python
 
@@ -36,6 +41,21 @@ from langchain_image_embeddings.images._options import (
     IMAGE_SUFFIXES,
     ImageLoadOptions,
 )
+from langchain_image_embeddings.images._pdf import (
+    PDF_SUFFIX,
+    FigureInfo,
+    OpenPDF,
+    PageAddress,
+    PageInfo,
+    absolute_document,
+    address_metadata,
+    is_pdf_path,
+    open_pdf,
+    open_pdf_file,
+    page_address,
+    page_digest,
+    parse_address,
+)
 from langchain_image_embeddings.images._read import (
     PYARROW_SCHEMES,
     describe_image_bytes,
@@ -51,17 +71,30 @@ __all__ = [
     "DEFAULT_FORMATS",
     "DEFAULT_OPTIONS",
     "IMAGE_SUFFIXES",
+    "PDF_SUFFIX",
     "PYARROW_SCHEMES",
+    "FigureInfo",
     "ImageInput",
     "ImageLoadOptions",
     "ImageSource",
+    "OpenPDF",
+    "PageAddress",
+    "PageInfo",
+    "absolute_document",
+    "address_metadata",
     "decode_data_uri",
     "describe_image_bytes",
     "describe_image_file",
+    "is_pdf_path",
     "load_image",
     "open_image_file",
     "open_image_header",
     "open_object_storage",
+    "open_pdf",
+    "open_pdf_file",
+    "page_address",
+    "page_digest",
+    "parse_address",
     "read_image_bytes",
     "read_image_source",
     "resolve_uri",

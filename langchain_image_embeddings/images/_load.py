@@ -3,6 +3,8 @@
 Supported inputs (see :data:`ImageInput`):
 
 * a local path (``str`` or ``os.PathLike``) or a ``file://`` URI,
+* a page or a figure of a local PDF by its address (``report.pdf#page=3``,
+  ``report.pdf#page=3&figure=2``; extra ``[pdf]``),
 * an ``http(s)://`` URL (only when ``ImageLoadOptions(allow_remote=True)``),
 * a ``data:image/...;base64,...`` URI,
 * raw ``bytes`` / ``bytearray`` / ``memoryview`` or a binary file-like object,
@@ -38,6 +40,7 @@ from langchain_image_embeddings.images._convert import from_array
 from langchain_image_embeddings.images._decode import decode, from_pil
 from langchain_image_embeddings.images._files import open_image_file, read_capped
 from langchain_image_embeddings.images._options import DEFAULT_OPTIONS, ImageLoadOptions, fail
+from langchain_image_embeddings.images._pdf import load_address, parse_address, read_address
 from langchain_image_embeddings.images._read import resolve_uri
 from langchain_image_embeddings.images._source import ImageSource
 
@@ -149,6 +152,9 @@ def _file_object_bytes(source: Any, opts: ImageLoadOptions) -> bytes:
 def _from_string(
     source: str, opts: ImageLoadOptions, draft_size: tuple[int, int] | None = None
 ) -> Image.Image:
+    address = parse_address(source)
+    if address is not None:  # a PDF page is rendered at the smallest scale covering the draft
+        return load_address(address, opts, draft_size)
     target = resolve_uri(source, opts)
     if isinstance(target, bytes):
         return decode(io.BytesIO(target), source, opts, draft_size)
@@ -209,6 +215,9 @@ def _read_bytes(source: ImageInput, opts: ImageLoadOptions) -> bytes | None:
         return _given_bytes(source, opts)
     path: str | None = None
     if isinstance(source, str):
+        address = parse_address(source)
+        if address is not None:
+            return read_address(address, opts)[0]
         try:
             target = resolve_uri(source, opts)
         except ImageLoadError as err:

@@ -62,6 +62,9 @@ class ImageLoadOptions:
             environment's configuration only, and a configured endpoint on a loopback or
             private address is refused unless its host is in ``allowed_hosts`` (see
             :func:`~langchain_image_embeddings.images.open_object_storage`).
+        pdf_dpi: Dots per inch a PDF page address (``file.pdf#page=3``) is rendered at,
+            lowered for a page that would exceed ``max_pixels`` (extra ``[pdf]``).
+        max_pdf_pages: Refuse PDFs with more pages than this (code ``too_many_pages``).
 
     Example:
         .. code-block:: python
@@ -85,11 +88,13 @@ class ImageLoadOptions:
     root: str | None = None
     allow_truncated: bool = False
     allow_object_storage: bool = False
+    pdf_dpi: float = 150.0
+    max_pdf_pages: int = 5_000
 
     def __post_init__(self) -> None:
         # Checked here, naming the option: a bad value would otherwise surface as a
         # misleading per-image error ("corrupt" for every file with formats="JPEG").
-        for name in ("max_pixels", "max_bytes"):
+        for name in ("max_pixels", "max_bytes", "max_pdf_pages"):
             value = getattr(self, name)
             if isinstance(value, float) and value.is_integer():  # max_pixels=1e8
                 value = int(value)
@@ -101,6 +106,14 @@ class ImageLoadOptions:
             timeouts_ok = self.timeout > 0 and self.total_timeout > 0
         except TypeError:
             ratio_ok = timeouts_ok = False
+        try:
+            dpi_ok = 1 <= self.pdf_dpi <= 2400
+        except TypeError:
+            dpi_ok = False
+        if not dpi_ok:
+            raise ValueError(
+                f"ImageLoadOptions.pdf_dpi must be a number in [1, 2400], not {self.pdf_dpi!r}"
+            )
         if not ratio_ok:
             raise ValueError("ImageLoadOptions.max_aspect_ratio must be a number >= 1")
         if not timeouts_ok:

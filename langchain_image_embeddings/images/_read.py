@@ -36,6 +36,7 @@ from langchain_image_embeddings.images._files import (
     read_capped,
 )
 from langchain_image_embeddings.images._options import DEFAULT_OPTIONS, ImageLoadOptions, fail
+from langchain_image_embeddings.images._pdf import is_pdf_path, parse_address, read_address
 from langchain_image_embeddings.images._source import ImageSource
 
 __all__ = [
@@ -140,7 +141,12 @@ def read_image_source(
     Every scheme the package reads: local paths (made absolute) and ``file://`` URIs (the
     record keeps the URI), ``http(s)://`` (only with ``allow_remote``, under the SSRF
     guards), ``data:`` URIs, and object storage through pyarrow (``s3://``, ``gs://``,
-    ``gcs://``, ``hdfs://``, ``viewfs://``, ``abfs://``, ``abfss://``; extra ``[parquet]``).
+    ``gcs://``, ``hdfs://``, ``viewfs://``, ``abfs://``, ``abfss://``; extra ``[parquet]``),
+    and the pages and figures of local PDFs by their address (``report.pdf#page=3``,
+    ``report.pdf#page=3&figure=2``; extra ``[pdf]``): the page rendered at
+    ``options.pdf_dpi`` (the figure at its own size) as PNG bytes, described by
+    :func:`~langchain_image_embeddings.images.address_metadata` (its ``sha256`` is the
+    page's content hash, from the PDF's bytes and the page number).
 
     Args:
         source: A path or URI (an ``os.PathLike`` is always a local path).
@@ -164,6 +170,10 @@ def read_image_source(
     opts = options or DEFAULT_OPTIONS
     if isinstance(source, os.PathLike):
         return _read_file(os.path.abspath(os.fspath(source)), None, opts)
+    address = parse_address(source)
+    if address is not None:
+        data, metadata = read_address(address, opts)
+        return ImageSource(data, metadata)
     scheme = uri_scheme(source)
     if scheme in PYARROW_SCHEMES:
         data = _read_pyarrow(source, opts)
@@ -239,6 +249,13 @@ def _header(fh: IO[bytes], source: str, opts: ImageLoadOptions) -> dict[str, Any
 
 def _read_file(path: str, source: str | None, opts: ImageLoadOptions) -> ImageSource:
     name = source or path
+    if is_pdf_path(name):
+        raise ImageLoadError(
+            name,
+            "a PDF holds pages, not one image: name a page (file.pdf#page=N) or load the file "
+            "with langchain_image_embeddings.documents.PDFImageLoader",
+            "unsupported_format",
+        )
     fh, st = open_image_file(path, opts, source=name)
     with fh:
         data = read_capped(fh, opts.max_bytes, name)  # a file that grew after the size check

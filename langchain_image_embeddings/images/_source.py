@@ -24,7 +24,10 @@ class ImageSource:
     Attributes:
         data: The encoded image (JPEG, PNG, ...), exactly as read.
         metadata: ``source``, ``sha256`` (of ``data``), ``width``, ``height``, ``format``,
-            ``bytes`` and, for local files, ``mtime``.
+            ``bytes`` and, for local files, ``mtime``. A PDF page or figure read by its
+            address (``report.pdf#page=3``) has ``data`` = the rendered PNG and ``sha256`` =
+            the page's content hash (the PDF's bytes and the page number, see
+            :func:`~langchain_image_embeddings.images.page_digest`), plus the page's keys.
 
     Example:
         .. code-block:: python
@@ -47,5 +50,5 @@ class ImageSource:
 
     @property
     def sha256(self) -> str:
-        """The hex SHA-256 of :attr:`data`."""
+        """The hex SHA-256 of :attr:`data` (of a PDF page: its content hash)."""
         return str(self.metadata["sha256"])

@@ -58,6 +58,7 @@ from langchain_image_embeddings.devices import (
 from langchain_image_embeddings.errors import ImageLoadError, OnError
 from langchain_image_embeddings.images._load import ImageInput, load_image, read_image_bytes
 from langchain_image_embeddings.images._options import ImageLoadOptions, describe
+from langchain_image_embeddings.images._pdf import PageAddress, load_address_hashed, parse_address
 from langchain_image_embeddings.pipeline._decode_pool import (
     DecodeSizer,
     DecodeStats,
@@ -315,8 +316,12 @@ class ImagePipeline:
                 is given and the bytes read now hash to something else.
         """
         self._prepare()
+        address = parse_address(source) if isinstance(source, str) else None
+        if address is not None:
+            return self._prepare_page_hashed(address, source, index, expected)
         data = read_image_bytes(source, self.load_options, index=index)
-        if data is None:  # PIL images, arrays, refused URLs: the CPU path (and its errors)
+        digest = None if data is None else hashlib.sha256(data).hexdigest()
+        if data is None or digest is None:  # PIL images, arrays, refused URLs: the CPU path
             item = self.prepare_input(source, index)
             if expected is not None:
                 raise ImageLoadError(
@@ -326,7 +331,6 @@ class ImagePipeline:
                     index,
                 )
             return item, None
-        digest = hashlib.sha256(data).hexdigest()
         if expected is not None and digest != expected:
             raise ImageLoadError(
                 describe(source),
@@ -338,6 +342,28 @@ class ImagePipeline:
         if self.gpu_decode:
             return self._device_item(data, source, index), digest
         return self._prepare_bytes(data, source, index), digest
+
+    def _prepare_page_hashed(
+        self, address: PageAddress, source: object, index: int | None, expected: str | None
+    ) -> tuple[Any, str]:
+        """A PDF page or figure: rendered (at the model's draft scale) and hashed from one
+        read of the file. Its hash is the page's content hash (the file's bytes and the page
+        number, as ``read_image_source`` describes it), not that of an encoding of it."""
+        target = self._target
+        draft = None if target is None else (REDUCING_GAP * target[0], REDUCING_GAP * target[1])
+        try:
+            image, digest = load_address_hashed(address, self.load_options, draft)
+        except ImageLoadError as err:
+            raise (err if index is None else err.with_index(index)) from err.__cause__
+        if expected is not None and digest != expected:
+            raise ImageLoadError(
+                describe(source),
+                f"the PDF changed since it was read: page hash {digest[:12]}... instead of "
+                f"{expected[:12]}...; nothing embedded",
+                "changed",
+                index,
+            )
+        return self.prepare_input(image, index), digest
 
     def _prepare_bytes(self, data: bytes, source: object, index: int | None) -> Any:
         """The CPU path on bytes already read, naming the original input in errors."""

@@ -4,8 +4,11 @@ A thumbnail is addressed by record id only: the file read is the ``source`` the 
 for that record, never a path or URL from a request. ``http(s)`` and other remote sources
 are never fetched (:class:`ThumbnailError` with code ``remote_source``); local files go
 through the package's safe loader with the store's limits (bytes, pixels, formats), remote
-fetching forced off and, when given, confinement to a root folder. Sizes come from a fixed
-list and results are kept in a bounded LRU cache.
+fetching forced off and, when given, confinement to a root folder. A PDF page or figure
+record's source is its address (``report.pdf#page=3``, ``report.pdf#page=3&figure=2``): the
+same loader renders the page at the smallest scale covering the thumbnail (or extracts the
+figure), under the same limits. Sizes come from a fixed list and results are kept in a
+bounded LRU cache.
 """
 
 from __future__ import annotations

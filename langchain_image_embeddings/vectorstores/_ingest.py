@@ -7,7 +7,9 @@ live in the store:
 1. :func:`to_image_documents`: each input (path, URI or image document) is read once by
    :func:`~langchain_image_embeddings.images.read_image_source` for its header and SHA-256
    (unreadable ones become per-item failures); the bytes of a remote image (``http(s)``,
-   ``data:``, object storage) are kept for step 3, so it is never downloaded twice;
+   ``data:``, object storage) are kept for step 3, so it is never downloaded twice; a local
+   ``.pdf`` path becomes its page and figure documents
+   (:func:`~langchain_image_embeddings.documents.pdf_documents`, nothing rendered yet);
 2. :func:`plan_add`: inputs are grouped by content id (identical bytes at several paths share
    one record that lists every path in ``sources``), ids already stored are skipped (their
    ``sources`` gain the new paths), and with ``replace_changed`` a path whose bytes changed
@@ -30,7 +32,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from langchain_core.documents import Document
 
+from langchain_image_embeddings.documents._pages import pdf_documents
 from langchain_image_embeddings.errors import ImageLoadError
+from langchain_image_embeddings.images._options import ImageLoadOptions
+from langchain_image_embeddings.images._pdf import is_pdf_path
 from langchain_image_embeddings.images._read import read_image_source, uri_scheme
 from langchain_image_embeddings.images._source import ImageSource
 from langchain_image_embeddings.vectorstores._records import (
@@ -46,7 +51,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from langchain_image_embeddings.embeddings import ImageEmbeddings
-    from langchain_image_embeddings.images._options import ImageLoadOptions
 
 #: What ``add_images`` takes: image documents (from the loaders), paths or URIs.
 ImageItem = Document | str | os.PathLike[str]
@@ -112,7 +116,10 @@ def to_image_documents(
 ) -> list[ImageRow]:
     """Read each path/URI/document once: an image document with ``sha256`` metadata per input.
 
-    A document that already has ``sha256`` metadata is taken as it is (not read).
+    A document that already has ``sha256`` metadata is taken as it is (not read). A local
+    PDF (a path or ``file://`` URI ending in ``.pdf``) gives one row per page and per figure
+    (with its default :class:`~langchain_image_embeddings.documents.PDFOptions`), all with
+    the PDF's input index; a PDF that cannot be read is one failure.
 
     Raises:
         ImageLoadError: An unreadable input, when ``failures`` is ``None`` (else it is
@@ -127,6 +134,16 @@ def to_image_documents(
             uri, extra = item.page_content, dict(item.metadata)
         else:
             uri, extra = os.fspath(item), {}
+            if is_pdf_path(uri) and uri_scheme(uri) in _LOCAL_SCHEMES:
+                try:
+                    pages = pdf_documents(uri, load_options or ImageLoadOptions())
+                except ImageLoadError as err:
+                    if failures is None:
+                        raise
+                    failures.append(err.with_index(index))
+                    continue
+                rows.extend(ImageRow(index, page, None, False) for page in pages)
+                continue
         try:
             read = read_image_source(uri, load_options)
         except ImageLoadError as err:

@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("images", ("images",)),
     ("encoders", ("encoders",)),
     ("pipeline", ("pipeline",)),
-    ("embeddings", ("embeddings", "document_embeddings", "document_loaders")),
+    ("embeddings", ("embeddings", "document_embeddings", "document_loaders", "documents")),
     ("vectorstores", ("vectorstores",)),
     ("helpers", ("retrievers", "messages", "sync", "duplicates", "samples", "scale")),
     ("evaluation", ("evaluation",)),

@@ -60,6 +60,7 @@ PUBLIC_IMPORTS: dict[str, list[str]] = {
     "langchain_image_embeddings.cli": ["build_parser", "main"],
     "langchain_image_embeddings.document_embeddings": ["ImageDocumentEmbeddings"],
     "langchain_image_embeddings.document_loaders": ["ImageDirectoryLoader", "ImageURILoader"],
+    "langchain_image_embeddings.documents": ["PDFImageLoader", "PDFOptions"],
     "langchain_image_embeddings.duplicates": ["find_duplicates"],
     "langchain_image_embeddings.encoders.runtimes": ["with_runtime"],
     "langchain_image_embeddings.evaluation": ["EvalSetting", "evaluate", "settings_grid"],
