@@ -71,7 +71,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             f"{params:>7} {speed:>6}  {m.licence}"
         )
     if measured_on():
-        print(f"\nparams and CPU img/s (image tower, batch 8) measured on: {measured_on()}")
+        print(f"\nparams and img/s (image tower, random weights) measured on: {measured_on()}")
     print(
         f"backends: {', '.join(list_backends())} (any model of a backend works: "
         "'timm:<name>'); details: imgemb models --json; offline: imgemb models download"

@@ -354,6 +354,29 @@ def test_download_of_a_multilingual_clip_carries_its_text_tower_config(
     assert np.allclose(loaded.embed_documents(texts), local.embed_documents(texts), atol=1e-5)
 
 
+def test_download_of_a_timm_model_loads_offline(hub: FakeHub, tmp_path: Path) -> None:
+    import timm
+    from safetensors.torch import save_model
+
+    torch.manual_seed(0)
+    published = timm.create_model("resnet18", pretrained=False)
+    save_model(published, str(hub.repo("timm/resnet18.a1_in1k") / "model.safetensors"))
+    folder = download_model("timm:resnet18", tmp_path / "r18")
+    manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    assert (manifest["spec"], manifest["pretrained"], manifest["text"]) == (
+        "timm:resnet18",
+        "a1_in1k",
+        None,
+    )
+    encoder = create_encoder("timm:resnet18", pretrained=str(folder))
+    pixels = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    published.reset_classifier(0)
+    published.eval()
+    with torch.inference_mode():
+        expected = published(pixels)
+    assert torch.allclose(encoder.encode_images(pixels), expected, atol=1e-5)
+
+
 def test_download_offline_is_a_clear_package_error(hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(WeightsNotFoundError) as caught:
         download_model(f"open_clip:{SIGLIP2}", tmp_path / "out")
