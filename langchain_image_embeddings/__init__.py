@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         create_encoder,
         list_backends,
         list_encoders,
+        list_models,
         register_backend,
         register_encoder,
     )
@@ -84,6 +85,7 @@ __all__ = [
     "image_rag_message",
     "list_backends",
     "list_encoders",
+    "list_models",
     "load_image",
     "open_store",
     "register_backend",
@@ -128,6 +130,7 @@ __getattr__, __dir__ = lazy_exports(
         "image_rag_message": ".messages",
         "list_backends": ".encoders",
         "list_encoders": ".encoders",
+        "list_models": ".encoders",
         "load_image": ".images",
         "open_store": ".vectorstores",
         "register_backend": ".encoders",

@@ -65,6 +65,7 @@ from langchain_image_embeddings.cli.exit_codes import (
 )
 from langchain_image_embeddings.cli.index import add_index_parser
 from langchain_image_embeddings.cli.logs import no_stray_root_logging
+from langchain_image_embeddings.cli.models import add_models_parser
 from langchain_image_embeddings.cli.query import add_query_parsers
 from langchain_image_embeddings.cli.serve import add_serve_parser
 from langchain_image_embeddings.encoders import absolute_local_model
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_embed_parsers(sub)
+    add_models_parser(sub)  # models, models download
     add_index_parser(sub)
     add_query_parsers(sub)
     add_serve_parser(sub)

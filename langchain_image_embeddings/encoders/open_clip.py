@@ -7,8 +7,10 @@ Specs: ``"open_clip:ViT-B-32"`` (any ``open_clip.list_models()`` architecture) w
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,11 +23,21 @@ from langchain_image_embeddings.encoders.base import (
     PreprocessConfig,
     pretrained_option,
 )
+from langchain_image_embeddings.encoders.folders import (
+    TEXT_DIR,
+    TOKENIZER_FILES,
+    read_model_folder,
+    tokenizer_dir,
+)
 from langchain_image_embeddings.encoders.towers import TextTower, TowerExport, TowerModule
 from langchain_image_embeddings.encoders.weights import looks_like_path, offline_hint
-from langchain_image_embeddings.errors import EncoderError, WeightsNotFoundError
+from langchain_image_embeddings.errors import (
+    EncoderError,
+    MissingDependencyError,
+    WeightsNotFoundError,
+)
 
-__all__ = ["PREFERRED_TAGS", "OpenCLIPEncoder"]
+__all__ = ["PREFERRED_TAGS", "OpenCLIPEncoder", "require_transformers", "tag_settings"]
 
 
 #: The default weights tag per architecture where one is clearly best for retrieval.
@@ -44,7 +56,12 @@ class OpenCLIPEncoder(ImageEncoder):
     Args:
         name: open_clip architecture (``"ViT-B-32"``) or ``"hf-hub:org/repo"``.
         pretrained: ``"default"`` (e.g. ``laion2b_s34b_b79k`` for ViT-B-32), any tag, a local
-            checkpoint path, or ``None`` for random weights (needs ``allow_random_weights``).
+            checkpoint path, a model folder (weights + tokenizer, what ``imgemb models
+            download`` writes: fully offline), or ``None`` for random weights (needs
+            ``allow_random_weights``).
+        tokenizer: A local tokenizer folder (or a file in it) for models whose tokenizer
+            comes from the Hugging Face hub (SigLIP, SigLIP 2, XLM-R); default: the one in
+            the ``pretrained`` folder, else the hub.
         allow_random_weights: Permit ``pretrained=None``.
         cache_dir: Where open_clip looks for / stores downloaded weights.
         device: Where the model runs.
@@ -66,6 +83,7 @@ class OpenCLIPEncoder(ImageEncoder):
         *,
         pretrained: str | os.PathLike[str] | bool | None = DEFAULT_WEIGHTS,
         allow_random_weights: bool = False,
+        tokenizer: str | os.PathLike[str] | None = None,
         cache_dir: str | None = None,
         device: str = "cpu",
     ) -> None:
@@ -77,6 +95,7 @@ class OpenCLIPEncoder(ImageEncoder):
             )
         super().__init__(name, pretrained=pretrained, device=device)
         self.cache_dir = cache_dir
+        self.tokenizer = None if tokenizer is None else os.fspath(tokenizer)
         self._model: nn.Module | None = None
         self._tokenizer: Callable[..., torch.Tensor] | None = None
         self._preprocess: PreprocessConfig | None = None
@@ -110,21 +129,42 @@ class OpenCLIPEncoder(ImageEncoder):
                 "or use 'open_clip:hf-hub:<org>/<repo>'"
             )
         tag = self._resolve_tag()
+        weights, settings, text_dir = self._local_files(open_clip, tag)
+        text_cfg: dict[str, Any] = dict(
+            (open_clip.get_model_config(self.name) or {}).get("text_cfg", {})
+            if not self.name.startswith("hf-hub:")
+            else {}
+        )
+        if text_cfg.get("hf_tokenizer_name") or text_cfg.get("hf_model_name"):
+            require_transformers(self.spec)
+        # The tokenizer first: a missing tokenizer file fails in a second, not after the build.
+        self._tokenizer = self._make_tokenizer(open_clip, text_cfg, text_dir)
+        options = _weights_options(settings)
+        if text_cfg.get("hf_model_name"):
+            options.update(self._text_tower_options(text_cfg, text_dir))
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
-                self.name, pretrained=tag, device="cpu", cache_dir=self.cache_dir
+                self.name,
+                pretrained=weights if weights is not None else tag,
+                device="cpu",
+                cache_dir=self.cache_dir,
+                **options,
             )
         except Exception as exc:
-            if tag is not None and looks_like_path(tag):
+            if isinstance(exc, ImportError):
+                raise MissingDependencyError(
+                    f"{self.spec} needs {exc.name or exc}: pip install "
+                    "'langchain-image-embeddings[open-clip]'"
+                ) from exc
+            if weights is not None or (tag is not None and looks_like_path(tag)):
                 raise WeightsNotFoundError(
-                    f"cannot load {tag} into open_clip:{self.name}: {exc}"
+                    f"cannot load {weights or tag} into open_clip:{self.name}: {exc}"
                 ) from exc
             where = self.cache_dir or _default_cache()
             raise offline_hint(self.spec, str(tag or self.name), where, exc) from exc
         # open_clip hands back models in train mode; eval() happens in ImageEncoder.load().
         self._model = model
         self._transform = preprocess
-        self._tokenizer = open_clip.get_tokenizer(self.name, cache_dir=self.cache_dir)
         cfg: dict[str, Any] = dict(getattr(model.visual, "preprocess_cfg", {}))
         size = cfg.get("size", getattr(model.visual, "image_size", 224))
         height, width = (size, size) if isinstance(size, int) else tuple(size)
@@ -136,6 +176,90 @@ class OpenCLIPEncoder(ImageEncoder):
             resize_mode=str(cfg.get("resize_mode", "shortest")),
             crop_pct=1.0,
         )
+
+    def _local_files(
+        self, open_clip: Any, tag: str | None
+    ) -> tuple[str | None, dict[str, Any], Path | None]:
+        """The weights file, the settings its weights need and the tokenizer folder, from
+        ``pretrained`` (a tag, a file, a model folder) and ``tokenizer``."""
+        text_dir = None if self.tokenizer is None else _tokenizer_folder(self.tokenizer, self.spec)
+        if tag is None or not looks_like_path(tag):
+            return None, {}, text_dir
+        path = Path(tag).expanduser()
+        if path.is_dir():
+            folder = read_model_folder(path, model=self.spec)
+            settings = dict(folder.settings) or tag_settings(open_clip, self.name, folder.tag)
+            return str(folder.weights), settings, text_dir or folder.text
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"weights for {self.spec}: no file or folder at {path}. Pass pretrained= a "
+                "checkpoint file or a folder written by 'imgemb models download'"
+            )
+        return str(path), tag_settings(open_clip, self.name, None), text_dir
+
+    def _make_tokenizer(
+        self, open_clip: Any, text_cfg: dict[str, Any], text_dir: Path | None
+    ) -> Callable[..., torch.Tensor]:
+        hub_name = text_cfg.get("hf_tokenizer_name")
+        if hub_name and text_dir is not None:
+            from open_clip.tokenizer import HFTokenizer
+
+            try:
+                tokenizer: Callable[..., torch.Tensor] = HFTokenizer(
+                    str(text_dir),
+                    context_length=text_cfg.get("context_length", 77),
+                    tokenizer_mode=text_cfg.get("tokenizer_mode"),
+                    **dict(text_cfg.get("tokenizer_kwargs") or {}),
+                )
+            except Exception as exc:
+                raise WeightsNotFoundError(
+                    f"tokenizer for {self.spec}: cannot read {text_dir} "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
+            return tokenizer
+        if text_dir is not None and not self.name.startswith("hf-hub:"):
+            raise EncoderError(
+                f"{self.spec} uses open_clip's own tokenizer (shipped with open_clip): "
+                "tokenizer= is for models with a Hugging Face tokenizer (SigLIP, XLM-R)"
+            )
+        try:
+            built: Callable[..., torch.Tensor] = open_clip.get_tokenizer(
+                self.name, cache_dir=self.cache_dir
+            )
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"the tokenizer of {self.spec} needs {exc.name or exc}: pip install "
+                "'langchain-image-embeddings[open-clip]'"
+            ) from exc
+        except Exception as exc:
+            if not hub_name:
+                raise
+            raise WeightsNotFoundError(
+                f"tokenizer for {self.spec}: it comes from the Hugging Face hub "
+                f"({hub_name}) and could not be loaded ({type(exc).__name__}: "
+                f"{str(exc)[:200]}). Offline, pass tokenizer='/path/to/tokenizer-folder' or "
+                "pretrained= a folder written by 'imgemb models download "
+                f"{self.spec}' (weights and tokenizer)"
+            ) from exc
+        return built
+
+    def _text_tower_options(
+        self, text_cfg: dict[str, Any], text_dir: Path | None
+    ) -> dict[str, Any]:
+        """A Hugging Face text tower (XLM-R) built from the local ``config.json`` beside its
+        tokenizer, with no hub weights (the CLIP checkpoint holds them, or random ones were
+        asked for)."""
+        if text_dir is not None and (text_dir / "config.json").is_file():
+            local = {**text_cfg, "hf_model_name": str(text_dir), "hf_model_pretrained": False}
+            return {"text_cfg": local}
+        if text_dir is not None or _hub_offline():
+            where = f"in {text_dir}" if text_dir is not None else "(no tokenizer= folder given)"
+            raise WeightsNotFoundError(
+                f"text tower of {self.spec}: its architecture is the Hugging Face config "
+                f"{text_cfg['hf_model_name']!r}, and there is no config.json {where}. Offline, "
+                f"pass pretrained= a folder written by 'imgemb models download {self.spec}'"
+            )
+        return {}
 
     def _module(self) -> nn.Module:
         assert self._model is not None
@@ -242,6 +366,78 @@ def _encode_text_trimmed(model: Any, tokens: torch.Tensor) -> torch.Tensor:
             else x @ model.text_projection
         )
     return x  # type: ignore[no-any-return]
+
+
+def require_transformers(spec: str) -> None:
+    """Import ``transformers`` (SigLIP and XLM-R tokenizers, XLM-R text towers) or say which
+    extra installs it, instead of a raw ``ModuleNotFoundError`` from inside open_clip."""
+    try:
+        require("transformers", "transformers")
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(
+            f"{spec} needs transformers (its tokenizer or text tower comes from it): "
+            "pip install 'langchain-image-embeddings[open-clip]'"
+        ) from exc
+
+
+def _tokenizer_folder(value: str, spec: str) -> Path:
+    """The folder ``tokenizer=`` names: a tokenizer folder, a file in one, or a model folder
+    holding one in ``text/``."""
+    path = Path(value).expanduser()
+    if path.is_file():
+        path = path.parent
+    for candidate in (path, path / TEXT_DIR):
+        if tokenizer_dir(candidate):
+            return candidate
+    what = "no such file or folder" if not path.exists() else "no tokenizer files in it"
+    raise WeightsNotFoundError(
+        f"tokenizer for {spec}: {path}: {what} (expected one of {', '.join(TOKENIZER_FILES)}, "
+        "as Hugging Face's save_pretrained writes them)"
+    )
+
+
+#: open_clip's per-tag settings that change the vectors when weights come from a file.
+_TAG_SETTINGS = ("mean", "std", "interpolation", "resize_mode", "quick_gelu")
+
+
+def tag_settings(open_clip: Any, name: str, tag: str | None) -> dict[str, Any]:
+    """The preprocessing and activation the weights of ``tag`` were trained with; for weights
+    of unknown tag, those every tag of the architecture agrees on.
+
+    open_clip applies them only when it downloads a tag itself: SigLIP weights read from a
+    file would otherwise be normalised with CLIP's mean and resized the wrong way.
+    """
+    tags = [tag] if tag else list(open_clip.list_pretrained_tags_by_model(name))
+    configs = [open_clip.get_pretrained_cfg(name, t) or {} for t in tags]
+    settings: dict[str, Any] = {}
+    for key in _TAG_SETTINGS:
+        values = {json.dumps(c.get(key, False if key == "quick_gelu" else None)) for c in configs}
+        if len(values) == 1 and configs:
+            value = json.loads(values.pop())
+            if value is not None:
+                settings[key] = value
+    return settings
+
+
+def _weights_options(settings: dict[str, Any]) -> dict[str, Any]:
+    """``create_model_and_transforms`` keyword arguments for :func:`tag_settings`."""
+    names = {
+        "mean": "image_mean",
+        "std": "image_std",
+        "interpolation": "image_interpolation",
+        "resize_mode": "image_resize_mode",
+        "quick_gelu": "force_quick_gelu",
+    }
+    options: dict[str, Any] = {}
+    for key, option in names.items():
+        if key in settings:
+            value = settings[key]
+            options[option] = tuple(value) if isinstance(value, list) else value
+    return options
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _default_cache() -> str:

