@@ -10,7 +10,8 @@ parser assembly and :func:`main`, which maps exceptions to exit codes.
 Subcommands: ``embed DIR``, ``index DIR --store SPEC``, ``search "text" | --image X``,
 ``info``, ``models``, ``samples DIR``, ``duplicates``, ``serve`` (a search page and JSON API,
 extra ``[serve]``; binds 127.0.0.1 unless ``--host`` says otherwise) and ``finetune`` when the
-training extra is there.
+training extra is there. ``bench MODEL`` measures the CPU runtimes and stores the choice
+``runtime="auto"`` uses.
 
 Store specs: ``faiss:PATH`` (default ``faiss:imgemb-index``), ``chroma:PATH[#COLLECTION]``,
 ``chroma+http://HOST:PORT/COLLECTION``, ``milvus+http://HOST:PORT/COLLECTION``.
@@ -50,6 +51,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_image_embeddings._version import __version__
+from langchain_image_embeddings.cli.bench import add_bench_parser
 from langchain_image_embeddings.cli.common import OFFLINE_MODEL
 from langchain_image_embeddings.cli.dataset import add_dataset_parsers
 from langchain_image_embeddings.cli.embed import add_embed_parsers
@@ -99,6 +101,7 @@ examples:
   imgemb info --store faiss:photo-index --json
   imgemb duplicates --store faiss:photo-index --threshold 0.9
   imgemb serve --store faiss:photo-index             # http://127.0.0.1:8000/
+  imgemb bench timm:efficientnet_lite0              # torch vs ONNX Runtime vs OpenVINO here
 
 exit codes:
   0  success
@@ -132,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(sub)
     _add_finetune(sub)
     add_dataset_parsers(sub)  # embed-dataset, load
+    add_bench_parser(sub)  # bench MODEL: measure the CPU runtimes, store auto's choice
     return parser
 
 
