@@ -16,10 +16,19 @@ rounds, best round kept, so a busy neighbour slows every variant alike):
 Exports go to the runtime cache (``$IMGEMB_CACHE_DIR`` or ``--cache``); the first run
 exports, later runs load. Export and quantisation times are printed.
 
+``--default-vs`` measures the default instead: ``ImageEmbeddings(spec)`` with
+``runtime="auto"`` against every fp32 runtime named explicitly (torch, ONNX Runtime,
+OpenVINO), end to end on 1920x1080 JPEGs (``throughput.py``'s "web" corpus), the four
+configurations interleaved round by round (rotating order, best round kept). The default
+first makes its choice (``--after-s``, 0 by default: at its first batch, so the steady
+state is what is timed; the one-off cost of the choice is printed apart), then its vectors
+are compared with torch's on every file. Target: the default >= 0.9x the best, per model.
+
 Usage::
 
     python benchmarks/runtimes.py --quick     # under ~4 min on 2 cores once exported
     python benchmarks/runtimes.py             # more images and rounds
+    python benchmarks/runtimes.py --default-vs --quick   # default vs every fp32 runtime
 """
 
 from __future__ import annotations
@@ -179,6 +188,149 @@ def tune(base: Any, embeddings: dict[Any, Any], batch: Any, args: argparse.Names
     return rates
 
 
+FP32_RUNTIMES = ("torch", "onnx", "openvino")
+
+
+def default_embeddings(model: str, args: argparse.Namespace) -> Any:
+    """What a user gets from ``ImageEmbeddings(spec)``: the default ``runtime="auto"``."""
+    import torch
+
+    from langchain_image_embeddings import ImageEmbeddings
+
+    if model == "vit-b-32":
+        torch.manual_seed(0)  # the weights of make_encoder: the same export serves both
+        spec = "open_clip:ViT-B-32"
+        kwargs: dict[str, Any] = {"pretrained": None, "allow_random_weights": True}
+    else:
+        spec, kwargs = "timm:efficientnet_lite0", {}
+    embeddings = ImageEmbeddings(
+        spec, model_kwargs=kwargs, device="cpu", batch_size=args.batch_size,
+        num_workers=args.workers,
+    )  # fmt: skip
+    assert embeddings.runtime == "auto"
+    embeddings.encoder.load()  # the random init happens here, under the seed
+    return embeddings
+
+
+def bench_default(model: str, args: argparse.Namespace, files: list[str]) -> dict[str, Any]:
+    """The default against each fp32 runtime, end to end, interleaved."""
+    import numpy as np
+
+    from langchain_image_embeddings import ImageEmbeddings
+    from langchain_image_embeddings.encoders.runtimes import with_runtime
+
+    started = time.perf_counter()
+    base = make_encoder(model)
+    configs: dict[str, Any] = {}
+    first_call: dict[str, float] = {}
+    for runtime in FP32_RUNTIMES:
+        encoder = with_runtime(base, runtime, cache_dir=args.cache)
+        configs[runtime] = ImageEmbeddings(
+            encoder, device="cpu", batch_size=args.batch_size, num_workers=args.workers
+        )
+    default = default_embeddings(model, args)
+    configs["default"] = default
+    vectors: dict[str, Any] = {}
+    for name, emb in configs.items():  # exports / loads, the default's choice, warm-up
+        t0 = time.perf_counter()
+        vectors[name] = emb.embed_images_array(files[: args.batch_size])
+        first_call[name] = time.perf_counter() - t0
+    report = default.runtime_report()
+    rates: dict[str, float] = {}
+    names = list(configs)
+    for round_ in range(args.rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            t0 = time.perf_counter()
+            out = configs[name].embed_images_array(files)
+            rate = len(files) / (time.perf_counter() - t0)
+            rates[name] = max(rates.get(name, 0.0), rate)
+            if round_ == 0:
+                vectors[name] = out
+    ref = vectors["torch"]
+    best = max(FP32_RUNTIMES, key=lambda n: rates[n])
+    rows = []
+    for name in names:
+        cosine = (vectors[name] * ref).sum(axis=1)
+        rows.append(
+            {
+                "model": model,
+                "config": name,
+                "e2e_img_s": round(rates[name], 2),
+                "x_torch": round(rates[name] / rates["torch"], 3),
+                "x_best": round(rates[name] / rates[best], 3),
+                "cos_min": float(np.min(cosine)),
+                "first_call_s": round(first_call[name], 1),
+            }
+        )
+    return {
+        "rows": rows,
+        "best": best,
+        "default_runtime": report.active,
+        "default_report": report.to_dict(),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def print_default_table(results: dict[str, Any]) -> bool:
+    header = (
+        f"{'model':9} {'config':17} {'e2e img/s':>9} {'x torch':>7} {'x best':>6} "
+        f"{'cos min':>8} {'1st call s':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    ok = True
+    for result in results.values():
+        for r in result["rows"]:
+            label = r["config"]
+            if label == "default":
+                label = f"default ({result['default_runtime']})"
+            print(
+                f"{r['model']:9} {label:17} {r['e2e_img_s']:>9.2f} {r['x_torch']:>7.2f} "
+                f"{r['x_best']:>6.2f} {r['cos_min']:>8.5f} {r['first_call_s']:>10.1f}"
+            )
+    print("\ntargets (end to end, 1920x1080 JPEGs):")
+    for model, result in results.items():
+        row = next(r for r in result["rows"] if r["config"] == "default")
+        met = row["x_best"] >= 0.9 and row["cos_min"] >= 0.9999
+        ok = ok and met
+        measured = result["default_report"]["measurement"] or {}
+        rates = measured.get("images_per_second", {})
+        print(
+            f"  {model}: default = {result['default_runtime']} at {row['x_best']:.2f}x the best "
+            f"({result['best']}), cos min {row['cos_min']:.5f}  {'met' if met else 'MISSED'}"
+        )
+        print(f"    the choice: {result['default_report']['reason']}; model-only img/s {rates}")
+    return ok
+
+
+def main_default(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import throughput  # the corpora of the throughput benchmark
+
+    os.environ["IMGEMB_AUTO_RUNTIME_AFTER_S"] = str(args.after_s)
+    if args.cache:
+        os.environ["IMGEMB_CACHE_DIR"] = args.cache  # the default's exports and choice
+    corpus = Path(args.corpus) if args.corpus else throughput.DEFAULT_CACHE
+    files = [str(p) for p in throughput.ensure_corpus(corpus, "web", args.images)]
+    print(
+        f"default vs every fp32 runtime: {len(files)} 1920x1080 JPEGs, batch "
+        f"{args.batch_size}, {args.threads} threads, {args.rounds} rounds, "
+        f"auto chooses after {args.after_s:g} s",
+        flush=True,
+    )
+    results: dict[str, Any] = {}
+    for model in args.models.split(","):
+        model = model.strip()
+        results[model] = bench_default(model, args, files)
+        print(f"{model}: {results[model]['seconds']:.0f} s", flush=True)
+    print()
+    ok = print_default_table(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0 if ok else 1
+
+
 def print_table(results: dict[str, Any]) -> bool:
     header = (
         f"{'model':9} {'runtime':9} {'prec':5} {'model img/s':>11} {'x torch':>7} "
@@ -247,6 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=None, help="runtime cache (default: IMGEMB_CACHE_DIR)")
     parser.add_argument("--no-tune", dest="tune", action="store_false", help="skip tuning")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--default-vs", action="store_true", help="the default (auto) vs every fp32 runtime"
+    )
+    parser.add_argument(
+        "--after-s", type=float, default=0.0, help="--default-vs: auto's measure-after seconds"
+    )
+    parser.add_argument("--corpus", default=None, help="--default-vs: corpus cache folder")
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.iters, args.rounds = min(args.images, 64), 1, 2
@@ -254,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.default_vs:
+        return main_default(args)
     from langchain_image_embeddings.encoders.runtimes.export import EXPORTS
 
     print(

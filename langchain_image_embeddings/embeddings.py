@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from langchain_image_embeddings._optional import require_torch
 from langchain_image_embeddings.devices import resolve_device
 from langchain_image_embeddings.encoders.base import ImageEncoder
-from langchain_image_embeddings.encoders.runtimes import EmbeddingPrecision, Runtime
+from langchain_image_embeddings.encoders.runtimes import EmbeddingPrecision, RuntimeChoice
 from langchain_image_embeddings.errors import ImageLoadError
 from langchain_image_embeddings.images._load import ImageInput
 from langchain_image_embeddings.images._options import IMAGE_SUFFIXES, ImageLoadOptions, describe
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from langchain_image_embeddings.devices import Precision
+    from langchain_image_embeddings.encoders.runtimes import RuntimeReport
 
 __all__ = ["DEFAULT_MODEL", "EmbeddingResult", "ImageEmbeddings", "looks_like_image_uri"]
 
@@ -177,7 +178,13 @@ class ImageEmbeddings(BaseModel, Embeddings):
             ``"int8"``: dynamic int8 quantisation, with ``runtime="onnx"`` or ``"openvino"``
             only (opt-in; cosine to fp32 and retrieval effect in docs/performance.md).
         runtime: str
-            Where the forward pass runs: ``"torch"`` (default, eager PyTorch, any device),
+            Where the forward pass runs. ``"auto"`` (default): eager PyTorch, and on a CPU,
+            once the model has spent ``$IMGEMB_AUTO_RUNTIME_AFTER_S`` (10) seconds on image
+            batches, the fp32 runtime measured fastest on this machine among torch, ONNX
+            Runtime and OpenVINO (vectors equal to torch's; the choice remembered per model
+            and CPU, so later processes skip the measuring; see docs/performance.md and
+            :meth:`runtime_report`). Applies to models built from a spec; an encoder object
+            runs as given. ``"torch"`` (eager PyTorch, any device),
             ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (OpenVINO), both CPU only. The image
             tower (and a CLIP text tower) is exported to ONNX once and cached on disk
             (``$IMGEMB_CACHE_DIR``, default ``~/.cache/langchain-image-embeddings/runtimes``);
@@ -233,10 +240,10 @@ class ImageEmbeddings(BaseModel, Embeddings):
     gpu_decode: bool | None = None
     precision: EmbeddingPrecision = "auto"
     """``"auto"``, ``"fp32"``, ``"fp16"``, ``"bf16"``, or ``"int8"`` (exported runtimes only)."""
-    runtime: Runtime = "torch"
-    """``"torch"`` (eager), ``"onnx"`` (ONNX Runtime) or ``"openvino"``: where inference runs.
-    The exported model is cached on disk under ``$IMGEMB_CACHE_DIR`` (see
-    :mod:`~langchain_image_embeddings.encoders.runtimes`)."""
+    runtime: RuntimeChoice = "auto"
+    """``"auto"`` (measured, see :meth:`runtime_report`), ``"torch"`` (eager), ``"onnx"``
+    (ONNX Runtime) or ``"openvino"``: where inference runs. The exported model is cached on
+    disk under ``$IMGEMB_CACHE_DIR`` (see :mod:`~langchain_image_embeddings.encoders.runtimes`)."""
     progress_callback: Callable[[PipelineProgress], None] | None = None
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
@@ -284,7 +291,8 @@ class ImageEmbeddings(BaseModel, Embeddings):
     def _check_runtime(self) -> ImageEmbeddings:
         from langchain_image_embeddings.encoders.runtimes import check_runtime
 
-        device = "cpu" if self.runtime != "torch" and self.device == "auto" else self.device
+        exported = self.runtime in ("onnx", "openvino")
+        device = "cpu" if exported and self.device == "auto" else self.device
         check_runtime(self.runtime, self.precision, device)
         return self
 
@@ -311,7 +319,7 @@ class ImageEmbeddings(BaseModel, Embeddings):
         if self._encoder is None:
             if not isinstance(self.model, ImageEncoder):
                 require_torch(self.model)
-            exported = self.runtime != "torch"
+            exported = self.runtime in ("onnx", "openvino")
             given = self.model.runtime if isinstance(self.model, ImageEncoder) else "torch"
             # Exported runtimes run on the CPU: "auto" must not pick a GPU for them.
             on_cpu = (exported or given != "torch") and self.device == "auto"
@@ -332,8 +340,48 @@ class ImageEmbeddings(BaseModel, Embeddings):
                     precision=self.precision,
                     share=isinstance(self.model, ImageEncoder),
                 )
+            elif (
+                self.runtime == "auto"
+                and not isinstance(self.model, ImageEncoder)  # a caller's runs as given
+                and encoder.device == "cpu"
+                and self.precision in ("auto", "fp32")
+            ):
+                from langchain_image_embeddings.encoders.runtimes import with_runtime
+
+                # Torch until the workload is worth measuring (encoders/runtimes/auto.py).
+                encoder = with_runtime(encoder, "auto", share=False)
             self._encoder = encoder
         return self._encoder
+
+    def runtime_report(self) -> RuntimeReport:
+        """Where image batches run now and why, with the measured speeds if any.
+
+        Does not load the model. With ``runtime="auto"`` on a CPU the report says how much
+        model time is left before the choice, then what was chosen, from which measurement
+        (``measurement.images_per_second`` per runtime, ``min_cosine`` to torch) and
+        whether it was measured now or remembered from an earlier process.
+
+        Example:
+            >>> report = ImageEmbeddings("timm:efficientnet_lite0", device="cpu").runtime_report()
+            >>> report.setting, report.active
+            ('auto', 'torch')
+        """
+        from langchain_image_embeddings.encoders.runtimes import RuntimeReport
+        from langchain_image_embeddings.encoders.runtimes.auto import auto_runtime_of
+
+        encoder = self.encoder
+        auto = auto_runtime_of(encoder)
+        if auto is not None:
+            return auto.report(self.runtime)
+        if self.runtime != "auto":
+            reason = f"runtime={self.runtime!r} was asked for"
+        elif isinstance(self.model, ImageEncoder):
+            reason = "an encoder object runs as given (with_runtime(encoder, 'auto') measures)"
+        elif encoder.device != "cpu":
+            reason = f"device {encoder.device}: eager torch, precision={self.precision!r}"
+        else:
+            reason = f"precision={self.precision!r} runs on eager torch"
+        return RuntimeReport(self.runtime, encoder.runtime, reason)
 
     @property
     def _torch_precision(self) -> Precision:

@@ -11,7 +11,8 @@ Subcommands: ``embed DIR``, ``index DIR --store SPEC``, ``search "text" | --imag
 ``info``, ``models``, ``samples DIR``, ``duplicates``, ``serve`` (a search page and JSON API,
 extra ``[serve]``; binds 127.0.0.1 unless ``--host`` says otherwise), ``eval`` (retrieval
 quality and speed of models, runtimes, precisions and indexes side by side: ``eval.py``) and
-``finetune`` when the training extra is there.
+``finetune`` when the training extra is there. ``bench MODEL`` measures the CPU runtimes and
+stores the choice ``runtime="auto"`` uses.
 
 Store specs: ``faiss:PATH`` (default ``faiss:imgemb-index``), ``chroma:PATH[#COLLECTION]``,
 ``chroma+http://HOST:PORT/COLLECTION``, ``milvus+http://HOST:PORT/COLLECTION``.
@@ -51,6 +52,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_image_embeddings._version import __version__
+from langchain_image_embeddings.cli.bench import add_bench_parser
 from langchain_image_embeddings.cli.common import OFFLINE_MODEL
 from langchain_image_embeddings.cli.dataset import add_dataset_parsers
 from langchain_image_embeddings.cli.embed import add_embed_parsers
@@ -103,6 +105,7 @@ examples:
   imgemb duplicates --store faiss:photo-index --threshold 0.9
   imgemb serve --store faiss:photo-index             # http://127.0.0.1:8000/
   imgemb eval photos --runtime torch onnx            # which setting is best here?
+  imgemb bench timm:efficientnet_lite0              # torch vs ONNX Runtime vs OpenVINO here
 
 exit codes:
   0  success
@@ -138,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_finetune(sub)
     add_dataset_parsers(sub)  # embed-dataset, load
     add_eval_parser(sub)
+    add_bench_parser(sub)  # bench MODEL: measure the CPU runtimes, store auto's choice
     return parser
 
 

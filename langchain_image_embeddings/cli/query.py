@@ -83,12 +83,28 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from langchain_image_embeddings.vectorstores import store_info
 
     info = store_info(args.store)
+    runtime: dict[str, Any] | None = None
+    if args.runtimes and info.get("model"):
+        from langchain_image_embeddings.cli.bench import remembered_runtime
+
+        runtime = remembered_runtime(str(info["model"]))
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps(info if runtime is None else {**info, "runtime": runtime}, indent=2))
     else:
         for key, value in info.items():
             print(f"{key:10} {value}")
+        if runtime is not None:
+            print(f"{'runtime':10} {_runtime_line(runtime)}")
     return EXIT_OK
+
+
+def _runtime_line(runtime: dict[str, Any]) -> str:
+    """What ``runtime="auto"`` runs for the store's model here, with the measured rates."""
+    if runtime.get("chosen") is None:
+        return f"auto: {runtime['note']}"
+    rates = ", ".join(f"{k} {v:.1f}" for k, v in sorted(runtime["images_per_second"].items()))
+    shape = "x".join(map(str, runtime["batch_shape"]))
+    return f"auto -> {runtime['chosen']} ({rates} img/s model-only on {shape})"
 
 
 def _cmd_duplicates(args: argparse.Namespace) -> int:
@@ -153,6 +169,12 @@ def add_query_parsers(sub: Any) -> None:
     info = sub.add_parser("info", help="describe a store: kind, size, model")
     info.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC", help=STORE_HELP)
     info.add_argument("--json", action="store_true", help="print the description as JSON")
+    info.add_argument(
+        "--runtimes",
+        action="store_true",
+        help='also say which CPU runtime runtime="auto" uses for the store\'s model on this '
+        "machine, with the measured speeds (loads the model; never measures)",
+    )
     info.set_defaults(func=_cmd_info)
 
     duplicates = sub.add_parser(

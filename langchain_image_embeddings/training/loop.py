@@ -86,7 +86,8 @@ def _as_encoder(model: Any) -> ImageEncoder:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
 
     if isinstance(model, ImageEmbeddings):
-        if model.runtime != "torch":
+        # "auto" goes back to torch for good when training changes the weights.
+        if model.runtime not in ("torch", "auto"):
             raise ValueError(
                 f"cannot train an ImageEmbeddings running on {model.runtime!r}: training "
                 "needs runtime='torch'"

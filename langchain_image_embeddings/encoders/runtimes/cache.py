@@ -19,7 +19,8 @@ Why it is safe:
   and the folder is renamed into place: a reader sees a complete entry or none.
 * **A corrupt entry** (a truncated or garbled file, a missing manifest): every load
   re-hashes the files against the manifest; on a mismatch the entry is moved aside and
-  rebuilt, never loaded.
+  rebuilt, never loaded. A caller may also refuse an intact entry whose content it cannot
+  use (``valid=``, e.g. a remembered runtime choice in an older format): it is rebuilt too.
 """
 
 from __future__ import annotations
@@ -135,29 +136,54 @@ class ExportCache:
         """Where the entry for ``key`` lives (it may not exist)."""
         return self.root / key_digest(key)
 
-    def get_or_build(self, key: Mapping[str, Any], build: Callable[[Path], object]) -> CacheEntry:
+    def get_or_build(
+        self,
+        key: Mapping[str, Any],
+        build: Callable[[Path], object],
+        *,
+        valid: Callable[[Path], bool] | None = None,
+        rebuild: bool = False,
+    ) -> CacheEntry:
         """The verified entry for ``key``, building it with ``build(folder)`` if needed.
 
         Args:
             key: What determines the files (JSON-serialisable); its digest names the entry.
             build: Writes the entry's files into the (empty, temporary) folder it is given.
+            valid: Called with an intact entry's folder; ``False`` (or an exception) means
+                its content is unusable (stale) and it is rebuilt like a corrupt one.
+            rebuild: Build anew even when a valid entry exists (still under the lock, so
+                concurrent readers see the old entry or the new one, never a mix).
 
         Raises:
             EncoderError: Another process held the export lock for :data:`LOCK_TIMEOUT_S`.
         """
         path = self.entry_path(key)
-        manifest = self._verified(path, key)
+        manifest = None if rebuild else self._verified(path, key, valid)
         if manifest is not None:
             return CacheEntry(path, False, manifest)
         with self._locked(path):
-            manifest = self._verified(path, key)  # another process may have built it
+            # Another process may have built it while this one waited for the lock.
+            manifest = None if rebuild else self._verified(path, key, valid)
             if manifest is not None:
                 return CacheEntry(path, False, manifest)
             manifest = self._build(path, key, build)
         return CacheEntry(path, True, manifest)
 
+    def peek(
+        self, key: Mapping[str, Any], *, valid: Callable[[Path], bool] | None = None
+    ) -> CacheEntry | None:
+        """The verified entry for ``key`` if there is one; never builds, never locks."""
+        path = self.entry_path(key)
+        manifest = self._verified(path, key, valid)
+        return None if manifest is None else CacheEntry(path, False, manifest)
+
     # -- internals ------------------------------------------------------------------------
-    def _verified(self, path: Path, key: Mapping[str, Any]) -> dict[str, Any] | None:
+    def _verified(
+        self,
+        path: Path,
+        key: Mapping[str, Any],
+        valid: Callable[[Path], bool] | None = None,
+    ) -> dict[str, Any] | None:
         """The manifest when every file matches it, else ``None`` (a bad entry is logged)."""
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
@@ -171,8 +197,10 @@ class ExportCache:
                     raise ValueError(f"{name} does not match its checksum")
             if key_digest(manifest["key"]) != key_digest(key):
                 raise ValueError("the manifest records another key")
+            if valid is not None and not valid(path):
+                raise ValueError("its content is stale")
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            logger.warning("cache entry %s is corrupt (%s): rebuilding it", path, exc)
+            logger.warning("cache entry %s is unusable (%s): it is rebuilt", path, exc)
             return None
         return manifest
 

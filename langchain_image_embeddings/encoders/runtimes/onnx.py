@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from langchain_image_embeddings._optional import require
+from langchain_image_embeddings.encoders.runtimes.cpu import cpu_flags as read_cpu_flags
 
 __all__ = [
     "INT8_FILE",
@@ -72,21 +73,10 @@ def int8_saturates(cpu_flags: frozenset[str] | None = None) -> bool:
     if cpu_flags is None:
         if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
             return False
-        cpu_flags = _cpu_flags()
+        cpu_flags = read_cpu_flags()
         if cpu_flags is None:
             return True
     return not cpu_flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
-
-
-def _cpu_flags() -> frozenset[str] | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return frozenset(line.partition(":")[2].split())
-    except OSError:
-        return None
-    return None
 
 
 def quantize_int8(source: Path, folder: Path, *, reduce_range: bool = False) -> None:
