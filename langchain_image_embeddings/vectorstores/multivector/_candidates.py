@@ -28,7 +28,7 @@ DEFAULT_PATCH_INDEX = "SQfp16"
 
 #: Training points per inverted list (faiss warns below 39) and the most used.
 _TRAIN_PER_LIST = 64
-_TRAIN_MAX = 262_144
+_TRAIN_MAX = 65_536
 #: Rows added to the index per call (bounds the ``float32`` copy of a chunk).
 _ADD_CHUNK = 1 << 18
 
@@ -64,12 +64,19 @@ class PatchIndex:
             )
         except RuntimeError as exc:
             raise StoreError(f"bad patch index {factory!r}: {exc}") from exc
+        self._page_parts: list[np.ndarray] = []
         self._page_of_row = np.zeros(0, dtype=np.int64)
 
     @property
     def rows(self) -> int:
         """Number of patch rows indexed."""
         return int(self._index.ntotal)
+
+    @property
+    def bytes_per_row(self) -> int:
+        """Bytes the index keeps per patch row: its code plus an 8-byte row id (IVF)."""
+        code = int(self._index.sa_code_size())
+        return code + (8 if self._faiss.try_extract_index_ivf(self._index) is not None else 0)
 
     @property
     def needs_training(self) -> bool:
@@ -96,23 +103,42 @@ class PatchIndex:
         for start in range(0, len(rows), _ADD_CHUNK):
             chunk = np.ascontiguousarray(rows[start : start + _ADD_CHUNK], dtype=np.float32)
             self._index.add(chunk)
-        self._page_of_row = np.concatenate(
-            [self._page_of_row, np.asarray(page_of_rows, dtype=np.int64)]
-        )
+        self._page_parts.append(np.asarray(page_of_rows, dtype=np.int64))
 
-    def candidate_pages(self, query: np.ndarray, token_k: int) -> np.ndarray:
+    def candidate_pages(
+        self, query: np.ndarray, token_k: int, max_candidates: int | None = None
+    ) -> np.ndarray:
         """The page slots holding one of each query token's ``token_k`` nearest patches.
 
+        With ``max_candidates``, only that many are kept: the pages with the best
+        *approximate* MaxSim, summed over query tokens from the retrieved patches alone (a
+        token that retrieved none of a page's patches counts its ``token_k``-th similarity,
+        an upper bound of what it would add). Exact MaxSim then scores those few pages, so
+        the cost per query does not grow with the number of candidates found.
+
         Returns:
-            Unique page slots (``int64``), unordered.
+            Unique page slots (``int64``), best approximate score first.
         """
         if not self.rows:
             return np.zeros(0, dtype=np.int64)
         ivf = self._faiss.try_extract_index_ivf(self._index)
         if ivf is not None:
             ivf.nprobe = self.nprobe
-        _, hits = self._index.search(
+        sims, hits = self._index.search(
             np.ascontiguousarray(query, dtype=np.float32), min(token_k, self.rows)
         )
-        hits = hits[hits >= 0]
-        return np.unique(self._page_of_row[hits])
+        if self._page_parts:  # joined once per batch of adds, not once per add
+            self._page_of_row = np.concatenate([self._page_of_row, *self._page_parts])
+            self._page_parts = []
+        found = hits >= 0
+        pages, inverse = np.unique(self._page_of_row[hits[found]], return_inverse=True)
+        if max_candidates is None or len(pages) <= max_candidates:
+            return pages
+        tokens = np.nonzero(found)[0]
+        floor = np.where(found, sims, np.inf).min(axis=1)  # each token's k-th similarity
+        floor = np.where(np.isfinite(floor), floor, 0.0).astype(np.float32)
+        best = np.repeat(floor[:, None], len(pages), axis=1)
+        np.maximum.at(best, (tokens, inverse), sims[found])
+        approx = best.sum(axis=0)
+        keep = np.argpartition(-approx, max_candidates - 1)[:max_candidates]
+        return pages[keep[np.argsort(-approx[keep], kind="stable")]]

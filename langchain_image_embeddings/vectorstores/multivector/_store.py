@@ -86,6 +86,9 @@ class MultiVectorImageStore(VectorStore):
             for millions of patches) or ``None`` for exact search.
         token_k: int
             Patches each query token retrieves in the candidate stage.
+        max_candidates: int | None
+            Pages scored exactly per query: the best by approximate MaxSim from the
+            retrieved patches (``None``: every page found).
         pool_factor: int
             Token pooling factor applied to pages before storage (1: none).
 
@@ -113,6 +116,7 @@ class MultiVectorImageStore(VectorStore):
         patch_index: str | None = DEFAULT_PATCH_INDEX,
         token_k: int = 64,
         nprobe: int = 32,
+        max_candidates: int | None = 512,
         pool_factor: int = 1,
         load_options: ImageLoadOptions | None = None,
     ) -> None:
@@ -123,6 +127,7 @@ class MultiVectorImageStore(VectorStore):
         self.patch_index = patch_index
         self.token_k = token_k
         self.nprobe = nprobe
+        self.max_candidates = max_candidates
         self.pool_factor = pool_factor
         self.load_options = load_options
         self.mutex = threading.RLock()
@@ -446,7 +451,7 @@ class MultiVectorImageStore(VectorStore):
         if self.patch_index is None:
             return sorted(self._slot_of.values())
         index = self._patch_index()
-        found = index.candidate_pages(tokens, self.token_k)
+        found = index.candidate_pages(tokens, self.token_k, self.max_candidates)
         return [int(s) for s in found if self._docs[int(s)] is not None]
 
     def _all_rows(self) -> np.ndarray:
