@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from langchain_core.documents import Document
 from PIL import Image
 
-from langchain_image_embeddings.errors import ModelMismatchError, StoreError
+from langchain_image_embeddings.errors import ImageLoadError, ModelMismatchError, StoreError
 from langchain_image_embeddings.vectorstores import MultiVectorImageStore
 from langchain_image_embeddings.vectorstores.multivector import (
     maxsim,
@@ -121,13 +122,13 @@ def test_filter_by_metadata_and_callable() -> None:
 
 def test_bad_pages_are_refused_naming_the_id() -> None:
     store = filled(clustered_pages(3))
-    with pytest.raises(StoreError, match="'bad'.*dimension 5"):
+    with pytest.raises(StoreError, match=r"'bad'.*dimension 5"):
         store.add_vectors(["bad"], [np.ones((3, 5), np.float32)], [Document(page_content="x")])
-    with pytest.raises(StoreError, match="'nan'.*NaN"):
+    with pytest.raises(StoreError, match=r"'nan'.*NaN"):
         page = np.ones((3, DIM), np.float32)
         page[1, 2] = np.nan
         store.add_vectors(["nan"], [page], [Document(page_content="x")])
-    with pytest.raises(StoreError, match="'zero'.*zero"):
+    with pytest.raises(StoreError, match=r"'zero'.*zero"):
         store.add_vectors(["zero"], [np.zeros((2, DIM), np.float32)], [Document(page_content="x")])
     with pytest.raises(StoreError, match="'empty'"):
         store.add_vectors(["empty"], [np.zeros((0, DIM), np.float32)], [Document(page_content="")])
@@ -186,7 +187,10 @@ def test_a_crash_mid_save_keeps_the_last_save(
     store.close()  # saves again, completely this time
     reopened = MultiVectorImageStore(None, tmp_path / "mv")
     assert sorted(d.id or "" for d in reopened.get_by_ids(["p0", "p1", "p2", "p3"])) == [
-        "p0", "p1", "p2", "p3"
+        "p0",
+        "p1",
+        "p2",
+        "p3",
     ]
 
 
@@ -233,7 +237,11 @@ class ColourEmbedder:
 
     model_id = "test:colours"
     dim = 4
-    COLOURS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
+    COLOURS: ClassVar[dict[str, tuple[float, float, float]]] = {
+        "red": (1.0, 0.0, 0.0),
+        "green": (0.0, 1.0, 0.0),
+        "blue": (0.0, 0.0, 1.0),
+    }
 
     def __init__(self) -> None:
         self.calls = 0
@@ -282,7 +290,7 @@ def test_images_get_content_ids_duplicates_skip_and_failures_report(tmp_path: Pa
 def test_add_texts_is_all_or_nothing(tmp_path: Path) -> None:
     store = MultiVectorImageStore(ColourEmbedder())
     red = page_image(tmp_path / "red.png", (255, 0, 0))
-    with pytest.raises(Exception, match="missing.png"):
+    with pytest.raises(ImageLoadError, match=r"missing\.png"):
         store.add_texts([red, str(tmp_path / "missing.png")])
     assert len(store) == 0
     ids = store.add_texts([red], metadatas=[{"book": "b"}])
