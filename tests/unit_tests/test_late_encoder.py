@@ -189,3 +189,91 @@ def test_colqwen2_classes_are_known() -> None:
     model: Any
     model, processor = late_model_classes("colqwen2")
     assert model.__name__ == "ColQwen2ForRetrieval" and processor.__name__ == "ColQwen2Processor"
+
+
+def save_tiny_colqwen2(folder: Path) -> Path:
+    """A random-weight ColQwen2 (one layer per tower, 56-pixel images, 16-dim vectors) with a
+    word-level tokenizer holding Qwen2-VL's special tokens, saved like a real checkpoint."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        AddedToken,
+        ColQwen2Config,
+        ColQwen2ForRetrieval,
+        ColQwen2Processor,
+        PreTrainedTokenizerFast,
+        Qwen2VLConfig,
+        Qwen2VLImageProcessor,
+    )
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>"]
+    special += ["<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    words = ["<pad>", "<unk>", *special, "user", "Describe", "the", "image", ".", "Query", ":"]
+    vocab = {w: i for i, w in enumerate([*words, "revenue", "chart"])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", unk_token="<unk>", eos_token=special[0]
+    )
+    fast.add_special_tokens(
+        {
+            "additional_special_tokens": [
+                AddedToken(t, special=True, normalized=False) for t in special
+            ]
+        }
+    )
+    images = Qwen2VLImageProcessor(
+        min_pixels=56 * 56, max_pixels=56 * 56, patch_size=14, merge_size=2, temporal_patch_size=2
+    )
+    processor = ColQwen2Processor(image_processor=images, tokenizer=fast)
+    size = len(fast)
+    text = {
+        "vocab_size": size,
+        "hidden_size": 32,
+        "intermediate_size": 37,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "bos_token_id": None,
+        "eos_token_id": vocab["<|endoftext|>"],
+        "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
+    }
+    vision = {
+        "depth": 1,
+        "embed_dim": 32,
+        "hidden_size": 32,
+        "num_heads": 2,
+        "mlp_ratio": 1,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }
+    vlm = Qwen2VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=processor.image_token_id,
+        vision_start_token_id=vocab["<|vision_start|>"],
+        vocab_size=size,
+    )
+    torch.manual_seed(0)
+    ColQwen2ForRetrieval(ColQwen2Config(vlm_config=vlm, embedding_dim=16)).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_a_tiny_colqwen2_loads_and_searches_through_the_same_path(tmp_path: Path) -> None:
+    encoder = LateInteractionEncoder.from_pretrained(save_tiny_colqwen2(tmp_path / "colqwen2"))
+    assert encoder.model_id.startswith("colqwen2:") and encoder.dim == 16
+    pages = encoder.embed_pages([chart_page("revenue", [40, 80]), chart_page("chart", [90])])
+    for page in pages:
+        assert page.shape[1] == 16 and len(page) > 4
+        np.testing.assert_allclose(np.linalg.norm(page, axis=1), 1.0, atol=1e-5)
+    store = MultiVectorImageStore(encoder)
+    paths = []
+    for n, page_image in enumerate([chart_page("revenue", [40, 80]), chart_page("chart", [9])]):
+        page_image.save(tmp_path / f"q{n}.png")
+        paths.append(str(tmp_path / f"q{n}.png"))
+    assert len(store.add_images(paths).added) == 2
+    hits = store.similarity_search("revenue chart", k=2)
+    assert sorted(d.metadata["source"] for d in hits) == sorted(paths)
