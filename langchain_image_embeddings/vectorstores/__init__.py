@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from langchain_image_embeddings.vectorstores.chroma._store import ChromaImageStore
     from langchain_image_embeddings.vectorstores.faiss._store import FAISSImageStore
     from langchain_image_embeddings.vectorstores.milvus._store import MilvusImageStore
+    from langchain_image_embeddings.vectorstores.multivector._store import MultiVectorImageStore
 
 # Lazy: the stores import their backends (FAISS, chromadb, pymilvus) only when used.
 __getattr__, __dir__ = lazy_exports(
@@ -52,6 +53,7 @@ __getattr__, __dir__ = lazy_exports(
         "ChromaImageStore": ".chroma._store",
         "FAISSImageStore": ".faiss._store",
         "MilvusImageStore": ".milvus._store",
+        "MultiVectorImageStore": ".multivector._store",
     },
 )
 
@@ -61,6 +63,7 @@ __all__ = [
     "FAISSImageStore",
     "ImageVectorStore",
     "MilvusImageStore",
+    "MultiVectorImageStore",
     "PendingAdd",
     "StoreSpec",
     "content_id",

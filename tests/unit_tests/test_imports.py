@@ -64,10 +64,12 @@ PUBLIC_IMPORTS: dict[str, list[str]] = {
     "langchain_image_embeddings.documents": ["PDFImageLoader", "PDFOptions"],
     "langchain_image_embeddings.duplicates": ["find_duplicates"],
     "langchain_image_embeddings.encoders.runtimes": ["with_runtime"],
+    "langchain_image_embeddings.encoders.late": ["LateInteractionEncoder"],
     "langchain_image_embeddings.evaluation": ["EvalSetting", "evaluate", "settings_grid"],
     "langchain_image_embeddings.images": ["ImageLoadOptions", "read_image_source"],
     "langchain_image_embeddings.messages": ["image_rag_message"],
     "langchain_image_embeddings.retrievers": ["ImageToImageRetriever", "TextToImageRetriever"],
+    "langchain_image_embeddings.rerankers": ["MaxSimReranker"],
     "langchain_image_embeddings.scale": [
         "EmbedSettings",
         "embed_dataset",
@@ -82,7 +84,13 @@ PUBLIC_IMPORTS: dict[str, list[str]] = {
         "ChromaImageStore",
         "FAISSImageStore",
         "MilvusImageStore",
+        "MultiVectorImageStore",
         "open_store",
+    ],
+    "langchain_image_embeddings.vectorstores.multivector": [
+        "DEFAULT_POOL_FACTOR",
+        "maxsim",
+        "pool_tokens",
     ],
 }
 
