@@ -44,6 +44,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         image_root=args.image_root,
         allowed_hosts=tuple(args.allowed_host) if args.allowed_host else None,
+        allow_delete=args.allow_delete,
     )
     try:
         port = _bindable_port(args.host, args.port)
@@ -139,6 +140,12 @@ def add_serve_parser(sub: Any) -> None:
         default=None,
         help="a Host name to answer for besides loopback ones (a reverse proxy's "
         "images.example.org; '*.example.org' for a domain); repeatable",
+    )
+    serve.add_argument(
+        "--allow-delete",
+        action="store_true",
+        help="let the page remove records from the index (near-duplicates view); "
+        "files on disk are never deleted",
     )
     serve.add_argument(
         "--log-level",

@@ -38,6 +38,8 @@ class ServeSettings:
             ``[::1]``, this machine's name), which stops DNS rebinding; requests on other
             addresses are not checked. A reverse proxy on this machine that forwards its
             own ``Host`` needs its name listed here.
+        allow_delete: Whether the page may remove records from the index (``imgemb serve
+            --allow-delete``); files on disk are never deleted by the server.
 
     Example:
         .. code-block:: python
@@ -56,6 +58,7 @@ class ServeSettings:
     image_root: str | None = None
     title: str | None = None
     allowed_hosts: tuple[str, ...] | None = None
+    allow_delete: bool = False
 
     def __post_init__(self) -> None:
         # Checked at start-up: a max_k of 0 or a missing image_root made every search (or

@@ -196,7 +196,7 @@ def test_oversized_upload(client: TestClient, lite0_store: Any) -> None:
         413,
         "too_large",
     )
-    assert "exceeds" in body["message"]
+    assert "larger than" in body["message"] and "try again" in body["message"]
     # Just over the file cap but within the multipart allowance: refused by the endpoint.
     almost = b"\xff\xd8" + b"\0" * (MAX_UPLOAD + 10)
     _assert_error(
