@@ -166,6 +166,9 @@ class StoreSummary(BaseModel):
     max_upload_pixels: int
     thumbnail_sizes: list[int]
     allow_delete: bool = Field(description="whether the page may remove records from the index")
+    state: str = Field(
+        "ready", description="ready (while imgemb serve loads the model, /api/info says loading)"
+    )
 
 
 class Record(BaseModel):
@@ -298,6 +301,7 @@ def build_app(
         redoc_url=None,
         responses=_ERRORS,
     )
+    app.state.session = session  # for tests and benchmarks (its batcher's batch sizes)
     app.add_middleware(BodyLimit, max_body=settings.max_upload_bytes + _MULTIPART_OVERHEAD)
     app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # outermost: checked first
 
@@ -386,6 +390,7 @@ def _add_info_route(
             "max_upload_pixels": settings.max_upload_pixels,
             "thumbnail_sizes": list(thumbnails.sizes),
             "allow_delete": settings.allow_delete,
+            "state": "ready",
         }
 
     @app.get("/api/metadata", response_model=MetadataKeys)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_image_embeddings.errors import EncoderError, ImageLoadError
 from langchain_image_embeddings.images import open_image_header
 from langchain_image_embeddings.pipeline._steps import REDUCING_GAP, decode_target_size, shrink
+from langchain_image_embeddings.serve.batching import MicroBatcher
 from langchain_image_embeddings.serve.catalog import MetadataCatalog
 from langchain_image_embeddings.serve.filters import equality_filter, filter_value
 from langchain_image_embeddings.vectorstores._records import record_paths
@@ -66,8 +67,8 @@ MAX_ID = 256
 # Threads that decode uploads. A 100 KB PNG of zeros decodes to 40 M pixels (~160 MB as RGB);
 # decoded on the server's 40 worker threads, each thread's malloc arena kept its peak, and 20
 # uploads at once grew the process by 2.7-3.5 GB (two threads: 0.9 GB, 1.8 GB for RGBA). The
-# model runs one query at a time anyway (``StoreSession.lock``), so two decoding threads lose
-# nothing; what they may hold at once is bounded by :class:`DecodeBudget`.
+# decoded images are reduced to the model's size at once and batched for the model
+# (``StoreSession.batcher``); what decodes hold at once is bounded by :class:`DecodeBudget`.
 _DECODE_THREADS = 2
 
 #: Peak bytes per pixel of a decode, by the mode in the header, with the early reduction of
@@ -338,13 +339,17 @@ def _upload_error(exc: ImageLoadError, settings: ServeSettings) -> ApiError:
 
 
 class StoreSession:
-    """The store behind an app, with the lock that serialises model and store calls."""
+    """The store behind an app: the lock that serialises store calls (and text queries),
+    and the micro-batcher that embeds concurrent image queries in one model call."""
 
     def __init__(self, store: ImageVectorStore, settings: ServeSettings) -> None:
         self.store = store
         self.settings = settings
         self.lock = threading.Lock()
         self._decoder = ThreadPoolExecutor(_DECODE_THREADS, thread_name_prefix="imgemb-upload")
+        self.batcher: MicroBatcher[Image.Image, list[float]] = MicroBatcher(
+            self._embed_batch, max_batch=settings.max_batch, max_wait=settings.batch_wait
+        )
         self.upload_budget = DecodeBudget(settings.max_upload_memory)
         self._duplicates: dict[tuple[float, str, int, int], list[DuplicateGroup]] = {}
         self._catalog: MetadataCatalog | None = None
@@ -388,18 +393,21 @@ class StoreSession:
                 "smaller (e.g. as a JPEG) and try again.",
             )
 
-        def search() -> list[tuple[Document, float]]:  # on a decoding thread
-            image = self._decode_upload(data)
-            try:
-                with self.lock:
-                    return self.store.similarity_search_by_image_with_relevance_score(
-                        image, k, filter
-                    )
-            except ValueError as exc:
-                raise ApiError(400, "bad_filter", str(exc)) from exc
-
-        hits = self._decoder.submit(search).result()
+        # decoded on a decoding thread; embedded with the queries that arrive meanwhile (one
+        # model call for the batch); searched under the lock (the store is not thread-safe)
+        image = self._decoder.submit(self._decode_upload, data).result()
+        vector = self.batcher.submit(image)
+        try:
+            with self.lock:
+                hits = self.store.similarity_search_with_score_by_vector(vector, k, filter)
+        except ValueError as exc:
+            raise ApiError(400, "bad_filter", str(exc)) from exc
         return [search_hit(n, d, s) for n, (d, s) in enumerate(hits, start=1)]
+
+    def _embed_batch(self, images: list[Image.Image]) -> list[list[float]]:
+        """One model call for the query images of a batch (:class:`MicroBatcher`)."""
+        rows = self.store.image_embeddings.embed_images_array(images)
+        return [[float(x) for x in row] for row in rows]
 
     def _decode_upload(self, data: bytes) -> Image.Image:
         """The upload as a small RGB image, decoded within :attr:`upload_budget`.

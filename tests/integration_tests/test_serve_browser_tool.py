@@ -508,3 +508,23 @@ def test_axe_finds_no_serious_or_critical_problems(
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_a_pdf_page_card_says_which_page_of_which_file(
+    page: Any, lite0_embeddings: Any, photos_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    from langchain_core.documents import Document
+
+    from langchain_image_embeddings.serve import create_app
+    from langchain_image_embeddings.vectorstores import FAISSImageStore
+
+    store = FAISSImageStore(lite0_embeddings, tmp_path / "index")
+    image = str(photos_dir / "coffee.jpg")  # stands in for the rendered page (a thumbnail)
+    meta = {"source": image, "document": "/docs/report.pdf", "page": 3, "kind": "page"}
+    vector = np.ones((1, 1280), np.float32)
+    store.upsert_vectors(["p3"], vector, [Document(page_content=image, metadata=meta)])
+    with live_server(create_app(store)) as url:
+        open_page(page, f"{url}?browse=recent")
+        wait_results(page, 1)
+        assert page.locator("#results .source").text_content() == "page 3 of report.pdf"

@@ -122,15 +122,17 @@ def test_a_large_rgba_upload_is_decoded_reduced(
 ) -> None:
     session = StoreSession(clip_store, ServeSettings())
     seen: list[tuple[int, int]] = []
-    real_search = clip_store.similarity_search_by_image_with_relevance_score
+    kind = type(clip_store.image_embeddings)
+    real_embed = kind.embed_images_array
 
-    def recording_search(image: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(image.size)
-        return real_search(image, *args, **kwargs)
+    def recording_embed(self: Any, images: Any, *args: Any, **kwargs: Any) -> Any:
+        images = list(images)
+        seen.extend(image.size for image in images)
+        return real_embed(self, images, *args, **kwargs)
 
-    monkeypatch.setattr(
-        clip_store, "similarity_search_by_image_with_relevance_score", recording_search
-    )
+    # the micro-batcher embeds the decoded uploads through embed_images_array (a pydantic
+    # model: patched on the class)
+    monkeypatch.setattr(kind, "embed_images_array", recording_embed)
     hits = session.image(_png("RGBA", (4000, 3000)), 3, None)
     assert len(hits) == 3
     # the tiny CLIP takes 32 px: a decode covering 2x that, reduced by an integer factor

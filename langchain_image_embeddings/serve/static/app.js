@@ -109,13 +109,14 @@ function readableValue(key, value) {
 }
 
 function describeSource(hit) {
+  // PDF pages (metadata "page", 1-based, of a ".pdf" source or "document") read as such.
   const meta = hit.metadata || {};
-  const name = basename(hit.source);
-  const page = meta.page;
-  if (page !== undefined && page !== null && /\.pdf$/i.test(String(hit.source).split("#")[0])) {
-    return `page ${Number(page) + (meta.page_base === 0 ? 1 : 0)} of ${basename(String(hit.source).split("#")[0])}`;
+  const file = String(meta.document || hit.source).split("#")[0];
+  if (meta.page !== undefined && meta.page !== null && /\.pdf$/i.test(file)) {
+    const where = `page ${meta.page} of ${basename(file)}`;
+    return meta.kind === "figure" ? `a figure on ${where}` : where;
   }
-  return name;
+  return basename(hit.source);
 }
 
 function facts(meta) {
@@ -763,7 +764,6 @@ function showSummary(info) {
   $("#no-text").hidden = info.supports_text;
   $("#empty-store").hidden = info.count !== 0;
   $("#empty-command").textContent = `imgemb index PHOTOS --store ${info.store}`;
-  $("#loading-note").hidden = info.state !== "loading";
 }
 
 async function loadFilterHelp() {
@@ -911,11 +911,20 @@ function wire() {
   });
 }
 
+/** The store's summary; while the server still loads the model, say so and ask again. */
 async function loadInfo() {
-  S.info = await api("api/info");
-  showSummary(S.info);
-  if (S.info.state === "loading") {
-    setTimeout(() => loadInfo().catch(() => undefined), 1000);
+  for (;;) {
+    const info = await api("api/info");
+    if (info.state === "loading") {
+      $("#loading-note").hidden = false;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      continue;
+    }
+    if (info.state === "failed") throw new Error(`the server could not load the store: ${info.message}`);
+    $("#loading-note").hidden = true;
+    S.info = info;
+    showSummary(info);
+    return;
   }
 }
 
