@@ -123,16 +123,15 @@ def test_a_large_rgba_upload_is_decoded_reduced(
     session = StoreSession(clip_store, ServeSettings())
     seen: list[tuple[int, int]] = []
     kind = type(clip_store.image_embeddings)
-    real_embed = kind.embed_images_array
+    real_preprocess = kind.preprocess
 
-    def recording_embed(self: Any, images: Any, *args: Any, **kwargs: Any) -> Any:
-        images = list(images)
-        seen.extend(image.size for image in images)
-        return real_embed(self, images, *args, **kwargs)
+    def recording_preprocess(self: Any, image: Any) -> Any:
+        seen.append(image.size)
+        return real_preprocess(self, image)
 
-    # the micro-batcher embeds the decoded uploads through embed_images_array (a pydantic
-    # model: patched on the class)
-    monkeypatch.setattr(kind, "embed_images_array", recording_embed)
+    # the micro-batcher preprocesses the decoded uploads (a pydantic model: patched on the
+    # class)
+    monkeypatch.setattr(kind, "preprocess", recording_preprocess)
     hits = session.image(_png("RGBA", (4000, 3000)), 3, None)
     assert len(hits) == 3
     # the tiny CLIP takes 32 px: a decode covering 2x that, reduced by an integer factor
