@@ -3,7 +3,8 @@ Playwright): a text query (tiny CLIP), an upload (Lite0), "more like this", the
 near-duplicates view; assertions on what the page shows. The servers run with uvicorn on
 127.0.0.1 (free ports); ``imgemb serve`` itself runs once as a subprocess, stopped by PID.
 
-With ``IMGEMB_WRITE_SCREENSHOT=1`` the upload test writes ``docs/serve.png``.
+With ``IMGEMB_WRITE_SCREENSHOT=1`` the upload test writes ``docs/serve.png`` and
+``docs/serve-duplicates.png``.
 """
 
 from __future__ import annotations
@@ -140,6 +141,12 @@ def test_upload_more_like_this_and_duplicates(
     page.click("#dup-button")
     page.wait_for_function("() => document.querySelectorAll('#groups .group').length === 8")
     assert page.locator("#dup-status").text_content().startswith("8 groups")
+    if os.environ.get("IMGEMB_WRITE_SCREENSHOT") == "1":
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#groups .group:first-child img')].every("
+            "img => img.complete && img.naturalWidth > 0)"
+        )
+        page.screenshot(path=str(DOCS / "serve-duplicates.png"), full_page=False)
     for i in range(8):
         box = page.locator("#groups .group").nth(i)
         box.scroll_into_view_if_needed()

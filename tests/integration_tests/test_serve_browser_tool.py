@@ -6,8 +6,8 @@ workflow (paging, keeper, export, removal behind the write flag), result cards (
 original, export, browse) and an axe-core scan. One browser and two servers per module;
 stores of 8-40 images.
 
-With ``IMGEMB_WRITE_SCREENSHOT=1`` the phone and duplicates tests write ``docs/serve-phone.png``
-and ``docs/serve-duplicates.png``.
+With ``IMGEMB_WRITE_SCREENSHOT=1`` the phone test writes ``docs/serve-phone.png`` (and
+``test_serve_browser.py`` ``docs/serve.png`` and ``docs/serve-duplicates.png``).
 """
 
 from __future__ import annotations
@@ -297,6 +297,7 @@ def test_phone_layout_two_columns_big_tap_targets_no_horizontal_scroll(
         current = page.eval_on_selector("#results .result img", "img => img.currentSrc")
         assert "size=512" in current, current
         if os.environ.get("IMGEMB_WRITE_SCREENSHOT") == "1":
+            page.evaluate("document.querySelector('#status').scrollIntoView()")
             page.screenshot(path=str(DOCS / "serve-phone.png"), full_page=False)
     finally:
         context.close()
@@ -359,8 +360,6 @@ def test_duplicates_paging_keeper_and_export(
             assert not keeper.locator("input.remove").is_checked()
             other = box.locator(".result", has_not=page.locator(".keeper"))
             assert other.locator("input.remove").is_checked()
-        if os.environ.get("IMGEMB_WRITE_SCREENSHOT") == "1":
-            page.screenshot(path=str(DOCS / "serve-duplicates.png"), full_page=False)
         page.click("#dup-next")
         page.wait_for_function("() => document.querySelectorAll('#groups .group').length === 2")
         assert _query(page)["page"] == ["2"]
