@@ -108,7 +108,7 @@ def _runtime_line(runtime: dict[str, Any]) -> str:
 
 
 def _cmd_duplicates(args: argparse.Namespace) -> int:
-    from langchain_image_embeddings.duplicates import find_duplicates
+    from langchain_image_embeddings.duplicates import find_duplicates, removal_plan
     from langchain_image_embeddings.vectorstores import open_store
 
     if not 0.0 < args.threshold <= 1.0:
@@ -117,16 +117,25 @@ def _cmd_duplicates(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if args.max_group_size < 2:
+        print(f"error: --max-group-size must be at least 2, got {args.max_group_size}")
+        return EXIT_USAGE
     store = open_store(args.store, create=False)
-    groups = find_duplicates(store, args.threshold)
+    groups = find_duplicates(
+        store, args.threshold, method=args.method, max_group_size=args.max_group_size
+    )
     count = len(store)
     if args.json:
-        report = {
+        report: dict[str, Any] = {
             "store": args.store,
             "threshold": args.threshold,
+            "method": args.method,
             "count": count,
             "groups": [g.to_dict() for g in groups],
         }
+        if args.keep:
+            report["keep"] = args.keep
+            report["remove"] = removal_plan(groups)
         print(json.dumps(report, indent=2))
         return EXIT_OK
     print(
@@ -135,8 +144,10 @@ def _cmd_duplicates(args: argparse.Namespace) -> int:
     )
     for n, group in enumerate(groups, start=1):
         print(f"group {n}: {len(group)} images, scores {group.min_score:.4f}-{group.max_score:.4f}")
+        keeper = group.keeper.id
         for member in group.members:
-            print(f"  {member.score:.4f}  {member.source}")
+            mark = ("keep  " if member.id == keeper else "remove") if args.keep else ""
+            print(f"  {mark}{' ' if mark else ''}{member.score:.4f}  {member.source}")
             for other in member.sources:
                 if other != member.source:
                     print(f"          {other}  (same bytes)")
@@ -188,6 +199,28 @@ def add_query_parsers(sub: Any) -> None:
         metavar="T",
         help="relevance score in (0, 1] at or above which two images are near-duplicates "
         "(default: 0.9; crops, flips and re-encodes of one photo score above it)",
+    )
+    duplicates.add_argument(
+        "--method",
+        choices=["centroid", "complete", "single"],
+        default="centroid",
+        help="centroid (default): every image of a group is near the group's mean; "
+        "complete: every two images of a group are near-duplicates (strictest); "
+        "single: any chain of near-duplicates joins (largest groups)",
+    )
+    duplicates.add_argument(
+        "--max-group-size",
+        type=int,
+        default=50,
+        metavar="N",
+        help="most images in one group (centroid, complete; default: 50)",
+    )
+    duplicates.add_argument(
+        "--keep",
+        choices=["largest"],
+        default=None,
+        help="suggest one image to keep per group (largest: most pixels, then the largest "
+        "file) and list the others to remove (with --json: a 'remove' list); nothing is deleted",
     )
     duplicates.add_argument("--json", action="store_true", help="print the groups as JSON")
     duplicates.set_defaults(func=_cmd_duplicates)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+import threading
 from typing import Any
 
 from langchain_image_embeddings.cli.common import (
@@ -24,11 +25,9 @@ __all__ = ["add_serve_parser"]
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from langchain_image_embeddings.embeddings import ImageEmbeddings
     from langchain_image_embeddings.errors import MissingDependencyError as _Missing
-    from langchain_image_embeddings.serve.app import create_app
+    from langchain_image_embeddings.serve.loading import LoadingApp
     from langchain_image_embeddings.serve.settings import ServeSettings
-    from langchain_image_embeddings.vectorstores import open_store, store_info
 
     if not 0 <= args.port <= 65535:
         print(f"error: --port must be in 0-65535, got {args.port}", file=sys.stderr)
@@ -44,6 +43,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         image_root=args.image_root,
         allowed_hosts=tuple(args.allowed_host) if args.allowed_host else None,
+        allow_delete=args.allow_delete,
+        max_batch=args.max_batch,
     )
     try:
         port = _bindable_port(args.host, args.port)
@@ -58,15 +59,42 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    model = args.model or store_model(args.store)
-    embeddings = ImageEmbeddings(model, model_kwargs=model_kwargs(args), device=args.device)
-    store = open_store(args.store, embeddings, create=False)
-    app = create_app(store, settings, info=store_info(args.store))
-    _announce(args, port, f"{len(store)} images, {store.image_embeddings.model_id}")
+    spec = args.store
+
+    def load() -> Any:  # on a thread, while the server already answers ("loading")
+        # the imports too: langchain-core and torch take seconds before anything could listen
+        from PIL import Image
+
+        from langchain_image_embeddings.embeddings import ImageEmbeddings
+        from langchain_image_embeddings.serve.app import create_app
+        from langchain_image_embeddings.vectorstores import open_store, store_info
+
+        model = args.model or store_model(spec)  # a missing store: exit 5 once stopped
+        embeddings = ImageEmbeddings(model, model_kwargs=model_kwargs(args), device=args.device)
+        store = open_store(spec, embeddings, create=False)
+        app = create_app(store, settings, info=store_info(spec))
+        embeddings.embed_images([Image.new("RGB", (64, 64))])  # load the weights now
+        print(f"ready: {len(store)} images, {embeddings.model_id}", flush=True)
+        return app
+
+    app = LoadingApp(load, settings, title=f"{spec} · {args.model or 'the store model'}")
+    _announce(args, port, "the model loads in the background")
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=args.host, port=port, log_level=args.log_level, lifespan="off")
+    )
+
+    def stop_if_failed() -> None:  # a store that cannot be served: say why and stop
+        app.ready.wait()
+        if app.error:
+            server.should_exit = True
+
+    threading.Thread(target=stop_if_failed, daemon=True).start()
     try:
-        uvicorn.run(app, host=args.host, port=port, log_level=args.log_level)
+        server.run()
     except SystemExit as exc:  # uvicorn exits 3 when it cannot start: not our "model" code
         return EXIT_OK if exc.code in (None, 0) else EXIT_ERROR
+    if app.exception is not None:
+        raise app.exception  # main() gives it its exit code (a store error: 5, a model: 3)
     return EXIT_OK
 
 
@@ -139,6 +167,19 @@ def add_serve_parser(sub: Any) -> None:
         default=None,
         help="a Host name to answer for besides loopback ones (a reverse proxy's "
         "images.example.org; '*.example.org' for a domain); repeatable",
+    )
+    serve.add_argument(
+        "--allow-delete",
+        action="store_true",
+        help="let the page remove records from the index (near-duplicates view); "
+        "files on disk are never deleted",
+    )
+    serve.add_argument(
+        "--max-batch",
+        type=int,
+        default=16,
+        metavar="N",
+        help="most image queries embedded in one model call (micro-batching; 1: none; default: 16)",
     )
     serve.add_argument(
         "--log-level",

@@ -102,6 +102,7 @@ class BodyLimit:
             send,
             413,
             "too_large",
-            f"the request body exceeds {self.max_body} bytes; upload a smaller image",
+            "This file is larger than this server accepts. Save it smaller (e.g. as a JPEG) "
+            "and try again.",
             close=True,
         )

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from langchain_image_embeddings._version import __version__
-from langchain_image_embeddings.duplicates import DEFAULT_THRESHOLD
+from langchain_image_embeddings.duplicates import DEFAULT_MAX_GROUP_SIZE, DEFAULT_THRESHOLD
 from langchain_image_embeddings.serve.asgi import BodyLimit
 from langchain_image_embeddings.serve.hosts import HostCheck
 from langchain_image_embeddings.serve.session import (
@@ -38,11 +38,15 @@ from langchain_image_embeddings.serve.session import (
     ApiError,
     StoreSession,
     describe_store,
+    friendly_size,
     json_safe,
-    parse_filters,
     search_hit,
 )
-from langchain_image_embeddings.serve.thumbnails import ThumbnailCache, ThumbnailError
+from langchain_image_embeddings.serve.thumbnails import (
+    ThumbnailCache,
+    ThumbnailError,
+    is_local_source,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -53,12 +57,17 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_K",
     "DEFAULT_THUMBNAIL_SIZE",
+    "BrowseResults",
     "DuplicateGroupModel",
     "DuplicateMemberModel",
     "Duplicates",
     "ErrorBody",
     "Hit",
+    "MetadataKey",
+    "MetadataKeys",
     "Record",
+    "RemoveRequest",
+    "Removed",
     "SearchResults",
     "StoreSummary",
     "build_app",
@@ -99,6 +108,47 @@ class SearchResults(BaseModel):
     results: list[Hit]
 
 
+class BrowseResults(BaseModel):
+    """A page of the store without a query (``recent`` or ``random`` order)."""
+
+    query: dict[str, Any]
+    k: int
+    offset: int
+    total: int = Field(description="records that match the filters")
+    count: int
+    results: list[Hit]
+
+
+class MetadataKey(BaseModel):
+    """One metadata key of the store."""
+
+    key: str
+    count: int = Field(description="records that hold it")
+    distinct: int = Field(description="different values")
+    kind: str = Field(description="number or text")
+    samples: list[Any] = Field(description="frequent values (none for paths and hashes)")
+
+
+class MetadataKeys(BaseModel):
+    """The metadata keys a filter may name."""
+
+    count: int
+    keys: list[MetadataKey]
+
+
+class RemoveRequest(BaseModel):
+    """Records to remove from the index (their files stay on disk)."""
+
+    ids: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class Removed(BaseModel):
+    """What was removed from the index."""
+
+    removed: list[str]
+    count: int = Field(description="records left in the store")
+
+
 class StoreSummary(BaseModel):
     """What the served store holds."""
 
@@ -115,6 +165,10 @@ class StoreSummary(BaseModel):
     max_upload_bytes: int
     max_upload_pixels: int
     thumbnail_sizes: list[int]
+    allow_delete: bool = Field(description="whether the page may remove records from the index")
+    state: str = Field(
+        "ready", description="ready (while imgemb serve loads the model, /api/info says loading)"
+    )
 
 
 class Record(BaseModel):
@@ -141,6 +195,7 @@ class DuplicateGroupModel(BaseModel):
     """Records whose images are near-duplicates of each other."""
 
     size: int = Field(description="records in the group")
+    keeper: str = Field(description="suggested record to keep: most pixels, then largest file")
     images: int = Field(description="paths in the group (identical files count each)")
     min_score: float
     max_score: float
@@ -151,8 +206,11 @@ class Duplicates(BaseModel):
     """Near-duplicate groups, largest first."""
 
     threshold: float
+    method: str
+    max_group_size: int
     count: int = Field(description="records in the store")
     total_groups: int
+    offset: int
     groups: list[DuplicateGroupModel]
 
 
@@ -188,6 +246,14 @@ IdParam = Annotated[
         json_schema_extra={"minLength": 1, "maxLength": MAX_ID, "pattern": r"^[^\x00-\x1f]*$"},
     ),
 ]
+# Only image types a browser shows inline; anything else is sent as bytes to download.
+_ORIGINAL_TYPES = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+}
 #: ``k`` when a search does not say (at most the app's ``max_k``).
 DEFAULT_K = 12
 #: Thumbnail size when a request does not say (the nearest of the app's sizes).
@@ -235,6 +301,7 @@ def build_app(
         redoc_url=None,
         responses=_ERRORS,
     )
+    app.state.session = session  # for tests and benchmarks (its batcher's batch sizes)
     app.add_middleware(BodyLimit, max_body=settings.max_upload_bytes + _MULTIPART_OVERHEAD)
     app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # outermost: checked first
 
@@ -242,6 +309,7 @@ def build_app(
     _add_page(app, title)
     _add_info_route(app, session, settings, thumbnails, described, title)
     _add_search_routes(app, session, settings)
+    _add_browse_route(app, session, settings)
     _add_record_routes(app, session, thumbnails)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
     return app
@@ -272,8 +340,8 @@ def _install_error_handlers(app: FastAPI, settings: ServeSettings) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 413:
             message = (
-                f"the request body exceeds {settings.max_upload_bytes + _MULTIPART_OVERHEAD} "
-                "bytes; upload a smaller image"
+                f"This file is larger than the {friendly_size(settings.max_upload_bytes)} this "
+                "server accepts. Save it smaller (e.g. as a JPEG) and try again."
             )
             return _error(413, "too_large", message)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
@@ -321,7 +389,15 @@ def _add_info_route(
             "max_upload_bytes": settings.max_upload_bytes,
             "max_upload_pixels": settings.max_upload_pixels,
             "thumbnail_sizes": list(thumbnails.sizes),
+            "allow_delete": settings.allow_delete,
+            "state": "ready",
         }
+
+    @app.get("/api/metadata", response_model=MetadataKeys)
+    def api_metadata() -> dict[str, Any]:
+        """The metadata keys of the store with frequent values (for filters)."""
+        catalog = session.catalog()
+        return json_safe({"count": catalog.size, "keys": catalog.keys()})  # type: ignore[no-any-return]
 
 
 def _add_search_routes(app: FastAPI, session: StoreSession, settings: ServeSettings) -> None:
@@ -336,7 +412,7 @@ def _add_search_routes(app: FastAPI, session: StoreSession, settings: ServeSetti
         filter: FilterParam = None,
     ) -> dict[str, Any]:
         """Text-to-image search (CLIP models; image-only models answer 400 no_text_tower)."""
-        results = session.text(q, k, parse_filters(filter))
+        results = session.text(q, k, session.filters(filter))
         return {
             "query": {"text": q, "filter": filter or []},
             "k": k,
@@ -357,7 +433,7 @@ def _add_search_routes(app: FastAPI, session: StoreSession, settings: ServeSetti
                 400, "bad_filename", "the upload's file name must be a plain name, not a path"
             )
         session.check_k(k)
-        filters = parse_filters(filter)
+        filters = session.filters(filter)
         data = file.file.read(settings.max_upload_bytes + 1)
         results = session.image(data, k, filters)
         return {
@@ -374,10 +450,37 @@ def _add_search_routes(app: FastAPI, session: StoreSession, settings: ServeSetti
         filter: FilterParam = None,
     ) -> dict[str, Any]:
         """ "More like this": the records nearest to a stored record (itself left out)."""
-        results = session.similar(record_id, k, parse_filters(filter))
+        results = session.similar(record_id, k, session.filters(filter))
         return {
             "query": {"id": record_id, "filter": filter or []},
             "k": k,
+            "count": len(results),
+            "results": results,
+        }
+
+
+def _add_browse_route(app: FastAPI, session: StoreSession, settings: ServeSettings) -> None:
+    """The store without a query: newest first or shuffled (an image-only store can be
+    explored without an outside image)."""
+    default_k = min(DEFAULT_K, settings.max_k)
+
+    @app.get("/api/browse", response_model=BrowseResults)
+    def browse(
+        order: Annotated[
+            str, Query(pattern="^(random|recent)$", description="random or recent")
+        ] = "random",
+        seed: Annotated[int, Query(ge=0, le=2**31, description="the shuffle (random)")] = 0,
+        k: int = Query(default_k, ge=1, le=settings.max_k, description="records per page"),
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+        filter: FilterParam = None,
+    ) -> dict[str, Any]:
+        """A page of records: ``recent`` (newest file first) or ``random`` (by ``seed``)."""
+        total, results = session.browse(order, seed, k, offset, filter)
+        return {
+            "query": {"browse": order, "seed": seed, "filter": filter or []},
+            "k": k,
+            "offset": offset,
+            "total": total,
             "count": len(results),
             "results": results,
         }
@@ -429,6 +532,35 @@ def _add_record_routes(app: FastAPI, session: StoreSession, thumbnails: Thumbnai
             headers={"Cache-Control": "private, max-age=86400"},
         )
 
+    @app.get(
+        "/api/originals/{record_id:path}",
+        responses={200: {"content": {"image/*": {}}, "description": "the stored image file"}},
+        response_class=Response,
+    )
+    def original(record_id: IdParam) -> Response:
+        """The stored image file of a record, as it is on disk (local sources only, read by
+        the safe loader within the store's limits and ``image_root``; never fetched)."""
+        from langchain_image_embeddings.errors import ImageLoadError
+        from langchain_image_embeddings.images import read_image_source
+
+        doc = session.document(record_id)
+        source = str(doc.metadata.get("source", doc.page_content))
+        if not is_local_source(source) or source.startswith("data:"):
+            raise ApiError(404, "remote_source", "this record's image is not a local file")
+        try:
+            image = thumbnails.pool.submit(read_image_source, source, thumbnails.options).result()
+        except ImageLoadError as exc:
+            raise ApiError(
+                404, "unreadable_source", f"the stored image cannot be read: {exc.reason}"
+            ) from exc
+        kind = str(image.metadata.get("format") or "").lower()
+        media = _ORIGINAL_TYPES.get(kind, "application/octet-stream")
+        return Response(
+            image.data,
+            media_type=media,
+            headers={"Cache-Control": "private, max-age=3600", "Content-Disposition": "inline"},
+        )
+
     @app.get("/api/duplicates", response_model=Duplicates)
     def duplicates(
         threshold: Annotated[
@@ -436,12 +568,34 @@ def _add_record_routes(app: FastAPI, session: StoreSession, thumbnails: Thumbnai
             Query(gt=0.5, le=1.0, description="relevance at or above which images are linked"),
         ] = DEFAULT_THRESHOLD,
         limit: Annotated[int, Query(ge=1, le=1000, description="groups returned")] = 100,
+        offset: Annotated[int, Query(ge=0, le=10**9, description="groups skipped")] = 0,
+        method: Annotated[
+            str,
+            Query(
+                pattern="^(centroid|complete|single)$",
+                description="centroid: near the group's mean; complete: every pair; "
+                "single: any chain",
+            ),
+        ] = "centroid",
+        max_group_size: Annotated[
+            int, Query(ge=2, le=1000, description="most members of a group")
+        ] = DEFAULT_MAX_GROUP_SIZE,
     ) -> dict[str, Any]:
-        """Groups of near-duplicate images (largest first)."""
-        groups = session.duplicates(threshold)
+        """Groups of near-duplicate images (largest first), a page at a time."""
+        groups = session.duplicates(threshold, method, max_group_size)
         return {
             "threshold": threshold,
+            "method": method,
+            "max_group_size": max_group_size,
             "count": len(store),
             "total_groups": len(groups),
-            "groups": [json_safe(g.to_dict()) for g in groups[:limit]],
+            "offset": offset,
+            "groups": [json_safe(g.to_dict()) for g in groups[offset : offset + limit]],
         }
+
+    @app.post("/api/records/remove", response_model=Removed, responses={403: {"model": ErrorBody}})
+    def remove(request: RemoveRequest) -> dict[str, Any]:
+        """Remove records from the index (servers started with ``--allow-delete`` only;
+        files on disk are never deleted)."""
+        removed = session.remove(request.ids)
+        return {"removed": removed, "count": len(store)}

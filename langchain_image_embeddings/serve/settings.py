@@ -38,6 +38,11 @@ class ServeSettings:
             ``[::1]``, this machine's name), which stops DNS rebinding; requests on other
             addresses are not checked. A reverse proxy on this machine that forwards its
             own ``Host`` needs its name listed here.
+        allow_delete: Whether the page may remove records from the index (``imgemb serve
+            --allow-delete``); files on disk are never deleted by the server.
+        max_batch: Most image queries embedded in one model call (dynamic micro-batching;
+            ``1``: one call per query).
+        batch_wait: Seconds the first query of a batch waits for others (5 ms).
 
     Example:
         .. code-block:: python
@@ -56,11 +61,22 @@ class ServeSettings:
     image_root: str | None = None
     title: str | None = None
     allowed_hosts: tuple[str, ...] | None = None
+    allow_delete: bool = False
+    max_batch: int = 16
+    batch_wait: float = 0.005
 
     def __post_init__(self) -> None:
         # Checked at start-up: a max_k of 0 or a missing image_root made every search (or
         # every thumbnail) fail later, one request at a time, with a server that looked fine.
-        for name in ("max_k", "max_upload_bytes", "max_upload_pixels", "max_upload_memory"):
+        if not 0 <= self.batch_wait <= 1:
+            raise ValueError(f"batch_wait must be 0 to 1 seconds, got {self.batch_wait}")
+        for name in (
+            "max_k",
+            "max_upload_bytes",
+            "max_upload_pixels",
+            "max_upload_memory",
+            "max_batch",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.thumbnail_sizes or min(self.thumbnail_sizes) < 1:

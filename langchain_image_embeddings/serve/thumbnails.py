@@ -70,7 +70,7 @@ class ThumbnailCache:
         # Thumbnails are made on ``workers`` threads, not on the server's 40: a 36 M pixel PNG
         # decodes to ~150 MB and each thread's malloc arena keeps its peak (20 misses at once
         # grew the server by 2.4 GB).
-        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="imgemb-thumbnail")
+        self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="imgemb-thumbnail")
         self.options = dataclasses.replace(
             options, allow_remote=False, root=root if root is not None else options.root
         )
@@ -99,7 +99,7 @@ class ThumbnailCache:
             if cached is not None:
                 self._items.move_to_end(key)
                 return cached
-        data = self._pool.submit(self._make, source, size).result()
+        data = self.pool.submit(self._make, source, size).result()
         with self._lock:
             self._items[key] = data
             self._items.move_to_end(key)

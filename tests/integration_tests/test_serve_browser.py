@@ -3,7 +3,8 @@ Playwright): a text query (tiny CLIP), an upload (Lite0), "more like this", the
 near-duplicates view; assertions on what the page shows. The servers run with uvicorn on
 127.0.0.1 (free ports); ``imgemb serve`` itself runs once as a subprocess, stopped by PID.
 
-With ``IMGEMB_WRITE_SCREENSHOT=1`` the upload test writes ``docs/serve.png``.
+With ``IMGEMB_WRITE_SCREENSHOT=1`` the upload test writes ``docs/serve.png`` and
+``docs/serve-duplicates.png``.
 """
 
 from __future__ import annotations
@@ -21,42 +22,19 @@ from typing import Any
 
 import pytest
 
-from tests.serve_helpers import free_port, live_server, photo_store
+from tests.serve_helpers import (
+    DOCS,
+    cards,
+    desktop_page,
+    free_port,
+    launch_browser,
+    live_server,
+    open_page,
+    photo_store,
+    wait_results,
+)
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI installs it: see .ci/run)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install playwright)")
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -79,62 +57,11 @@ def clip_url(tiny_clip_embeddings: Any, photos_dir: Path, tmp_path_factory: Any)
         yield url
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    outside: list[str] = []
-    page.on(
-        "request",
-        lambda r: (
-            outside.append(r.url)
-            if not r.url.startswith(("http://127.0.0.1:", "data:", "blob:"))
-            else None
-        ),
-    )
-    # A 404 in the console of every page load (the browser's own /favicon.ico request, which
-    # no "response" event shows) reads as a broken page to whoever opens the console.
-    missing: list[str] = []
-    page.on("console", lambda m: missing.append(m.text) if " 404 " in m.text else None)
-    yield page
-    context.close()
-    assert not errors, errors
-    assert not missing, f"the page asked for something the app does not serve: {missing}"
-    assert not outside, f"the page asked for something outside the app: {outside}"
-
-
-def _open(page: Any, url: str) -> None:
-    page.goto(url)
-    page.wait_for_selector("body[data-ready=true]")
-
-
-def _results(page: Any, expected: int) -> list[dict[str, Any]]:
-    """The cards of the results grid, once ``expected`` are shown and every thumbnail loaded."""
-    page.wait_for_function(
-        "n => document.querySelectorAll('#results .result').length === n", arg=expected
-    )
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#results .result img')].every("
-        "img => img.complete && img.naturalWidth > 0)"
-    )
-    return _cards(page, "#results")
-
-
-def _cards(page: Any, root: str) -> list[dict[str, Any]]:
-    return list(
-        page.eval_on_selector_all(
-            f"{root} .result",
-            """cards => cards.map(c => ({
-                id: c.dataset.id,
-                score: Number(c.querySelector('.score').textContent),
-                source: c.querySelector('.source').textContent,
-                width: c.querySelector('img').naturalWidth,
-                missing: c.querySelector('img').classList.contains('missing'),
-            }))""",
-        )
-    )
+browser = pytest.fixture(scope="module", name="browser")(launch_browser)
+page = pytest.fixture(name="page")(desktop_page)
+_open = open_page
+_results = wait_results
+_cards = cards
 
 
 def _api(url: str) -> Any:
@@ -208,16 +135,28 @@ def test_upload_more_like_this_and_duplicates(
     family = target["source"].split("-")[0].split(".")[0]
     assert [c["source"].split("-")[0].split(".")[0] for c in similar[:4]] == [family] * 4
 
-    # The near-duplicates view: 8 photos, each with its 4 copies.
+    # The near-duplicates view: 8 photos, each with its 4 copies; a group shows 4 members
+    # (thumbnails loaded lazily) until "Show all" is pressed.
     page.click("#tab-duplicates")
     page.click("#dup-button")
     page.wait_for_function("() => document.querySelectorAll('#groups .group').length === 8")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#groups img')].every("
-        "img => img.complete && img.naturalWidth > 0)"
-    )
     assert page.locator("#dup-status").text_content().startswith("8 groups")
+    if os.environ.get("IMGEMB_WRITE_SCREENSHOT") == "1":
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#groups .group:first-child img')].every("
+            "img => img.complete && img.naturalWidth > 0)"
+        )
+        page.screenshot(path=str(DOCS / "serve-duplicates.png"), full_page=False)
     for i in range(8):
+        box = page.locator("#groups .group").nth(i)
+        box.scroll_into_view_if_needed()
+        assert box.locator(".result").count() == 4
+        box.locator("button.expand").click()
+        page.wait_for_function(
+            "i => [...document.querySelectorAll('#groups .group')[i].querySelectorAll('img')]"
+            ".every(img => img.complete && img.naturalWidth > 0)",
+            arg=i,
+        )
         group = _cards(page, f"#groups .group:nth-child({i + 1})")
         assert len(group) == 5 and all(c["width"] > 0 and not c["missing"] for c in group)
         assert len({c["source"].split("-")[0].split(".")[0] for c in group}) == 1
@@ -333,6 +272,9 @@ def test_imgemb_serve_command_binds_loopback(
                 pytest.fail(f"imgemb serve exited with {proc.returncode}: {out[-2000:]}")
             try:
                 info = _api(f"http://127.0.0.1:{port}/api/info")
+                if info.get("state") == "loading":  # it answers while the model loads
+                    info = None
+                    time.sleep(0.3)
             except OSError:
                 if time.monotonic() > deadline:
                     pytest.fail("imgemb serve did not answer within 90 s")

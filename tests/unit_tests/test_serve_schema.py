@@ -40,6 +40,10 @@ OPERATIONS = [
     ("GET", "/api/records/{record_id}"),
     ("GET", "/api/thumbnails/{record_id}"),
     ("GET", "/api/duplicates"),
+    ("GET", "/api/metadata"),
+    ("GET", "/api/browse"),
+    ("GET", "/api/originals/{record_id}"),
+    ("POST", "/api/records/remove"),
 ]
 ID_OPERATIONS = [(m, p) for m, p in OPERATIONS if "{record_id}" in p]
 

@@ -122,15 +122,16 @@ def test_a_large_rgba_upload_is_decoded_reduced(
 ) -> None:
     session = StoreSession(clip_store, ServeSettings())
     seen: list[tuple[int, int]] = []
-    real_search = clip_store.similarity_search_by_image_with_relevance_score
+    kind = type(clip_store.image_embeddings)
+    real_preprocess = kind.preprocess
 
-    def recording_search(image: Any, *args: Any, **kwargs: Any) -> Any:
+    def recording_preprocess(self: Any, image: Any) -> Any:
         seen.append(image.size)
-        return real_search(image, *args, **kwargs)
+        return real_preprocess(self, image)
 
-    monkeypatch.setattr(
-        clip_store, "similarity_search_by_image_with_relevance_score", recording_search
-    )
+    # the micro-batcher preprocesses the decoded uploads (a pydantic model: patched on the
+    # class)
+    monkeypatch.setattr(kind, "preprocess", recording_preprocess)
     hits = session.image(_png("RGBA", (4000, 3000)), 3, None)
     assert len(hits) == 3
     # the tiny CLIP takes 32 px: a decode covering 2x that, reduced by an integer factor
