@@ -134,7 +134,7 @@ def test_message_blocks_for_a_vision_llm(tiny_store: FAISSImageStore) -> None:
     image = Image.open(io.BytesIO(base64.b64decode(blocks[1]["base64"])))
     assert image.format == "JPEG" and max(image.size) == 64  # 200x200 shrunk to the bound
     assert blocks[1]["mime_type"] == "image/jpeg"
-    openai = image_documents_to_content_blocks(docs[:1], style="openai", captions=False)
+    openai = image_documents_to_content_blocks(docs[:1], style="openai", caption=None)
     assert openai[0]["type"] == "image_url"
     assert openai[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     message = image_rag_message("Which is red?", docs, max_side=32)
