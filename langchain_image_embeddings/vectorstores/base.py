@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
     from typing_extensions import Self
 
-    from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings
+    from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings, QueryMode
     from langchain_image_embeddings.embeddings import ImageEmbeddings
     from langchain_image_embeddings.images._load import ImageInput
     from langchain_image_embeddings.vectorstores._backend import StoreBackend
@@ -101,6 +101,12 @@ class ImageVectorStore(VectorStore):
             store.similarity_search_by_image("photos/chelsea.jpg", k=1)   # [Document]
             store.as_retriever(search_kwargs={"k": 3})                  # any LangChain chain
     """
+
+    #: How string queries (``similarity_search``, ``as_retriever().invoke``) are read:
+    #: ``"auto"`` searches an existing image file or image URI as that image and other
+    #: strings as text; ``"text"`` / ``"image"`` force one reading. Per call: ``query_mode=``
+    #: (also in ``as_retriever(search_kwargs=...)``).
+    query_mode: QueryMode = "auto"
 
     def __init__(self, embeddings: Embeddings, backend: StoreBackend) -> None:
         refuse_swapped_arguments(type(self).__name__, embeddings)
@@ -146,8 +152,7 @@ class ImageVectorStore(VectorStore):
         """The image-document view of the model, for stock LangChain stores."""
         from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings
 
-        image = self.image_embeddings
-        return ImageDocumentEmbeddings(image, query="text" if image.supports_text else "image")
+        return ImageDocumentEmbeddings(self.image_embeddings, query="auto")
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         # Every score this store returns is already relevance in [0, 1].
@@ -526,18 +531,30 @@ class ImageVectorStore(VectorStore):
         return deleted
 
     # -- searches ------------------------------------------------------------------------
-    def text_query_vector(self, query: str) -> list[float]:
-        """The vector a text query is searched with (CLIP text tower for image models).
+    def text_query_vector(self, query: str, query_mode: QueryMode | None = None) -> list[float]:
+        """The vector a string query is searched with, by the query rule.
 
-        An image-only model (no text tower) reads an image URI query (an existing image
-        file, ``data:image/...``, an image URL) as the image: stock retrievers
-        (``as_retriever()``, ``EnsembleRetriever`` ...) then search image-to-image.
+        With ``query_mode="auto"`` (the store's :attr:`query_mode` by default) an image
+        model reads a query that is an existing image file or an image URI
+        (``data:image/...``, an image URL) as that image, on every model: stock retrievers
+        (``as_retriever()``, ``EnsembleRetriever`` ...) then search image-to-image. Other
+        strings go through the CLIP text tower. ``"image"`` reads any string as an image
+        input, ``"text"`` always embeds the text.
 
         Raises:
             EncoderError: An image model without a text tower, and a query that is not an
                 image URI.
         """
         image = self._image_embeddings
+        mode = query_mode or self.query_mode
+        if image is not None and mode != "text":
+            from langchain_image_embeddings.document_embeddings import resolve_query_mode
+
+            if mode == "image" or (
+                image.supports_text
+                and resolve_query_mode(mode, query, supports_text=True) == "image"
+            ):
+                return self.image_query_vector(query.strip())
         if image is not None and not image.supports_text:
             from langchain_image_embeddings.embeddings import looks_like_image_uri
 
@@ -622,9 +639,8 @@ class ImageVectorStore(VectorStore):
         Raises:
             EncoderError: An image model without a text tower.
         """
-        return self.similarity_search_with_score_by_vector(
-            self.text_query_vector(query), k, filter, **kwargs
-        )
+        vector = self.text_query_vector(query, kwargs.pop("query_mode", None))
+        return self.similarity_search_with_score_by_vector(vector, k, filter, **kwargs)
 
     def similarity_search(
         self, query: str, k: int = 4, filter: Any = None, **kwargs: Any
@@ -652,6 +668,25 @@ class ImageVectorStore(VectorStore):
     ) -> list[Document]:
         """Documents nearest to a query image (any supported image input)."""
         hits = self.similarity_search_by_image_with_relevance_score(image, k, filter, **kwargs)
+        return [doc for doc, _ in hits]
+
+    async def asimilarity_search_by_image_with_relevance_score(
+        self, image: ImageInput | None = None, k: int = 4, filter: Any = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Async :meth:`similarity_search_by_image_with_relevance_score` (in a worker thread)."""
+        from langchain_core.runnables.config import run_in_executor
+
+        return await run_in_executor(
+            None, self.similarity_search_by_image_with_relevance_score, image, k, filter, **kwargs
+        )
+
+    async def asimilarity_search_by_image(
+        self, image: ImageInput | None = None, k: int = 4, filter: Any = None, **kwargs: Any
+    ) -> list[Document]:
+        """Async :meth:`similarity_search_by_image` (decoding and the model run off the loop)."""
+        hits = await self.asimilarity_search_by_image_with_relevance_score(
+            image, k, filter, **kwargs
+        )
         return [doc for doc, _ in hits]
 
     def max_marginal_relevance_search_by_vector(
@@ -686,9 +721,10 @@ class ImageVectorStore(VectorStore):
         filter: Any = None,
         **kwargs: Any,
     ) -> list[Document]:
-        """MMR search for a text query."""
+        """MMR search for a string query (read by :meth:`text_query_vector`)."""
+        vector = self.text_query_vector(query, kwargs.pop("query_mode", None))
         return self.max_marginal_relevance_search_by_vector(
-            self.text_query_vector(query), k, fetch_k, lambda_mult, filter, **kwargs
+            vector, k, fetch_k, lambda_mult, filter, **kwargs
         )
 
     def max_marginal_relevance_search_by_image(
