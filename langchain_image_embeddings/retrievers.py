@@ -42,11 +42,14 @@ from langchain_image_embeddings.vectorstores import relevance_from_cosine
 if TYPE_CHECKING:
     from langchain_image_embeddings.images import ImageInput
 
-__all__ = ["ImageToImageRetriever", "SearchType", "TextToImageRetriever"]
+__all__ = ["DocumentKinds", "ImageToImageRetriever", "SearchType", "TextToImageRetriever"]
 
 #: ``"similarity_score_threshold"`` is LangChain's spelling of a similarity search with a
 #: ``score_threshold`` (``as_retriever(search_type=..., search_kwargs=...)``).
 SearchType = Literal["similarity", "mmr", "similarity_score_threshold"]
+#: Which stored documents a search returns: images, text documents stored beside them
+#: (``metadata["kind"] == "text"``: captions, OCR, alt text), or both.
+DocumentKinds = Literal["all", "image", "text"]
 _OVERRIDABLE = (
     "k",
     "score_threshold",
@@ -55,6 +58,8 @@ _OVERRIDABLE = (
     "fetch_k",
     "lambda_mult",
     "query_mode",
+    "document_kinds",
+    "return_parents",
 )
 # What the retrievers call on one of this package's stores (every ImageVectorStore has it).
 _STORE_API = (
@@ -87,6 +92,11 @@ class _ImageStoreRetriever(BaseRetriever):
     fetch_k: int = Field(default=20, gt=0)
     lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
     query_mode: QueryMode = "auto"
+    document_kinds: DocumentKinds = "all"
+    """Search images and the text documents stored beside them (``"all"``), or one kind."""
+    return_parents: bool = True
+    """A matching text document is returned as its parent image (``metadata["parent_id"]``),
+    once per image, with the text in ``metadata["matched_text"]``."""
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
     """LangChain's ``as_retriever`` spelling: ``{"k": 3, "filter": ..., "fetch_k": ...}``;
     its values take the place of the fields of the same names."""
@@ -192,39 +202,82 @@ class _ImageStoreRetriever(BaseRetriever):
         opts = self._options(kwargs)
         vector = self._query_vector(query, opts["query_mode"])
         store = self.store
-        filters = {} if opts["filter"] is None else {"filter": opts["filter"]}
+        k, kinds = int(opts["k"]), opts["document_kinds"]
+        filt = opts["filter"]
+        if kinds == "text":  # exact, in the store: only text records carry kind "text"
+            if filt is None:
+                filt = {"kind": "text"}
+            elif isinstance(filt, dict):
+                filt = {"$and": [filt, {"kind": "text"}]}
+            else:
+                raise ValueError("document_kinds='text' needs a dict filter (or none)")
+        # images apart, and parents (several captions of one image collapse into it), drop
+        # or merge hits: search deeper than k, then cut
+        deeper = kinds == "image" or bool(opts["return_parents"])
+        n = max(int(opts["fetch_k"]), k) if deeper else k
+        filters = {} if filt is None else {"filter": filt}
         if opts["search_type"] == "mmr":
-            return list(
-                store.max_marginal_relevance_search_by_vector(
-                    vector,
-                    k=int(opts["k"]),
-                    fetch_k=int(opts["fetch_k"]),
-                    lambda_mult=float(opts["lambda_mult"]),
-                    **filters,
-                )
+            docs = store.max_marginal_relevance_search_by_vector(
+                vector,
+                k=n,
+                fetch_k=max(int(opts["fetch_k"]), n),
+                lambda_mult=float(opts["lambda_mult"]),
+                **filters,
             )
+            return self._shape([(d, None) for d in docs], kinds, opts, k)
         if self._ours:
             hits = store.similarity_search_with_score_by_vector(
-                vector,
-                int(opts["k"]),
-                opts["filter"],
-                fetch_k=int(opts["fetch_k"]),
-                score_threshold=opts["score_threshold"],
+                vector, n, filt, fetch_k=max(int(opts["fetch_k"]), n)
             )
         elif hasattr(store, "similarity_search_with_score_by_vector"):
-            hits = store.similarity_search_with_score_by_vector(vector, k=int(opts["k"]), **filters)
+            raw = store.similarity_search_with_score_by_vector(vector, k=n, **filters)
+            hits = [(doc, self._relevance(score)) for doc, score in raw]
         else:  # a store that returns no scores
-            docs = store.similarity_search_by_vector(vector, k=int(opts["k"]), **filters)
-            return list(docs)
-        scored = [(doc, self._relevance(score)) for doc, score in hits]
+            docs = store.similarity_search_by_vector(vector, k=n, **filters)
+            return self._shape([(d, None) for d in docs], kinds, opts, k)
         threshold = opts["score_threshold"]
-        return [
-            Document(
-                id=doc.id, page_content=doc.page_content, metadata={**doc.metadata, "score": score}
-            )
-            for doc, score in scored
-            if threshold is None or score >= threshold
-        ]
+        scored = [(d, s) for d, s in hits if threshold is None or s >= threshold]
+        return self._shape(scored, kinds, opts, k)
+
+    def _shape(
+        self,
+        hits: list[tuple[Document, float | None]],
+        kinds: DocumentKinds,
+        opts: dict[str, Any],
+        k: int,
+    ) -> list[Document]:
+        """Keep the wanted kinds, lift text hits to their parent images, score, cut to k."""
+        if kinds == "image":
+            hits = [(d, s) for d, s in hits if d.metadata.get("kind") != "text"]
+        parents: dict[str, Document] = {}
+        if opts["return_parents"]:
+            wanted = {
+                str(d.metadata["parent_id"])
+                for d, _ in hits
+                if d.metadata.get("kind") == "text" and d.metadata.get("parent_id")
+            }
+            if wanted:
+                parents = {str(p.id): p for p in self.store.get_by_ids(sorted(wanted))}
+        out: list[Document] = []
+        seen: set[str] = set()
+        for doc, score in hits:
+            matched: str | None = None
+            parent = parents.get(str(doc.metadata.get("parent_id")))
+            if doc.metadata.get("kind") == "text" and parent is not None:
+                matched, doc = doc.page_content, parent
+            key = str(doc.id) if doc.id is not None else f"#{len(out)}"
+            if key in seen:
+                continue
+            seen.add(key)
+            metadata = dict(doc.metadata)
+            if score is not None:
+                metadata["score"] = score
+            if matched is not None:
+                metadata["matched_text"] = matched
+            out.append(Document(id=doc.id, page_content=doc.page_content, metadata=metadata))
+            if len(out) == k:
+                break
+        return out
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

@@ -329,6 +329,9 @@ class ImageVectorStore(VectorStore):
         if not texts:
             return []
         if self.embeds_images:
+            captions = [r for r, m in enumerate(metas) if m.get("kind") == "text"]
+            if captions:
+                return self._add_captions_and_images(texts, metas, given, captions)
             return self._add_image_uris(texts, metas, given)
         vectors = np.asarray(self._embedding.embed_documents(texts), dtype=np.float32)
         final = [i or str(uuid.uuid4()) for i in given]
@@ -337,6 +340,66 @@ class ImageVectorStore(VectorStore):
         docs = [Document(id=final[r], page_content=texts[r], metadata=metas[r]) for r in rows]
         self.upsert_vectors([final[r] for r in rows], vectors[rows], docs)
         return final
+
+    def _add_captions_and_images(
+        self,
+        texts: list[str],
+        metas: list[dict[str, Any]],
+        given: list[str | None],
+        captions: list[int],
+    ) -> list[str]:
+        """``add_texts`` with text documents (``metadata["kind"] == "text"``) among images.
+
+        A text document (a caption, OCR text, alt text) is embedded by the CLIP text tower,
+        in the images' space, under a content id of its text and parent. Its parent image
+        is ``metadata["parent_id"]`` or the record listing ``metadata["source"]`` (kept as
+        ``parent_source``; a text record lists no path of its own, so syncing and moving
+        images never take it for an image).
+
+        Raises:
+            EncoderError: The model has no text tower.
+        """
+        import hashlib
+
+        import numpy as np
+
+        image = self.image_embeddings
+        if not image.supports_text:
+            raise EncoderError(
+                f"{image.model_id} has no text tower, so it cannot embed text documents "
+                "(metadata kind='text'): use a CLIP-type model for captions beside images"
+            )
+        out: list[str | None] = [None] * len(texts)
+        rest = [r for r in range(len(texts)) if r not in set(captions)]
+        if rest:
+            ids = self._add_image_uris(
+                [texts[r] for r in rest], [metas[r] for r in rest], [given[r] for r in rest]
+            )
+            for r, i in zip(rest, ids, strict=True):
+                out[r] = i
+        owners: dict[str, str] | None = None
+        docs: list[Document] = []
+        for r in captions:
+            meta = dict(metas[r])
+            source = meta.pop("source", None)
+            if source is not None:
+                meta["parent_source"] = source
+            if "parent_id" not in meta and source is not None:
+                if owners is None:
+                    owners = {p: i for i, m in self.records().items() for p in record_paths(m)}
+                parent = owners.get(str(source))
+                if parent is not None:
+                    meta["parent_id"] = parent
+            key = f"text\n{meta.get('parent_id', '')}\n{texts[r]}".encode()
+            rid = given[r] or content_id(hashlib.sha256(key).hexdigest(), image.model_id)
+            out[r] = rid
+            docs.append(Document(id=rid, page_content=texts[r], metadata=meta))
+        unique = {str(d.id): d for d in docs}  # the last of a repeated id wins
+        vectors = np.asarray(
+            image.embed_documents([d.page_content for d in unique.values()]), dtype=np.float32
+        )
+        self.upsert_vectors(list(unique), vectors, list(unique.values()))
+        return [str(i) for i in out]
 
     def _add_image_uris(
         self, uris: list[str], metas: list[dict[str, Any]], given: list[str | None]
