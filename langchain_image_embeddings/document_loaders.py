@@ -2,8 +2,8 @@
 
 An *image document* is a :class:`~langchain_core.documents.Document` whose ``page_content``
 is the image's URI (a path, an ``http(s)`` URL or a ``data:`` URI) and whose metadata
-describes it: ``source``, ``sha256`` (of the file bytes), ``width``, ``height``, ``format``,
-``bytes`` and, for files, ``mtime``. Only the image header is parsed (Pillow opens lazily),
+describes it: ``source``, ``sha256`` (of the file bytes), ``width``, ``height``, ``format``
+and ``bytes``. Only the image header is parsed (Pillow opens lazily),
 so loading a folder is fast; pixels are decoded later, by the embeddings. The metadata
 comes from :func:`~langchain_image_embeddings.images.read_image_source`, the package's one
 reader of image bytes.
@@ -12,6 +12,16 @@ Unreadable inputs are never dropped silently: with ``on_error="skip"`` (the defa
 are collected in the loader's :attr:`~ImageDirectoryLoader.failures` list as
 :class:`~langchain_image_embeddings.errors.ImageLoadError`; with ``on_error="raise"`` the
 first one is raised.
+
+Content-keyed by default, for LangChain's :func:`~langchain_core.indexing.index`: it hashes
+each document's ``page_content`` and metadata to decide what to re-embed, so
+:class:`ImageDirectoryLoader` leaves out ``mtime`` (``include_mtime=True`` adds it) and, with
+``paths="relative"`` (the default), writes each file as the folder path *as given* joined
+with the file's path inside it (``photos/cats/tom.jpg`` for ``ImageDirectoryLoader("photos")``).
+``touch`` then changes nothing, and moving the project (the folder and the working directory
+with it) re-embeds nothing. ``paths="absolute"`` writes resolved absolute paths (what
+:func:`~langchain_image_embeddings.sync.sync_directory` and ``imgemb index`` use: a store
+served from another directory still finds its files).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import fnmatch
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
@@ -31,7 +41,10 @@ from langchain_image_embeddings.images._options import IMAGE_SUFFIXES, ImageLoad
 from langchain_image_embeddings.images._read import describe_image_file, read_image_source
 from langchain_image_embeddings.images._source import ImageSource
 
-__all__ = ["ImageDirectoryLoader", "ImageURILoader"]
+__all__ = ["ImageDirectoryLoader", "ImageURILoader", "PathStyle"]
+
+#: How :class:`ImageDirectoryLoader` writes each file's ``source`` / ``page_content``.
+PathStyle = Literal["relative", "absolute"]
 
 
 def _symlink_error(link: Path, root: Path) -> ImageLoadError | None:
@@ -91,6 +104,13 @@ class ImageDirectoryLoader(_ReportingLoader):
             suffixes; ``None``: any file).
         on_error: "skip" | "raise"
             Collect unreadable files in :attr:`failures` (default) or raise the first.
+        paths: "relative" | "absolute"
+            ``source`` and ``page_content`` as the folder path as given joined with the
+            file's path inside it (default: stable under ``index()`` when the project
+            moves), or resolved absolute paths.
+        include_mtime: bool
+            Add the file's ``mtime`` to the metadata (default no: ``index()`` would
+            re-embed a file that was only touched).
 
     Instantiate and load:
         .. code-block:: python
@@ -99,7 +119,7 @@ class ImageDirectoryLoader(_ReportingLoader):
 
             loader = ImageDirectoryLoader("photos", exclude=["thumbs/*"])
             docs = loader.load()
-            docs[0].page_content           # '/abs/path/photos/cat.jpg'
+            docs[0].page_content           # 'photos/chelsea.jpg'
             docs[0].metadata["sha256"]     # content hash of the file
             loader.failures                # [ImageLoadError(...), ...] for unreadable files
     """
@@ -114,9 +134,15 @@ class ImageDirectoryLoader(_ReportingLoader):
         suffixes: Sequence[str] | None = IMAGE_SUFFIXES,
         on_error: OnError = "skip",
         load_options: ImageLoadOptions | None = None,
+        paths: PathStyle = "relative",
+        include_mtime: bool = False,
     ) -> None:
         super().__init__(on_error, load_options)
+        if paths not in ("relative", "absolute"):
+            raise ValueError(f"paths must be 'relative' or 'absolute', not {paths!r}")
         self.path = Path(path)
+        self.paths: PathStyle = paths
+        self.include_mtime = include_mtime
         # A lone string is one pattern / suffix, never its characters: list("thumbs/*")
         # would hold "*" and exclude every file, tuple(".jpg") would keep none.
         self.glob = [glob] if isinstance(glob, str) else list(glob)
@@ -132,7 +158,7 @@ class ImageDirectoryLoader(_ReportingLoader):
 
     @property
     def root(self) -> Path:
-        """The folder as an absolute, resolved path (the prefix of every ``source``)."""
+        """The folder as an absolute, resolved path (the prefix of every absolute ``source``)."""
         return self.path.resolve()
 
     def _matches(self, rel: str, patterns: Iterable[str]) -> bool:
@@ -175,12 +201,17 @@ class ImageDirectoryLoader(_ReportingLoader):
     def lazy_load(self) -> Iterator[Document]:
         """Yield one image document per readable image; failures go to :attr:`failures`."""
         self.failures = []
+        root = self.root
         for file in self.iter_paths():
+            if self.paths == "relative":
+                file = Path(os.path.normpath(self.path / file.relative_to(root)))
             try:
                 metadata = describe_image_file(file, self.load_options)
             except ImageLoadError as err:
                 self._fail(err)
                 continue
+            if not self.include_mtime:
+                metadata.pop("mtime", None)
             yield Document(page_content=metadata["source"], metadata=metadata)
 
 

@@ -102,6 +102,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         glob=args.glob or "*",
         exclude=args.exclude or (),
         load_options=store.image_embeddings.load_options,
+        paths="absolute",
     )
     started = time.perf_counter()
     try:
