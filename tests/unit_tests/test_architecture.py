@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("pipeline", ("pipeline",)),
     ("embeddings", ("embeddings", "document_embeddings", "document_loaders")),
     ("vectorstores", ("vectorstores",)),
-    ("helpers", ("retrievers", "messages", "sync", "duplicates", "samples", "scale")),
+    ("helpers", ("retrievers", "messages", "tools", "sync", "duplicates", "samples", "scale")),
     ("training", ("training",)),
     ("serve", ("serve",)),
     ("cli", ("cli",)),
