@@ -223,6 +223,10 @@ class SkippedDocument:
         reason: What went wrong, for a person.
         code: The :class:`~langchain_image_embeddings.errors.ImageLoadError` code
             (``"not_found"``, ``"decode_error"``, ...).
+
+    Example:
+        >>> SkippedDocument(2, "cat.jpg", "no such file", "not_found").as_dict()["name"]
+        'cat.jpg'
     """
 
     index: int
@@ -243,6 +247,12 @@ class ImageRAGContent:
         blocks: Text and image content blocks, in document order.
         skipped: The documents whose image could not be read (skipped or replaced).
         images: How many images the blocks carry.
+
+    Example:
+        >>> from langchain_core.documents import Document
+        >>> content = build_image_rag_content([Document(page_content="Just text.")])
+        >>> content.blocks, content.images, content.skipped
+        ([{'type': 'text', 'text': 'Just text.'}], 0, [])
     """
 
     blocks: list[dict[str, Any]] = field(default_factory=list)

@@ -34,7 +34,12 @@ _DESCRIPTION = (
 
 
 class ImageSearchInput(BaseModel):
-    """What the model passes to the image-search tool."""
+    """What the model passes to the image-search tool.
+
+    Example:
+        >>> ImageSearchInput(query="a red rocket", k=2).k
+        2
+    """
 
     query: str = Field(description="What the images should show, in words (or an image path).")
     k: int | None = Field(default=None, ge=1, le=20, description="How many images (optional).")
