@@ -62,7 +62,11 @@ PUBLIC_IMPORTS: dict[str, list[str]] = {
     "langchain_image_embeddings.duplicates": ["find_duplicates"],
     "langchain_image_embeddings.encoders.runtimes": ["with_runtime"],
     "langchain_image_embeddings.images": ["ImageLoadOptions", "read_image_source"],
-    "langchain_image_embeddings.messages": ["image_rag_message"],
+    "langchain_image_embeddings.messages": [
+        "ImageRAGPrompt",
+        "SkippedDocument",
+        "image_rag_message",
+    ],
     "langchain_image_embeddings.retrievers": ["ImageToImageRetriever", "TextToImageRetriever"],
     "langchain_image_embeddings.scale": [
         "EmbedSettings",
@@ -73,6 +77,7 @@ PUBLIC_IMPORTS: dict[str, list[str]] = {
     "langchain_image_embeddings.scale.ray": ["RayOptions", "embed_dataset_ray"],
     "langchain_image_embeddings.serve": ["ServeSettings", "create_app"],
     "langchain_image_embeddings.sync": ["sync_directory"],
+    "langchain_image_embeddings.tools": ["image_search_tool"],
     "langchain_image_embeddings.training": ["LabeledImages", "fit"],
     "langchain_image_embeddings.vectorstores": [
         "ChromaImageStore",
