@@ -2,8 +2,8 @@
 
 An *image document* is a :class:`~langchain_core.documents.Document` whose ``page_content``
 is the image's URI (a path, an ``http(s)`` URL or a ``data:`` URI) and whose metadata
-describes it: ``source``, ``sha256`` (of the file bytes), ``width``, ``height``, ``format``,
-``bytes`` and, for files, ``mtime``. Only the image header is parsed (Pillow opens lazily),
+describes it: ``source``, ``sha256`` (of the file bytes), ``width``, ``height``, ``format``
+and ``bytes``. Only the image header is parsed (Pillow opens lazily),
 so loading a folder is fast; pixels are decoded later, by the embeddings. The metadata
 comes from :func:`~langchain_image_embeddings.images.read_image_source`, the package's one
 reader of image bytes.
@@ -12,6 +12,16 @@ Unreadable inputs are never dropped silently: with ``on_error="skip"`` (the defa
 are collected in the loader's :attr:`~ImageDirectoryLoader.failures` list as
 :class:`~langchain_image_embeddings.errors.ImageLoadError`; with ``on_error="raise"`` the
 first one is raised.
+
+Content-keyed by default, for LangChain's :func:`~langchain_core.indexing.index`: it hashes
+each document's ``page_content`` and metadata to decide what to re-embed, so
+:class:`ImageDirectoryLoader` leaves out ``mtime`` (``include_mtime=True`` adds it) and, with
+``paths="relative"`` (the default), writes each file as the folder path *as given* joined
+with the file's path inside it (``photos/cats/tom.jpg`` for ``ImageDirectoryLoader("photos")``).
+``touch`` then changes nothing, and moving the project (the folder and the working directory
+with it) re-embeds nothing. ``paths="absolute"`` writes resolved absolute paths (what
+:func:`~langchain_image_embeddings.sync.sync_directory` and ``imgemb index`` use: a store
+served from another directory still finds its files).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import fnmatch
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
@@ -30,11 +40,14 @@ from langchain_image_embeddings.documents._options import DEFAULT_PDF_OPTIONS, P
 from langchain_image_embeddings.documents._pages import pdf_documents
 from langchain_image_embeddings.errors import ImageLoadError, OnError
 from langchain_image_embeddings.images._options import IMAGE_SUFFIXES, ImageLoadOptions
-from langchain_image_embeddings.images._pdf import is_pdf_path
+from langchain_image_embeddings.images._pdf import absolute_document, is_pdf_path
 from langchain_image_embeddings.images._read import describe_image_file, read_image_source
 from langchain_image_embeddings.images._source import ImageSource
 
-__all__ = ["ImageDirectoryLoader", "ImageURILoader"]
+__all__ = ["ImageDirectoryLoader", "ImageURILoader", "PathStyle"]
+
+#: How :class:`ImageDirectoryLoader` writes each file's ``source`` / ``page_content``.
+PathStyle = Literal["relative", "absolute"]
 
 
 def _symlink_error(link: Path, root: Path) -> ImageLoadError | None:
@@ -98,6 +111,13 @@ class ImageDirectoryLoader(_ReportingLoader):
             Also load the ``.pdf`` files, as one document per page and per figure (see
             :class:`~langchain_image_embeddings.documents.PDFImageLoader`; extra ``[pdf]``).
             Off by default.
+        paths: "relative" | "absolute"
+            ``source`` and ``page_content`` as the folder path as given joined with the
+            file's path inside it (default: stable under ``index()`` when the project
+            moves), or resolved absolute paths.
+        include_mtime: bool
+            Add the file's ``mtime`` to the metadata (default no: ``index()`` would
+            re-embed a file that was only touched).
 
     Instantiate and load:
         .. code-block:: python
@@ -106,7 +126,7 @@ class ImageDirectoryLoader(_ReportingLoader):
 
             loader = ImageDirectoryLoader("photos", exclude=["thumbs/*"])
             docs = loader.load()
-            docs[0].page_content           # '/abs/path/photos/cat.jpg'
+            docs[0].page_content           # 'photos/chelsea.jpg'
             docs[0].metadata["sha256"]     # content hash of the file
             loader.failures                # [ImageLoadError(...), ...] for unreadable files
     """
@@ -122,13 +142,19 @@ class ImageDirectoryLoader(_ReportingLoader):
         on_error: OnError = "skip",
         load_options: ImageLoadOptions | None = None,
         pdf: bool | PDFOptions = False,
+        paths: PathStyle = "relative",
+        include_mtime: bool = False,
     ) -> None:
         super().__init__(on_error, load_options)
+        if paths not in ("relative", "absolute"):
+            raise ValueError(f"paths must be 'relative' or 'absolute', not {paths!r}")
         #: How ``.pdf`` files become page and figure documents (``None``: they are skipped).
         self.pdf_options: PDFOptions | None = (
             pdf if isinstance(pdf, PDFOptions) else DEFAULT_PDF_OPTIONS if pdf else None
         )
         self.path = Path(path)
+        self.paths: PathStyle = paths
+        self.include_mtime = include_mtime
         # A lone string is one pattern / suffix, never its characters: list("thumbs/*")
         # would hold "*" and exclude every file, tuple(".jpg") would keep none.
         self.glob = [glob] if isinstance(glob, str) else list(glob)
@@ -144,7 +170,7 @@ class ImageDirectoryLoader(_ReportingLoader):
 
     @property
     def root(self) -> Path:
-        """The folder as an absolute, resolved path (the prefix of every ``source``)."""
+        """The folder as an absolute, resolved path (the prefix of every absolute ``source``)."""
         return self.path.resolve()
 
     def _matches(self, rel: str, patterns: Iterable[str]) -> bool:
@@ -191,20 +217,31 @@ class ImageDirectoryLoader(_ReportingLoader):
     def lazy_load(self) -> Iterator[Document]:
         """Yield one image document per readable image; failures go to :attr:`failures`."""
         self.failures = []
+        root = self.root
         for file in self.iter_paths():
+            if self.paths == "relative":
+                file = Path(os.path.normpath(self.path / file.relative_to(root)))
             if self.pdf_options is not None and is_pdf_path(file):
                 try:
                     pages = pdf_documents(file, self.load_options, self.pdf_options)
                 except ImageLoadError as err:
                     self._fail(err)
                     continue
-                yield from pages
+                absolute = absolute_document(os.fspath(file))
+                for page in pages:
+                    if self.paths == "relative":
+                        _relative_address(page, absolute, os.fspath(file))
+                    if not self.include_mtime:
+                        page.metadata.pop("mtime", None)
+                    yield page
                 continue
             try:
                 metadata = describe_image_file(file, self.load_options)
             except ImageLoadError as err:
                 self._fail(err)
                 continue
+            if not self.include_mtime:
+                metadata.pop("mtime", None)
             yield Document(page_content=metadata["source"], metadata=metadata)
 
 
@@ -267,3 +304,17 @@ class ImageURILoader(_ReportingLoader):
                 self._fail(err.with_index(index))
                 continue
             yield Document(page_content=metadata["source"], metadata=metadata)
+
+
+def _relative_address(page: Document, absolute: str, relative: str) -> None:
+    """Write a page's addresses against the folder as given, as the loader does for images.
+
+    ``pdf_documents`` makes the file absolute; under ``paths="relative"`` the page's
+    ``source`` (``file.pdf#page=N``) and ``document`` must move with the folder too, or
+    ``index()`` would re-embed every page of a project that moved.
+    """
+    for key in ("source", "document"):
+        value = page.metadata.get(key)
+        if isinstance(value, str) and value.startswith(absolute):
+            page.metadata[key] = relative + value[len(absolute) :]
+    page.page_content = str(page.metadata["source"])

@@ -1,15 +1,23 @@
-"""Retrievers over image stores: text-to-image and image-to-image.
+"""Retrievers over image stores: text-to-image and image-to-image, on any LangChain store.
 
 Both are LangChain :class:`~langchain_core.retrievers.BaseRetriever` objects, so they work
 with ``invoke`` / ``ainvoke`` / ``batch`` and inside LCEL chains. ``k`` is set in the
-constructor and can be overridden per call (``retriever.invoke(query, k=3)``). Each
-returned document carries its relevance score (``[0, 1]``) in ``metadata["score"]``
-(similarity search; MMR results carry none).
+constructor (or in ``search_kwargs``, LangChain's ``as_retriever`` spelling) and can be
+overridden per call (``retriever.invoke(query, k=3)``). Each returned document carries its
+relevance score (``[0, 1]``) in ``metadata["score"]`` (similarity search; MMR results carry
+none).
+
+The store is one of this package's image stores or **any** LangChain ``VectorStore`` built
+on this package's embeddings (``ImageDocumentEmbeddings`` or ``ImageEmbeddings``):
+``InMemoryVectorStore``, langchain-qdrant, langchain-chroma, FAISS ... The retriever embeds
+the query itself, by the package's query rule
+(:func:`~langchain_image_embeddings.document_embeddings.resolve_query_mode`), and searches
+with the store's ``similarity_search_with_score_by_vector`` (or
+``similarity_search_by_vector``) and ``max_marginal_relevance_search_by_vector``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
@@ -20,17 +28,40 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from langchain_image_embeddings.document_embeddings import (
+    ImageDocumentEmbeddings,
+    QueryMode,
+    resolve_query_mode,
+)
+from langchain_image_embeddings.embeddings import ImageEmbeddings, looks_like_image_uri
+from langchain_image_embeddings.errors import EncoderError
+from langchain_image_embeddings.vectorstores import relevance_from_cosine
 
 if TYPE_CHECKING:
-    from langchain_image_embeddings.images._load import ImageInput
-    from langchain_image_embeddings.vectorstores.base import ImageVectorStore
+    from langchain_image_embeddings.images import ImageInput
 
-__all__ = ["ImageToImageRetriever", "TextToImageRetriever"]
+__all__ = ["DocumentKinds", "ImageToImageRetriever", "SearchType", "TextToImageRetriever"]
 
-SearchType = Literal["similarity", "mmr"]
-_OVERRIDABLE = ("k", "score_threshold", "filter", "search_type", "fetch_k", "lambda_mult")
-# What the retrievers call on their store (every ImageVectorStore has it).
+#: ``"similarity_score_threshold"`` is LangChain's spelling of a similarity search with a
+#: ``score_threshold`` (``as_retriever(search_type=..., search_kwargs=...)``).
+SearchType = Literal["similarity", "mmr", "similarity_score_threshold"]
+#: Which stored documents a search returns: images, text documents stored beside them
+#: (``metadata["kind"] == "text"``: captions, OCR, alt text), or both.
+DocumentKinds = Literal["all", "image", "text"]
+_OVERRIDABLE = (
+    "k",
+    "score_threshold",
+    "filter",
+    "search_type",
+    "fetch_k",
+    "lambda_mult",
+    "query_mode",
+    "document_kinds",
+    "return_parents",
+)
+# What the retrievers call on one of this package's stores (every ImageVectorStore has it).
 _STORE_API = (
     "text_query_vector",
     "image_query_vector",
@@ -39,31 +70,81 @@ _STORE_API = (
 )
 
 
+def _image_model_of(store: Any) -> ImageEmbeddings | None:
+    """The image model behind a stock store's embeddings (``None``: not ours)."""
+    embeddings = getattr(store, "embeddings", None)
+    if isinstance(embeddings, ImageDocumentEmbeddings):
+        return embeddings.image_embeddings
+    if isinstance(embeddings, ImageEmbeddings):
+        return embeddings
+    return None
+
+
 class _ImageStoreRetriever(BaseRetriever):
-    store: Any = Field(description="An ImageVectorStore (FAISSImageStore, ChromaImageStore).")
+    store: Any = Field(
+        description="An image store of this package, or any LangChain VectorStore whose "
+        "embeddings are ImageDocumentEmbeddings / ImageEmbeddings."
+    )
     k: int = Field(default=4, gt=0)
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    filter: dict[str, Any] | Callable[[dict[str, Any]], bool] | None = None
+    filter: Any = None
     search_type: SearchType = "similarity"
     fetch_k: int = Field(default=20, gt=0)
     lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
+    query_mode: QueryMode = "auto"
+    document_kinds: DocumentKinds = "all"
+    """Search images and the text documents stored beside them (``"all"``), or one kind."""
+    return_parents: bool = True
+    """A matching text document is returned as its parent image (``metadata["parent_id"]``),
+    once per image, with the text in ``metadata["matched_text"]``."""
+    search_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """LangChain's ``as_retriever`` spelling: ``{"k": 3, "filter": ..., "fetch_k": ...}``;
+    its values take the place of the fields of the same names."""
 
-    # An unknown constructor option (``search_kwargs=`` as in ``as_retriever``, a typo) is
-    # an error, as it is per call, instead of being silently dropped by pydantic.
+    # An unknown constructor option (a typo) is an error, as it is per call, instead of
+    # being silently dropped by pydantic.
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spread_search_kwargs(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("search_kwargs"):
+            extra = dict(data["search_kwargs"])
+            unknown = set(extra) - set(_OVERRIDABLE)
+            if unknown:
+                raise ValueError(
+                    f"search_kwargs: unknown options {sorted(unknown)}; allowed: {_OVERRIDABLE}"
+                )
+            data = {**data, **extra, "search_kwargs": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _check_threshold_search(self) -> _ImageStoreRetriever:
+        if self.search_type == "similarity_score_threshold" and self.score_threshold is None:
+            raise ValueError(
+                "search_type 'similarity_score_threshold' needs a score_threshold "
+                "(e.g. search_kwargs={'score_threshold': 0.8})"
+            )
+        return self
 
     @field_validator("store")
     @classmethod
     def _check_store(cls, store: Any) -> Any:
-        # Checked here, not at the first invoke, where a stock LangChain store (which has
-        # no image query) would fail with a raw AttributeError deep in the search.
-        if not all(hasattr(store, name) for name in _STORE_API):
-            raise ValueError(
-                f"store must be an image store of this package (FAISSImageStore, "
-                f"ChromaImageStore, MilvusImageStore), not {type(store).__name__}: "
-                "for another LangChain vector store use store.as_retriever()"
-            )
-        return store
+        # Checked here, not at the first invoke, where a store without image embeddings
+        # would fail with a raw AttributeError deep in the search.
+        if all(hasattr(store, name) for name in _STORE_API) or _image_model_of(store):
+            return store
+        raise ValueError(
+            f"store must be an image store of this package (FAISSImageStore, ChromaImageStore, "
+            f"MilvusImageStore) or a LangChain VectorStore built on ImageDocumentEmbeddings / "
+            f"ImageEmbeddings, not {type(store).__name__} with "
+            f"{type(getattr(store, 'embeddings', None)).__name__}: for another store use "
+            "store.as_retriever()"
+        )
+
+    @property
+    def _ours(self) -> bool:
+        return all(hasattr(self.store, name) for name in _STORE_API)
 
     def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
         # the tracing metadata LangChain's own VectorStoreRetriever reports
@@ -86,34 +167,117 @@ class _ImageStoreRetriever(BaseRetriever):
             opts = {name: getattr(checked, name) for name in _OVERRIDABLE}
         return opts
 
-    def _query_vector(self, query: Any) -> list[float]:
-        raise NotImplementedError
+    def _query_vector(self, query: Any, mode: QueryMode) -> list[float]:
+        if self._ours:
+            if isinstance(query, str) and mode != "image":
+                # the store applies the same query rule (and names a text query that an
+                # image-only model cannot embed)
+                return list(self.store.text_query_vector(query, mode))
+            return list(self.store.image_query_vector(query))
+        model = _image_model_of(self.store)
+        assert model is not None  # checked at construction
+        if not isinstance(query, str):
+            return list(model.embed_images([query])[0])
+        if resolve_query_mode(mode, query, supports_text=model.supports_text) == "text":
+            return list(model.embed_query(query))
+        if mode == "auto" and not looks_like_image_uri(query):
+            raise EncoderError(
+                f"{model.model_id} has no text tower, so it cannot embed the text query "
+                f"{query[:60]!r}: search by image or use a CLIP-type model"
+            )
+        return list(model.embed_images([query.strip()])[0])
+
+    def _relevance(self, score: float) -> float:
+        if self._ours:
+            return score  # already relevance in [0, 1]
+        try:
+            # the store's own distance -> relevance rule (what its
+            # similarity_search_with_relevance_scores applies)
+            fn = self.store._select_relevance_score_fn()
+        except (NotImplementedError, ValueError):
+            return relevance_from_cosine(score)  # e.g. InMemoryVectorStore: cosine
+        return min(1.0, max(0.0, float(fn(score))))
 
     def _search(self, query: Any, kwargs: dict[str, Any]) -> list[Document]:
         opts = self._options(kwargs)
-        store: ImageVectorStore = self.store
-        vector = self._query_vector(query)
+        vector = self._query_vector(query, opts["query_mode"])
+        store = self.store
+        k, kinds = int(opts["k"]), opts["document_kinds"]
+        filt = opts["filter"]
+        if kinds == "text":  # exact, in the store: only text records carry kind "text"
+            if filt is None:
+                filt = {"kind": "text"}
+            elif isinstance(filt, dict):
+                filt = {"$and": [filt, {"kind": "text"}]}
+            else:
+                raise ValueError("document_kinds='text' needs a dict filter (or none)")
+        # images apart, and parents (several captions of one image collapse into it), drop
+        # or merge hits: search deeper than k, then cut
+        deeper = kinds == "image" or bool(opts["return_parents"])
+        n = max(int(opts["fetch_k"]), k) if deeper else k
+        filters = {} if filt is None else {"filter": filt}
         if opts["search_type"] == "mmr":
-            return store.max_marginal_relevance_search_by_vector(
+            docs = store.max_marginal_relevance_search_by_vector(
                 vector,
-                int(opts["k"]),
-                fetch_k=int(opts["fetch_k"]),
+                k=n,
+                fetch_k=max(int(opts["fetch_k"]), n),
                 lambda_mult=float(opts["lambda_mult"]),
-                filter=opts["filter"],
+                **filters,
             )
-        hits = store.similarity_search_with_score_by_vector(
-            vector,
-            int(opts["k"]),
-            opts["filter"],
-            fetch_k=int(opts["fetch_k"]),
-            score_threshold=opts["score_threshold"],
-        )
-        return [
-            Document(
-                id=doc.id, page_content=doc.page_content, metadata={**doc.metadata, "score": score}
+            return self._shape([(d, None) for d in docs], kinds, opts, k)
+        if self._ours:
+            hits = store.similarity_search_with_score_by_vector(
+                vector, n, filt, fetch_k=max(int(opts["fetch_k"]), n)
             )
-            for doc, score in hits
-        ]
+        elif hasattr(store, "similarity_search_with_score_by_vector"):
+            raw = store.similarity_search_with_score_by_vector(vector, k=n, **filters)
+            hits = [(doc, self._relevance(score)) for doc, score in raw]
+        else:  # a store that returns no scores
+            docs = store.similarity_search_by_vector(vector, k=n, **filters)
+            return self._shape([(d, None) for d in docs], kinds, opts, k)
+        threshold = opts["score_threshold"]
+        scored = [(d, s) for d, s in hits if threshold is None or s >= threshold]
+        return self._shape(scored, kinds, opts, k)
+
+    def _shape(
+        self,
+        hits: list[tuple[Document, float | None]],
+        kinds: DocumentKinds,
+        opts: dict[str, Any],
+        k: int,
+    ) -> list[Document]:
+        """Keep the wanted kinds, lift text hits to their parent images, score, cut to k."""
+        if kinds == "image":
+            hits = [(d, s) for d, s in hits if d.metadata.get("kind") != "text"]
+        parents: dict[str, Document] = {}
+        if opts["return_parents"]:
+            wanted = {
+                str(d.metadata["parent_id"])
+                for d, _ in hits
+                if d.metadata.get("kind") == "text" and d.metadata.get("parent_id")
+            }
+            if wanted:
+                parents = {str(p.id): p for p in self.store.get_by_ids(sorted(wanted))}
+        out: list[Document] = []
+        seen: set[str] = set()
+        for doc, score in hits:
+            matched: str | None = None
+            parent = parents.get(str(doc.metadata.get("parent_id")))
+            if doc.metadata.get("kind") == "text" and parent is not None:
+                matched, doc = doc.page_content, parent
+            key = str(doc.id) if doc.id is not None else f"#{len(out)}"
+            if key in seen:
+                continue
+            seen.add(key)
+            metadata = dict(doc.metadata)
+            if score is not None:
+                metadata["score"] = score
+            if matched is not None:
+                metadata["matched_text"] = matched
+            out.append(Document(id=doc.id, page_content=doc.page_content, metadata=metadata))
+            if len(out) == k:
+                break
+        return out
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
@@ -160,12 +324,13 @@ class TextToImageRetriever(_ImageStoreRetriever):
             docs = await retriever.ainvoke("a rocket")
     """
 
-    def _query_vector(self, query: Any) -> list[float]:
-        if not isinstance(query, str):
+    def _query_vector(self, query: Any, mode: QueryMode) -> list[float]:
+        if not isinstance(query, str) and mode == "text":
             raise TypeError(
-                "TextToImageRetriever expects a text query; use ImageToImageRetriever for images"
+                "TextToImageRetriever with query_mode='text' expects a text query; use "
+                "ImageToImageRetriever (or query_mode='auto') for images"
             )
-        return list(self.store.text_query_vector(query))
+        return super()._query_vector(query, mode)
 
 
 class ImageToImageRetriever(_ImageStoreRetriever):
@@ -187,8 +352,7 @@ class ImageToImageRetriever(_ImageStoreRetriever):
             docs = retriever.search_image(pil_image)          # any image input
     """
 
-    def _query_vector(self, query: Any) -> list[float]:
-        return list(self.store.image_query_vector(query))
+    query_mode: QueryMode = "image"
 
     def search_image(
         self, image: ImageInput, config: RunnableConfig | None = None, **kwargs: Any

@@ -164,8 +164,12 @@ def sync_directory(
         loader = directory
     else:
         loader = ImageDirectoryLoader(
-            directory, load_options=store.image_embeddings.load_options, **loader_kwargs
+            directory,
+            load_options=store.image_embeddings.load_options,
+            **{"paths": "absolute", **loader_kwargs},
         )
+    if loader.paths != "absolute":  # records are matched to the folder by absolute path
+        raise ValueError("sync_directory needs ImageDirectoryLoader(..., paths='absolute')")
     store.acquire_write_lock()  # fail fast, before embedding anything
     root = str(loader.root)
     result = SyncResult()

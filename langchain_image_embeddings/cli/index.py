@@ -108,6 +108,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         exclude=args.exclude or (),
         load_options=store.image_embeddings.load_options,
         pdf=args.pdf,
+        paths="absolute",
     )
     started = time.perf_counter()
     try:

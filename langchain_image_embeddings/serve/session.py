@@ -379,7 +379,8 @@ class StoreSession:
             raise ApiError(422, "bad_query", "the text query is empty")
         try:
             with self.lock:
-                hits = self.store.similarity_search_with_score(query, k, filter)
+                # a client's text is text: never a path for the server to open (query rule)
+                hits = self.store.similarity_search_with_score(query, k, filter, query_mode="text")
         except EncoderError as exc:
             raise ApiError(400, "no_text_tower", str(exc)) from exc
         except ValueError as exc:

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
     from typing_extensions import Self
 
-    from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings
+    from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings, QueryMode
     from langchain_image_embeddings.embeddings import ImageEmbeddings
     from langchain_image_embeddings.images._load import ImageInput
     from langchain_image_embeddings.vectorstores._backend import StoreBackend
@@ -101,6 +101,12 @@ class ImageVectorStore(VectorStore):
             store.similarity_search_by_image("photos/chelsea.jpg", k=1)   # [Document]
             store.as_retriever(search_kwargs={"k": 3})                  # any LangChain chain
     """
+
+    #: How string queries (``similarity_search``, ``as_retriever().invoke``) are read:
+    #: ``"auto"`` searches an existing image file or image URI as that image and other
+    #: strings as text; ``"text"`` / ``"image"`` force one reading. Per call: ``query_mode=``
+    #: (also in ``as_retriever(search_kwargs=...)``).
+    query_mode: QueryMode = "auto"
 
     def __init__(self, embeddings: Embeddings, backend: StoreBackend) -> None:
         refuse_swapped_arguments(type(self).__name__, embeddings)
@@ -146,8 +152,7 @@ class ImageVectorStore(VectorStore):
         """The image-document view of the model, for stock LangChain stores."""
         from langchain_image_embeddings.document_embeddings import ImageDocumentEmbeddings
 
-        image = self.image_embeddings
-        return ImageDocumentEmbeddings(image, query="text" if image.supports_text else "image")
+        return ImageDocumentEmbeddings(self.image_embeddings, query="auto")
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         # Every score this store returns is already relevance in [0, 1].
@@ -324,6 +329,9 @@ class ImageVectorStore(VectorStore):
         if not texts:
             return []
         if self.embeds_images:
+            captions = [r for r, m in enumerate(metas) if m.get("kind") == "text"]
+            if captions:
+                return self._add_captions_and_images(texts, metas, given, captions)
             return self._add_image_uris(texts, metas, given)
         vectors = np.asarray(self._embedding.embed_documents(texts), dtype=np.float32)
         final = [i or str(uuid.uuid4()) for i in given]
@@ -332,6 +340,66 @@ class ImageVectorStore(VectorStore):
         docs = [Document(id=final[r], page_content=texts[r], metadata=metas[r]) for r in rows]
         self.upsert_vectors([final[r] for r in rows], vectors[rows], docs)
         return final
+
+    def _add_captions_and_images(
+        self,
+        texts: list[str],
+        metas: list[dict[str, Any]],
+        given: list[str | None],
+        captions: list[int],
+    ) -> list[str]:
+        """``add_texts`` with text documents (``metadata["kind"] == "text"``) among images.
+
+        A text document (a caption, OCR text, alt text) is embedded by the CLIP text tower,
+        in the images' space, under a content id of its text and parent. Its parent image
+        is ``metadata["parent_id"]`` or the record listing ``metadata["source"]`` (kept as
+        ``parent_source``; a text record lists no path of its own, so syncing and moving
+        images never take it for an image).
+
+        Raises:
+            EncoderError: The model has no text tower.
+        """
+        import hashlib
+
+        import numpy as np
+
+        image = self.image_embeddings
+        if not image.supports_text:
+            raise EncoderError(
+                f"{image.model_id} has no text tower, so it cannot embed text documents "
+                "(metadata kind='text'): use a CLIP-type model for captions beside images"
+            )
+        out: list[str | None] = [None] * len(texts)
+        rest = [r for r in range(len(texts)) if r not in set(captions)]
+        if rest:
+            ids = self._add_image_uris(
+                [texts[r] for r in rest], [metas[r] for r in rest], [given[r] for r in rest]
+            )
+            for r, i in zip(rest, ids, strict=True):
+                out[r] = i
+        owners: dict[str, str] | None = None
+        docs: list[Document] = []
+        for r in captions:
+            meta = dict(metas[r])
+            source = meta.pop("source", None)
+            if source is not None:
+                meta["parent_source"] = source
+            if "parent_id" not in meta and source is not None:
+                if owners is None:
+                    owners = {p: i for i, m in self.records().items() for p in record_paths(m)}
+                parent = owners.get(str(source))
+                if parent is not None:
+                    meta["parent_id"] = parent
+            key = f"text\n{meta.get('parent_id', '')}\n{texts[r]}".encode()
+            rid = given[r] or content_id(hashlib.sha256(key).hexdigest(), image.model_id)
+            out[r] = rid
+            docs.append(Document(id=rid, page_content=texts[r], metadata=meta))
+        unique = {str(d.id): d for d in docs}  # the last of a repeated id wins
+        vectors = np.asarray(
+            image.embed_documents([d.page_content for d in unique.values()]), dtype=np.float32
+        )
+        self.upsert_vectors(list(unique), vectors, list(unique.values()))
+        return [str(i) for i in out]
 
     def _add_image_uris(
         self, uris: list[str], metas: list[dict[str, Any]], given: list[str | None]
@@ -526,18 +594,30 @@ class ImageVectorStore(VectorStore):
         return deleted
 
     # -- searches ------------------------------------------------------------------------
-    def text_query_vector(self, query: str) -> list[float]:
-        """The vector a text query is searched with (CLIP text tower for image models).
+    def text_query_vector(self, query: str, query_mode: QueryMode | None = None) -> list[float]:
+        """The vector a string query is searched with, by the query rule.
 
-        An image-only model (no text tower) reads an image URI query (an existing image
-        file, ``data:image/...``, an image URL) as the image: stock retrievers
-        (``as_retriever()``, ``EnsembleRetriever`` ...) then search image-to-image.
+        With ``query_mode="auto"`` (the store's :attr:`query_mode` by default) an image
+        model reads a query that is an existing image file or an image URI
+        (``data:image/...``, an image URL) as that image, on every model: stock retrievers
+        (``as_retriever()``, ``EnsembleRetriever`` ...) then search image-to-image. Other
+        strings go through the CLIP text tower. ``"image"`` reads any string as an image
+        input, ``"text"`` always embeds the text.
 
         Raises:
             EncoderError: An image model without a text tower, and a query that is not an
                 image URI.
         """
         image = self._image_embeddings
+        mode = query_mode or self.query_mode
+        if image is not None and mode != "text":
+            from langchain_image_embeddings.document_embeddings import resolve_query_mode
+
+            if mode == "image" or (
+                image.supports_text
+                and resolve_query_mode(mode, query, supports_text=True) == "image"
+            ):
+                return self.image_query_vector(query.strip())
         if image is not None and not image.supports_text:
             from langchain_image_embeddings.embeddings import looks_like_image_uri
 
@@ -622,9 +702,8 @@ class ImageVectorStore(VectorStore):
         Raises:
             EncoderError: An image model without a text tower.
         """
-        return self.similarity_search_with_score_by_vector(
-            self.text_query_vector(query), k, filter, **kwargs
-        )
+        vector = self.text_query_vector(query, kwargs.pop("query_mode", None))
+        return self.similarity_search_with_score_by_vector(vector, k, filter, **kwargs)
 
     def similarity_search(
         self, query: str, k: int = 4, filter: Any = None, **kwargs: Any
@@ -652,6 +731,25 @@ class ImageVectorStore(VectorStore):
     ) -> list[Document]:
         """Documents nearest to a query image (any supported image input)."""
         hits = self.similarity_search_by_image_with_relevance_score(image, k, filter, **kwargs)
+        return [doc for doc, _ in hits]
+
+    async def asimilarity_search_by_image_with_relevance_score(
+        self, image: ImageInput | None = None, k: int = 4, filter: Any = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Async :meth:`similarity_search_by_image_with_relevance_score` (in a worker thread)."""
+        from langchain_core.runnables.config import run_in_executor
+
+        return await run_in_executor(
+            None, self.similarity_search_by_image_with_relevance_score, image, k, filter, **kwargs
+        )
+
+    async def asimilarity_search_by_image(
+        self, image: ImageInput | None = None, k: int = 4, filter: Any = None, **kwargs: Any
+    ) -> list[Document]:
+        """Async :meth:`similarity_search_by_image` (decoding and the model run off the loop)."""
+        hits = await self.asimilarity_search_by_image_with_relevance_score(
+            image, k, filter, **kwargs
+        )
         return [doc for doc, _ in hits]
 
     def max_marginal_relevance_search_by_vector(
@@ -686,9 +784,10 @@ class ImageVectorStore(VectorStore):
         filter: Any = None,
         **kwargs: Any,
     ) -> list[Document]:
-        """MMR search for a text query."""
+        """MMR search for a string query (read by :meth:`text_query_vector`)."""
+        vector = self.text_query_vector(query, kwargs.pop("query_mode", None))
         return self.max_marginal_relevance_search_by_vector(
-            self.text_query_vector(query), k, fetch_k, lambda_mult, filter, **kwargs
+            vector, k, fetch_k, lambda_mult, filter, **kwargs
         )
 
     def max_marginal_relevance_search_by_image(

@@ -33,7 +33,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("pipeline", ("pipeline",)),
     ("embeddings", ("embeddings", "document_embeddings", "document_loaders", "documents")),
     ("vectorstores", ("vectorstores",)),
-    ("helpers", ("retrievers", "messages", "sync", "duplicates", "samples", "scale", "rerankers")),
+    (
+        "helpers",
+        ("retrievers", "messages", "tools", "sync", "duplicates", "samples", "scale", "rerankers"),
+    ),
     ("evaluation", ("evaluation",)),
     ("training", ("training",)),
     ("serve", ("serve",)),

@@ -102,14 +102,16 @@ def test_store_modules_import_without_heavy_backends() -> None:
 
 
 def test_text_queries_on_an_image_only_model_fail_at_construction() -> None:
-    """``query="text"`` (the default) on an image-only model is refused when the view is built,
-    naming the model and the fix, without loading any weights."""
+    """``query="text"`` on an image-only model is refused when the view is built, naming the
+    model and the fix, without loading any weights (the default, ``"auto"``, reads every
+    query of such a model as an image)."""
     from langchain_image_embeddings import ImageEmbeddings
     from langchain_image_embeddings.errors import EncoderError
 
     embeddings = ImageEmbeddings("timm:efficientnet_lite0", device="cpu")
     with pytest.raises(EncoderError, match=r"timm:efficientnet_lite0.*query='image'"):
-        ImageDocumentEmbeddings(embeddings)
+        ImageDocumentEmbeddings(embeddings, query="text")
+    assert ImageDocumentEmbeddings(embeddings).query == "auto"
     with pytest.raises(EncoderError, match="no text tower"):
         image_document_embeddings(embeddings, query="text")
     view = ImageDocumentEmbeddings(embeddings, query="image")  # the right way: fine

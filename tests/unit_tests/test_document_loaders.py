@@ -62,7 +62,11 @@ def test_metadata_describes_the_file(tree: Path) -> None:
     assert meta["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert (meta["width"], meta["height"], meta["format"]) == (40, 40, "JPEG")
     assert meta["bytes"] == path.stat().st_size
-    assert meta["mtime"] == pytest.approx(path.stat().st_mtime)
+    assert "mtime" not in meta  # content-keyed: a touch changes nothing
+    timed = ImageDirectoryLoader(tree, include_mtime=True).load()
+    assert next(d for d in timed if d.page_content.endswith("b.jpg")).metadata[
+        "mtime"
+    ] == pytest.approx(path.stat().st_mtime)
     assert not doc.page_content.startswith("data:")  # stored by reference, never base64
 
 

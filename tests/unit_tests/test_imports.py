@@ -67,7 +67,11 @@ PUBLIC_IMPORTS: dict[str, list[str]] = {
     "langchain_image_embeddings.encoders.late": ["LateInteractionEncoder"],
     "langchain_image_embeddings.evaluation": ["EvalSetting", "evaluate", "settings_grid"],
     "langchain_image_embeddings.images": ["ImageLoadOptions", "read_image_source"],
-    "langchain_image_embeddings.messages": ["image_rag_message"],
+    "langchain_image_embeddings.messages": [
+        "ImageRAGPrompt",
+        "SkippedDocument",
+        "image_rag_message",
+    ],
     "langchain_image_embeddings.retrievers": ["ImageToImageRetriever", "TextToImageRetriever"],
     "langchain_image_embeddings.rerankers": ["MaxSimReranker"],
     "langchain_image_embeddings.scale": [
@@ -79,6 +83,7 @@ PUBLIC_IMPORTS: dict[str, list[str]] = {
     "langchain_image_embeddings.scale.ray": ["RayOptions", "embed_dataset_ray"],
     "langchain_image_embeddings.serve": ["ServeSettings", "create_app"],
     "langchain_image_embeddings.sync": ["sync_directory"],
+    "langchain_image_embeddings.tools": ["image_search_tool"],
     "langchain_image_embeddings.training": ["LabeledImages", "fit"],
     "langchain_image_embeddings.vectorstores": [
         "ChromaImageStore",

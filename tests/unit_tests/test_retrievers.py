@@ -134,7 +134,7 @@ def test_message_blocks_for_a_vision_llm(tiny_store: FAISSImageStore) -> None:
     image = Image.open(io.BytesIO(base64.b64decode(blocks[1]["base64"])))
     assert image.format == "JPEG" and max(image.size) == 64  # 200x200 shrunk to the bound
     assert blocks[1]["mime_type"] == "image/jpeg"
-    openai = image_documents_to_content_blocks(docs[:1], style="openai", captions=False)
+    openai = image_documents_to_content_blocks(docs[:1], style="openai", caption=None)
     assert openai[0]["type"] == "image_url"
     assert openai[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     message = image_rag_message("Which is red?", docs, max_side=32)
@@ -147,7 +147,7 @@ def test_message_blocks_for_a_vision_llm(tiny_store: FAISSImageStore) -> None:
 @pytest.mark.parametrize(
     ("option", "value"),
     [
-        ("search_type", "similarity_score_threshold"),
+        ("search_type", "cosine"),
         ("lambda_mult", 2.0),
         ("score_threshold", 1.5),
         ("fetch_k", 0),
@@ -192,7 +192,7 @@ class _RecordingHandler(BaseCallbackHandler):
         self.events.append(("end", [d.id for d in documents], kwargs.get("tags")))
 
 
-def test_a_stock_store_is_refused_at_construction_not_at_invoke() -> None:
+def test_a_stock_store_without_image_embeddings_is_refused_at_construction() -> None:
     from langchain_core.embeddings import DeterministicFakeEmbedding
     from langchain_core.vectorstores import InMemoryVectorStore
 
@@ -205,9 +205,13 @@ def test_a_stock_store_is_refused_at_construction_not_at_invoke() -> None:
 def test_unknown_constructor_options_are_refused_like_per_call_ones(
     tiny_store: FAISSImageStore,
 ) -> None:
-    # as_retriever's spelling used to be dropped silently (k stayed 4)
-    with pytest.raises(ValueError, match="search_kwargs"):
-        TextToImageRetriever(store=tiny_store, search_kwargs={"k": 1})
+    # as_retriever's spelling is taken (it was refused by pydantic's "Extra inputs")
+    retriever = TextToImageRetriever(store=tiny_store, search_kwargs={"k": 1, "fetch_k": 5})
+    assert (retriever.k, retriever.fetch_k) == (1, 5) and len(retriever.invoke("a square")) == 1
+    with pytest.raises(ValueError, match=r"search_kwargs.*'kk'"):
+        TextToImageRetriever(store=tiny_store, search_kwargs={"kk": 1})
+    with pytest.raises(ValueError, match="k_size"):
+        TextToImageRetriever(store=tiny_store, k_size=1)
     # the pydantic fields every runnable has still work
     retriever = TextToImageRetriever(store=tiny_store, k=1, tags=["t"], metadata={"m": 1})
     assert retriever.tags == ["t"] and len(retriever.invoke("a red square")) == 1
