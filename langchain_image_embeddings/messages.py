@@ -189,7 +189,10 @@ def _caption_field(value: Any) -> str:
 
 
 def default_caption(document: Document, number: int, *, metadata_keys: Sequence[str] = ()) -> str:
-    """``[image 1] chelsea.jpg (page: 3)``: the file name and the chosen metadata fields.
+    """``[image 1] chelsea.jpg (year: 2024)``: the file name and the chosen metadata fields.
+
+    A PDF page or figure (``document`` and ``page`` in its metadata) reads
+    ``[image 1] report.pdf, page 3`` (``, figure 2``).
 
     The name comes from ``metadata["source"]`` (else ``page_content``) reduced to its file
     name, so no local folder reaches a hosted LLM; inline images are ``inline image``.
@@ -204,6 +207,13 @@ def default_caption(document: Document, number: int, *, metadata_keys: Sequence[
     source = document.metadata.get("source")
     address = source if isinstance(source, str) and source else document.page_content
     text = f"[image {number}] {_file_name(address)}"
+    pdf = document.metadata.get("document")
+    page = document.metadata.get("page")
+    if isinstance(pdf, str) and isinstance(page, int):  # a PDF page or figure: say it in words
+        text = f"[image {number}] {_file_name(pdf)}, page {page}"
+        figure = document.metadata.get("figure")
+        if isinstance(figure, int):
+            text += f", figure {figure}"
     fields = [
         f"{key}: {_caption_field(document.metadata[key])}"
         for key in metadata_keys

@@ -161,7 +161,7 @@ def test_thumbnails_and_rag_messages_render_pages_through_the_address(tmp_path: 
     docs = [d for d in PDFImageLoader(report).load() if d.metadata["kind"] == "page"][:1]
     message = image_rag_message("Which region sold most?", docs, max_side=256)
     blocks = message.content
-    assert blocks[1] == {"type": "text", "text": f"[image 1] {report}#page=1"}
+    assert blocks[1] == {"type": "text", "text": "[image 1] report.pdf, page 1"}
     sent = Image.open(io.BytesIO(base64.b64decode(blocks[2]["base64"])))  # type: ignore[index]
     assert sent.size == (198, 256)
     x, y, w, h = samples.BARS[3]  # the tallest bar, in its colour
