@@ -7,6 +7,16 @@ Data sets:
   uniformly) plus isotropic Gaussian noise of standard deviation ``0.04`` per dimension
   (noise norm ~0.9, so clusters overlap in their tails), then normalised. Held-out queries
   (200, never stored) come from the same process.
+* **hard** (``--parts hard``, ``--hard-n`` default 100,000, ``--hard-dim`` default 256): the
+  set issue 26 found the IVF-PQ plan stopping short on. ``n / 100`` centres uniform on the
+  sphere; cluster sizes Zipf (cluster of rank r drawn with weight 1 / r^1.1, so a few clusters
+  hold most rows); anisotropic noise (standard deviation ``0.25 / sqrt(j)`` along dimension j,
+  then each cluster's noise scaled by a factor uniform in [0.5, 1.5]); everything rotated by
+  one random orthogonal matrix (so the anisotropy is not axis-aligned); normalised. The 200
+  held-out queries are drawn from the same process (never stored) and perturbed once more
+  with N(0, 0.02) noise. Each kind is built by the store with its default recall target and
+  with 0.99; the table shows the plans it tried, the recall it recorded (held-out stored
+  rows) and the recall measured on the held-out queries, or the refusal.
 * **photos**: the real Lite0 (``timm:efficientnet_lite0``, ImageNet weights) embeddings of
   the sample photos and their copies (``samples.write_sample_photos``), plus random
   augmentations of the photos (crop 35-100 % of the area, flip, brightness 0.6-1.4) to
@@ -34,6 +44,7 @@ Usage::
     python benchmarks/ann.py                       # ~15-25 minutes on 2 cores
     python benchmarks/ann.py --n 20000 --save-n 100000 --photo-augment 300   # quick check
     python benchmarks/ann.py --parts rss           # only the memory comparison
+    python benchmarks/ann.py --parts hard --hard-n 100000 --hard-dim 256   # issue 26's set
 """
 
 from __future__ import annotations
@@ -91,6 +102,52 @@ def clustered(n: int, dim: int, seed: int, centres: np.ndarray | None = None) ->
     return out
 
 
+def hard(n: int, dim: int, seed: int, queries: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """The hard set (see the module docs): ``n`` stored rows and ``queries`` held-out ones."""
+    rng = np.random.default_rng(seed)
+    clusters = max(10, n // 100)
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    weights = 1.0 / np.arange(1, clusters + 1) ** 1.1
+    label = rng.choice(clusters, n + queries, p=weights / weights.sum())
+    scales = 0.25 * np.arange(1, dim + 1, dtype=np.float32) ** -0.5
+    spread = rng.uniform(0.5, 1.5, clusters).astype(np.float32)
+    rotation, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    out = np.empty((n + queries, dim), np.float32)
+    for start in range(0, n + queries, 50_000):
+        part = label[start : start + 50_000]
+        noise = rng.standard_normal((len(part), dim)).astype(np.float32)
+        x = centres[part] + noise * scales * spread[part, None]
+        out[start : start + len(part)] = x @ rotation.astype(np.float32)
+    out[n:] += 0.02 * rng.standard_normal((queries, dim)).astype(np.float32)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out[:n], out[n:]
+
+
+def hard_table(args: argparse.Namespace) -> None:
+    from langchain_image_embeddings.errors import StoreError
+
+    vectors, queries = hard(args.hard_n, args.hard_dim, seed=7)
+    print(
+        f"\nhard: {args.hard_n:,} x {args.hard_dim}, Zipf-sized anisotropic rotated clusters; "
+        "200 held-out perturbed queries"
+    )
+    for kind in ("hnsw", "ivf-pq", "auto"):
+        for target in (0.95, 0.99):
+            try:
+                row = measure(kind, vectors, queries, recall_target=target)
+            except StoreError as exc:
+                print(f"{kind:7} target {target}: refused: {exc}")
+                continue
+            params = ",".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
+            print(
+                f"{kind:7} target {target}: {row['factory']} {params} refine {row['refine']} "
+                f"recorded {row['tuned_recall']} held-out {row['recall']:.3f} "
+                f"{row['ms']:.2f} ms/query build {row['build_s']:.1f} s; tried "
+                + "; ".join(f"{t['factory']}={t['recall']}" for t in row["tried"])
+            )
+
+
 def fill(store: FAISSImageStore, vectors: np.ndarray, prefix: str = "v") -> None:
     for start in range(0, len(vectors), 100_000):
         ids = [f"{prefix}{i}" for i in range(start, min(start + 100_000, len(vectors)))]
@@ -99,10 +156,12 @@ def fill(store: FAISSImageStore, vectors: np.ndarray, prefix: str = "v") -> None
         )
 
 
-def measure(kind: str, vectors: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
+def measure(
+    kind: str, vectors: np.ndarray, queries: np.ndarray, recall_target: float | None = None
+) -> dict[str, Any]:
     import faiss
 
-    store = FAISSImageStore(VectorsOnly(vectors.shape[1]), index=kind)
+    store = FAISSImageStore(VectorsOnly(vectors.shape[1]), index=kind, recall_target=recall_target)
     fill(store, vectors)
     started = time.perf_counter()
     store.build_index()
@@ -132,6 +191,7 @@ def measure(kind: str, vectors: np.ndarray, queries: np.ndarray) -> dict[str, An
         "ms": 1000 * took / len(queries),
         "memory_mb": memory / 2**20,
         "build_s": build,
+        "tried": info.get("plans_tried", []),
     }
 
 
@@ -316,9 +376,11 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         nargs="+",
-        choices=("clustered", "photos", "save", "rss"),
+        choices=("clustered", "photos", "save", "rss", "hard"),
         default=["clustered", "photos", "save", "rss"],
     )
+    parser.add_argument("--hard-n", type=int, default=100_000)
+    parser.add_argument("--hard-dim", type=int, default=256)
     parser.add_argument("--baseline-ref", default=BASELINE_REF)
     parser.add_argument("--rss-case", nargs=2, metavar=("STORE", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -338,6 +400,8 @@ def main() -> None:
             photos_table(work, args.photo_augment)
         if "save" in args.parts:
             save_table(args, work)
+        if "hard" in args.parts:
+            hard_table(args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

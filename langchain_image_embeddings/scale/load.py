@@ -293,7 +293,9 @@ def load_shards(
 
     Raises:
         ModelMismatchError: A shard written by another model; nothing is written.
-        StoreError: No shards at ``path``, an unreadable shard, or a damaged one (the
+        StoreError: An index plan of the store that the shards' rows could not train
+            (FAISS: fewer than 39 vectors per inverted list); nothing is written. No
+            shards at ``path``, an unreadable shard, or a damaged one (the
             message names the file, the column and the row; nothing of that shard is
             written, the shards before it stay loaded).
 
@@ -309,6 +311,9 @@ def load_shards(
     started = time.perf_counter()
     files = shard_files(path)
     infos = check_shards(store, files)
+    check_load = getattr(store.backend, "check_load", None)
+    if check_load is not None:  # an index plan the load could not train: refused first
+        check_load(sum(info.rows - info.failures for info in infos))
     report = LoadReport()
     for info in infos:
         for batch in _checked_batches(info, batch_size):  # nothing of a damaged shard written

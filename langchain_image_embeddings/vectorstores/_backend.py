@@ -97,6 +97,11 @@ class StoreBackend(Protocol):
         """The stored (unit) vectors of these ids, in order."""
         ...
 
+    # A backend may also define ``search_many(vectors, k, filter, fetch_k)``: ``search`` for
+    # a matrix of unit query rows in one call, a list of hit lists in query order. The
+    # store's batched search uses it when present and asks ``search`` per query otherwise
+    # (FAISS and Milvus define it).
+
     # -- writes (the writer lock is held) --------------------------------------------------
     def write(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]) -> None:
         """Upsert checked unit vectors with their documents."""

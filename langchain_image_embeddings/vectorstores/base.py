@@ -803,3 +803,53 @@ class ImageVectorStore(VectorStore):
         return self.max_marginal_relevance_search_by_vector(
             self.image_query_vector(image), k, fetch_k, lambda_mult, filter, **kwargs
         )
+
+    def similarity_search_with_score_by_vectors(
+        self,
+        embeddings: Sequence[Sequence[float]],
+        k: int = 4,
+        filter: Any = None,
+        *,
+        fetch_k: int = 20,
+        score_threshold: float | None = None,
+        **kwargs: Any,
+    ) -> list[list[tuple[Document, float]]]:
+        """Batched search: for each query vector, what
+        :meth:`similarity_search_with_score_by_vector` returns, in query order.
+
+        A backend with ``search_many`` answers all the queries in one call (FAISS: one
+        index search for every query's candidates; Milvus: one request); others are asked
+        query by query. Retrievers' ``batch`` / ``abatch`` and evaluation loops should call
+        this with the embedded queries.
+
+        Raises:
+            StoreError: A query that is not a finite, non-zero vector of the store's dimension.
+        """
+        import numpy as np
+
+        if k <= 0 or not len(embeddings) or self.backend.is_empty():
+            return [[] for _ in embeddings]
+        queries = np.stack([self._query_unit(e) for e in embeddings])
+        search_many = getattr(self.backend, "search_many", None)
+        if search_many is not None:
+            hits = search_many(queries, k, filter, max(fetch_k, k))
+        else:
+            hits = [self.backend.search(q, k, filter, max(fetch_k, k)) for q in queries]
+        out = []
+        for found in hits:
+            scored = [(doc, relevance_from_cosine(cos)) for doc, cos in found]
+            if score_threshold is not None:
+                scored = [(d, s) for d, s in scored if s >= score_threshold]
+            out.append(scored[:k])
+        return out
+
+    def similarity_search_by_vectors(
+        self,
+        embeddings: Sequence[Sequence[float]],
+        k: int = 4,
+        filter: Any = None,
+        **kwargs: Any,
+    ) -> list[list[Document]]:
+        """Batched :meth:`similarity_search_by_vector`: the nearest documents per query."""
+        batched = self.similarity_search_with_score_by_vectors(embeddings, k, filter, **kwargs)
+        return [[doc for doc, _ in hits] for hits in batched]

@@ -21,6 +21,7 @@ import json
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -99,6 +100,7 @@ class FAISSBackend:
         index: str | None = None,
         recall_target: float | None = None,
         memory_budget: int | str | None = None,
+        expected_rows: int | None = None,
     ) -> None:
         self.path = path
         self.mutex = threading.RLock()
@@ -109,6 +111,7 @@ class FAISSBackend:
             "requested": index is not None,
             "recall_target": recall_target is not None,
             "memory_budget": memory_budget is not None,
+            "expected_rows": expected_rows is not None,
         }
         self.recall_target = (
             DEFAULT_RECALL_TARGET if recall_target is None else float(recall_target)
@@ -116,6 +119,14 @@ class FAISSBackend:
         if not 0.0 < self.recall_target <= 1.0:
             raise ValueError(f"recall_target {recall_target!r}: expected a recall in (0, 1]")
         self.memory_budget = None if memory_budget is None else ann.parse_size(memory_budget)
+        if expected_rows is not None and int(expected_rows) < 1:
+            raise ValueError(f"expected_rows {expected_rows!r}: expected a positive row count")
+        #: The rows the index is planned for (lists, training sample), when more than held.
+        self.expected_rows = None if expected_rows is None else int(expected_rows)
+        if self.expected_rows is not None and ann.ivf_lists(self._kind):
+            ann.check_trainable(  # a plan that cannot train is refused before any load
+                self._kind, self.expected_rows, f"FAISS index planned for {expected_rows:,} rows"
+            )
         self._generation: int | None = None  # the generation loaded or last saved
         self._model_record: Callable[[], dict[str, Any]] | None = None  # set by open()
         self._checked: dict[str, Any] | None = None  # the record the store checked
@@ -328,6 +339,36 @@ class FAISSBackend:
                 return self._hits(found_rows, found_scores)
         return self._hits(*self._rows.exact_search(query, wanted, dead=self._dead_rows()))
 
+    @serialised
+    def search_many(
+        self, vectors: np.ndarray, k: int, filter: Any, fetch_k: int
+    ) -> list[list[tuple[Document, float]]]:
+        """:meth:`search` for many unit queries: one index search fetches every query's
+        candidates (FAISS spreads the batch over its threads), each rescored exactly."""
+        import numpy as np
+
+        queries = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
+        if filter is not None or self._ann is None or not self._row:
+            return [self.search(q, k, filter, fetch_k) for q in queries]
+        wanted = min(k, len(self._row))
+        refine = int(self._ann_info.get("refine") or ann.refine_for(self._ann))
+        found = ann.search_rescored(
+            self._ann,
+            self._rows,
+            queries,
+            max(k, 1),
+            refine,
+            self._ann_info.get("params") or {},
+            self._dead_selector(),
+        )
+        out = []
+        for q, (rows, scores) in zip(queries, found, strict=True):
+            if len(rows) >= wanted:
+                out.append(self._hits(rows, scores))
+            else:  # too few candidates survived the deletions: exact, as search does
+                out.append(self._hits(*self._rows.exact_search(q, wanted, dead=self._dead_rows())))
+        return out
+
     def _hits(self, rows: Any, scores: Any) -> list[tuple[Document, float]]:
         out = []
         for r, s in zip(rows, scores, strict=True):
@@ -349,14 +390,60 @@ class FAISSBackend:
         n, dim = self.count(), self._dim
         if dim is None or n < ann.MIN_ANN_ROWS:
             return "flat"
-        return ann.resolve(self._kind, n, dim, self.memory_budget)
+        planned = self.planned_rows()
+        kind = ann.resolve(self._kind, planned, dim, self.memory_budget)
+        if self.expected_rows is not None and kind != "flat":
+            needed = ann.training_points_needed(ann.factory_string(kind, planned, dim))
+            if n < needed:  # the planned lists cannot train yet: exact until they can
+                return "flat"
+        return kind
+
+    def planned_rows(self) -> int:
+        """The rows the index is sized for: the live rows, or :attr:`expected_rows` if more."""
+        return max(self.count(), self.expected_rows or 0)
+
+    def check_load(self, incoming: int) -> None:
+        """Refuse a bulk load of ``incoming`` more rows after which the planned index still
+        could not be trained (checked before any row is written).
+
+        Raises:
+            StoreError: The plan's lists need more training vectors than the store will hold.
+        """
+        total, dim = self.count() + incoming, self._dim
+        if self._kind == "flat" or total < ann.MIN_ANN_ROWS:
+            return
+        planned = max(total, self.expected_rows or 0)
+        if ann.ivf_lists(self._kind):  # a factory string: its lists are fixed
+            factory = self._kind
+        elif dim is None:
+            return
+        else:
+            factory = ann.factory_string(
+                ann.resolve(self._kind, planned, dim, self.memory_budget), planned, dim
+            )
+        needed = ann.training_points_needed(factory)
+        if total < needed:
+            raise StoreError(
+                f"{self.where}: the index planned for {planned:,} rows ({factory}) has "
+                f"{ann.ivf_lists(factory):,} inverted lists, which need at least {needed:,} "
+                f"training vectors ({ann.MIN_POINTS_PER_LIST} a list); the store holds "
+                f"{self.count():,} and the load brings {incoming:,}: load more shards at "
+                "once, or plan for fewer rows (expected_rows)"
+            )
 
     def index_outdated(self) -> bool:
         """Whether :meth:`build_index` would build (or drop) the approximate index."""
         target = self._wanted_kind()
         if target == "flat":
             return self._ann is not None
-        return self._ann is None or self._ann_info.get("kind") != target
+        if self._ann is None or self._ann_info.get("kind") != target:
+            return True
+        # inverted lists sized for far fewer rows than there are now: rebuilt, resized
+        planned = int(self._ann_info.get("planned_rows") or 0)
+        sized = self._kind in ("ivf-pq", "auto") and ann.ivf_lists(
+            str(self._ann_info.get("factory"))
+        )
+        return bool(sized and planned and self.planned_rows() > 4 * planned)
 
     @serialised
     def build_index(self, *, force: bool = False, queries: np.ndarray | None = None) -> bool:
@@ -378,19 +465,60 @@ class FAISSBackend:
         if not force and not self.index_outdated():
             return False
         self._compact_rows()
-        dim = int(self._dim or 0)
-        factory = ann.factory_string(target, self.count(), dim)
-        started = time.perf_counter()
-        self._ann = ann.build(factory, self._rows)
+        dim, n = int(self._dim or 0), self.count()
+        planned = self.planned_rows()
+        plans = ann.plans_for(
+            self._kind if self._kind == "auto" else target, planned, dim, self.memory_budget
+        )
+        held = None if queries is not None else ann.tuning_rows(len(self._ids), None)
+        tried: list[dict[str, Any]] = []
+        index: Any = None
+        tuning: dict[str, Any] = {}
+        self._ann, self._ann_info = None, {}
+        for factory in plans:  # the next plan only while the target is missed
+            started = time.perf_counter()
+            try:
+                index = ann.build(factory, self._rows, exclude=held)
+            except ValueError as exc:
+                raise StoreError(f"{self.where}: {exc}") from exc
+            built = time.perf_counter() - started
+            tuning = ann.tune(
+                index, self._rows, queries=queries, target=self.recall_target, held_out=held
+            )
+            tried.append(
+                {
+                    "factory": factory,
+                    "recall": tuning["recall"],
+                    "params": tuning["params"],
+                    "refine": tuning["refine"],
+                    "build_seconds": round(built, 3),
+                }
+            )
+            if tuning["reached"] or factory == plans[-1]:
+                break
+            index = None  # freed before the next plan is built
+        if not tuning["reached"]:
+            raise StoreError(
+                f"{self.where}: no index plan reaches recall@10 {self.recall_target} on "
+                f"{tuning['tuning_queries']} held-out queries within the memory budget "
+                f"({self.memory_budget or ann.default_memory_budget():,} bytes); tried "
+                + "; ".join(
+                    f"{t['factory']}: {t['recall']} at {t['params']} refine {t['refine']}"
+                    for t in tried
+                )
+                + ". Lower recall_target, raise memory_budget, or use index='flat' (exact); "
+                "until then the store searches exactly"
+            )
+        self._ann = index
         self._ann_info = {
             "kind": target,
             "factory": factory,
-            "build_seconds": round(time.perf_counter() - started, 3),
-            "memory_bytes": ann.estimate_memory(
-                target if target in ann.KINDS else "flat", self.count(), dim
-            ),
+            "planned_rows": planned,
+            "build_seconds": tried[-1]["build_seconds"],
+            "memory_bytes": ann.estimate_factory_memory(factory, n, dim),
+            **tuning,
+            "plans_tried": tried,
         }
-        self.tune(queries)
         return True
 
     @serialised
@@ -413,6 +541,13 @@ class FAISSBackend:
                     target=self.recall_target,
                 )
             )
+            if not self._ann_info["reached"]:
+                warnings.warn(
+                    f"{self.where}: recall@10 {self._ann_info['recall']} on held-out queries "
+                    f"is below the target {self.recall_target} ({self._ann_info['factory']}); "
+                    "rebuild with build_index(force=True) to try larger plans",
+                    stacklevel=3,
+                )
         return self.index_info
 
     def _compact_rows(self) -> bool:
@@ -489,6 +624,8 @@ class FAISSBackend:
         if not self._given["memory_budget"]:
             budget = entry.get("memory_budget")
             self.memory_budget = None if budget is None else int(budget)
+        if not self._given["expected_rows"] and entry.get("expected_rows") is not None:
+            self.expected_rows = int(entry["expected_rows"])
         if not entry.get("file") or self._kind != entry.get("requested", "flat"):
             return  # exact, or another kind asked for: built at the next save
         index = files.read_index(folder, entry)
@@ -690,6 +827,7 @@ class FAISSBackend:
             "requested": self._kind,
             "recall_target": self.recall_target,
             "memory_budget": self.memory_budget,
+            "expected_rows": self.expected_rows,
         }
         n_rows = len(self._ids)
         if self._ann is None:

@@ -284,6 +284,14 @@ def faiss_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "index_params": index.get("params", {}),
         "recall_at_10": index.get("recall", 1.0),
         "recall_target": index.get("recall_target", 0.95),
+        "recall_reached": index.get("reached", True),
+        "recall_queries": index.get(
+            "recall_queries", "exact search" if not index.get("file") else "stored rows"
+        ),
+        "search_refine": index.get("refine"),
+        "ms_per_query": index.get("ms_per_query"),
+        "plans_tried": [f"{t['factory']}: {t['recall']}" for t in index.get("plans_tried") or []],
+        "expected_rows": index.get("expected_rows"),
         "memory_budget": index.get("memory_budget"),
         "segments": 1 + len(manifest.get("segments") or []),
         "deleted_rows": int((manifest.get("deletions") or {}).get("count", 0)),

@@ -107,7 +107,24 @@ class FAISSImageStore(ImageVectorStore):
         memory_budget: int | str | None
             Bytes (or a size such as ``"2GB"``) an HNSW index may take before ``"auto"``
             picks IVF-PQ; ``None`` keeps a saved store's budget (default: half the
-            machine's memory). Recorded in the manifest.
+            machine's memory). Recorded in the manifest. IVF-PQ tries larger codes (8-bit
+            PQ, then scalar codes) while they fit it and the recall target is missed.
+        expected_rows: int | None
+            The rows the index is planned for when the store will grow past what it holds
+            (a bulk load): IVF lists and the training sample are sized for it, the index is
+            built once enough rows are held to train those lists (39 a list; exact search
+            until then), and a factory string whose lists it could never train is refused
+            here. ``None`` keeps a saved store's plan (default: the rows held).
+
+    Recall target, kept or refused:
+        After building, search parameters are tuned on 200 held-out stored rows (left out
+        of the training sample and of the rows searched): ``efSearch`` / ``nprobe`` and the
+        exact rescoring depth (refine) jointly, on their Pareto front. If the target is
+        missed, the next plan is built (IVF-PQ: 8-bit codes, more sub-quantizers, scalar
+        codes; HNSW: a denser graph; ``"auto"``: the other kind), and if none reaches it
+        the save raises :class:`~langchain_image_embeddings.errors.StoreError` with the
+        recall of every plan tried. The recall reached, the chosen point and the front
+        are recorded in the manifest (``imgemb info`` shows them).
 
     Build, search, save and reopen:
         .. code-block:: python
@@ -134,6 +151,7 @@ class FAISSImageStore(ImageVectorStore):
         index: str | None = None,
         recall_target: float | None = None,
         memory_budget: int | str | None = None,
+        expected_rows: int | None = None,
     ) -> None:
         require("faiss", "faiss-cpu")
         refuse_swapped_arguments("FAISSImageStore", embeddings, path)
@@ -147,6 +165,7 @@ class FAISSImageStore(ImageVectorStore):
             index=index,
             recall_target=recall_target,
             memory_budget=memory_budget,
+            expected_rows=expected_rows,
         )
         super().__init__(embeddings, backend)
         self.backend: FAISSBackend = backend

@@ -50,6 +50,12 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
+#: A search first flushes when at least this many rows were written since the last flush:
+#: Milvus indexes sealed segments only, and searches brute-force the growing ones (on 20k
+#: unflushed rows a search took 853 ms, 79 ms once flushed). Fewer rows cost less to scan
+#: than a flush.
+FLUSH_BEFORE_SEARCH_ROWS = 1000
+
 
 class MilvusBackend:
     """One Milvus collection as an image store's storage (built by
@@ -81,6 +87,8 @@ class MilvusBackend:
         self._dim: int | None = None
         self._fixed_dim = False  # an image model's dimension: kept when the collection is dropped
         self._model_record: Callable[[], dict[str, Any]] | None = None  # set by open()
+        #: Rows written (upserted, deleted, relabelled) since the last flush.
+        self.unflushed_rows = 0
         self._exists = bool(self._call("has collection", client.has_collection, collection_name))
         if not self._exists and not create:
             raise StoreError(f"no {self._where}")
@@ -302,11 +310,20 @@ class MilvusBackend:
             self._create(int(vectors.shape[1]))
         for rows in upsert_batches(ids, vectors, documents):
             self._call("upsert", self.client.upsert, self.collection_name, data=rows)
+        self.unflushed_rows += len(ids)
+
+    def flush(self) -> None:
+        """Seal the rows written since the last flush into indexed segments (Milvus builds
+        the HNSW index of a sealed segment; growing segments are searched brute force)."""
+        if self.unflushed_rows and self._ready():
+            self._call("flush", self.client.flush, self.collection_name)
+        self.unflushed_rows = 0
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete these ids in batches (unknown ones ignored)."""
         if not self._ready():
             return
+        self.unflushed_rows += len(ids)
         for start in range(0, len(ids), WRITE_ROWS):
             self._call(
                 "delete",
@@ -318,6 +335,7 @@ class MilvusBackend:
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         """Re-upsert these rows with new metadata (their vectors read back first)."""
         data = relabelled_rows(self._get(ids, ["vector", "page_content"]), ids, metadatas)
+        self.unflushed_rows += len(data)
         for start in range(0, len(data), WRITE_ROWS):
             self._call(
                 "upsert",
@@ -333,6 +351,8 @@ class MilvusBackend:
         expression, a string is one, a callable is applied to the ``fetch_k`` nearest."""
         if not self._ready() or k <= 0:
             return []
+        if self.unflushed_rows >= FLUSH_BEFORE_SEARCH_ROWS:  # after a bulk write
+            self.flush()
         keep: Callable[[dict[str, Any]], bool] | None = None
         limit = k
         if callable(filter) and not isinstance(filter, Mapping):
@@ -351,6 +371,33 @@ class MilvusBackend:
             search_params={"metric_type": METRIC, "params": {"ef": max(SEARCH_EF, limit)}},
         )
         return hit_documents(res[0] if res else [], keep)[:k]
+
+    def search_many(
+        self, vectors: np.ndarray, k: int, filter: Any, fetch_k: int
+    ) -> list[list[tuple[Document, float]]]:
+        """:meth:`search` for many unit queries in one request (a callable filter: one
+        request per query, as :meth:`search` filters after fetching)."""
+        if callable(filter) and not isinstance(filter, Mapping):
+            return [self.search(v, k, filter, fetch_k) for v in vectors]
+        if not self._ready() or k <= 0 or not len(vectors):
+            return [[] for _ in vectors]
+        if self.unflushed_rows >= FLUSH_BEFORE_SEARCH_ROWS:
+            self.flush()
+        limit = min(k, MAX_LIMIT)
+        res = self._call(
+            "search",
+            self.client.search,
+            self.collection_name,
+            data=[[float(x) for x in v] for v in vectors],
+            limit=limit,
+            filter=milvus_expr(filter),
+            output_fields=["page_content", "metadata"],
+            search_params={"metric_type": METRIC, "params": {"ef": max(SEARCH_EF, limit)}},
+        )
+        hits = list(res or [])
+        return [
+            hit_documents(hits[n] if n < len(hits) else [], None)[:k] for n in range(len(vectors))
+        ]
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of these ids, in order."""

@@ -126,6 +126,20 @@ class MilvusImageStore(ImageVectorStore):
         """Drop the whole collection (vectors, documents, the model record)."""
         self.backend.drop()
 
+    def flush(self) -> None:
+        """Seal the rows written since the last flush into indexed segments.
+
+        A search flushes by itself after a bulk write (1,000 rows or more since the last
+        flush); ``load_shards`` / ``imgemb load`` flush after every shard file (through
+        :meth:`persist`).
+        """
+        self.backend.flush()
+
+    def persist(self) -> None:
+        """Flush: rows written are durable once the server has them; a flush makes them
+        searchable through the index (see :meth:`flush`)."""
+        self.backend.flush()
+
     # -- construction --------------------------------------------------------------------
     @classmethod
     def connect(
