@@ -75,7 +75,7 @@ _REMOTE = ("inline", "url")
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
 _BASE64 = re.compile(r"[A-Za-z0-9+/\r\n]+={0,2}")
 #: A page of a document file (``report.pdf#page=3``), read by the same image reader.
-_PAGE = re.compile(r"#page=\d+$")
+_PAGE = re.compile(r"#page=[1-9]\d*(?:&figure=[1-9]\d*)?$")  # as images.parse_address
 _MAX_URI = 4096
 
 

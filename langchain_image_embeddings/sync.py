@@ -166,7 +166,10 @@ def sync_directory(
         loader = ImageDirectoryLoader(
             directory,
             load_options=store.image_embeddings.load_options,
-            **{"paths": "absolute", **loader_kwargs},
+            # absolute paths: records are matched to the folder by path; mtime: the store's
+            # records keep the file's date (the page's "recent" browse and its cards, and what
+            # `imgemb load` writes from shards), content ids are the bytes' hash either way
+            **{"paths": "absolute", "include_mtime": True, **loader_kwargs},
         )
     if loader.paths != "absolute":  # records are matched to the folder by absolute path
         raise ValueError("sync_directory needs ImageDirectoryLoader(..., paths='absolute')")

@@ -109,6 +109,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         load_options=store.image_embeddings.load_options,
         pdf=args.pdf,
         paths="absolute",
+        include_mtime=True,  # as sync_directory's own loader: the records keep the file's date
     )
     started = time.perf_counter()
     try:

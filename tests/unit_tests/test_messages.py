@@ -183,3 +183,17 @@ async def test_image_rag_prompt_async(photo: Document) -> None:
         {"question": "q", "docs": [photo]}
     )
     assert _types(value.to_messages()[0].content) == ["text", "image"]  # type: ignore[arg-type]
+
+
+def test_pdf_page_and_figure_addresses_are_images_and_captioned_in_words() -> None:
+    # a figure's address ends in "&figure=K": it is an image like its page (the search result
+    # that found it must reach the LLM as a picture, not as the text of its address)
+    page = Document(page_content="/data/reports/q3.pdf#page=2", metadata={"kind": "page"})
+    figure = Document(
+        page_content="/data/reports/q3.pdf#page=2&figure=1",
+        metadata={"kind": "figure", "document": "/data/reports/q3.pdf", "page": 2, "figure": 1},
+    )
+    assert document_kind(page) == "image"
+    assert document_kind(figure) == "image"
+    assert document_kind(Document(page_content="q3.pdf#page=0")) == "text"  # not an address
+    assert default_caption(figure, 1) == "[image 1] q3.pdf, page 2, figure 1"
