@@ -268,7 +268,8 @@ def find_duplicates(
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if max_group_size < 2:
         raise ValueError(f"max_group_size must be at least 2, got {max_group_size}")
-    records = store.records()
+    # captions stored beside images (kind "text") are not images: their vectors are text's
+    records = {i: m for i, m in store.records().items() if m.get("kind") != "text"}
     ids = list(records)
     n = len(ids)
     if n == 0:

@@ -57,6 +57,8 @@ class MetadataCatalog:
                 self._values.setdefault(key, Counter())[value] += 1
                 if isinstance(value, str):
                     self._by_lower.setdefault(key, {}).setdefault(value.lower(), set()).add(value)
+            if meta.get("kind") == "text":
+                continue  # a caption beside an image: found through its image, never browsed
             mtime = meta.get("mtime")
             self._mtime[record_id] = float(mtime) if isinstance(mtime, (int, float)) else 0.0
 
@@ -94,7 +96,7 @@ class MetadataCatalog:
         return next(iter(matches)) if len(matches) == 1 else value
 
     def browse(self, order: str, seed: int) -> list[str]:
-        """Every record id, ``recent`` (newest ``mtime`` first) or ``random`` (shuffled by
+        """Every image record's id (captions left out), ``recent`` (newest ``mtime`` first) or ``random`` (shuffled by
         ``seed``, the same order for the same seed, so a browse link can be shared)."""
         ids = list(self._mtime)
         if order == "recent":

@@ -37,6 +37,8 @@ from langchain_image_embeddings.serve.filters import equality_filter, filter_val
 from langchain_image_embeddings.vectorstores._records import record_paths
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from langchain_core.documents import Document
     from PIL import Image
 
@@ -255,8 +257,12 @@ def _escaped(text: str) -> bool:
     return all(0xDC80 <= ord(c) <= 0xDCFF for c in text if 0xD800 <= ord(c) <= 0xDFFF)
 
 
-def search_hit(rank: int, doc: Document, score: float) -> dict[str, Any]:
+def search_hit(
+    rank: int, doc: Document, score: float, matched_text: str | None = None
+) -> dict[str, Any]:
     meta = dict(doc.metadata)
+    if matched_text is not None:  # the caption that matched, beside the image it describes
+        meta["matched_text"] = matched_text
     hit = {
         "rank": rank,
         "id": doc.id,
@@ -380,12 +386,17 @@ class StoreSession:
         try:
             with self.lock:
                 # a client's text is text: never a path for the server to open (query rule)
-                hits = self.store.similarity_search_with_score(query, k, filter, query_mode="text")
+                hits = self._image_hits(
+                    lambda n: self.store.similarity_search_with_score(
+                        query, n, filter, query_mode="text"
+                    ),
+                    k,
+                )
         except EncoderError as exc:
             raise ApiError(400, "no_text_tower", str(exc)) from exc
         except ValueError as exc:
             raise ApiError(400, "bad_filter", str(exc)) from exc
-        return [search_hit(n, d, s) for n, (d, s) in enumerate(hits, start=1)]
+        return [search_hit(n, *hit) for n, hit in enumerate(hits, start=1)]
 
     def image(self, data: bytes, k: int, filter: dict[str, Any] | None) -> list[dict[str, Any]]:
         self.check_k(k)
@@ -405,10 +416,50 @@ class StoreSession:
         vector = self.batcher.submit(image)
         try:
             with self.lock:
-                hits = self.store.similarity_search_with_score_by_vector(vector, k, filter)
+                hits = self._image_hits(
+                    lambda n: self.store.similarity_search_with_score_by_vector(vector, n, filter),
+                    k,
+                )
         except ValueError as exc:
             raise ApiError(400, "bad_filter", str(exc)) from exc
-        return [search_hit(n, d, s) for n, (d, s) in enumerate(hits, start=1)]
+        return [search_hit(n, *hit) for n, hit in enumerate(hits, start=1)]
+
+    def _image_hits(
+        self, search: Callable[[int], list[tuple[Document, float]]], k: int
+    ) -> list[tuple[Document, float, str | None]]:
+        """The page shows images: a caption stored beside an image (``kind`` ``"text"``)
+        answers as that image (its text kept as ``matched_text``), each image once, best
+        score first. ``search(n)`` runs the store search for ``n`` hits (called under the
+        lock); when captions are among the first ``k``, it searches deeper (4 k) so that
+        captions lifted onto images already listed still leave ``k`` images."""
+        hits = search(k)
+        if not any(d.metadata.get("kind") == "text" for d, _ in hits):
+            return [(d, s, None) for d, s in hits]
+        hits = search(4 * k)
+        wanted = sorted(
+            {
+                str(d.metadata["parent_id"])
+                for d, _ in hits
+                if d.metadata.get("kind") == "text" and d.metadata.get("parent_id")
+            }
+        )
+        parents = {str(p.id): p for p in self.store.get_by_ids(wanted)} if wanted else {}
+        out: list[tuple[Document, float, str | None]] = []
+        seen: set[str] = set()
+        for doc, score in hits:
+            matched = None
+            if doc.metadata.get("kind") == "text":
+                parent = parents.get(str(doc.metadata.get("parent_id")))
+                if parent is None:
+                    continue  # a caption without its image: nothing to show
+                matched, doc = doc.page_content, parent
+            if str(doc.id) in seen:
+                continue
+            seen.add(str(doc.id))
+            out.append((doc, score, matched))
+            if len(out) == k:
+                break
+        return out
 
     def _embed_batch(self, images: list[Image.Image]) -> list[list[float]]:
         """One model call for the query images of a batch (:class:`MicroBatcher`).
@@ -475,14 +526,15 @@ class StoreSession:
         doc = self.document(record_id)
         try:
             with self.lock:
-                vector = self.store.backend.vectors([record_id])[0]
-                hits = self.store.similarity_search_with_score_by_vector(
-                    [float(x) for x in vector], k + 1, filter
+                vector = [float(x) for x in self.store.backend.vectors([record_id])[0]]
+                hits = self._image_hits(
+                    lambda n: self.store.similarity_search_with_score_by_vector(vector, n, filter),
+                    k + 1,
                 )
         except ValueError as exc:
             raise ApiError(400, "bad_filter", str(exc)) from exc
-        others = [(d, s) for d, s in hits if d.id != doc.id][:k]
-        return [search_hit(n, d, s) for n, (d, s) in enumerate(others, start=1)]
+        others = [hit for hit in hits if hit[0].id != doc.id][:k]
+        return [search_hit(n, *hit) for n, hit in enumerate(others, start=1)]
 
     def duplicates(
         self, threshold: float, method: str = "centroid", max_group_size: int = 50
