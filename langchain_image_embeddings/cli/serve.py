@@ -41,6 +41,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = ServeSettings(  # its limits are checked before the model loads
         max_k=args.max_k,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_upload_memory=int(args.max_upload_memory_mb * 1024 * 1024),
         image_root=args.image_root,
         allowed_hosts=tuple(args.allowed_host) if args.allowed_host else None,
         allow_delete=args.allow_delete,
@@ -153,6 +154,13 @@ def add_serve_parser(sub: Any) -> None:
         type=float,
         default=16.0,
         help="largest uploaded query image in MiB (default: 16)",
+    )
+    serve.add_argument(
+        "--max-upload-memory-mb",
+        type=float,
+        default=512.0,
+        help="memory all uploads being decoded at once may use, in MiB (estimated from each "
+        "header; more uploads wait) (default: 512)",
     )
     serve.add_argument(
         "--image-root",

@@ -448,6 +448,7 @@ def test_bad_report_path_and_serve_limits_fail_before_any_work(
     for extra, says in (
         (["--max-k", "0"], "max_k must be at least 1"),
         (["--max-upload-mb", "0"], "max_upload_bytes must be at least 1"),
+        (["--max-upload-memory-mb", "0"], "max_upload_memory must be at least 1"),
         (["--image-root", str(tmp_path / "missing")], "is not a directory"),
     ):
         code, out, err = run(capsys, *serve, *extra)
