@@ -24,7 +24,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,11 +33,9 @@ import time
 import uuid
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# The repository root, so that ``python benchmarks/serve.py`` finds the tests' helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.serve_helpers import free_port
 
 
 def build_store(folder: Path, records: int) -> tuple[str, list[bytes]]:
@@ -96,7 +93,7 @@ def _search(conn: http.client.HTTPConnection, data: bytes) -> None:
 def start_server(spec: str, max_batch: int) -> tuple[subprocess.Popen[bytes], int, float, float]:
     """Start ``imgemb serve``; return it, its port, seconds to the first answer and to the
     first search answered."""
-    port = _free_port()
+    port = free_port()
     started = time.monotonic()
     proc = subprocess.Popen(
         [

@@ -307,6 +307,43 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else 0.0
 
 
+def _row(
+    per_query: Sequence[Mapping[str, float]],
+    ranks: list[int | None],
+    latencies: Sequence[float],
+    *,
+    name: str,
+    model: str,
+    runtime: str,
+    precision: str,
+    index: str,
+    index_built: str,
+    images_per_second: float | None,
+    corpus_size: int,
+    model_kwargs: dict[str, Any] | None = None,
+    failures: list[str] | None = None,
+) -> EvaluationRow:
+    """One setting's row: its fields and the measurements of its queries (as :func:`_ask`
+    gives them: per query its metrics, its first relevant rank and its latency)."""
+    return EvaluationRow(
+        name=name,
+        model=model,
+        model_kwargs=model_kwargs if model_kwargs is not None else {},
+        runtime=runtime,
+        precision=precision,
+        index=index,
+        index_built=index_built,
+        metrics=mean_metrics(per_query),
+        images_per_second=images_per_second,
+        latency_ms_p50=_percentile(latencies, 50),
+        latency_ms_p95=_percentile(latencies, 95),
+        corpus_size=corpus_size,
+        queries=len(ranks),
+        failures=failures if failures is not None else [],
+        ranks=ranks,
+    )
+
+
 def _evaluate_store(
     store: VectorStore, queries: Sequence[Query], *, name: str, show_progress: bool
 ) -> EvaluationRow:
@@ -327,7 +364,10 @@ def _evaluate_store(
     except TypeError:  # a store without a length (langchain-core's InMemoryVectorStore)
         size = len(getattr(store, "store", ()))
     image = getattr(embeddings, "image_embeddings", embeddings)
-    return EvaluationRow(
+    return _row(
+        per_query,
+        ranks,
+        latencies,
         name=name,
         model=str(getattr(image, "model_id", type(embeddings).__name__)),
         runtime=str(getattr(image, "runtime", "-")),
@@ -336,13 +376,8 @@ def _evaluate_store(
         index_built=str(
             getattr(store, "index_info", {}).get("kind", getattr(store, "index_kind", "-"))
         ),
-        metrics=mean_metrics(per_query),
         images_per_second=None,
-        latency_ms_p50=_percentile(latencies, 50),
-        latency_ms_p95=_percentile(latencies, 95),
         corpus_size=int(size),
-        queries=len(queries),
-        ranks=ranks,
     )
 
 
@@ -421,7 +456,10 @@ def _evaluate_settings(
                 per_query, ranks, latencies = _ask(
                     store, one_by_one, queries, lambda: bar.update(1)
                 )
-                rows[position] = EvaluationRow(
+                rows[position] = _row(
+                    per_query,
+                    ranks,
+                    latencies,
                     name=setting.name,
                     model=setting.model,
                     model_kwargs=dict(setting.model_kwargs),
@@ -429,14 +467,9 @@ def _evaluate_settings(
                     precision=setting.precision,
                     index=setting.index,
                     index_built=str(store.index_info.get("kind", "flat")),
-                    metrics=mean_metrics(per_query),
                     images_per_second=speed,
-                    latency_ms_p50=_percentile(latencies, 50),
-                    latency_ms_p95=_percentile(latencies, 95),
                     corpus_size=len(keys),
-                    queries=len(queries),
                     failures=failures,
-                    ranks=ranks,
                 )
             del embeddings, one_by_one
     return [rows[position] for position in range(len(settings))]

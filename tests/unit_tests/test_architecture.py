@@ -9,6 +9,7 @@ a reader has to follow. The layer order is written once, here, and drawn in
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,9 +96,10 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> Iterator[Impo
                 yield Import(name, source, tuple(plain), node.lineno)
 
 
-def all_imports() -> list[Import]:
+@functools.cache  # the package is read once per session: four checks walk the same imports
+def all_imports() -> tuple[Import, ...]:
     modules = package_modules()
-    return [i for name, path in modules.items() for i in imports_of(name, path, modules)]
+    return tuple(i for name, path in modules.items() for i in imports_of(name, path, modules))
 
 
 def layer_of(module: str) -> int:
