@@ -21,13 +21,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
+    AsyncCallbackManager,
     AsyncCallbackManagerForRetrieverRun,
+    CallbackManager,
     CallbackManagerForRetrieverRun,
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import run_in_executor
+from langchain_core.runnables.config import get_config_list, run_in_executor
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from langchain_image_embeddings.document_embeddings import (
@@ -36,7 +38,7 @@ from langchain_image_embeddings.document_embeddings import (
     resolve_query_mode,
 )
 from langchain_image_embeddings.embeddings import ImageEmbeddings, looks_like_image_uri
-from langchain_image_embeddings.errors import EncoderError
+from langchain_image_embeddings.errors import EncoderError, ImageLoadError
 from langchain_image_embeddings.vectorstores import relevance_from_cosine
 
 if TYPE_CHECKING:
@@ -167,7 +169,11 @@ class _ImageStoreRetriever(BaseRetriever):
             opts = {name: getattr(checked, name) for name in _OVERRIDABLE}
         return opts
 
+    def _check_query(self, query: Any, mode: QueryMode) -> None:
+        """Raise for a query this retriever does not take (before it is embedded)."""
+
     def _query_vector(self, query: Any, mode: QueryMode) -> list[float]:
+        self._check_query(query, mode)
         if self._ours:
             if isinstance(query, str) and mode != "image":
                 # the store applies the same query rule (and names a text query that an
@@ -200,8 +206,11 @@ class _ImageStoreRetriever(BaseRetriever):
 
     def _search(self, query: Any, kwargs: dict[str, Any]) -> list[Document]:
         opts = self._options(kwargs)
-        vector = self._query_vector(query, opts["query_mode"])
-        store = self.store
+        return self._search_vector(self._query_vector(query, opts["query_mode"]), opts)
+
+    def _plan(self, opts: dict[str, Any]) -> tuple[int, int, Any]:
+        """``(k, depth, filter)`` of a search: images apart, and parents (several captions
+        of one image collapse into it), drop or merge hits, so search deeper than k."""
         k, kinds = int(opts["k"]), opts["document_kinds"]
         filt = opts["filter"]
         if kinds == "text":  # exact, in the store: only text records carry kind "text"
@@ -211,10 +220,13 @@ class _ImageStoreRetriever(BaseRetriever):
                 filt = {"$and": [filt, {"kind": "text"}]}
             else:
                 raise ValueError("document_kinds='text' needs a dict filter (or none)")
-        # images apart, and parents (several captions of one image collapse into it), drop
-        # or merge hits: search deeper than k, then cut
         deeper = kinds == "image" or bool(opts["return_parents"])
-        n = max(int(opts["fetch_k"]), k) if deeper else k
+        return k, max(int(opts["fetch_k"]), k) if deeper else k, filt
+
+    def _search_vector(self, vector: list[float], opts: dict[str, Any]) -> list[Document]:
+        store = self.store
+        k, n, filt = self._plan(opts)
+        kinds = opts["document_kinds"]
         filters = {} if filt is None else {"filter": filt}
         if opts["search_type"] == "mmr":
             docs = store.max_marginal_relevance_search_by_vector(
@@ -235,9 +247,214 @@ class _ImageStoreRetriever(BaseRetriever):
         else:  # a store that returns no scores
             docs = store.similarity_search_by_vector(vector, k=n, **filters)
             return self._shape([(d, None) for d in docs], kinds, opts, k)
+        return self._threshold_and_shape(hits, opts)
+
+    def _threshold_and_shape(
+        self, hits: list[tuple[Document, float]], opts: dict[str, Any]
+    ) -> list[Document]:
         threshold = opts["score_threshold"]
-        scored = [(d, s) for d, s in hits if threshold is None or s >= threshold]
-        return self._shape(scored, kinds, opts, k)
+        scored: list[tuple[Document, float | None]] = [
+            (d, s) for d, s in hits if threshold is None or s >= threshold
+        ]
+        return self._shape(scored, opts["document_kinds"], opts, int(opts["k"]))
+
+    # -- batches ---------------------------------------------------------------------------
+    def _batch_model(self) -> ImageEmbeddings | None:
+        """The image model queries can be embedded with in one call (``None``: per query)."""
+        if not self._ours:
+            return _image_model_of(self.store)
+        try:
+            model = self.store.image_embeddings
+        except EncoderError:  # a text-only Embeddings: the store embeds its own queries
+            return None
+        return model if isinstance(model, ImageEmbeddings) else None
+
+    def _text_in_batch(self, query: str) -> bool:
+        """Whether a text query may go to the model's text tower with the others: what the
+        store's own query embedding does with it (an ``ImageDocumentEmbeddings`` applies its
+        own query rule once more)."""
+        if not self._ours:
+            return True
+        embeddings = getattr(self.store, "embeddings", None)
+        if isinstance(embeddings, ImageEmbeddings):
+            return True
+        return (
+            isinstance(embeddings, ImageDocumentEmbeddings)
+            and resolve_query_mode(embeddings.query, query, supports_text=True) == "text"
+        )
+
+    def _query_vectors(self, queries: list[Any], mode: QueryMode) -> list[Any]:
+        """One vector (or the exception embedding it raised) per query: the images in one
+        ``embed_images`` call and the text queries in one text-tower call, by the same query
+        rule as :meth:`_query_vector`; a query the rule leaves to the store, per query."""
+        out: list[Any] = [None] * len(queries)
+        model = self._batch_model()
+        images: dict[int, Any] = {}
+        texts: dict[int, str] = {}
+        for i, query in enumerate(queries):
+            try:
+                self._check_query(query, mode)
+            except (TypeError, ValueError) as exc:
+                out[i] = exc
+                continue
+            if model is None:
+                continue
+            if not isinstance(query, str):
+                images[i] = query
+            elif mode == "image" or (
+                mode == "auto"
+                and model.supports_text
+                and resolve_query_mode("auto", query, supports_text=True) == "image"
+            ):
+                images[i] = query.strip()
+            elif model.supports_text and self._text_in_batch(query):
+                texts[i] = query
+        for picked, embed in (
+            (images, model.embed_images if model else None),
+            (texts, model.embed_documents if model else None),
+        ):
+            if not picked or embed is None:
+                continue
+            try:
+                vectors = embed(list(picked.values()))
+            except (EncoderError, ImageLoadError, OSError, ValueError):
+                continue  # each query again on its own: its own error, named
+            for i, vector in zip(picked, vectors, strict=True):
+                out[i] = list(vector)
+        for i, query in enumerate(queries):
+            if out[i] is None:
+                try:
+                    out[i] = self._query_vector(query, mode)
+                except Exception as exc:  # reported per query by the batch
+                    out[i] = exc
+        return out
+
+    def _search_many(self, queries: list[Any], kwargs: dict[str, Any]) -> list[Any]:
+        """Documents (or the exception) per query: the queries embedded together and, on a
+        store with ``similarity_search_with_score_by_vectors``, searched in one call."""
+        opts = self._options(kwargs)
+        vectors = self._query_vectors(queries, opts["query_mode"])
+        ready = [i for i, v in enumerate(vectors) if not isinstance(v, BaseException)]
+        out: list[Any] = list(vectors)
+        batched = getattr(self.store, "similarity_search_with_score_by_vectors", None)
+        if ready and self._ours and batched is not None and opts["search_type"] != "mmr":
+            _, n, filt = self._plan(opts)
+            try:
+                found = batched(
+                    [vectors[i] for i in ready], n, filt, fetch_k=max(int(opts["fetch_k"]), n)
+                )
+            except Exception:  # per query below: each gets its own error
+                found = None
+            if found is not None:
+                for i, hits in zip(ready, found, strict=True):
+                    out[i] = self._threshold_and_shape(hits, opts)
+                return out
+        for i in ready:
+            try:
+                out[i] = self._search_vector(vectors[i], opts)
+            except Exception as exc:  # reported per query by the batch
+                out[i] = exc
+        return out
+
+    def batch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Search several queries at once: one embedding call for the images (and one for
+        the texts) and one batched store search, instead of a search per query.
+
+        Each query is still its own retriever run for callbacks and tracing (its config's
+        callbacks, tags, metadata and run name), as in ``invoke``; an error is that query's
+        (raised, or returned in its place with ``return_exceptions=True``).
+        """
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        runs = []
+        for query, conf in zip(inputs, configs, strict=True):
+            manager = CallbackManager.configure(
+                conf.get("callbacks"),
+                None,
+                verbose=kwargs.get("verbose", False),
+                inheritable_tags=conf.get("tags"),
+                local_tags=self.tags,
+                inheritable_metadata={**(conf.get("metadata") or {}), **self._get_ls_params()},
+                local_metadata=self.metadata,
+            )
+            runs.append(
+                manager.on_retriever_start(
+                    None, query, name=conf.get("run_name") or self.get_name()
+                )
+            )
+        try:
+            results = self._search_many(list(inputs), kwargs)
+        except Exception as exc:  # bad options: every query's error
+            results = [exc] * len(inputs)
+        return self._finish(runs, results, return_exceptions)
+
+    async def abatch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Async :meth:`batch` (the batched search runs in an executor thread)."""
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        runs = []
+        for query, conf in zip(inputs, configs, strict=True):
+            manager = AsyncCallbackManager.configure(
+                conf.get("callbacks"),
+                None,
+                verbose=kwargs.get("verbose", False),
+                inheritable_tags=conf.get("tags"),
+                local_tags=self.tags,
+                inheritable_metadata={**(conf.get("metadata") or {}), **self._get_ls_params()},
+                local_metadata=self.metadata,
+            )
+            runs.append(
+                await manager.on_retriever_start(
+                    None, query, name=conf.get("run_name") or self.get_name()
+                )
+            )
+        try:
+            results = await run_in_executor(None, self._search_many, list(inputs), kwargs)
+        except Exception as exc:  # bad options: every query's error
+            results = [exc] * len(inputs)
+        for run, result in zip(runs, results, strict=True):
+            if isinstance(result, BaseException):
+                await run.on_retriever_error(result)
+            else:
+                await run.on_retriever_end(result)
+        return self._outcome(results, return_exceptions)
+
+    def _finish(
+        self,
+        runs: list[CallbackManagerForRetrieverRun],
+        results: list[Any],
+        return_exceptions: bool,
+    ) -> list[Any]:
+        for run, result in zip(runs, results, strict=True):
+            if isinstance(result, BaseException):
+                run.on_retriever_error(result)
+            else:
+                run.on_retriever_end(result)
+        return self._outcome(results, return_exceptions)
+
+    @staticmethod
+    def _outcome(results: list[Any], return_exceptions: bool) -> list[Any]:
+        if not return_exceptions:
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+        return results
 
     def _shape(
         self,
@@ -324,13 +541,12 @@ class TextToImageRetriever(_ImageStoreRetriever):
             docs = await retriever.ainvoke("a rocket")
     """
 
-    def _query_vector(self, query: Any, mode: QueryMode) -> list[float]:
+    def _check_query(self, query: Any, mode: QueryMode) -> None:
         if not isinstance(query, str) and mode == "text":
             raise TypeError(
                 "TextToImageRetriever with query_mode='text' expects a text query; use "
                 "ImageToImageRetriever (or query_mode='auto') for images"
             )
-        return super()._query_vector(query, mode)
 
 
 class ImageToImageRetriever(_ImageStoreRetriever):

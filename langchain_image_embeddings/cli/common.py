@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from langchain_image_embeddings.images import ImageLoadOptions
 
 __all__ = [
+    "add_expected_rows_option",
     "BATCH_HELP",
     "DEFAULT_STORE",
     "OFFLINE_MODEL",
@@ -29,6 +30,7 @@ __all__ = [
     "object_storage_options",
     "output_file",
     "recall_target",
+    "row_count",
     "recorded_model",
     "show_progress",
     "store_model",
@@ -98,6 +100,31 @@ def recall_target(text: str) -> float:
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a recall in (0, 1], e.g. 0.95")
     return value
+
+
+def row_count(text: str) -> int:
+    """``argparse`` type of ``--expected-rows``: a positive count (``1000000``, ``1_000_000``,
+    ``1e6``)."""
+    try:
+        value = float(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        value = 0.0
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive row count, e.g. 1000000")
+    return int(value)
+
+
+def add_expected_rows_option(parser: argparse.ArgumentParser) -> None:
+    """``--expected-rows N``: the rows a FAISS store's index is planned for."""
+    parser.add_argument(
+        "--expected-rows",
+        type=row_count,
+        metavar="N",
+        help="FAISS stores: the rows the index is planned for when the store will grow past "
+        "what it holds (IVF lists and training sample sized for N; a plan that could never "
+        "train is refused before anything is written), recorded in the store; default: the "
+        "store's (new stores: the rows held)",
+    )
 
 
 def memory_size(text: str) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 from langchain_image_embeddings.cli.common import (
     DEFAULT_STORE,
     OFFLINE_MODEL,
+    add_expected_rows_option,
     add_model_options,
     add_object_storage_options,
     add_progress_options,
@@ -129,7 +130,9 @@ def _cmd_load(args: argparse.Namespace) -> int:
         device=args.device,
     )
     total_rows = sum(read_shard_info(f).rows for f in files)
-    store = open_store(args.store, embeddings, create=True)
+    store = open_store(
+        args.store, embeddings, create=True, expected_rows=getattr(args, "expected_rows", None)
+    )
     bar = _bar(args, total_rows, "row", "loading")
     try:
         report = load_shards(
@@ -265,6 +268,7 @@ def _add_load_parser(sub: Any) -> None:
         action="store_true",
         help="a path whose bytes changed leaves its old record (scans the store per batch)",
     )
+    add_expected_rows_option(load)
     load.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_progress_options(load)
     load.set_defaults(func=_cmd_load)

@@ -14,6 +14,7 @@ from langchain_image_embeddings.cli.common import (
     DEFAULT_STORE,
     OFFLINE_MODEL,
     STORE_HELP,
+    add_expected_rows_option,
     add_model_options,
     add_progress_options,
     memory_size,
@@ -78,6 +79,7 @@ def open_for_write(args: argparse.Namespace) -> ImageVectorStore:
         faiss_index=getattr(args, "faiss_index", None),
         recall_target=getattr(args, "recall_target", None),
         memory_budget=getattr(args, "memory_budget", None),
+        expected_rows=getattr(args, "expected_rows", None),
     )
 
 
@@ -237,7 +239,8 @@ def add_index_parser(sub: Any) -> None:
 
 
 def _add_faiss_options(index: argparse.ArgumentParser) -> None:
-    """``--faiss-index``, ``--recall-target`` and ``--memory-budget`` (FAISS stores only)."""
+    """``--faiss-index``, ``--recall-target``, ``--memory-budget`` and ``--expected-rows``
+    (FAISS stores only)."""
     index.add_argument(
         "--faiss-index",
         metavar="KIND",
@@ -259,3 +262,4 @@ def _add_faiss_options(index: argparse.ArgumentParser) -> None:
         "IVF-PQ, e.g. 2GB or 512MiB, recorded in the store; default: the store's (new stores: "
         "half the machine's memory)",
     )
+    add_expected_rows_option(index)

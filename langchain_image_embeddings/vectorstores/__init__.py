@@ -157,6 +157,7 @@ def open_store(
     faiss_index: str | None = None,
     recall_target: float | None = None,
     memory_budget: int | str | None = None,
+    expected_rows: int | None = None,
 ) -> ImageVectorStore:
     """Open (or, with ``create`` and a model, create) the store a spec names.
 
@@ -164,6 +165,8 @@ def open_store(
     ``recall_target`` and ``memory_budget`` go to FAISS stores (see
     :class:`~langchain_image_embeddings.vectorstores.FAISSImageStore`: ``index``,
     ``recall_target``, ``memory_budget``); ``None`` keeps what a saved store records.
+    ``expected_rows`` plans a FAISS store's index for the rows it will hold after a bulk
+    load (``FAISSImageStore(expected_rows=)``; ``None`` keeps a saved store's plan).
 
     Raises:
         TypeError: A model given as the spec, or a string as the model (swapped arguments).
@@ -197,6 +200,7 @@ def open_store(
             "index": faiss_index,
             "recall_target": recall_target,
             "memory_budget": memory_budget,
+            "expected_rows": expected_rows,
         }
         if create:
             return FAISSImageStore.open(parsed.path, embeddings, **options)
