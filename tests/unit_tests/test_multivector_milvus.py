@@ -29,6 +29,10 @@ from tests.unit_tests.test_multivector_store import (
 
 pytest.importorskip("pymilvus")
 
+# Importing pymilvus and starting the Milvus Lite process take ~15 s on the busy shared
+# machine before the first test: the file is slow as a whole (each test is a few seconds).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def lite_file(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -64,7 +68,6 @@ def fill(store: MilvusMultiVectorStore, pages: list[np.ndarray]) -> None:
     store.add_vectors([f"p{i}" for i in range(len(pages))], pages, docs)
 
 
-@pytest.mark.slow
 def test_every_patch_retrieved_equals_brute_force_maxsim(store_at: Any) -> None:
     pages = clustered_pages(24, seed=3)
     store = store_at(token_k=sum(len(p) for p in pages), max_candidates=None)
@@ -80,7 +83,6 @@ def test_every_patch_retrieved_equals_brute_force_maxsim(store_at: Any) -> None:
             assert score == pytest.approx(relevance_from_maxsim(truth[i], len(query)), abs=1e-5)
 
 
-@pytest.mark.slow
 def test_default_candidate_stage_keeps_the_top_pages_like_the_faiss_store(store_at: Any) -> None:
     pages = clustered_pages(100, seed=5)
     store = store_at(token_k=32)
