@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from langchain_image_embeddings.vectorstores.chroma._store import ChromaImageStore
     from langchain_image_embeddings.vectorstores.faiss._store import FAISSImageStore
     from langchain_image_embeddings.vectorstores.milvus._store import MilvusImageStore
+    from langchain_image_embeddings.vectorstores.multivector._milvus import MilvusMultiVectorStore
     from langchain_image_embeddings.vectorstores.multivector._store import MultiVectorImageStore
 
 # Lazy: the stores import their backends (FAISS, chromadb, pymilvus) only when used.
@@ -53,6 +54,7 @@ __getattr__, __dir__ = lazy_exports(
         "ChromaImageStore": ".chroma._store",
         "FAISSImageStore": ".faiss._store",
         "MilvusImageStore": ".milvus._store",
+        "MilvusMultiVectorStore": ".multivector._milvus",
         "MultiVectorImageStore": ".multivector._store",
     },
 )
@@ -63,6 +65,7 @@ __all__ = [
     "FAISSImageStore",
     "ImageVectorStore",
     "MilvusImageStore",
+    "MilvusMultiVectorStore",
     "MultiVectorImageStore",
     "PendingAdd",
     "StoreSpec",

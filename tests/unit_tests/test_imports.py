@@ -89,6 +89,7 @@ PUBLIC_IMPORTS: dict[str, list[str]] = {
         "ChromaImageStore",
         "FAISSImageStore",
         "MilvusImageStore",
+        "MilvusMultiVectorStore",
         "MultiVectorImageStore",
         "open_store",
     ],

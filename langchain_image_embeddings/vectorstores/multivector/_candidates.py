@@ -21,7 +21,7 @@ import numpy as np
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError
 
-__all__ = ["DEFAULT_PATCH_INDEX", "PatchIndex"]
+__all__ = ["DEFAULT_PATCH_INDEX", "PatchIndex", "rank_candidate_pages"]
 
 #: Exact inner products over ``float16`` patches: 2 bytes per number, no training.
 DEFAULT_PATCH_INDEX = "SQfp16"
@@ -130,15 +130,40 @@ class PatchIndex:
         if self._page_parts:  # joined once per batch of adds, not once per add
             self._page_of_row = np.concatenate([self._page_of_row, *self._page_parts])
             self._page_parts = []
-        found = hits >= 0
-        pages, inverse = np.unique(self._page_of_row[hits[found]], return_inverse=True)
-        if max_candidates is None or len(pages) <= max_candidates:
-            return pages
-        tokens = np.nonzero(found)[0]
-        floor = np.where(found, sims, np.inf).min(axis=1)  # each token's k-th similarity
-        floor = np.where(np.isfinite(floor), floor, 0.0).astype(np.float32)
-        best = np.repeat(floor[:, None], len(pages), axis=1)
-        np.maximum.at(best, (tokens, inverse), sims[found])
-        approx = best.sum(axis=0)
-        keep = np.argpartition(-approx, max_candidates - 1)[:max_candidates]
-        return pages[keep[np.argsort(-approx[keep], kind="stable")]]
+        page_hits = np.where(hits >= 0, self._page_of_row[np.maximum(hits, 0)], -1)
+        return rank_candidate_pages(sims, page_hits, max_candidates)
+
+
+def rank_candidate_pages(
+    sims: np.ndarray, page_hits: np.ndarray, max_candidates: int | None = None
+) -> np.ndarray:
+    """The pages of the patches each query token retrieved, best approximate MaxSim first.
+
+    Args:
+        sims: ``(tokens, token_k)`` similarities of the retrieved patches, best first.
+        page_hits: ``(tokens, token_k)`` page number of each retrieved patch (``-1``: none).
+        max_candidates: Pages kept (``None``: all); see :meth:`PatchIndex.candidate_pages`.
+
+    Returns:
+        Unique page numbers (``int64``); with ``max_candidates``, best approximate score first.
+
+    Example:
+        .. code-block:: python
+
+            import numpy as np
+            from langchain_image_embeddings.vectorstores.multivector import rank_candidate_pages
+
+            rank_candidate_pages(np.array([[0.9, 0.2]]), np.array([[4, 7]]), 1)   # array([4])
+    """
+    found = page_hits >= 0
+    pages, inverse = np.unique(page_hits[found], return_inverse=True)
+    if max_candidates is None or len(pages) <= max_candidates:
+        return pages
+    tokens = np.nonzero(found)[0]
+    floor = np.where(found, sims, np.inf).min(axis=1)  # each token's k-th similarity
+    floor = np.where(np.isfinite(floor), floor, 0.0).astype(np.float32)
+    best = np.repeat(floor[:, None], len(pages), axis=1)
+    np.maximum.at(best, (tokens, inverse), sims[found])
+    approx = best.sum(axis=0)
+    keep = np.argpartition(-approx, max_candidates - 1)[:max_candidates]
+    return pages[keep[np.argsort(-approx[keep], kind="stable")]]

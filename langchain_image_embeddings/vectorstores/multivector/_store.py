@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from langchain_core.documents import Document
-from langchain_core.vectorstores import VectorStore
 
 from langchain_image_embeddings._locks import StoreLock
-from langchain_image_embeddings.errors import (
-    ImageLoadError,
-    ModelMismatchError,
-    StoreError,
-)
-from langchain_image_embeddings.images import (
-    ImageLoadOptions,
-    ImageSource,
-    load_image,
-    read_image_source,
-)
-from langchain_image_embeddings.vectorstores._records import AddResult, content_id
+from langchain_image_embeddings.errors import ModelMismatchError, StoreError
+from langchain_image_embeddings.images import ImageLoadOptions
 from langchain_image_embeddings.vectorstores.multivector._candidates import (
     DEFAULT_PATCH_INDEX,
     PatchIndex,
+)
+from langchain_image_embeddings.vectorstores.multivector._contract import (
+    Filter,
+    PageStoreBase,
+    page_filter,
+    unit_page,
 )
 from langchain_image_embeddings.vectorstores.multivector._files import (
     SavedPages,
@@ -43,7 +38,6 @@ from langchain_image_embeddings.vectorstores.multivector._pooling import pool_to
 if TYPE_CHECKING:
     import os
 
-    from langchain_core.embeddings import Embeddings
     from typing_extensions import Self
 
     from langchain_image_embeddings.vectorstores.multivector._embedder import (
@@ -52,14 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MultiVectorImageStore"]
 
-#: A filter: ``{"key": value}`` (equality; a list value means "one of") or a callable on metadata.
-Filter = dict[str, Any] | Callable[[dict[str, Any]], bool] | None
 
-#: Page images embedded per model call in ``add_images``.
-_EMBED_BATCH = 8
-
-
-class MultiVectorImageStore(VectorStore):
+class MultiVectorImageStore(PageStoreBase):
     """A LangChain ``VectorStore`` of page images, each kept as one vector per patch.
 
     Search is two stages: every query token retrieves its ``token_k`` nearest patches from
@@ -164,15 +152,7 @@ class MultiVectorImageStore(VectorStore):
         self._docs = list(saved.documents)
         self._slot_of = {str(d.id): i for i, d in enumerate(saved.documents)}
 
-    # -- the LangChain face --------------------------------------------------------------
-    @property
-    def embeddings(self) -> Embeddings | None:
-        """``None``: the model is multi-vector, not a LangChain ``Embeddings``."""
-        return None
-
-    def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        return lambda score: score  # every score is already relevance in [0, 1]
-
+    # -- the LangChain face (the rest is PageStoreBase's) ------------------------------------
     @property
     def dim(self) -> int | None:
         """Dimension of the patch vectors (``None`` until known)."""
@@ -253,29 +233,16 @@ class MultiVectorImageStore(VectorStore):
             self._dirty = True
 
     def _checked_page(self, id_: str, page: np.ndarray) -> np.ndarray:
-        try:
-            matrix = np.asarray(page, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"page {id_!r}: not a matrix of numbers: {exc}") from exc
-        if matrix.ndim != 2 or not len(matrix):
-            raise StoreError(
-                f"page {id_!r}: expected (patches, dim) with patches >= 1, got shape {matrix.shape}"
-            )
+        unit = unit_page(id_, page, self._dim)
         if self._dim is None:
-            self._dim = int(matrix.shape[1])
+            self._dim = int(unit.shape[1])
             self._rows = np.zeros((0, self._dim), dtype=np.float16)
-        if matrix.shape[1] != self._dim:
-            raise StoreError(
-                f"page {id_!r}: dimension {matrix.shape[1]}, the store holds "
-                f"{self._dim}: was it made by another model?"
-            )
-        if not np.isfinite(matrix).all():
-            raise StoreError(f"page {id_!r}: NaN/inf values")
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        if (norms <= 1e-12).any():
-            raise StoreError(f"page {id_!r}: zero patch vectors (row {int(np.argmin(norms))})")
-        unit: np.ndarray = matrix / norms
         return unit
+
+    def existing_pages(self, ids: Sequence[str]) -> set[str]:
+        """Which of these page ids the store holds."""
+        with self.mutex:
+            return {i for i in ids if i in self._slot_of}
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete pages by id (unknown ids are ignored); ``None`` deletes every page."""
@@ -287,126 +254,6 @@ class MultiVectorImageStore(VectorStore):
                 self._docs[self._slot_of.pop(id_)] = None
                 self._dirty = True
         return True
-
-    def add_images(self, images: Iterable[str | ImageSource | Document]) -> AddResult:
-        """Embed and add page images not already in the store (by content id).
-
-        Args:
-            images: Paths or URIs (any input the image reader takes: a PDF page address
-                once PDFs are read), :class:`ImageSource` objects, or image documents
-                (``page_content`` is the URI; their metadata is kept).
-
-        Returns:
-            Ids added, ids skipped (same bytes, same model), and per-input failures (an
-            unreadable image is reported with its index and code; the others are added).
-        """
-        embedder = self._require_embedder()
-        result = AddResult()
-        todo: list[tuple[str, ImageSource, dict[str, Any]]] = []
-        seen: set[str] = set()
-        for index, item in enumerate(images):
-            meta: dict[str, Any] = {}
-            source: str | ImageSource
-            if isinstance(item, Document):
-                source, meta = item.page_content, dict(item.metadata)
-            else:
-                source = item
-            try:
-                read = (
-                    source
-                    if isinstance(source, ImageSource)
-                    else read_image_source(source, self.load_options)
-                )
-            except ImageLoadError as exc:
-                result.failures.append(exc.with_index(index))
-                continue
-            id_ = content_id(read.sha256, embedder.model_id)
-            result.input_ids.append(id_)
-            if id_ in seen or id_ in self._slot_of:
-                result.skipped.append(id_)
-                continue
-            seen.add(id_)
-            todo.append((id_, read, {**meta, **read.metadata}))
-        for start in range(0, len(todo), _EMBED_BATCH):
-            batch = todo[start : start + _EMBED_BATCH]
-            pictures = []
-            kept = []
-            for id_, read, meta in batch:
-                try:
-                    pictures.append(load_image(read, self.load_options))
-                    kept.append((id_, read, meta))
-                except ImageLoadError as exc:
-                    result.failures.append(exc)
-            if not kept:
-                continue
-            pages = embedder.embed_pages(pictures)
-            docs = [Document(page_content=r.source, metadata=m) for _, r, m in kept]
-            self.add_vectors([i for i, _, _ in kept], pages, docs)
-            result.added.extend(i for i, _, _ in kept)
-        return result
-
-    def add_texts(
-        self,
-        texts: Iterable[str],
-        metadatas: list[dict[str, Any]] | None = None,
-        *,
-        ids: list[str] | None = None,
-        **kwargs: Any,
-    ) -> list[str]:
-        """Add page images by URI (LangChain's ``add_texts``: the texts are image URIs).
-
-        All or nothing: the first unreadable image is raised and nothing is written.
-
-        Raises:
-            ImageLoadError: An image that cannot be read (naming it and its index).
-        """
-        texts = list(texts)
-        metas = metadatas or [{} for _ in texts]
-        docs = [
-            Document(page_content=t, metadata=dict(m)) for t, m in zip(texts, metas, strict=True)
-        ]
-        if ids:
-            embedder = self._require_embedder()
-            pictures = [load_image(t, self.load_options, index=n) for n, t in enumerate(texts)]
-            self.add_vectors(ids, embedder.embed_pages(pictures), docs)
-            return list(ids)
-        sources = []
-        for n, doc in enumerate(docs):
-            try:
-                sources.append(read_image_source(doc.page_content, self.load_options))
-            except ImageLoadError as exc:
-                raise exc.with_index(n) from None
-        with_meta = [
-            Document(page_content=s.source, metadata={**d.metadata, **s.metadata})
-            for s, d in zip(sources, docs, strict=True)
-        ]
-        result = self.add_images(
-            [Document(page_content=d.page_content, metadata=d.metadata) for d in with_meta]
-        )
-        if result.failures:
-            raise result.failures[0]
-        return result.input_ids
-
-    @classmethod
-    def from_texts(
-        cls,
-        texts: list[str],
-        embedding: Embeddings,
-        metadatas: list[dict[str, Any]] | None = None,
-        *,
-        ids: list[str] | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        """Not supported: a multi-vector store needs a ``MultiVectorEmbedder``."""
-        raise NotImplementedError(
-            "build MultiVectorImageStore(embedder, folder) and call add_images: its model is a "
-            "late-interaction encoder, not a LangChain Embeddings"
-        )
-
-    def _require_embedder(self) -> MultiVectorEmbedder:
-        if self.embedder is None:
-            raise StoreError("this store was opened without a model: it can search by tokens only")
-        return self.embedder
 
     # -- searches ------------------------------------------------------------------------
     def search_by_tokens(
@@ -430,7 +277,7 @@ class MultiVectorImageStore(VectorStore):
             tokens = self._checked_page("<query>", query)
             slots = self._candidates(tokens)
             if filter is not None:
-                keep = _filter_fn(filter)
+                keep = page_filter(filter)
                 slots = [s for s in slots if keep(self._live(s).metadata)]
                 if len(slots) < k:
                     slots = [s for s in self._slot_of.values() if keep(self._live(s).metadata)]
@@ -472,18 +319,6 @@ class MultiVectorImageStore(VectorStore):
             page_of_row = np.repeat(np.arange(len(self._counts)), self._counts)
             self._index.add(rows[done:], page_of_row[done:])
         return self._index
-
-    def similarity_search_with_score(
-        self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
-        """Pages best for a text query, with relevance in ``[0, 1]``."""
-        return self.search_by_tokens(self._require_embedder().embed_query(query), k, filter)
-
-    def similarity_search(
-        self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any
-    ) -> list[Document]:
-        """Pages best for a text query (late interaction: candidates, then MaxSim)."""
-        return [d for d, _ in self.similarity_search_with_score(query, k, filter, **kwargs)]
 
     # -- persistence ---------------------------------------------------------------------
     def save(self) -> None:
@@ -562,23 +397,3 @@ class MultiVectorImageStore(VectorStore):
         elif self._lock_release is not None:
             self._lock_release()
             self._lock = self._lock_release = None
-
-
-def _filter_fn(
-    filter: dict[str, Any] | Callable[[dict[str, Any]], bool],
-) -> Callable[[dict[str, Any]], bool]:
-    if callable(filter):
-        return filter
-    wanted = dict(filter)
-
-    def keep(metadata: dict[str, Any]) -> bool:
-        for key, value in wanted.items():
-            got = metadata.get(key)
-            if isinstance(value, list):
-                if got not in value:
-                    return False
-            elif got != value:
-                return False
-        return True
-
-    return keep
