@@ -33,10 +33,10 @@ __all__ = [
 #: Ids per ``get`` / ``delete`` call (an ``id in [...]`` expression) and rows per
 #: ``update_metadata`` request.
 WRITE_ROWS = 1000
-#: Bytes of one ``upsert`` request (vectors, texts and metadata): a round trip per request
-#: is what a bulk write pays for (256-row requests loaded at 0.79x raw pymilvus's
-#: 10,000-row inserts), and Milvus refuses a request over 64 MiB (its gRPC limit), so a
-#: request stays well under it.
+#: Bytes of one ``upsert`` request (vectors, texts and metadata): fewer, larger requests
+#: save a round trip per 256 rows (raw pymilvus users insert thousands of rows a call), and
+#: Milvus refuses a request over 64 MiB (its gRPC limit), so a request stays well under it.
+#: On a busy 2-core machine the gain was within the noise (``benchmarks/milvus.py``).
 UPSERT_BYTES = 16 * 2**20
 #: Most rows of one ``upsert`` request, and the rows a bulk write (``commit_add``:
 #: ``add_images``, ``load_shards``) hands the store per call.
