@@ -107,6 +107,9 @@ class ImageVectorStore(VectorStore):
     #: strings as text; ``"text"`` / ``"image"`` force one reading. Per call: ``query_mode=``
     #: (also in ``as_retriever(search_kwargs=...)``).
     query_mode: QueryMode = "auto"
+    #: Rows per ``upsert_vectors`` call when :meth:`commit_add` writes (``add_images``,
+    #: ``load_shards``); a server store whose requests cost a round trip each raises it.
+    write_batch: int = WRITE_BATCH
 
     def __init__(self, embeddings: Embeddings, backend: StoreBackend) -> None:
         refuse_swapped_arguments(type(self).__name__, embeddings)
@@ -526,8 +529,8 @@ class ImageVectorStore(VectorStore):
         loader's): they are checked like any other write.
         """
         result = pending.result
-        for start in range(0, len(pending.ids), WRITE_BATCH):
-            stop = start + WRITE_BATCH
+        for start in range(0, len(pending.ids), self.write_batch):
+            stop = start + self.write_batch
             self.upsert_vectors(
                 pending.ids[start:stop], pending.vectors[start:stop], pending.documents[start:stop]
             )

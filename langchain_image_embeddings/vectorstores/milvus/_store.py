@@ -10,8 +10,10 @@ The model that writes the collection (spec, dimension, fingerprint) is recorded 
 collection's **properties** (``imgemb.model``, ``imgemb.dim``, ``imgemb.fingerprint``): opening it
 with another model raises :class:`~langchain_image_embeddings.errors.ModelMismatchError`.
 With a text ``Embeddings`` whose dimension is unknown the collection is created on the
-first write. Writes are ``upsert`` in batches of ``WRITE_ROWS``; the collection uses
-``Strong`` consistency, so a write is visible to the next read.
+first write. Writes are ``upsert`` requests of up to ``BULK_WRITE_ROWS`` rows and
+``UPSERT_BYTES`` bytes (``add_images`` and ``load_shards`` hand the store
+``BULK_WRITE_ROWS`` rows per call); the collection uses ``Strong`` consistency, so a write
+is visible to the next read.
 
 Filters are the dict vocabulary of the other stores (``{"format": "PNG"}``,
 ``{"width": {"$gte": 512}}``, ``$in``/``$nin``/``$ne``/``$contains``, ``$and``/``$or``/``$not``),
@@ -39,6 +41,7 @@ from langchain_image_embeddings.vectorstores._records import (
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 from langchain_image_embeddings.vectorstores.milvus._backend import MilvusBackend
 from langchain_image_embeddings.vectorstores.milvus._calls import TIMEOUT_S, connect
+from langchain_image_embeddings.vectorstores.milvus._rows import BULK_WRITE_ROWS
 from langchain_image_embeddings.vectorstores.milvus._schema import DEFAULT_COLLECTION
 
 if TYPE_CHECKING:
@@ -87,6 +90,9 @@ class MilvusImageStore(ImageVectorStore):
             store.similarity_search_by_image("photos/chelsea.jpg", k=1)   # [Document]
             store.similarity_search("a cat", k=3, filter={"format": "JPEG"})  # CLIP models
     """
+
+    #: A bulk write hands the backend this many rows per call (one request per round trip).
+    write_batch = BULK_WRITE_ROWS
 
     def __init__(
         self,
