@@ -48,7 +48,11 @@ def _cmd_embed_dataset(args: argparse.Namespace) -> int:
     load_options = object_storage_options(args)
     try:
         plan = plan_shards(
-            args.source, shard_size=args.shard_size, column=args.column, load_options=load_options
+            args.source,
+            shard_size=args.shard_size,
+            column=args.column,
+            load_options=load_options,
+            pdf=args.pdf,
         )
     except ImageLoadError as exc:  # a table in object storage, refused or unreadable
         print(f"error: {exc}", file=sys.stderr)
@@ -190,6 +194,12 @@ def _add_embed_dataset_parser(sub: Any) -> None:
     embed.add_argument("--out", required=True, metavar="DIR", help="folder of the shard files")
     embed.add_argument(
         "--column", default=None, help="URI column of a table SRC (default: uri, path or source)"
+    )
+    embed.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also embed PDFs: each page and each embedded figure is an image "
+        "(file.pdf#page=N; extra [pdf]); a PDF that cannot be read is reported with its code",
     )
     embed.add_argument(
         "--engine",

@@ -1,8 +1,8 @@
 """PDF pages and figures as images: addresses, opening under caps, rendering, extraction.
 
-A page or a figure of a local PDF has an **address** that every reader of the package
-understands, the PDF open-parameter fragment (1-based): ``docs/report.pdf#page=3`` is the
-third page rendered at ``ImageLoadOptions.pdf_dpi``; ``docs/report.pdf#page=3&figure=2`` is
+A page or a figure of a PDF (a local file, or an ``http(s)://`` URL with
+``allow_remote``) has an **address** that every reader of the package understands, the PDF
+open-parameter fragment (1-based): ``docs/report.pdf#page=3`` is the third page rendered at ``ImageLoadOptions.pdf_dpi``; ``docs/report.pdf#page=3&figure=2`` is
 the second image object drawn on that page, at its own resolution. :func:`parse_address`
 recognises them, :func:`page_address` writes them, and
 :func:`~langchain_image_embeddings.images.read_image_source` /
@@ -38,7 +38,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images._files import open_image_file, read_capped
+from langchain_image_embeddings.images._files import (
+    fetch_image_bytes,
+    open_image_file,
+    read_capped,
+)
 from langchain_image_embeddings.images._options import ImageLoadOptions, check_geometry
 
 if TYPE_CHECKING:
@@ -245,6 +249,30 @@ class OpenPDF:
                 page_address(self.source, page), f"PDFium cannot load the page: {exc}", "corrupt"
             ) from exc
 
+    @contextmanager
+    def _opened(self, page: int, doing: str, figure: int | None = None) -> Iterator[Any]:
+        """A page's PDFium handle for one use, closed after it.
+
+        Every page operation goes through here, so each fails the same way: an
+        :class:`ImageLoadError` of its own (``not_found`` ...) passes unchanged, anything
+        PDFium raises becomes ``corrupt`` naming the page's (or figure's) address and
+        ``doing`` ("PDFium cannot render the page: ...").
+        """
+        with PDFIUM_LOCK:
+            handle = self._page(page)
+            try:
+                yield handle
+            except ImageLoadError:
+                raise
+            except Exception as exc:
+                raise ImageLoadError(
+                    page_address(self.source, page, figure),
+                    f"PDFium cannot {doing}: {exc}",
+                    "corrupt",
+                ) from exc
+            finally:
+                handle.close()
+
     @_pdfium_locked
     def page_info(self, page: int) -> PageInfo:
         """Size and rotation of a 1-based page.
@@ -252,12 +280,9 @@ class OpenPDF:
         Raises:
             ImageLoadError: ``not_found`` (no such page), ``corrupt``, ``bad_geometry``.
         """
-        handle = self._page(page)
-        try:
+        with self._opened(page, "read the page size") as handle:
             width, height = handle.get_size()
             info = PageInfo(page, float(width), float(height), int(handle.get_rotation()))
-        finally:
-            handle.close()
         if (
             not (math.isfinite(info.width) and math.isfinite(info.height))
             or min(info.width, info.height) <= 0
@@ -272,37 +297,21 @@ class OpenPDF:
     @_pdfium_locked
     def text(self, page: int) -> str:
         """The page's text layer (what PDFium extracts; empty for a scanned page)."""
-        handle = self._page(page)
-        try:
+        with self._opened(page, "read the text") as handle:
             textpage = handle.get_textpage()
             try:
                 return str(textpage.get_text_range())
             finally:
                 textpage.close()
-        except ImageLoadError:
-            raise
-        except Exception as exc:
-            raise ImageLoadError(
-                page_address(self.source, page), f"PDFium cannot read the text: {exc}", "corrupt"
-            ) from exc
-        finally:
-            handle.close()
 
     @_pdfium_locked
     def figures(self, page: int) -> list[FigureInfo]:
         """The image objects drawn on a page, in drawing order, with their boxes."""
-        handle = self._page(page)
-        try:
+        with self._opened(page, "list the images") as handle:
             return [
                 _figure_info(handle, index, obj)
                 for index, obj in enumerate(_image_objects(handle), start=1)
             ]
-        except Exception as exc:
-            raise ImageLoadError(
-                page_address(self.source, page), f"PDFium cannot list the images: {exc}", "corrupt"
-            ) from exc
-        finally:
-            handle.close()
 
     @_pdfium_locked
     def render(
@@ -322,15 +331,8 @@ class OpenPDF:
         scale = render_scale(info, options, draft_size)
         size = _pixels(info, scale)
         check_geometry(size, address, options)
-        handle = self._page(page)
-        try:
+        with self._opened(page, "render the page") as handle:
             image = _owned_pil(handle.render(scale=scale, may_draw_forms=False))
-        except Exception as exc:
-            raise ImageLoadError(
-                address, f"PDFium cannot render the page: {exc}", "corrupt"
-            ) from exc
-        finally:
-            handle.close()
         return image if image.mode == "RGB" else image.convert("RGB")
 
     @_pdfium_locked
@@ -341,8 +343,7 @@ class OpenPDF:
             ImageLoadError: ``not_found``, ``decompression_bomb``, ``bad_geometry``, ``corrupt``.
         """
         address = page_address(self.source, page, figure)
-        handle = self._page(page)
-        try:
+        with self._opened(page, "extract the image", figure) as handle:
             objects = list(_image_objects(handle))
             if not 1 <= figure <= len(objects):
                 raise ImageLoadError(
@@ -357,14 +358,6 @@ class OpenPDF:
                 image = _owned_pil(obj.get_bitmap(render=False))
             except Exception:  # an unusual colour space or filter: let PDFium draw it
                 image = _owned_pil(obj.get_bitmap(render=True))
-        except ImageLoadError:
-            raise
-        except Exception as exc:
-            raise ImageLoadError(
-                address, f"PDFium cannot extract the image: {exc}", "corrupt"
-            ) from exc
-        finally:
-            handle.close()
         if image.mode in ("RGBA", "LA"):
             background = _background(image.size, options)
             background.paste(image, mask=image.getchannel("A"))
@@ -515,18 +508,37 @@ def _local_path(document: str, options: ImageLoadOptions) -> str:
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://", document) or document[:5].lower() == "data:":
         raise ImageLoadError(
             document,
-            "page addresses (#page=N) name local PDF files (a path or file://) only",
+            "page addresses (#page=N) name PDF files (a path, file:// or http(s)://) only",
             "unsupported_scheme",
         )
     return document
 
 
+def _is_http(document: str) -> bool:
+    return document[:7].lower() == "http://" or document[:8].lower() == "https://"
+
+
+def _fetch_pdf(url: str, options: ImageLoadOptions) -> bytes:
+    """A remote PDF's bytes, under the same policy as a remote image: only with
+    ``allow_remote``, through the SSRF guards, ``max_bytes``, ``timeout`` and
+    ``total_timeout`` of :func:`~langchain_image_embeddings.images.fetch_image_bytes`."""
+    if not options.allow_remote:
+        raise ImageLoadError(
+            url,
+            "remote fetching is disabled; pass ImageLoadOptions(allow_remote=True) to enable it",
+            "remote_disabled",
+        )
+    return fetch_image_bytes(url, options)
+
+
 @contextmanager
 def open_pdf_file(document: str | os.PathLike[str], options: ImageLoadOptions) -> Iterator[OpenPDF]:
-    """Open a local PDF (a path or ``file://`` URI) under the file guards and the caps.
+    """Open a PDF (a path, a ``file://`` URI, or an ``http(s)://`` URL) under the guards
+    and the caps.
 
-    The file is read once (regular files only, ``max_bytes``, ``root`` confinement) and
-    hashed; PDFium parses those bytes.
+    A file is read once (regular files only, ``max_bytes``, ``root`` confinement), a URL
+    fetched once (only with ``allow_remote``, under the same SSRF guards, size cap and
+    timeouts as a remote image), and hashed; PDFium parses those bytes.
 
     Raises:
         ImageLoadError: As :func:`open_pdf`, plus the file codes (``not_found``, ...).
@@ -540,12 +552,17 @@ def open_pdf_file(document: str | os.PathLike[str], options: ImageLoadOptions) -
                 pdf.page_count, pdf.page_info(1)
     """
     name = os.fspath(document)
-    path = _local_path(name, options)
-    fh, st = open_image_file(path, options, source=name)
-    with fh:
-        data = read_capped(fh, options.max_bytes, name)
+    mtime: float | None = None
+    if _is_http(name):
+        data = _fetch_pdf(name, options)
+    else:
+        path = _local_path(name, options)
+        fh, st = open_image_file(path, options, source=name)
+        with fh:
+            data = read_capped(fh, options.max_bytes, name)
+        mtime = float(st.st_mtime)
     with PDFIUM_LOCK:  # held while the caller uses the document (see PDFIUM_LOCK)
-        opened = open_pdf(data, name, options, float(st.st_mtime))
+        opened = open_pdf(data, name, options, mtime)
         try:
             yield opened
         finally:

@@ -1,7 +1,9 @@
 """Embedding a shard plan in this process (the ``local`` engine) and what every engine shares.
 
-Each shard's inputs are read by :func:`~langchain_image_embeddings.images.read_image_source`
-(hash + header, the metadata a store records) and their bytes stream through the package's
+Each shard's inputs are read by :func:`read_input` (that is
+:func:`~langchain_image_embeddings.images.read_image_source`: hash + header, the metadata a
+store records; a PDF page address is rendered, a PDF the plan could not list reports its
+own error) and their bytes stream through the package's
 :class:`~langchain_image_embeddings.pipeline.ImagePipeline` (parallel decode, the model in
 batches, ``on_error="skip"``): nothing here decodes an image itself. A shard whose file is
 already complete is skipped, so a rerun writes nothing new and a killed run resumes at the
@@ -24,7 +26,13 @@ from langchain_image_embeddings.errors import (
     StoreError,
     StoreLockedError,
 )
-from langchain_image_embeddings.images import ImageLoadOptions, read_image_source
+from langchain_image_embeddings.images import (
+    ImageLoadOptions,
+    ImageSource,
+    is_pdf_path,
+    parse_address,
+    read_image_source,
+)
 from langchain_image_embeddings.scale.plan import Shard, ShardPlan
 from langchain_image_embeddings.scale.shards import (
     ShardRows,
@@ -52,6 +60,7 @@ __all__ = [
     "embed_shard",
     "pending_shards",
     "prepare_out_dir",
+    "read_input",
     "store_batch",
     "writing_shards",
 ]
@@ -240,6 +249,38 @@ class RunSummary:
 Progress = Callable[[ShardDone], None]
 
 
+def read_input(uri: str, options: ImageLoadOptions) -> ImageSource:
+    """Read one planned input (bytes + metadata), as every engine does.
+
+    :func:`~langchain_image_embeddings.images.read_image_source`, except for a local PDF
+    given as a whole file: that is a PDF the plan could not list (or one planned without
+    ``pdf``), and it is reported with the PDF's own error (``encrypted``, ``truncated``,
+    ``corrupt``, ``too_many_pages``, ``timeout`` ...) when it has one.
+
+    Raises:
+        ImageLoadError: The input cannot be read, naming it and the reason.
+    """
+    try:
+        return read_image_source(uri, options)
+    except ImageLoadError as err:
+        if err.code != "unsupported_format" or not _local_pdf_file(uri):
+            raise
+        from langchain_image_embeddings.documents import PDFOptions, pdf_documents
+
+        # the listing the plan did (pages only: the cheapest one that hits every cap)
+        pdf_documents(uri, options, PDFOptions(figures=False, max_text_chars=0))
+        raise  # a readable PDF planned without pdf=True: the hint to plan its pages
+
+
+def _local_pdf_file(uri: str) -> bool:
+    return (
+        is_pdf_path(uri)
+        and parse_address(uri) is None
+        and "://" not in uri
+        and not uri.startswith("data:")
+    )
+
+
 def embed_shard(shard: Shard, embeddings: ImageEmbeddings) -> ShardRows:
     """Read and embed one shard with ``embeddings``' pipeline; failures become error rows.
 
@@ -260,7 +301,7 @@ def embed_shard(shard: Shard, embeddings: ImageEmbeddings) -> ShardRows:
     def payloads() -> Iterator[bytes]:
         for pos, uri in enumerate(shard.inputs):
             try:
-                read = read_image_source(uri, embeddings.load_options)
+                read = read_input(uri, embeddings.load_options)
                 meta, data = read.metadata, read.data
             except ImageLoadError as err:
                 errors[pos] = (err.code, err.reason)

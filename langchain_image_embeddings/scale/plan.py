@@ -2,7 +2,14 @@
 
 A source is a folder (every image file under it, sorted as
 :class:`~langchain_image_embeddings.document_loaders.ImageDirectoryLoader` walks it), a list
-of paths/URIs (kept in the given order), or a Parquet/CSV table with a column of URIs. The
+of paths/URIs (kept in the given order), or a Parquet/CSV table with a column of URIs. With
+``pdf`` (a :class:`~langchain_image_embeddings.documents.PDFOptions` or ``True``), every
+local ``.pdf`` file of a folder or list becomes its page (and, if the options say so,
+figure) addresses, ``/abs/file.pdf#page=N``, listed as
+:func:`~langchain_image_embeddings.documents.pdf_documents` lists them: the same sources
+and content ids as ``ImageDirectoryLoader(pdf=...)`` and ``sync_directory``. A PDF that
+cannot be listed (encrypted, damaged, too many pages ...) stays one input, the file
+itself, which the embedding run reports as a failure with the PDF's own code. The
 plan cuts the inputs, in order, into shards of ``shard_size``; shard ``i`` is written to
 ``shard-<i>.parquet``. The same source gives the same shards, so a rerun maps every input to
 the same shard file and can skip the shards already written.
@@ -21,10 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langchain_image_embeddings.documents import DEFAULT_PDF_OPTIONS, PDFOptions, pdf_documents
+from langchain_image_embeddings.errors import ImageLoadError
 from langchain_image_embeddings.images import (
     PYARROW_SCHEMES,
     ImageLoadOptions,
+    is_pdf_path,
     open_object_storage,
+    parse_address,
     uri_scheme,
 )
 from langchain_image_embeddings.scale._deps import require_pyarrow
@@ -36,7 +47,9 @@ __all__ = [
     "Shard",
     "ShardPlan",
     "Source",
+    "expand_pdfs",
     "list_source",
+    "pdf_options_of",
     "plan_shards",
     "shard_digest",
     "shard_file_name",
@@ -116,11 +129,13 @@ class ShardPlan:
 
 def _stamp(uri: str) -> str:
     """What identifies an input's current content cheaply: its URI, plus size and mtime for
-    a local file (one ``stat``; a missing file is just its URI)."""
+    a local file, or for the PDF a page address names (one ``stat``; a missing file is just
+    its URI)."""
     if "://" in uri or uri.startswith("data:"):
         return uri
+    address = parse_address(uri)
     try:
-        st = os.stat(uri)
+        st = os.stat(uri if address is None else address.document)
     except (OSError, ValueError):
         return uri
     return f"{uri}\0{st.st_size}\0{st.st_mtime_ns}"
@@ -135,8 +150,55 @@ def shard_digest(inputs: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
+def pdf_options_of(pdf: bool | PDFOptions | None) -> PDFOptions | None:
+    """``pdf`` as options: ``True`` the defaults (pages and figures), false ``None``.
+
+    Example:
+        >>> pdf_options_of(True).figures, pdf_options_of(False)
+        (True, None)
+    """
+    if isinstance(pdf, PDFOptions):
+        return pdf
+    return DEFAULT_PDF_OPTIONS if pdf else None
+
+
+def expand_pdfs(
+    inputs: Iterable[str], options: PDFOptions, load_options: ImageLoadOptions | None = None
+) -> list[str]:
+    """Each local ``.pdf`` path among ``inputs`` replaced by its page and figure addresses,
+    in place and in page order; other inputs (and page addresses) as they are.
+
+    A PDF that cannot be listed stays as the file itself: the embedding run reports it
+    with the PDF's error code (:func:`~langchain_image_embeddings.scale.embed.read_input`),
+    and the other inputs are planned as usual.
+
+    Example:
+        .. code-block:: python
+
+            expand_pdfs(["cat.jpg", "report.pdf"], PDFOptions(figures=False))
+            # ['cat.jpg', '/abs/report.pdf#page=1', '/abs/report.pdf#page=2']
+    """
+    policy = load_options or ImageLoadOptions()
+    out: list[str] = []
+    for uri in inputs:
+        if not is_pdf_path(uri) or "://" in uri or uri.startswith("data:"):
+            out.append(uri)
+            continue
+        try:
+            docs = pdf_documents(uri, policy, options)
+        except ImageLoadError:
+            out.append(uri)  # reported per file when the shard is embedded
+            continue
+        out.extend(doc.page_content for doc in docs)
+    return out
+
+
 def list_source(
-    source: Source, *, column: str | None = None, load_options: ImageLoadOptions | None = None
+    source: Source,
+    *,
+    column: str | None = None,
+    load_options: ImageLoadOptions | None = None,
+    pdf: bool | PDFOptions = False,
 ) -> tuple[list[str], str]:
     """The inputs of a source, in plan order, and a description of it.
 
@@ -147,12 +209,29 @@ def list_source(
             else ``"source"``).
         load_options: The policy a table in object storage is read under (it needs
             ``allow_object_storage``; see
-            :func:`~langchain_image_embeddings.images.open_object_storage`).
+            :func:`~langchain_image_embeddings.images.open_object_storage`), and the caps
+            PDFs are listed under.
+        pdf: Expand the local PDFs of a folder or list into page (and figure) addresses
+            (see :func:`expand_pdfs`); ``True`` for the default
+            :class:`~langchain_image_embeddings.documents.PDFOptions`.
 
     Raises:
         ValueError: The source is missing, empty of images, or the column is absent.
         ImageLoadError: A table in object storage that the options refuse.
     """
+    options = pdf_options_of(pdf)
+    inputs, described = _list_source(source, column, load_options, options)
+    if options is not None:
+        inputs = expand_pdfs(inputs, options, load_options)
+    return inputs, described
+
+
+def _list_source(
+    source: Source,
+    column: str | None,
+    load_options: ImageLoadOptions | None,
+    pdf: PDFOptions | None,
+) -> tuple[list[str], str]:
     if not isinstance(source, (str, os.PathLike)):
         inputs: list[str] = []
         for n, item in enumerate(source):
@@ -175,7 +254,7 @@ def list_source(
     if path.is_dir():
         from langchain_image_embeddings.document_loaders import ImageDirectoryLoader
 
-        loader = ImageDirectoryLoader(path)
+        loader = ImageDirectoryLoader(path, pdf=pdf or False)
         # Same walk, same absolute sources as sync_directory / add_documents(loader.load()).
         return [str(p) for p in loader.iter_paths()], str(path)
     suffix = path.suffix.lower()
@@ -224,6 +303,7 @@ def plan_shards(
     shard_size: int = DEFAULT_SHARD_SIZE,
     column: str | None = None,
     load_options: ImageLoadOptions | None = None,
+    pdf: bool | PDFOptions = False,
 ) -> ShardPlan:
     """Cut a source into shards of ``shard_size`` inputs, deterministically.
 
@@ -232,7 +312,11 @@ def plan_shards(
         shard_size: Inputs per shard.
         column: The URI column of a table source.
         load_options: The policy a table in object storage is read under (its rows are read
-            later under the embeddings' own ``load_options``).
+            later under the embeddings' own ``load_options``), and the caps PDFs are
+            listed under.
+        pdf: Embed the pages (and figures) of the local PDFs of a folder or list: ``True``
+            or a :class:`~langchain_image_embeddings.documents.PDFOptions` (see
+            :func:`expand_pdfs`).
 
     Returns:
         The plan; the same source (unchanged files) always gives the same shards.
@@ -248,7 +332,7 @@ def plan_shards(
     """
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, not {shard_size}")
-    inputs, described = list_source(source, column=column, load_options=load_options)
+    inputs, described = list_source(source, column=column, load_options=load_options, pdf=pdf)
     shards = tuple(
         Shard(n, tuple(chunk), shard_digest(chunk))
         for n, chunk in enumerate(

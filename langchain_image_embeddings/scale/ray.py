@@ -1,7 +1,7 @@
 """The ``ray`` engine: the same shard plan run on Ray Data (extra ``[ray]``).
 
 Ray only schedules: reads run as Ray tasks (:func:`read_batch`: bytes, hash and header of
-each input, through :func:`~langchain_image_embeddings.images.read_image_source`), decoding
+each input, through :func:`~langchain_image_embeddings.scale.embed.read_input`), decoding
 and the model run in an actor pool (:class:`ShardEmbedder`: one model per actor, its own
 :class:`~langchain_image_embeddings.pipeline.ImagePipeline`), and the driver writes each
 shard file atomically as soon as all its rows are back (Ray Data's ``write_parquet``
@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from langchain_image_embeddings.errors import ImageLoadError
-from langchain_image_embeddings.images import read_image_source
 from langchain_image_embeddings.scale._deps import require_ray
 from langchain_image_embeddings.scale.embed import (
     EmbedSettings,
@@ -39,6 +38,7 @@ from langchain_image_embeddings.scale.embed import (
     RunSummary,
     ShardDone,
     pending_shards,
+    read_input,
     store_batch,
     writing_shards,
 )
@@ -170,7 +170,7 @@ def read_batch(batch: dict[str, Any], options: Any) -> dict[str, Any]:
     reasons: list[str] = []
     for uri in uris:
         try:
-            read = read_image_source(uri, options)
+            read = read_input(uri, options)
             meta, payload = read.metadata, read.data
         except ImageLoadError as err:
             data.append(b"")

@@ -257,7 +257,9 @@ def test_bad_addresses_and_a_bare_pdf_are_refused_with_codes(report: Path) -> No
         f"{report}#page=4": "not_found",
         f"{report}#page=1&figure=1": "not_found",
         f"{report.parent / 'missing.pdf'}#page=1": "not_found",
-        "https://example.org/a.pdf#page=1": "unsupported_scheme",
+        "https://example.org/a.pdf#page=1": "remote_disabled",  # allow_remote is off
+        "s3://bucket/a.pdf#page=1": "unsupported_scheme",
+        "ftp://example.org/a.pdf#page=1": "unsupported_scheme",
         str(report): "unsupported_format",
     }
     for source, code in cases.items():
@@ -330,3 +332,101 @@ def test_file_uri_addresses_and_option_checks(report: Path) -> None:
     for bad_pdf in ({"pages": False, "figures": False}, {"max_seconds": 0}, {"max_text_chars": -1}):
         with pytest.raises(ValueError, match="PDFOptions"):
             PDFOptions(**bad_pdf)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("call", "breaks", "doing"),
+    [
+        (lambda pdf: pdf.text(2), "get_textpage", "read the text"),
+        (lambda pdf: pdf.figures(2), "get_objects", "list the images"),
+        (lambda pdf: pdf.render(2, ImageLoadOptions()), "render", "render the page"),
+        (lambda pdf: pdf.page_info(2), "get_size", "read the page size"),
+    ],
+)
+def test_a_pdfium_failure_on_a_page_is_corrupt_names_the_page_and_closes_it(
+    report: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    call,  # type: ignore[no-untyped-def]
+    breaks: str,
+    doing: str,
+) -> None:
+    import pypdfium2 as pdfium
+
+    from langchain_image_embeddings.images import open_pdf_file
+
+    closed: list[int] = []
+    real_close = pdfium.PdfPage.close
+
+    def counting_close(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        closed.append(1)
+        return real_close(self, *args, **kwargs)
+
+    def broken(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise pdfium.PdfiumError("simulated damage")
+
+    with open_pdf_file(report, ImageLoadOptions()) as pdf:
+        monkeypatch.setattr(pdfium.PdfPage, "close", counting_close)
+        monkeypatch.setattr(pdfium.PdfPage, breaks, broken)
+        with pytest.raises(ImageLoadError) as info:
+            call(pdf)
+    assert info.value.code == "corrupt"
+    assert info.value.source == page_address(report, 2)
+    assert info.value.reason.startswith(f"PDFium cannot {doing}: ")
+    assert "simulated damage" in info.value.reason
+    assert closed, "the page handle was not closed"
+
+
+def test_a_missing_page_is_not_found_from_every_page_operation(report: Path) -> None:
+    from langchain_image_embeddings.images import open_pdf_file
+
+    with open_pdf_file(report, ImageLoadOptions()) as pdf:
+        for call in (pdf.text, pdf.figures, pdf.page_info):
+            with pytest.raises(ImageLoadError) as info:
+                call(9)
+            assert info.value.code == "not_found", call
+            assert info.value.source == page_address(report, 9)
+        with pytest.raises(ImageLoadError) as extract:
+            pdf.extract(1, 99, ImageLoadOptions())
+    assert extract.value.code == "not_found"
+    assert extract.value.source == page_address(report, 1, 99)
+
+
+def test_a_page_address_over_http_reads_the_page_under_the_remote_policy(report: Path) -> None:
+    import hashlib
+
+    from langchain_image_embeddings.images import page_digest
+    from tests.unit_tests.image_server import CountingImageServer
+
+    data = report.read_bytes()
+    server = CountingImageServer({"/docs/report.pdf": data})
+    try:
+        url = server.url("/docs/report.pdf")
+        allowed = ImageLoadOptions(allow_remote=True, allowed_hosts=("127.0.0.1",))
+        remote = read_image_source(f"{url}#page=2", allowed)
+        local = read_image_source(f"{report}#page=2")
+        assert server.requests == {"/docs/report.pdf": 1}  # fetched once for the page
+        assert remote.data == local.data  # the same page rendered
+        assert remote.metadata["source"] == f"{url}#page=2"
+        assert remote.metadata["sha256"] == local.metadata["sha256"]  # same content id
+        assert remote.metadata["sha256"] == page_digest(hashlib.sha256(data).hexdigest(), 2)
+        assert "mtime" not in remote.metadata
+        figure = load_image(f"{url}#page=2&figure=2", allowed)
+        assert figure.size == samples.PNG_PIXELS
+        assert figure.getpixel((10, 10)) == samples.PNG_COLOUR
+        refused = {
+            "remote_disabled": ImageLoadOptions(),
+            "blocked_url": ImageLoadOptions(allow_remote=True),  # loopback is not public
+            "too_large": ImageLoadOptions(
+                allow_remote=True, allowed_hosts=("127.0.0.1",), max_bytes=len(data) // 2
+            ),
+        }
+        for code, options in refused.items():
+            with pytest.raises(ImageLoadError) as info:
+                read_image_source(f"{url}#page=1", options)
+            assert info.value.code == code
+            assert info.value.source.startswith(url)
+        with pytest.raises(ImageLoadError) as missing:
+            read_image_source(f"{server.url('/nope.pdf')}#page=1", allowed)
+        assert missing.value.code == "fetch_failed"
+    finally:
+        server.close()
