@@ -380,6 +380,83 @@ def rss_case(folder: str, data: str) -> None:
     )
 
 
+def image_record(i: int) -> tuple[str, Document]:
+    """Row ``i``'s content id and an image-like document: the URI, and metadata as
+    ``imgemb index`` records it (source, SHA-256, mtime, size, format: ~210 bytes as JSON)."""
+    import hashlib
+
+    cid = hashlib.sha256(i.to_bytes(8, "little")).hexdigest()
+    source = f"/data/photos/2026/{i // 1000:04d}/IMG_{i:07d}.jpg"
+    meta = {
+        "source": source,
+        "sha256": cid,
+        "mtime": 1764000000.25 + i,
+        "width": 4032 - i % 7,
+        "height": 3024,
+        "format": "JPEG",
+        "bytes": 2_000_000 + i,
+    }
+    return cid, Document(page_content=source, metadata=meta)
+
+
+def records_build(folder: str, n: int, dim: int) -> None:
+    """Subprocess: save a flat store of ``n`` image-like records (issue 26, records off the
+    heap) with the package on ``PYTHONPATH``; prints the documents' bytes per row on disk."""
+    store = FAISSImageStore(VectorsOnly(dim), folder, index="flat")
+    vectors = clustered(n, dim, seed=1)
+    for start in range(0, n, 100_000):
+        pairs = [image_record(i) for i in range(start, min(start + 100_000, n))]
+        store.upsert_vectors(
+            [c for c, _ in pairs], vectors[start : start + len(pairs)], [d for _, d in pairs]
+        )
+    del vectors
+    store.save()
+    docs = [p for p in Path(folder).iterdir() if p.name.startswith("documents-")]
+    size = sum(p.stat().st_size for p in docs)
+    print(json.dumps({"documents": [p.name for p in docs], "bytes_per_row": size / n}))
+
+
+def records_case(folder: str, n_queries: int) -> None:
+    """Subprocess: open a store of :func:`records_build`, run ``n_queries`` searches (k = 10,
+    each result's document read) and print memory (MiB) and times as JSON."""
+    import faiss  # noqa: F401 - imported before measuring, as the store would import it
+
+    before = _memory()
+    started = time.perf_counter()
+    dim = int(json.loads((Path(folder) / "manifest.json").read_text())["dim"])
+    store = FAISSImageStore.load(folder, VectorsOnly(dim))
+    opened_s = time.perf_counter() - started
+    opened = _memory()
+    queries = clustered(n_queries, dim, seed=2)
+    took, width = 0.0, 0
+    for q in queries:
+        t = time.perf_counter()
+        found = store.similarity_search_with_score_by_vector(q.tolist(), 10)
+        took += time.perf_counter() - t
+        width += sum(int(d.metadata["width"]) > 0 for d, _ in found)
+    t = time.perf_counter()
+    filtered = store.similarity_search_with_score_by_vector(
+        queries[0].tolist(), 10, filter={"width": 4032}
+    )
+    filter_s = time.perf_counter() - t
+    print(
+        json.dumps(
+            {
+                "rows": len(store),
+                "imports": before,
+                "opened": opened,
+                "queried": _memory(),
+                "open_s": opened_s,
+                "ms": 1000 * took / len(queries),
+                "results_read": width,
+                "filter_s": filter_s,
+                "filter_hits": len(filtered),
+                "package": str(Path(sys.modules[FAISSImageStore.__module__].__file__ or "").parent),
+            }
+        )
+    )
+
+
 def rss_compare(vectors: np.ndarray, queries: np.ndarray, work: Path, ref: str) -> None:
     """Save an IVF-PQ store, then open + query it in two fresh processes: before and after."""
     folder = work / "rss-store"
@@ -471,9 +548,17 @@ def main() -> None:
     )
     parser.add_argument("--baseline-ref", default=BASELINE_REF)
     parser.add_argument("--rss-case", nargs=2, metavar=("STORE", "DATA"), help=argparse.SUPPRESS)
+    parser.add_argument("--records-build", metavar="STORE", help=argparse.SUPPRESS)
+    parser.add_argument("--records-case", metavar="STORE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_case:
         rss_case(*args.rss_case)
+        return
+    if args.records_build:  # issue 26: records off the heap (see docs/scale.md)
+        records_build(args.records_build, args.n, args.dim)
+        return
+    if args.records_case:
+        records_case(args.records_case, 1000)
         return
     work = Path(tempfile.mkdtemp(prefix="imgemb-ann-"))
     print(f"cores: {os.cpu_count()}, faiss threads: {__import__('faiss').omp_get_max_threads()}")

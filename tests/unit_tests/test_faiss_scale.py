@@ -113,7 +113,7 @@ def test_incremental_saves_write_only_new_rows_then_compact(tmp_path: Path) -> N
     store.update_metadata(["v1"], [{"n": 1, "tag": "changed"}])
     store.save()
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["version"] == 2 and manifest["vectors"] == base["vectors"]  # base untouched
+    assert manifest["version"] == 3 and manifest["vectors"] == base["vectors"]  # base untouched
     (segment,) = manifest["segments"]
     assert segment["rows"] == 3  # a, b and v1 re-added with its new metadata
     assert np.load(folder / segment["vectors"]["file"]).shape == (3, DIM)
@@ -177,7 +177,7 @@ def test_version_1_store_opens_and_is_upgraded_on_save(tmp_path: Path) -> None:
     )
     store.save()
     upgraded = json.loads((folder / "manifest.json").read_text())
-    assert upgraded["version"] == 2 and upgraded["generation"] == 4
+    assert upgraded["version"] == 3 and upgraded["generation"] == 4
     assert FAISSImageStore.load(folder, embeddings).records() == store.records()
 
 

@@ -412,7 +412,7 @@ def test_import_stock_langchain_faiss_folder_is_explicit(
     )
     assert len(store) == 4
     files = sorted(p.suffix for p in (tmp_path / "ours").iterdir())
-    assert files == [".json", ".json", ".npy"]  # manifest, documents, vectors: no pickle
+    assert files == [".json", ".npy", ".sqlite"]  # manifest, vectors, documents: no pickle
     store.close()
     reopened = FAISSImageStore.load(tmp_path / "ours", tiny_clip_embeddings)
     for path in paths:

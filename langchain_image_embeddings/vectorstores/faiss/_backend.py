@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -38,6 +38,12 @@ from langchain_image_embeddings.vectorstores._records import (
 )
 from langchain_image_embeddings.vectorstores.faiss import _files as files
 from langchain_image_embeddings.vectorstores.faiss import _index as ann
+from langchain_image_embeddings.vectorstores.faiss._documents import (
+    RecordFile,
+    SavedRecords,
+    document_of,
+    record_of,
+)
 from langchain_image_embeddings.vectorstores.faiss._files import (
     FORMAT,
     FORMAT_VERSION,
@@ -82,6 +88,7 @@ class FAISSBackend:
     """
 
     _rows: RowVectors  # every row's vector (deleted too): saved segments mapped
+    _saved_docs: SavedRecords  # saved rows' documents: records files, read for results
 
     #: Saves rewrite everything while the live vectors take at most this many bytes.
     full_save_below_bytes: int = 8 << 20
@@ -156,14 +163,18 @@ class FAISSBackend:
                 files.refuse_stock_folder(self.path)
 
     def close(self) -> None:
-        """Nothing to free: mapped segments close with the backend."""
+        """Nothing to free: mapped segments and records files close with the backend."""
 
     def _reset(self) -> None:
         if hasattr(self, "_rows"):
             self._rows.close()  # its segment files may be deleted next (Windows: not if open)
+            self._saved_docs.close()
         self._rows = RowVectors(self._dim)
         self._ids: list[str | None] = []  # row -> id (None: deleted or replaced)
         self._row: dict[str, int] = {}  # id -> row
+        # saved rows' documents stay in their segments' records files, read for results;
+        # only unsaved rows (and saved rows whose metadata changed) hold a Document here
+        self._saved_docs = SavedRecords()
         self._docs: dict[str, Document] = {}
         self._dead: set[int] = set()
         self._dead_sel: Any = None  # cached selector excluding dead rows
@@ -209,22 +220,47 @@ class FAISSBackend:
 
     @serialised
     def scan(self) -> dict[str, dict[str, Any]]:
-        """Every live id with its metadata."""
-        return {
-            i: dict(self._docs[i].metadata)
-            for i in self._ids
-            if i is not None and self._row.get(i) is not None
-        }
+        """Every live id with its metadata (saved rows' streamed from their records files)."""
+        return {rid: meta for _, rid, meta in self._live_metadata()}
+
+    def _live_metadata(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        """``(row, id, metadata)`` of every live row: saved rows streamed from disk in row
+        order (a fresh dict each), then the documents held in memory."""
+        for row, rid, meta in self._saved_docs.metadata():
+            if rid is not None and self._ids[row] == rid and rid not in self._docs:
+                yield row, rid, dict(meta)
+        for rid, doc in self._docs.items():
+            yield self._row[rid], rid, dict(doc.metadata)
+
+    def _documents_of_rows(self, rows: Iterable[int]) -> dict[int, Document]:
+        """New documents of these live rows: from memory or read from the records files."""
+        out: dict[int, Document] = {}
+        on_disk = []
+        for row in rows:
+            rid = self._ids[row]
+            if rid is None:
+                continue
+            doc = self._docs.get(rid)
+            if doc is not None:
+                out[row] = _copy(doc)
+            else:
+                on_disk.append(row)
+        if on_disk:
+            for row, rec in self._saved_docs.fetch(on_disk).items():
+                out[row] = document_of(rec)
+        return out
 
     @serialised
     def get(self, ids: Sequence[str]) -> list[Document]:
         """Copies of the documents of these ids (missing ones left out)."""
-        return [_copy(self._docs[i]) for i in ids if i in self._docs]
+        rows = [self._row[i] for i in ids if i in self._row]
+        docs = self._documents_of_rows(rows)
+        return [_copy(docs[r]) for r in rows]
 
     @serialised
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """The ids present."""
-        return {i for i in ids if i in self._docs}
+        return {i for i in ids if i in self._row}
 
     @serialised
     def write(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]) -> None:
@@ -245,6 +281,14 @@ class FAISSBackend:
         if self._ann is not None:
             self._ann.add(matrix)
         self._add_records(ids, documents)
+
+    def _add_saved_ids(self, ids: Sequence[str | None]) -> None:
+        """Rows whose documents are in :attr:`_saved_docs` (read from disk when needed)."""
+        start = len(self._ids)
+        self._ids.extend(ids)
+        for r, i in enumerate(ids, start):
+            if i is not None:
+                self._row[i] = r
 
     def _add_records(self, ids: Sequence[str | None], documents: Iterable[Document]) -> None:
         for i, doc in zip(ids, documents, strict=True):
@@ -277,9 +321,10 @@ class FAISSBackend:
     @serialised
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         """Replace the documents' metadata (rows already saved are re-added at the next save)."""
+        docs = self._documents_of_rows([self._row[i] for i in ids if i in self._row])
         for i, meta in zip(ids, metadatas, strict=True):
-            if i in self._docs:
-                old = self._docs[i]
+            if i in self._row:
+                old = docs[self._row[i]]
                 self._docs[i] = Document(id=i, page_content=old.page_content, metadata=dict(meta))
                 if self._row[i] < self._saved_rows:
                     self._meta_dirty.add(i)  # its saved segment is immutable: re-added at save
@@ -319,14 +364,11 @@ class FAISSBackend:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         if filter is not None:
-            matching = [
-                r
-                for r, i in enumerate(self._ids)
-                if i is not None and metadata_matches(self._docs[i].metadata, filter)
-            ]
+            # metadata streamed from the records files in blocks: never all held in memory
+            matching = [r for r, _, meta in self._live_metadata() if metadata_matches(meta, filter)]
             if not matching:
                 return []
-            subset = np.asarray(matching, dtype=np.int64)
+            subset = np.sort(np.asarray(matching, dtype=np.int64))
             return self._hits(*self._rows.exact_search(query, min(k, len(subset)), subset=subset))
         wanted = min(k, len(self._row))
         if self._ann is not None:
@@ -370,12 +412,13 @@ class FAISSBackend:
         return out
 
     def _hits(self, rows: Any, scores: Any) -> list[tuple[Document, float]]:
-        out = []
-        for r, s in zip(rows, scores, strict=True):
-            rid = self._ids[int(r)] if r >= 0 else None
-            if rid is not None:
-                out.append((_copy(self._docs[rid]), float(s)))
-        return out
+        found = [
+            (int(r), float(s))
+            for r, s in zip(rows, scores, strict=True)
+            if r >= 0 and self._ids[int(r)] is not None
+        ]
+        docs = self._documents_of_rows([r for r, _ in found])  # one read per records file
+        return [(docs[r], s) for r, s in found]
 
     @serialised
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
@@ -560,7 +603,8 @@ class FAISSBackend:
         live = np.asarray([r for r, i in enumerate(self._ids) if i is not None], np.int64)
         vectors = self._rows.take(live)
         ids = [self._ids[r] for r in live]
-        docs = [self._docs[str(i)] for i in ids]
+        by_row = self._documents_of_rows(int(r) for r in live)  # held in memory until saved
+        docs = [by_row[int(r)] for r in live]
         self._reset()
         if ids:
             self._append(ids, vectors, docs)
@@ -589,12 +633,12 @@ class FAISSBackend:
         self._reset()
         dead: list[int] = []
         for vectors, records in files.read_segments(folder, manifest, self._dim):
-            if not records:
-                continue
             start = len(self._ids)
-            dead.extend(start + r for r, rec in enumerate(records) if rec.get("id") is None)
+            ids = records.ids() if len(records) else []
+            dead.extend(start + r for r, i in enumerate(ids) if i is None)
             self._rows.add_part(vectors)
-            self._add_records([rec.get("id") for rec in records], map(files.document_of, records))
+            self._saved_docs.add_part(records)  # documents stay on disk, read for results
+            self._add_saved_ids(ids)
         self._dim = self._rows.dim if self._rows.dim is not None else self._dim
         dead.extend(files.read_deletions(folder, manifest.get("deletions")))
         n_rows = len(self._ids)
@@ -699,12 +743,13 @@ class FAISSBackend:
         generation = (self._generation or 0) + 1
         token = f"{generation:08d}-{uuid.uuid4().hex[:8]}"
         new_segment: Segment | None = None
+        new_records: RecordFile | None = None
         if self._saved is None or self.index_outdated() or self._compaction_due():
             saved = self._write_base(folder, token)
             if self.index_outdated():
                 self.build_index(force=True)
         else:
-            saved, new_segment = self._write_increment(folder, token)
+            saved, new_segment, new_records = self._write_increment(folder, token)
         manifest = self._manifest(generation, saved, self._index_entry(folder, token))
         write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
         self._generation = generation
@@ -712,6 +757,8 @@ class FAISSBackend:
         self._ann_saved = manifest["index"] if manifest["index"].get("file") else None
         if new_segment is not None:
             self._rows.saved_up_to(new_segment)  # the new rows now live in their segment file
+        if new_records is not None:
+            self._documents_saved(new_records)
         files.remove_unreferenced(folder, manifest)  # no map of ours points at these
         return folder
 
@@ -741,7 +788,8 @@ class FAISSBackend:
         n_rows = len(self._ids)
         segments = len((self._saved or {}).get("segments") or [])
         return (
-            self.count() * int(self._dim or 0) * 4 <= self.full_save_below_bytes
+            self._saved_docs.in_memory  # a format-2 store: rewritten in the current format
+            or self.count() * int(self._dim or 0) * 4 <= self.full_save_below_bytes
             or len(self._dead) > self.compact_deleted_fraction * max(n_rows, 1)
             or segments + (n_rows > self._saved_rows) > self.max_segments
         )
@@ -768,44 +816,78 @@ class FAISSBackend:
             blocks = (self._rows.take(live[s : s + step]) for s in range(0, n, step))
         vectors = files.write_vectors(folder, token, blocks, n, dim)
         ids = self._ids if live is None else [self._ids[r] for r in live]
-        documents = files.write_documents(folder, token, [self._record(i) for i in ids])
+        documents = files.write_documents(
+            folder, token, self._ordered_records(0, skip_dead=live is not None), n
+        )
         mapped = map_segment(folder / vectors["file"], dim)
+        records = RecordFile(folder / documents["file"])
         if live is not None:
-            docs = [self._docs[str(i)] for i in ids]
             self._reset()
-            self._add_records(ids, docs)
+            self._add_saved_ids(ids)
+        else:
+            self._saved_docs.close()  # old files may be deleted once the manifest switches
+            self._saved_docs = SavedRecords()
+        self._saved_docs.add_part(records)  # every document is now read from the new file
+        self._docs.clear()
         self._rows.replace_all(mapped)  # old maps dropped before their files are deleted
         self._meta_dirty.clear()
         return {"vectors": vectors, "documents": documents, "segments": [], "deletions": None}
 
-    def _write_increment(self, folder: Path, token: str) -> tuple[dict[str, Any], Segment | None]:
+    def _write_increment(
+        self, folder: Path, token: str
+    ) -> tuple[dict[str, Any], Segment | None, RecordFile | None]:
         """Write the rows added since the last save as a segment, and the deletions if they
-        changed; returns the entries and a map of the new segment (used once saved)."""
+        changed; returns the entries and the new segment's vectors map and records (used
+        once saved)."""
         self._readd_changed_metadata()
         assert self._saved is not None
         saved = {**self._saved, "segments": list(self._saved["segments"])}
         start, stop = self._saved_rows, len(self._ids)
-        mapped = None
+        mapped, records = None, None
         if stop > start:
             dim = int(self._dim or 0)
             blocks = (b for _, b in self._rows.blocks(start, stop))
             vectors = files.write_vectors(folder, token, blocks, stop - start, dim)
             documents = files.write_documents(
-                folder, token, [self._record(i) for i in self._ids[start:stop]]
+                folder, token, self._ordered_records(start, skip_dead=False), stop - start
             )
             saved["segments"].append(
                 {"rows": stop - start, "vectors": vectors, "documents": documents}
             )
             mapped = map_segment(folder / vectors["file"], dim)
+            records = RecordFile(folder / documents["file"])
         if len(self._dead) != self._saved_dead:
             saved["deletions"] = files.write_deletions(folder, token, self._dead)
-        return saved, mapped
+        return saved, mapped, records
 
-    def _record(self, rid: str | None) -> dict[str, Any]:
-        if rid is None:  # deleted before it was ever saved: a placeholder keeps rows aligned
-            return {"id": None, "page_content": "", "metadata": {}}
-        doc = self._docs[rid]
-        return {"id": rid, "page_content": doc.page_content, "metadata": doc.metadata}
+    def _ordered_records(self, start: int, *, skip_dead: bool) -> Iterator[dict[str, Any]]:
+        """The stored record of every row from ``start`` on, in row order (saved rows
+        streamed from their records files, changed metadata from memory); deleted rows
+        skipped or, to keep a segment's rows aligned, written as placeholders."""
+        for row, rec in self._saved_docs.records(start):
+            rid = self._ids[row]
+            if rid is None and skip_dead:
+                continue
+            if rid is None:  # a placeholder keeps the segment's rows aligned
+                yield record_of(None, None)
+            elif rid in self._docs:  # its metadata changed since it was saved
+                yield record_of(self._docs[rid], rid)
+            else:
+                yield rec
+        for row in range(max(start, len(self._saved_docs)), len(self._ids)):
+            rid = self._ids[row]
+            if rid is None and skip_dead:
+                continue
+            yield record_of(None if rid is None else self._docs[rid], rid)
+
+    def _documents_saved(self, records: RecordFile) -> None:
+        """The unsaved rows were just written as ``records``: their documents are read from
+        there now, no longer held in memory."""
+        start = len(self._saved_docs)
+        self._saved_docs.add_part(records)
+        for rid in self._ids[start : start + len(records)]:
+            if rid is not None:
+                self._docs.pop(rid, None)
 
     def _readd_changed_metadata(self) -> None:
         """Rows saved before whose metadata changed: re-added (old row deleted) for this save."""

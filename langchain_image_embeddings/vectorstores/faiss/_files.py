@@ -1,8 +1,8 @@
 """The files of a FAISS image store: manifest, segments, deletions, index; read and written.
 
-Layout (format version 2, see :mod:`langchain_image_embeddings.vectorstores.faiss`):
+Layout (format version 3, see :mod:`langchain_image_embeddings.vectorstores.faiss`):
 ``manifest.json`` names every data file with its SHA-256; ``vectors-<token>.npy`` /
-``documents-<token>.json`` per segment, ``deletions-<token>.npy``, ``index-<token>.faiss``.
+``documents-<token>.sqlite`` per segment (format 2: ``documents-<token>.json``, still read), ``deletions-<token>.npy``, ``index-<token>.faiss``.
 Every file is written through the package's one atomic write
 (:mod:`langchain_image_embeddings._atomic`) under a new name; a file a manifest names is
 never modified, which is what lets readers memory-map segment files.
@@ -22,12 +22,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.documents import Document
-
-from langchain_image_embeddings._atomic import sha256_file, write_atomic, write_atomic_with
+from langchain_image_embeddings._atomic import sha256_file, write_atomic_with
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import StoreError
 from langchain_image_embeddings.vectorstores._records import bad_vector_rows
+from langchain_image_embeddings.vectorstores.faiss._documents import (
+    RecordFile,
+    RecordList,
+    read_json_records,
+    write_records,
+)
 from langchain_image_embeddings.vectorstores.faiss._rows import Segment, map_segment
 
 if TYPE_CHECKING:
@@ -36,12 +40,13 @@ if TYPE_CHECKING:
     from langchain_image_embeddings.embeddings import ImageEmbeddings
 
 FORMAT = "langchain-image-embeddings/faiss"
-FORMAT_VERSION = 2
-#: Versions this code reads (1: one vectors file and one documents file, exact index).
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+#: Versions this code reads (1: one vectors file and one documents file, exact index;
+#: 2: segments with JSON documents files; 3: segments with SQLite documents files).
+READ_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 DATA_FILE = re.compile(
-    r"^((vectors|deletions)-.*\.npy|documents-.*\.json|index-.*\.faiss"
+    r"^((vectors|deletions)-.*\.npy|documents-.*\.(json|sqlite)|index-.*\.faiss"
     r"|(vectors-|documents-|deletions-|index-|manifest\.json).*\.tmp)$"
 )
 
@@ -79,8 +84,9 @@ def checked_file(folder: Path, entry: Any, what: str) -> Path:
 
 def read_segments(
     folder: Path, manifest: dict[str, Any], dim: int | None
-) -> Iterator[tuple[Segment, list[dict[str, Any]]]]:
-    """Each segment's vectors (checked, memory-mapped) and document records, in row order.
+) -> Iterator[tuple[Segment, RecordFile | RecordList]]:
+    """Each segment's vectors (checked, memory-mapped) and records (checked; a SQLite file
+    opened read-only, or a format-2 JSON list read into memory), in row order.
 
     Raises:
         StoreError: A missing, corrupt or inconsistent segment.
@@ -88,13 +94,17 @@ def read_segments(
     for segment in [manifest, *(manifest.get("segments") or [])]:
         vec_file = checked_file(folder, segment.get("vectors"), "vectors")
         doc_file = checked_file(folder, segment.get("documents"), "documents")
+        records: RecordFile | RecordList = (
+            RecordFile(doc_file) if doc_file.suffix == ".sqlite" else read_json_records(doc_file)
+        )
         try:
-            records = json.loads(doc_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"FAISS store {folder}: unreadable data: {exc}") from exc
-        vectors = map_segment(vec_file, dim)
-        if not isinstance(records, list) or len(vectors) != len(records):
+            vectors = map_segment(vec_file, dim)
+        except StoreError:
+            records.close()
+            raise
+        if len(vectors) != len(records):
             vectors.close()
+            records.close()
             raise StoreError(
                 f"FAISS store {folder}: {vectors.rows.shape} vectors for {len(records)} documents"
             )
@@ -125,15 +135,6 @@ def read_index(folder: Path, entry: dict[str, Any]) -> Any:
         return faiss.deserialize_index(np.fromfile(file, dtype=np.uint8))
     except (OSError, RuntimeError) as exc:
         raise StoreError(f"FAISS store {folder}: unreadable index {file.name}: {exc}") from exc
-
-
-def document_of(record: dict[str, Any]) -> Document:
-    """A stored document record as a ``Document``."""
-    return Document(
-        id=record.get("id"),
-        page_content=record.get("page_content", ""),
-        metadata=record.get("metadata") or {},
-    )
 
 
 def write_vectors(
@@ -168,10 +169,22 @@ def write_vectors(
     return {"file": file.name, "sha256": sha256_file(file)}
 
 
-def write_documents(folder: Path, token: str, payload: list[dict[str, Any]]) -> dict[str, Any]:
-    """Write document records (row order) to ``documents-<token>.json``."""
-    file = folder / f"documents-{token}.json"
-    write_atomic(file, json.dumps(payload).encode("utf-8"))
+def write_documents(
+    folder: Path, token: str, records: Iterable[dict[str, Any]], n_rows: int
+) -> dict[str, Any]:
+    """Stream document records (row order) into ``documents-<token>.sqlite``.
+
+    Raises:
+        StoreError: Not ``n_rows`` records (nothing is written).
+    """
+    file = folder / f"documents-{token}.sqlite"
+
+    def write(tmp: Path) -> None:
+        written = write_records(tmp, records)
+        if written != n_rows:  # pragma: no cover - a bug, never a user error
+            raise StoreError(f"FAISS store {folder}: wrote {written} of {n_rows} documents")
+
+    write_atomic_with(file, write)
     return {"file": file.name, "sha256": sha256_file(file)}
 
 

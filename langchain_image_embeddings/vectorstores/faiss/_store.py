@@ -1,10 +1,12 @@
 """FAISS image store: exact or approximate FAISS indexes, saved incrementally without pickle.
 
-On disk a store is a folder with ``manifest.json`` (format version 2: generation, model
+On disk a store is a folder with ``manifest.json`` (format version 3: generation, model
 record, counts, index settings, and the name and SHA-256 of every data file), a **base
 segment** (``vectors-<token>.npy``, ``float32`` unit vectors one row per record, and
-``documents-<token>.json``: ids, URIs, metadata in row order), the **segments** appended by
-later saves (same two files each, holding only the rows added since the save before), a
+``documents-<token>.sqlite``: ids, URIs, metadata keyed by row number, read for results;
+see :mod:`~langchain_image_embeddings.vectorstores.faiss._documents`), the **segments**
+appended by later saves (same two files each, holding only the rows added since the save
+before), a
 ``deletions-<token>.npy`` file (``int64`` row numbers of deleted or replaced rows) and, for
 an approximate index, ``index-<token>.faiss`` (``faiss.serialize_index`` bytes, never a
 pickle). Row numbers run through the base and then the segments in manifest order.
@@ -22,7 +24,8 @@ rows, tombstones, search, loading and saving (vectors in
 (:mod:`~langchain_image_embeddings.vectorstores.faiss._rows`); only rows added since the last
 save are held in RAM. An approximate index is searched in memory and its candidates are
 rescored exactly from the mapped rows, so an IVF-PQ store's resident memory is its codes
-plus the documents, not the vectors.
+plus the ids, not the vectors: saved documents stay in their SQLite files too, read for the
+results (only unsaved rows hold a ``Document`` in RAM).
 
 A save writes only what changed: a new segment with the rows added since the last save, the
 deletions file when rows were deleted, the index file when it was rebuilt or lags far behind,
@@ -38,7 +41,8 @@ is refused at open.
 Writers take an exclusive lock on the folder (see
 :mod:`langchain_image_embeddings._locks`); a store object also remembers
 the generation it loaded and refuses to save over a newer one written meanwhile. Version 1
-stores (one vectors file, one documents file) still open; the next save writes version 2.
+stores (one vectors file, one documents file) and version 2 stores (JSON documents files,
+held in memory while open) still open; the next save rewrites them as version 3.
 """
 
 from __future__ import annotations
