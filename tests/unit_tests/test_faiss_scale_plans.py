@@ -191,3 +191,22 @@ def test_an_ivf_pq_plan_for_200m_rows_trains_and_builds_on_a_2m_sample() -> None
     # 16-bit codes (4 x 4 bits), 16 of 32,768 lists: 34 of 50 found themselves first when
     # measured; a broken build (wrong lists, untrained codes) finds almost none
     assert sum(int(rows[0] == i) for i, (rows, _) in enumerate(found)) >= 25
+
+
+@pytest.mark.slow
+def test_hard_data_hnsw_holds_its_target_on_queries_it_never_saw(tmp_path: Path) -> None:
+    # Tuned on held-out stored rows, HNSW recorded 0.99 here and gave 0.935 on new perturbed
+    # queries (issue 26: 0.951 recorded, 0.844 measured at 100,000 x 256): a graph search
+    # loses recall off the stored rows, so it tunes on rows moved off them.
+    dim = 128
+    data = hard(30_000, dim, 300, seed=1, queries=200)
+    vectors, queries = data[:30_000], data[30_000:]
+    index = ann.build("HNSW32", vectors, seed=0)
+    tuned = ann.tune(index, vectors, target=0.95)
+    assert tuned["reached"] and "moved" in tuned["recall_queries"]
+    truth = ann.exact_topk(vectors, queries, 10)
+    found = ann.search_rescored(index, vectors, queries, 10, tuned["refine"], tuned["params"])
+    hits = sum(
+        len(set(f.tolist()) & set(t.tolist())) for (f, _), t in zip(found, truth, strict=True)
+    )
+    assert hits / truth.size >= 0.95

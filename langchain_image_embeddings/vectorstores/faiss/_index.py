@@ -547,6 +547,33 @@ def tuning_rows(
     return np.sort(np.random.default_rng(seed).choice(live, n, replace=False))
 
 
+def moved_off_the_data(
+    vectors: RowVectors | np.ndarray, queries: np.ndarray, excluded: np.ndarray, seed: int = 0
+) -> np.ndarray:
+    """Tuning queries for a graph index: each held-out row moved, in a random direction, by
+    its distance to its nearest searched row, then normalised.
+
+    A graph search (HNSW) walks from neighbour to neighbour, and its recall falls for queries
+    that lie off the stored rows' manifold: a new photo, a text query. Held-out stored rows lie
+    on it, so tuning on them overstated the recall new queries get (issue 26: 0.951 recorded,
+    0.844 measured on held-out perturbed queries, 100,000 x 256 hard data). A query moved by
+    one neighbour distance is as far from its source as the source is from the data, which
+    matches or exceeds that gap. IVF lists degrade gracefully off the manifold (0.958 recorded,
+    0.973 measured on the same queries), so IVF tunes on the rows as they are.
+    """
+    import numpy as np
+
+    rows = as_rows(vectors)
+    nearest = exact_topk(rows, queries, 1, excluded if excluded.any() else None)[:, 0]
+    distance = np.linalg.norm(queries - rows.take(nearest), axis=1, keepdims=True)
+    step = np.random.default_rng(seed + 1).standard_normal(queries.shape).astype(np.float32)
+    step *= distance / np.maximum(np.linalg.norm(step, axis=1, keepdims=True), 1e-12)
+    moved = queries + step
+    return (moved / np.maximum(np.linalg.norm(moved, axis=1, keepdims=True), 1e-12)).astype(
+        np.float32
+    )
+
+
 def pareto_front(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The measured points no other beats on both recall and time, fastest first."""
     front: list[dict[str, Any]] = []
@@ -590,18 +617,21 @@ def tune(
     n_rows = len(vectors)
     excluded = np.zeros(n_rows, bool) if dead is None else dead.copy()
     how = "given"
+    kind = family(index)
     if queries is None:
         rows = tuning_rows(n_rows, dead, n_queries, seed) if held_out is None else held_out
         queries = vectors.take(rows) if len(rows) else np.zeros((0, vectors.dim or 0), np.float32)
         excluded[rows] = True
         how = "held-out stored rows (excluded from the search)"
+        if kind == "hnsw" and len(rows):
+            queries = moved_off_the_data(vectors, queries, excluded, seed)
+            how = "held-out stored rows, each moved by its nearest-neighbour distance (excluded)"
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     k = max(0, min(k, int((~excluded).sum())))
     truth = exact_topk(vectors, queries, k, excluded if excluded.any() else None)
     sel = None
     if excluded.any():
         sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.flatnonzero(excluded).astype(np.int64)))
-    kind = family(index)
     if kind == "hnsw":
         grid = [{"efSearch": ef} for ef in _EF]
     elif kind == "ivf":
