@@ -403,7 +403,10 @@ class FAISSImageStore(ImageVectorStore):
         """Re-measure recall@10 and pick ``efSearch`` / ``nprobe`` for :attr:`recall_target`.
 
         Args:
-            queries: Held-out query vectors (unit rows); default: 200 sampled stored vectors.
+            queries: Held-out query vectors (unit rows; a sample of real queries tunes
+                best); default: 200 sampled stored vectors kept out of the search, each
+                moved off the data by its nearest-neighbour distance for a graph (HNSW)
+                index, whose recall falls for queries that are not stored rows.
 
         Returns:
             The index description the manifest records (see :attr:`index_info`).
