@@ -568,10 +568,9 @@ def moved_off_the_data(
     distance = np.linalg.norm(queries - rows.take(nearest), axis=1, keepdims=True)
     step = np.random.default_rng(seed + 1).standard_normal(queries.shape).astype(np.float32)
     step *= distance / np.maximum(np.linalg.norm(step, axis=1, keepdims=True), 1e-12)
-    moved = queries + step
-    return (moved / np.maximum(np.linalg.norm(moved, axis=1, keepdims=True), 1e-12)).astype(
-        np.float32
-    )
+    moved: np.ndarray = queries + step
+    moved /= np.maximum(np.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
+    return moved.astype(np.float32)
 
 
 def pareto_front(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
