@@ -205,8 +205,10 @@ def test_keyboard_only_upload_and_tabs(page: Any, lite0_url: str, photos_dir: Pa
             break
     assert page.evaluate("document.activeElement.id") == "choose"
     assert page.locator("#choose").get_attribute("type") == "button"
+    # Enter on the focused button (the locator keeps the focus there until the key is sent,
+    # so nothing rendered meanwhile can take it)
     with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
+        page.locator("#choose").press("Enter")
     chooser.value.set_files(str(photos_dir / "coffee.jpg"))
     cards = wait_results(page, 12)
     assert cards[0]["source"] == "coffee.jpg"
