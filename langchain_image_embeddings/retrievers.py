@@ -376,15 +376,7 @@ class _ImageStoreRetriever(BaseRetriever):
         configs = get_config_list(config, len(inputs))
         runs = []
         for query, conf in zip(inputs, configs, strict=True):
-            manager = CallbackManager.configure(
-                conf.get("callbacks"),
-                None,
-                verbose=kwargs.get("verbose", False),
-                inheritable_tags=conf.get("tags"),
-                local_tags=self.tags,
-                inheritable_metadata={**(conf.get("metadata") or {}), **self._get_ls_params()},
-                local_metadata=self.metadata,
-            )
+            manager = CallbackManager.configure(**self._run_setup(conf, kwargs))
             runs.append(
                 manager.on_retriever_start(
                     None, query, name=conf.get("run_name") or self.get_name()
@@ -395,6 +387,18 @@ class _ImageStoreRetriever(BaseRetriever):
         except Exception as exc:  # bad options: every query's error
             results = [exc] * len(inputs)
         return self._finish(runs, results, return_exceptions)
+
+    def _run_setup(self, conf: RunnableConfig, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The callback manager settings of one query's run (what ``invoke`` configures)."""
+        return {
+            "inheritable_callbacks": conf.get("callbacks"),
+            "local_callbacks": None,
+            "verbose": kwargs.get("verbose", False),
+            "inheritable_tags": conf.get("tags"),
+            "local_tags": self.tags,
+            "inheritable_metadata": {**(conf.get("metadata") or {}), **self._get_ls_params()},
+            "local_metadata": self.metadata,
+        }
 
     async def abatch(
         self,
@@ -410,15 +414,7 @@ class _ImageStoreRetriever(BaseRetriever):
         configs = get_config_list(config, len(inputs))
         runs = []
         for query, conf in zip(inputs, configs, strict=True):
-            manager = AsyncCallbackManager.configure(
-                conf.get("callbacks"),
-                None,
-                verbose=kwargs.get("verbose", False),
-                inheritable_tags=conf.get("tags"),
-                local_tags=self.tags,
-                inheritable_metadata={**(conf.get("metadata") or {}), **self._get_ls_params()},
-                local_metadata=self.metadata,
-            )
+            manager = AsyncCallbackManager.configure(**self._run_setup(conf, kwargs))
             runs.append(
                 await manager.on_retriever_start(
                     None, query, name=conf.get("run_name") or self.get_name()
