@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.vectorstores._retry import call_with_retries
 
-__all__ = ["BACKOFF_S", "RETRIES", "TIMEOUT_S", "call_milvus", "connect"]
+__all__ = ["BACKOFF_S", "RETRIES", "TIMEOUT_S", "call_milvus", "connect", "on_new_client"]
 
 #: Tries of one Milvus call when the connection fails (refused, unavailable, timed out).
 RETRIES = 3
@@ -144,3 +144,21 @@ def connect(uri: str, *, token: str = "", timeout: float = TIMEOUT_S) -> Any:
     return call_milvus(
         f"connect to {uri}", pymilvus.MilvusClient, uri=uri, token=token, timeout=timeout
     )
+
+
+def on_new_client(
+    uri: str, build: Callable[[Any], _T], *, token: str = "", timeout: float = TIMEOUT_S
+) -> _T:
+    """``build(client)`` over a new :func:`connect` client of ``uri``: the client is closed
+    when building fails (a store that refuses the collection must not leak a connection).
+
+    Raises:
+        StoreError: The server cannot be reached; and whatever ``build`` raises.
+    """
+    client = connect(uri, token=token, timeout=timeout)
+    try:
+        return build(client)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.close()
+        raise

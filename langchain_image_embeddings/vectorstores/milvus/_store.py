@@ -28,7 +28,6 @@ Every call to Milvus goes through ``call_milvus``: connection failures are retri
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 from langchain_image_embeddings._optional import require
@@ -40,7 +39,7 @@ from langchain_image_embeddings.vectorstores._records import (
 )
 from langchain_image_embeddings.vectorstores.base import ImageVectorStore
 from langchain_image_embeddings.vectorstores.milvus._backend import MilvusBackend
-from langchain_image_embeddings.vectorstores.milvus._calls import TIMEOUT_S, connect
+from langchain_image_embeddings.vectorstores.milvus._calls import TIMEOUT_S, on_new_client
 from langchain_image_embeddings.vectorstores.milvus._rows import BULK_WRITE_ROWS
 from langchain_image_embeddings.vectorstores.milvus._schema import DEFAULT_COLLECTION
 
@@ -167,19 +166,18 @@ class MilvusImageStore(ImageVectorStore):
             ModelMismatchError: ``embeddings`` is not the model that wrote the collection.
         """
         refuse_swapped_arguments("MilvusImageStore.connect", embeddings, uri, path_name="uri")
-        client = connect(uri, token=token, timeout=timeout)
-        try:
-            store = cls(
+        store = on_new_client(
+            uri,
+            lambda client: cls(
                 embeddings,
                 client=client,
                 collection_name=collection_name,
                 create=create,
                 timeout=timeout,
-            )
-        except BaseException:
-            with contextlib.suppress(Exception):
-                client.close()
-            raise
+            ),
+            token=token,
+            timeout=timeout,
+        )
         store.backend.owns_client = True
         return store
 

@@ -39,7 +39,11 @@ from langchain_core.documents import Document
 from langchain_image_embeddings._optional import require
 from langchain_image_embeddings.errors import ModelMismatchError, StoreError
 from langchain_image_embeddings.images import ImageLoadOptions
-from langchain_image_embeddings.vectorstores.milvus._calls import TIMEOUT_S, call_milvus, connect
+from langchain_image_embeddings.vectorstores.milvus._calls import (
+    TIMEOUT_S,
+    call_milvus,
+    on_new_client,
+)
 from langchain_image_embeddings.vectorstores.milvus._filters import milvus_ids_expr
 from langchain_image_embeddings.vectorstores.milvus._rows import (
     WRITE_ROWS,
@@ -596,20 +600,19 @@ class MilvusMultiVectorStore(PageStoreBase):
             StoreError: The server cannot be reached, or no such store and ``create`` is false.
             ModelMismatchError: ``embedder`` is not the model that wrote the store.
         """
-        client = connect(uri, token=token, timeout=timeout)
-        try:
-            store = cls(
+        store = on_new_client(
+            uri,
+            lambda client: cls(
                 embedder,
                 client=client,
                 collection_name=collection_name,
                 create=create,
                 timeout=timeout,
                 **kwargs,
-            )
-        except BaseException:
-            with contextlib.suppress(Exception):
-                client.close()
-            raise
+            ),
+            token=token,
+            timeout=timeout,
+        )
         store.owns_client = True
         return store
 
