@@ -48,7 +48,8 @@ Usage::
     python benchmarks/ann.py --n 20000 --save-n 100000 --photo-augment 300   # quick check
     python benchmarks/ann.py --parts rss           # only the memory comparison
     python benchmarks/ann.py --parts hard --hard-n 100000 --hard-dim 256   # issue 26's set
-    python benchmarks/ann.py --parts hard --hard-n 1000000 --hard-dim 512 --hard-kinds ivf-pq
+    python benchmarks/ann.py --parts hard --hard-n 1000000 --hard-dim 512 --hard-kinds ivf-pq \\
+        --hard-targets 0.95 --hard-open 1000   # + RSS of the saved store, reopened
 """
 
 from __future__ import annotations
@@ -193,8 +194,11 @@ def hard_table(args: argparse.Namespace) -> None:
     )
     for kind in args.hard_kinds:
         for target in args.hard_targets:
+            folder = Path(tempfile.mkdtemp(prefix="imgemb-hard-store-")) if args.hard_open else None
             try:
-                row = measure(kind, vectors, queries, recall_target=target, truth=truth)
+                row = measure(
+                    kind, vectors, queries, recall_target=target, truth=truth, folder=folder
+                )
             except StoreError as exc:
                 print(f"{kind:7} target {target}: refused: {exc}; load average {_load()}")
                 continue
@@ -209,6 +213,40 @@ def hard_table(args: argparse.Namespace) -> None:
                 + "; ".join(f"{t['factory']}={t['recall']}" for t in row["tried"])
             )
             sys.stdout.flush()
+            if folder is not None:
+                try:
+                    opened_row(folder, queries, truth, args.hard_open)
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+
+def opened_row(folder: Path, queries: np.ndarray, truth: np.ndarray, count: int) -> None:
+    """The saved store opened in a fresh process and searched ``count`` times (the held-out
+    queries repeated): resident memory after open and after the queries, MiB."""
+    reps = -(-count // len(queries))
+    data = folder.parent / f"{folder.name}-queries.npz"
+    np.savez(
+        data, queries=np.tile(queries, (reps, 1))[:count], truth=np.tile(truth, (reps, 1))[:count]
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, __file__, "--rss-case", str(folder), str(data)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    finally:
+        data.unlink(missing_ok=True)
+    r = json.loads(out.strip().splitlines()[-1])
+    q = r["queried"]
+    print(
+        f"        opened in a fresh process: open {r['open_s']:.1f} s, RSS after open "
+        f"{r['opened']['VmRSS']:.0f} MB, after {count} queries {q['VmRSS']:.0f} MB "
+        f"(anon {q['RssAnon']:.0f}, file {q['RssFile']:.0f}; imports alone "
+        f"{r['imports']['VmRSS']:.0f}), peak {q['VmHWM']:.0f} MB, {r['ms']:.2f} ms/query, "
+        f"recall@10 {r['recall']:.3f}; load average {_load()}"
+    )
+    sys.stdout.flush()
 
 
 def _load() -> str:
@@ -230,10 +268,15 @@ def measure(
     queries: np.ndarray,
     recall_target: float | None = None,
     truth: np.ndarray | None = None,
+    folder: Path | None = None,
 ) -> dict[str, Any]:
+    """Build and tune a store of ``kind``, then search the held-out ``queries`` in this
+    process; with ``folder`` the store is saved there afterwards (for :func:`opened_row`)."""
     import faiss
 
-    store = FAISSImageStore(VectorsOnly(vectors.shape[1]), index=kind, recall_target=recall_target)
+    store = FAISSImageStore(
+        VectorsOnly(vectors.shape[1]), folder, index=kind, recall_target=recall_target
+    )
     fill(store, vectors)
     started = time.perf_counter()
     store.build_index()
@@ -256,6 +299,9 @@ def measure(
             faiss.write_index(index, file.name)
             memory = os.path.getsize(file.name)
     resident = _memory()
+    if folder is not None:
+        store.save()
+        store.close()
     return {
         "kind": kind,
         "factory": info.get("factory"),
@@ -541,6 +587,14 @@ def main() -> None:
         "--hard-kinds", nargs="+", default=["hnsw", "ivf-pq", "auto"], choices=(*ann.KINDS, "auto")
     )
     parser.add_argument("--hard-targets", nargs="+", type=float, default=[0.95, 0.99])
+    parser.add_argument(
+        "--hard-open",
+        type=int,
+        default=0,
+        metavar="QUERIES",
+        help="also save each hard-set store, open it in a fresh process and search QUERIES "
+        "queries (the held-out ones repeated): RSS after open + queries (issue 26 used 1000)",
+    )
     parser.add_argument(
         "--hard-cache",
         default=os.path.join(tempfile.gettempdir(), "imgemb-hard"),

@@ -4,6 +4,7 @@ index kind, incremental saves (segments, deletions, compaction), version 1 store
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -374,6 +375,34 @@ def test_cli_recall_target_and_memory_budget(
     assert info["index"] == "flat" and info["index_requested"] == "auto"
     assert cli.main(["info", "--store", spec]) == 0
     assert "recall_target" in capsys.readouterr().out
+
+
+def test_segment_reads_scattered_rows_and_runs_exactly_and_refuses_a_truncated_file(
+    tmp_path: Path,
+) -> None:
+    from langchain_image_embeddings.vectorstores.faiss import _rows as faiss_rows
+
+    data = clustered(200, seed=23)
+    np.save(tmp_path / "rows.npy", data)
+    segment = faiss_rows.Segment(tmp_path / "rows.npy", DIM)
+    rng = np.random.default_rng(5)
+    for wanted in (
+        np.array([0]),
+        np.array([199]),
+        np.arange(200),  # one run: a single read
+        np.array([0, 1, 2, 50, 51, 120, 198, 199]),  # runs at both ends
+        np.unique(rng.integers(0, 200, 60)),
+    ):
+        assert np.array_equal(segment.read(wanted), data[wanted])
+    assert segment.read(np.array([], dtype=np.int64)).shape == (0, DIM)
+    # Cut half a row off the end behind the open segment (a file changed under the store):
+    # the read of the last row comes back short and says so instead of returning garbage.
+    size = (tmp_path / "rows.npy").stat().st_size
+    os.truncate(tmp_path / "rows.npy", size - 2 * DIM)
+    assert np.array_equal(segment.read(np.array([3, 198])), data[[3, 198]])
+    with pytest.raises(StoreError, match="short read"):
+        segment.read(np.array([3, 199]))
+    segment.close()
 
 
 def test_row_vectors_read_segments_and_pending_rows_alike(
