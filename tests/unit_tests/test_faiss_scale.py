@@ -74,6 +74,39 @@ def test_recall_at_the_recorded_parameters_and_reopen_without_retraining(
     assert recall(reopened, vectors, queries) >= 0.95
 
 
+@pytest.mark.parametrize("folder", ["store", "störe-画像"])
+def test_the_index_file_is_read_and_written_by_path_where_faiss_can_open_it(
+    folder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faiss
+
+    vectors, queries = clustered(3000, seed=4), clustered(50, seed=5)
+    store = filled("hnsw", vectors, tmp_path / folder)
+    store.save()
+    expected = [store.similarity_search_with_score_by_vector(q.tolist(), 5) for q in queries]
+    store.close()
+    through_memory: list[str] = []
+    real_deserialize = faiss.deserialize_index
+
+    def counting_deserialize(data: Any) -> Any:
+        through_memory.append("read")
+        return real_deserialize(data)
+
+    monkeypatch.setattr(faiss, "deserialize_index", counting_deserialize)
+    reopened = FAISSImageStore.load(tmp_path / folder, writer.PrecomputedEmbeddings())
+    found = [reopened.similarity_search_with_score_by_vector(q.tolist(), 5) for q in queries]
+    assert [[d.id for d, _ in r] for r in found] == [[d.id for d, _ in r] for r in expected]
+    # An ASCII path is opened by faiss itself (the index held once in memory); any other
+    # goes through bytes (faiss's file I/O takes a narrow C string): the same file either way.
+    assert through_memory == ([] if folder.isascii() else ["read"])
+    entry = json.loads((tmp_path / folder / "manifest.json").read_text())["index"]
+    index_file = tmp_path / folder / entry["file"]
+    assert entry["memory_bytes"] == index_file.stat().st_size
+    assert faiss.serialize_index(real_deserialize(np.fromfile(index_file, np.uint8))).nbytes == (
+        index_file.stat().st_size
+    )
+
+
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf-pq", "IVF32,Flat"])
 def test_deletes_replacements_and_filters_for_every_index_kind(kind: str) -> None:
     vectors = clustered(2000, seed=3)

@@ -8,7 +8,7 @@ see :mod:`~langchain_image_embeddings.vectorstores.faiss._documents`), the **seg
 appended by later saves (same two files each, holding only the rows added since the save
 before), a
 ``deletions-<token>.npy`` file (``int64`` row numbers of deleted or replaced rows) and, for
-an approximate index, ``index-<token>.faiss`` (``faiss.serialize_index`` bytes, never a
+an approximate index, ``index-<token>.faiss`` (``faiss.write_index`` format, never a
 pickle). Row numbers run through the base and then the segments in manifest order.
 
 The store is :class:`FAISSImageStore` here (its constructors, ``save`` and the index
