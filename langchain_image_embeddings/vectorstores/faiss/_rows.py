@@ -99,7 +99,7 @@ class Segment:
         breaks = (np.flatnonzero(np.diff(local) != 1) + 1).tolist()
         starts, ends = [0, *breaks], [*breaks, len(local)]
         size, fd, offset = 4 * dim, self._fd, self._offset
-        buffer = memoryview(out).cast("B")
+        buffer = out.data.cast("B")
         for a, b, row in zip(starts, ends, local[starts].tolist(), strict=True):
             if os.preadv(fd, [buffer[a * size : b * size]], offset + size * row) != size * (b - a):
                 raise StoreError(f"{self.name}: short read (file truncated?)")
