@@ -7,13 +7,14 @@ machine-readable ``code`` from a fixed vocabulary, and a reason a person underst
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 __all__ = [
     "IMAGE_ERROR_CODES",
     "EncoderError",
     "ImageEmbeddingsError",
     "ImageLoadError",
+    "MilvusImportError",
     "MissingDependencyError",
     "ModelMismatchError",
     "OnError",
@@ -113,6 +114,43 @@ class StoreError(ImageEmbeddingsError):
 
 class ModelMismatchError(StoreError):
     """A store was opened with a model other than the one that wrote its vectors."""
+
+
+class MilvusImportError(StoreError):
+    """A Milvus import job could not be created, failed, or did not finish in time.
+
+    Attributes:
+        job_id: The job's id (``None`` when no job was created).
+        file: The import file the server named as failing, where it named one.
+        reason: The server's reason (or what went wrong on the way to it).
+
+    Example:
+        >>> err = MilvusImportError("import job 7 failed", job_id="7", reason="bad dim")
+        >>> err.job_id, err.reason
+        ('7', 'bad dim')
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str | None = None,
+        file: str | None = None,
+        reason: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.file = file
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_milvus_import_error, (str(self), self.job_id, self.file, self.reason))
+
+
+def _milvus_import_error(
+    message: str, job_id: str | None, file: str | None, reason: str
+) -> MilvusImportError:
+    return MilvusImportError(message, job_id=job_id, file=file, reason=reason)
 
 
 class StoreLockedError(StoreError):

@@ -125,6 +125,11 @@ def _cmd_load(args: argparse.Namespace) -> int:
     from langchain_image_embeddings.scale.shards import read_shard_info, shard_files
     from langchain_image_embeddings.vectorstores import open_store
 
+    if getattr(args, "milvus_import", None) and not args.store.startswith("milvus+"):
+        raise ValueError(
+            f"--milvus-import needs a Milvus store (milvus+http://HOST:PORT/COLLECTION), "
+            f"not {args.store!r}"
+        )
     files = shard_files(args.shards)
     first = read_shard_info(files[0])
     kwargs = {**first.model_kwargs, **model_kwargs(args)}
@@ -137,6 +142,8 @@ def _cmd_load(args: argparse.Namespace) -> int:
     store = open_store(
         args.store, embeddings, create=True, expected_rows=getattr(args, "expected_rows", None)
     )
+    if getattr(args, "milvus_import", None):
+        return _milvus_import(args, store, total_rows)
     bar = _bar(args, total_rows, "row", "loading")
     try:
         report = load_shards(
@@ -173,6 +180,79 @@ def _cmd_load(args: argparse.Namespace) -> int:
             f"added {summary['added']}, already in store {summary['already_in_store']}, "
             f"duplicates {summary['duplicates']}, failed at embedding {summary['failed_in_shards']} "
             f"({count} in store, {summary['seconds']} s, {summary['rows_per_second']} rows/s)"
+        )
+    return EXIT_OK
+
+
+def _milvus_import(args: argparse.Namespace, store: Any, total_rows: int) -> int:
+    """``imgemb load --milvus-import``: the shards through Milvus import jobs."""
+    import os
+
+    from langchain_image_embeddings.images import ImageLoadOptions
+    from langchain_image_embeddings.scale.bulk_import import import_shards
+    from langchain_image_embeddings.vectorstores import parse_store_spec
+
+    spec = parse_store_spec(args.store)
+    host = f"[{spec.host}]" if ":" in spec.host else spec.host
+    url = f"{spec.kind.partition('+')[2]}://{host}:{spec.port}"
+    bar = _bar(args, total_rows, "row", "writing import files")
+    last_state: list[str] = []
+
+    def on_progress(state: Any) -> None:
+        if show_progress(args) and [state.state] != last_state:
+            last_state[:] = [state.state]
+            print(
+                f"import job {state.job_id}: {state.state} {state.progress}% "
+                f"({state.imported_rows}/{state.total_rows} rows)",
+                file=sys.stderr,
+            )
+
+    try:
+        report = import_shards(
+            store,
+            args.shards,
+            args.milvus_import,
+            url=url,
+            token=os.environ.get("MILVUS_TOKEN", ""),
+            object_storage=ImageLoadOptions(
+                allow_object_storage=True, allowed_hosts=tuple(args.trusted_endpoint or ())
+            ),
+            batch_size=args.batch_size,
+            timeout_s=args.import_timeout,
+            progress=None if bar is None else bar.update,
+            on_progress=on_progress,
+        )
+        count = len(store)
+    finally:
+        if bar is not None:
+            bar.close()
+        store.close()
+    files = report.files
+    result = files.result
+    summary = {
+        "shards": files.shards,
+        "rows": files.rows_read,
+        "store": args.store,
+        "import_files": files.keys,
+        "jobs": [job.job_id for job in report.jobs],
+        "imported": report.imported_rows,
+        "added": len(result.added),
+        "already_in_store": len(result.skipped),
+        "duplicates": len(result.duplicates),
+        "relinked": report.relinked,
+        "failed_in_shards": len(result.failures),
+        "total": count,
+        "seconds": round(report.seconds, 2),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"imported {summary['imported']} rows from {summary['shards']} shard(s) into "
+            f"{args.store} through {len(report.jobs)} Milvus import job(s) "
+            f"({len(files.keys)} file(s) under {args.milvus_import}): already in store "
+            f"{summary['already_in_store']}, duplicates {summary['duplicates']}, failed at "
+            f"embedding {summary['failed_in_shards']} ({count} in store, {summary['seconds']} s)"
         )
     return EXIT_OK
 
@@ -279,6 +359,29 @@ def _add_load_parser(sub: Any) -> None:
         help="a path whose bytes changed leaves its old record (scans the store per batch)",
     )
     add_expected_rows_option(load)
+    load.add_argument(
+        "--milvus-import",
+        default=None,
+        metavar="URI",
+        help="Milvus server stores: write import files to URI (s3://BUCKET/PREFIX in the "
+        "server's own bucket; endpoint and keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID ...) "
+        "and import them with Milvus import jobs instead of upserts (not Milvus Lite)",
+    )
+    load.add_argument(
+        "--trusted-endpoint",
+        action="append",
+        default=None,
+        metavar="HOST",
+        help="--milvus-import: an object-storage endpoint host written to even on a loopback "
+        "or private address (a local MinIO) (repeatable)",
+    )
+    load.add_argument(
+        "--import-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="--milvus-import: give up on an import job after this long (default: wait)",
+    )
     load.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_progress_options(load)
     load.set_defaults(func=_cmd_load)

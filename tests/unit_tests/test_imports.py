@@ -80,6 +80,7 @@ PUBLIC_IMPORTS: dict[str, list[str]] = {
         "load_shards",
         "plan_shards",
     ],
+    "langchain_image_embeddings.scale.bulk_import": ["import_shards"],
     "langchain_image_embeddings.scale.ray": ["RayOptions", "embed_dataset_ray"],
     "langchain_image_embeddings.serve": ["ServeSettings", "create_app"],
     "langchain_image_embeddings.sync": ["sync_directory"],
