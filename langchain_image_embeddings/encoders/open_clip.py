@@ -122,6 +122,11 @@ class OpenCLIPEncoder(ImageEncoder):
         return str((laion or tags)[0])
 
     def _build(self) -> None:
+        # A mistyped checkpoint path fails here, before ``import open_clip`` (which imports
+        # its CoCa and Hugging Face towers, transformers included: seconds on a cold start).
+        tag = None if self.name.startswith("hf-hub:") else self.pretrained
+        if tag is not None and tag != DEFAULT_WEIGHTS and looks_like_path(tag):
+            _local_path(tag, self.spec)
         open_clip = require("open_clip", "open_clip_torch")
         if not self.name.startswith("hf-hub:") and self.name not in open_clip.list_models():
             raise EncoderError(
@@ -185,16 +190,11 @@ class OpenCLIPEncoder(ImageEncoder):
         text_dir = None if self.tokenizer is None else _tokenizer_folder(self.tokenizer, self.spec)
         if tag is None or not looks_like_path(tag):
             return None, {}, text_dir
-        path = Path(tag).expanduser()
+        path = _local_path(tag, self.spec)
         if path.is_dir():
             folder = read_model_folder(path, model=self.spec)
             settings = dict(folder.settings) or tag_settings(open_clip, self.name, folder.tag)
             return str(folder.weights), settings, text_dir or folder.text
-        if not path.is_file():
-            raise WeightsNotFoundError(
-                f"weights for {self.spec}: no file or folder at {path}. Pass pretrained= a "
-                "checkpoint file or a folder written by 'imgemb models download'"
-            )
         return str(path), tag_settings(open_clip, self.name, None), text_dir
 
     def _make_tokenizer(
@@ -378,6 +378,17 @@ def require_transformers(spec: str) -> None:
             f"{spec} needs transformers (its tokenizer or text tower comes from it): "
             "pip install 'langchain-image-embeddings[open-clip]'"
         ) from exc
+
+
+def _local_path(pretrained: str, spec: str) -> Path:
+    """The checkpoint file or model folder ``pretrained`` names; a missing one is refused."""
+    path = Path(pretrained).expanduser()
+    if not (path.is_dir() or path.is_file()):
+        raise WeightsNotFoundError(
+            f"weights for {spec}: no file or folder at {path}. Pass pretrained= a "
+            "checkpoint file or a folder written by 'imgemb models download'"
+        )
+    return path
 
 
 def _tokenizer_folder(value: str, spec: str) -> Path:

@@ -25,7 +25,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def lite0_loaded(lite0_embeddings: Any) -> None:
-    """Load the weights once (they are cached by timm for later ImageEmbeddings)."""
+    """Load the weights once: later loads (each ``cli.main`` call) copy that model (the
+    session's ``_reuse_lite0_weights`` fixture in tests/conftest.py)."""
 
 
 @pytest.mark.slow

@@ -182,7 +182,10 @@ def test_progress_bars_only_on_a_terminal_or_when_asked(
 # -- open_clip's stray log line -----------------------------------------------------------------
 def test_open_clip_load_failure_prints_one_error_line_and_no_root_log(tmp_path: Path) -> None:
     """open_clip logs ``logging.error`` on the root logger before raising; in a fresh process
-    (no logging configured) that used to print ``ERROR:root:...`` above our own error."""
+    (no logging configured) that used to print ``ERROR:root:...`` above our own error.
+
+    A missing checkpoint is now refused before open_clip is imported (see the next test for
+    open_clip's own ``logging.error``); this one runs the real entry point in a fresh process."""
     folder = tmp_path / "imgs"
     write_folder(folder, 1)
     missing = tmp_path / "missing.safetensors"
@@ -201,6 +204,58 @@ def test_open_clip_load_failure_prints_one_error_line_and_no_root_log(tmp_path: 
     assert "ERROR:root" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(missing) in lines[0]
+
+
+def test_open_clip_own_error_log_adds_no_root_handler_and_no_stray_line(
+    tiny_clip_name: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """open_clip's ``logging.error`` (a known tag that cannot be downloaded offline) in a
+    process whose root logger has no handlers, as in a fresh ``imgemb``: in-process, with
+    pytest's own root handlers taken off for the call."""
+    import logging
+
+    folder = tmp_path / "imgs"
+    write_folder(folder, 1)
+    argv = [
+        "embed", str(folder), "--model", "open_clip:ViT-B-32",
+        "--pretrained", "laion2b_s34b_b79k", "--device", "cpu", "--quiet",
+    ]  # fmt: skip
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    for handler in handlers:
+        root.removeHandler(handler)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("HF_HUB_OFFLINE", "1")
+            patch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: nothing to find
+            code = cli.main(argv)
+        added = list(root.handlers)
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+    err = capfd.readouterr().err
+    assert code == exit_codes.EXIT_MODEL, err
+    assert added == []  # logging.error did not run basicConfig (a stderr handler)
+    assert "ERROR:root" not in err and "Failed to download" in err  # open_clip's own failure
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "laion2b_s34b_b79k" in lines[0]
+
+
+def test_a_missing_checkpoint_is_refused_before_open_clip_is_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``import open_clip`` takes seconds (its CoCa and Hugging Face towers): a mistyped
+    ``--pretrained`` path is said before it."""
+    from langchain_image_embeddings.encoders.open_clip import OpenCLIPEncoder
+    from langchain_image_embeddings.errors import WeightsNotFoundError
+
+    monkeypatch.setitem(sys.modules, "open_clip", None)  # any import of it raises ImportError
+    missing = tmp_path / "missing.safetensors"
+    with pytest.raises(WeightsNotFoundError, match=f"no file or folder at {missing}"):
+        OpenCLIPEncoder("ViT-B-32", pretrained=str(missing)).load()
 
 
 def test_root_logging_is_quiet_only_during_a_command() -> None:
