@@ -16,6 +16,10 @@ and on a ``milvus-lite server`` process on 127.0.0.1 (started here, stopped by i
       plan (one ``get`` of the batch's ids to skip stored ones), the write, a flush per shard;
     - ``store load_shards_256``: the same with 256-row write calls (one 256-row ``upsert``
       per call), as the store wrote before issue 26: the "before" row.
+    - ``load_shards@REF``: ``load_shards`` of the package at git ``REF`` (``git archive``
+      into the work folder, run in a child process with it on ``PYTHONPATH``; on a Lite
+      target into a Lite file of its own), e.g. ``--cases raw,load_shards,load_shards@main
+      --rounds 2``: the code before a change and after it, alternately in one run.
 
 (b) **search** p50/p95 of ``--queries`` single-vector searches (k=10, perturbed stored
     vectors, ``page_content`` and ``metadata`` returned): raw ``MilvusClient.search`` before
@@ -30,9 +34,13 @@ Usage::
 
     python benchmarks/milvus.py                     # 100,000 rows, Lite file and server
     python benchmarks/milvus.py --rows 20000 --targets lite --json /tmp/milvus.json
+    python benchmarks/milvus.py --rows 10000 --cases raw,load_shards,load_shards@main --rounds 2
 
 The load average (1 minute) is printed at the start and the end: timings on a shared machine
-are noisy, so compare the ratios of one run, not numbers across runs.
+are noisy, so compare the ratios of one run, not numbers across runs. ``client_cpu_s`` in the
+JSON lines is this process's CPU time during the write (the Python side: data to requests),
+which a busy machine disturbs far less than wall time; a Lite server's own work runs in
+another process and is not in it.
 """
 
 from __future__ import annotations
@@ -52,9 +60,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+#: The package a ``load_shards@REF`` child process runs (set by the parent), else this checkout.
+PACKAGE_ENV = "IMGEMB_BENCH_PACKAGE"
+sys.path.insert(0, os.environ.get(PACKAGE_ENV) or str(REPO))
 
 SHARD_ROWS = 10_000
 MODEL = "resnet18"
@@ -150,6 +161,7 @@ def raw_case(uri: str, args: argparse.Namespace, model_id: str, queries: np.ndar
     name = f"raw_{os.getpid()}_{int(time.time())}"
     schema, index = collection_schema(args.dim)
     client.create_collection(name, schema=schema, index_params=index)
+    cpu = time.process_time()
     started = time.perf_counter()
     for ids, vectors, metas in batches(args.rows, args.batch, args.dim, model_id):
         data = [
@@ -158,6 +170,7 @@ def raw_case(uri: str, args: argparse.Namespace, model_id: str, queries: np.ndar
         ]
         client.insert(name, data=data)
     write_s = time.perf_counter() - started
+    cpu_s = time.process_time() - cpu
 
     def search(q: np.ndarray) -> Any:
         return client.search(
@@ -180,6 +193,7 @@ def raw_case(uri: str, args: argparse.Namespace, model_id: str, queries: np.ndar
     return {
         "write_rows_per_s": args.rows / write_s,
         "write_s": write_s,
+        "client_cpu_s": cpu_s,
         "flush_s": flush_s,
         "count": int(count),
         "top_hit": hits[0]["id"] if hits else None,
@@ -200,6 +214,7 @@ def store_case(
     store = MilvusImageStore.connect(uri, embeddings, collection_name=name, timeout=120)
     if args.store_write_batch:
         store.write_batch = args.store_write_batch
+    cpu = time.process_time()
     started = time.perf_counter()
     if shards is not None:
         report = load_shards(store, shards)
@@ -209,6 +224,7 @@ def store_case(
             docs = [Document(page_content=m["source"], metadata=m) for m in metas]
             store.upsert_vectors(ids, vectors, docs)
     write_s = time.perf_counter() - started
+    cpu_s = time.process_time() - cpu
 
     def search(q: np.ndarray) -> Any:
         return store.similarity_search_with_score_by_vector(q, k=10)
@@ -225,12 +241,38 @@ def store_case(
     return {
         "write_rows_per_s": args.rows / write_s,
         "write_s": write_s,
+        "client_cpu_s": cpu_s,
         "flush_s": flush_s,
         "count": count,
         "top_hit": hits[0][0].id if hits else None,
         "search_after_write": after_write,
         "search_flushed": flushed,
     }
+
+
+def package_at(ref: str, work: Path) -> Path:
+    """The package at git ``ref``, extracted under ``work`` (once per ref)."""
+    folder = work / f"package-{ref.replace('/', '_')}"
+    if not (folder / "langchain_image_embeddings").is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", ref, "langchain_image_embeddings"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def child_case(uri: str, args: argparse.Namespace, shards: Path, ref: str) -> dict[str, Any]:
+    """``store load_shards`` of the package at ``ref``, in a child process."""
+    env = {**os.environ, PACKAGE_ENV: str(package_at(ref, args.work)), "PYTHONPATH": ""}
+    command = [sys.executable, __file__, "--child-load", uri, str(shards)]
+    command += ["--rows", str(args.rows), "--dim", str(args.dim), "--queries", str(args.queries)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 class LiteServer:
@@ -333,12 +375,23 @@ def main() -> None:
         default="raw,upsert_vectors,load_shards,load_shards_256",
         help="load_shards_256: load_shards with 256-row write calls, as before issue 26",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="run the cases this many times, alternately"
+    )
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "imgemb-milvus")
+    parser.add_argument("--child-load", nargs=2, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--table", type=Path, default=None, help="print the table of a JSON")
     args = parser.parse_args()
     if args.table is not None:
         print(table(json.loads(args.table.read_text())["results"]))
+        return
+    if args.child_load is not None:  # a load_shards@REF case, in the package at REF
+        uri, folder = args.child_load
+        embeddings = make_embeddings()
+        queries = queries_of(args.queries, args.rows, args.dim, embeddings.model_id)
+        args.store_write_batch = 0
+        print(json.dumps(store_case(uri, args, embeddings, queries, Path(folder))))
         return
     load_start = load_average()
     print(f"load average at start: {load_start:.2f} ({os.cpu_count()} CPUs)", flush=True)
@@ -350,7 +403,7 @@ def main() -> None:
     record = model_record(embeddings)
     cases = args.cases.split(",")
     shards = args.work / f"shards-{args.rows}"
-    if "load_shards" in cases:
+    if any(case.startswith("load_shards") for case in cases):
         write_shards(shards, args.rows, args.dim, record)
     queries = queries_of(args.queries, args.rows, args.dim, embeddings.model_id)
     results: dict[str, dict[str, Any]] = {}
@@ -365,18 +418,23 @@ def main() -> None:
         else:
             uri = str(folder / "bench.db")
         try:
-            out: dict[str, Any] = {}
-            for case in cases:
-                print(f"{target}: {case} ...", flush=True)
-                if case == "raw":
-                    out[case] = raw_case(uri, args, embeddings.model_id, queries)
-                else:
-                    use = shards if case.startswith("load_shards") else None
-                    before = case.endswith("_256")  # the store's requests before issue 26
-                    args.store_write_batch = 256 if before else 0
-                    out[f"store {case}"] = store_case(uri, args, embeddings, queries, use)
-                print(json.dumps(out[list(out)[-1]]), flush=True)
-            results[target] = out
+            for turn in range(args.rounds):
+                out: dict[str, Any] = {}
+                for case in cases:
+                    print(f"{target}: {case} ...", flush=True)
+                    if case == "raw":
+                        out[case] = raw_case(uri, args, embeddings.model_id, queries)
+                    elif "@" in case:  # load_shards@REF
+                        ref = case.split("@", 1)[1]
+                        child_uri = uri if server is not None else str(folder / f"{turn}.db")
+                        out[f"store {case}"] = child_case(child_uri, args, shards, ref)
+                    else:
+                        use = shards if case.startswith("load_shards") else None
+                        before = case.endswith("_256")  # the store's requests before issue 26
+                        args.store_write_batch = 256 if before else 0
+                        out[f"store {case}"] = store_case(uri, args, embeddings, queries, use)
+                    print(json.dumps(out[list(out)[-1]]), flush=True)
+                results[target if args.rounds == 1 else f"{target} #{turn + 1}"] = out
         finally:
             if server is not None:
                 server.stop()

@@ -7,7 +7,9 @@ grouped by content id, identical bytes at several paths share one record that li
 path in ``sources``, ids already in the store are skipped and their ``sources`` gain the
 new paths), and the new vectors are written by ``commit_add`` in batches. The loader
 depends on the store contract only; the stores know nothing of shards. Loading the same shards again writes nothing; a load killed
-midway is resumed by running it again (FAISS stores are saved after every shard file).
+midway is resumed by running it again (FAISS stores are saved after every shard file that
+added rows; write-through stores such as Milvus and Chroma have every written row already,
+and a Milvus store is flushed once, at the end of the load).
 
 Every shard's model record (spec, dimension, fingerprint) must match the store's model:
 a mismatch raises the stores' own :class:`~langchain_image_embeddings.errors.ModelMismatchError`
@@ -50,7 +52,6 @@ from langchain_image_embeddings.vectorstores._records import (
     AddResult,
     PendingAdd,
     check_model,
-    content_id,
 )
 
 if TYPE_CHECKING:
@@ -223,23 +224,32 @@ def _checked_batches(info: ShardInfo, batch_size: int) -> Iterable[pa.RecordBatc
 
 def _documents(batch: pa.RecordBatch) -> tuple[list[Document], list[int], list[ImageLoadError]]:
     """Image documents of the good rows (metadata as ``describe_image_file`` gives it), their
-    row numbers, and the failures recorded in the batch."""
-    data = batch.to_pydict()
+    row numbers, and the failures recorded in the batch.
+
+    Only the text and number columns become Python values (``to_pylist`` per column): the
+    vector column stays in Arrow, read by :func:`vectors_of` for the rows written."""
+    data = {name: batch.column(name).to_pylist() for name in _ROW_COLUMNS}
+    sources, codes, shas = data["source"], data["error_code"], data["sha256"]
+    meta_columns = [(key, data[key]) for key in META_COLUMNS]
     docs: list[Document] = []
     rows: list[int] = []
     failures: list[ImageLoadError] = []
-    for row, source in enumerate(data["source"]):
-        code = data["error_code"][row]
+    for row, source in enumerate(sources):
+        code = codes[row]
         if code is not None:
             failures.append(ImageLoadError(str(source), str(data["error"][row] or ""), str(code)))
             continue
-        meta: dict[str, Any] = {"source": source, "sha256": data["sha256"][row]}
-        for key in META_COLUMNS:
-            if data[key][row] is not None:
-                meta[key] = data[key][row]
+        meta: dict[str, Any] = {"source": source, "sha256": shas[row]}
+        for key, values in meta_columns:
+            if values[row] is not None:
+                meta[key] = values[row]
         docs.append(Document(page_content=str(source), metadata=meta))
         rows.append(row)
     return docs, rows, failures
+
+
+#: The columns of a shard that become document fields (all but the vector).
+_ROW_COLUMNS = ("source", "sha256", "error_code", "error", *META_COLUMNS)
 
 
 def _load_batch(
@@ -250,13 +260,11 @@ def _load_batch(
     result.failures.extend(failures)
     if not docs:
         return
-    model_id = store.image_embeddings.model_id
-    row_of = {
-        content_id(d.metadata["sha256"], model_id): r for d, r in zip(docs, rows, strict=True)
-    }
     # The add_images plan: group by content id, skip present ids, relink extra paths.
     plan = store.plan_add(docs, replace_changed=replace_changed)
     part = plan.result
+    # the plan's content id of every document, in order: a repeated id names its last row
+    row_of = dict(zip(part.input_ids, rows, strict=True))
     result.skipped.extend(part.skipped)
     result.duplicates.update(part.duplicates)
     result.input_ids.extend(part.input_ids)
@@ -315,13 +323,22 @@ def load_shards(
     if check_load is not None:  # an index plan the load could not train: refused first
         check_load(sum(info.rows - info.failures for info in infos))
     report = LoadReport()
+    saved = False
     for info in infos:
         for batch in _checked_batches(info, batch_size):  # nothing of a damaged shard written
             _load_batch(store, batch, replace_changed, report)
             report.rows += batch.num_rows
             if progress is not None:
                 progress(batch.num_rows)
-        store.persist()  # FAISS: an incremental save, so a killed load resumes from here
+        if store.backend.has_unsaved_changes():
+            store.persist()  # FAISS: an incremental save, so a killed load resumes from here
+            saved = True
         report.shards += 1
+    if not saved or store.backend.has_unsaved_changes():
+        # once for a write-through store (Chroma, Milvus): what it wrote is durable on
+        # arrival, so a rerun skips it; Milvus flushes here (seals the rows into indexed
+        # segments for fast searches) once per load, not per shard: each flush took seconds on
+        # Milvus Lite (issue 26). A FAISS load that wrote nothing saves once, as before.
+        store.persist()
     report.seconds = time.perf_counter() - started
     return report

@@ -164,21 +164,34 @@ def test_killed_local_run_resumes_to_the_same_rows(
 
 
 # -- bulk load ---------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", ["faiss", "chroma"])
+@pytest.mark.parametrize(
+    "backend", ["faiss", "chroma", pytest.param("milvus", marks=pytest.mark.slow)]
+)
 def test_load_matches_indexing_the_folder(
     backend: str, local_shards: Path, scale_corpus: Path, scale_embeddings: Any, tmp_path: Path
 ) -> None:
     def make(name: str) -> Any:
         if backend == "faiss":
             return FAISSImageStore(scale_embeddings, tmp_path / name)
+        if backend == "milvus":
+            pytest.importorskip("pymilvus")
+            from langchain_image_embeddings.vectorstores import MilvusImageStore
+
+            return MilvusImageStore.connect(str(tmp_path / f"{name}.db"), scale_embeddings)
         return ChromaImageStore.persistent(tmp_path / name, scale_embeddings)
 
     direct, loaded = make("direct"), make("loaded")
     from langchain_image_embeddings.sync import sync_directory
 
     sync_directory(direct, scale_corpus)
+    flushes: list[Any] = []
+    if backend == "milvus":  # flushed once per load (issue 26: it was once per shard file)
+        real_flush = loaded.client.flush
+        loaded.client.flush = lambda *a, **k: flushes.append(a) or real_flush(*a, **k)
     first = load_shards(loaded, local_shards / "shard-000000.parquet").result  # a load cut short
     report = load_shards(loaded, local_shards, batch_size=40)
+    if backend == "milvus":
+        assert len(list(local_shards.glob("shard-*.parquet"))) > 2 and len(flushes) == 2
     assert len(first.added) + len(report.result.added) == len(loaded) == len(direct) == 196
     assert sorted(e.code for e in report.result.failures) == sorted(BAD_FILES.values())
     assert loaded.records() == direct.records()

@@ -80,6 +80,6 @@ def test_milvus_flushes_after_a_bulk_write_and_searches_batched(tmp_path: Path) 
     store.upsert_vectors(["x"], vectors[:1], [Document(page_content="x")])
     store.similarity_search_by_vector(vectors[0].tolist(), 1)
     assert flushes == ["bulk"]  # a small write is scanned, not flushed
-    store.persist()  # what load_shards calls after every shard
+    store.persist()  # what load_shards calls at the end of a load
     assert flushes == ["bulk", "bulk"]
     store.close()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from langchain_core.documents import Document
@@ -24,7 +26,7 @@ def test_requests_hold_up_to_bulk_write_rows_and_keep_every_row_in_order() -> No
     rows = [row for request in requests for row in request]
     assert [r["id"] for r in rows] == ids
     assert rows[-1]["vector"] == vectors[-1].tolist()
-    assert rows[123]["metadata"] == {"n": 123}
+    assert json.loads(rows[123]["metadata"]) == {"n": 123}
     assert rows[123]["page_content"] == "/p/123.jpg"
 
 
@@ -42,9 +44,18 @@ def test_a_row_over_the_budget_is_a_request_of_its_own(monkeypatch: pytest.Monke
     assert [len(r) for r in _rows.upsert_batches(ids, vectors, docs)] == [1, 1, 1]
 
 
-def test_metadata_becomes_plain_json_in_the_rows() -> None:
+def test_metadata_goes_as_plain_json_text() -> None:
     from pathlib import Path
 
-    doc = Document(page_content="a.jpg", metadata={"path": Path("a.jpg"), "w": 3})
+    doc = Document(page_content="a.jpg", metadata={"path": Path("a.jpg"), "w": 3, 4: "é"})
     (request,) = _rows.upsert_batches(["a"], np.ones((1, 2), np.float32), [doc])
-    assert request[0]["metadata"] == {"path": "a.jpg", "w": 3}
+    # text: pymilvus validates it with orjson and sends it as it is (a dict it walks in Python)
+    assert isinstance(request[0]["metadata"], str)
+    assert json.loads(request[0]["metadata"]) == {"path": "a.jpg", "w": 3, "4": "é"}
+
+
+def test_metadata_that_is_not_strict_json_goes_as_a_dict_as_before() -> None:
+    doc = Document(page_content="a.jpg", metadata={"score": float("nan"), "w": 3})
+    (request,) = _rows.upsert_batches(["a"], np.ones((1, 2), np.float32), [doc])
+    meta = request[0]["metadata"]
+    assert isinstance(meta, dict) and meta["w"] == 3 and meta["score"] != meta["score"]

@@ -58,6 +58,18 @@ def _json_text(metadata: Mapping[str, Any]) -> str:
     return json.dumps(dict(metadata), default=str)
 
 
+def _request_metadata(metadata: Mapping[str, Any]) -> str | dict[str, Any]:
+    """The ``metadata`` value of an upsert row: its JSON text, which pymilvus only validates
+    (with its C parser) and sends as it is, where a dict is walked value by value in Python
+    and dumped again (a third of pymilvus's time per row, issue 26). Metadata that is not
+    strict JSON (a NaN or infinite float) goes as the dict it parses to, as before: pymilvus
+    stores such a value as ``null``."""
+    try:
+        return json.dumps(dict(metadata), default=str, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        return json_metadata(metadata)
+
+
 def check_sizes(ids: Sequence[str], documents: Sequence[Document]) -> None:
     """Refuse ids and texts longer than their ``VARCHAR`` fields, before anything is written.
 
@@ -88,7 +100,8 @@ def upsert_batches(
         for i, row, doc in zip(
             ids[start:stop], vectors[start:stop].tolist(), documents[start:stop], strict=True
         ):
-            text = _json_text(doc.metadata)
+            meta = _request_metadata(doc.metadata)
+            text = meta if isinstance(meta, str) else _json_text(meta)
             nbytes = row_bytes + len(i) + len(doc.page_content.encode()) + len(text)
             if rows and (size + nbytes > UPSERT_BYTES or len(rows) >= BULK_WRITE_ROWS):
                 yield rows
@@ -98,7 +111,7 @@ def upsert_batches(
                     "id": i,
                     "vector": row,
                     "page_content": doc.page_content,
-                    "metadata": json.loads(text),
+                    "metadata": meta,
                 }
             )
             size += nbytes

@@ -135,7 +135,7 @@ class MilvusImageStore(ImageVectorStore):
         """Seal the rows written since the last flush into indexed segments.
 
         A search flushes by itself after a bulk write (1,000 rows or more since the last
-        flush); ``load_shards`` / ``imgemb load`` flush after every shard file (through
+        flush); ``load_shards`` / ``imgemb load`` flush once, at the end of the load (through
         :meth:`persist`).
         """
         self.backend.flush()
