@@ -50,6 +50,7 @@ from langchain_image_embeddings.vectorstores.faiss._files import (
     MANIFEST,
     read_manifest,
 )
+from langchain_image_embeddings.vectorstores.faiss._ids import RowIds
 from langchain_image_embeddings.vectorstores.faiss._rows import RowVectors, Segment, map_segment
 
 if TYPE_CHECKING:
@@ -170,13 +171,12 @@ class FAISSBackend:
             self._rows.close()  # its segment files may be deleted next (Windows: not if open)
             self._saved_docs.close()
         self._rows = RowVectors(self._dim)
-        self._ids: list[str | None] = []  # row -> id (None: deleted or replaced)
-        self._row: dict[str, int] = {}  # id -> row
+        # row -> id (None: deleted or replaced) and id -> row; saved rows' ids packed
+        self._ids = RowIds()
         # saved rows' documents stay in their segments' records files, read for results;
         # only unsaved rows (and saved rows whose metadata changed) hold a Document here
         self._saved_docs = SavedRecords()
         self._docs: dict[str, Document] = {}
-        self._dead: set[int] = set()
         self._dead_sel: Any = None  # cached selector excluding dead rows
         self._dead_mask: np.ndarray | None = None  # cached: True for dead rows
         self._meta_dirty: set[str] = set()  # metadata changed on rows already saved
@@ -212,11 +212,11 @@ class FAISSBackend:
 
     def count(self) -> int:
         """Live rows."""
-        return len(self._row)
+        return self._ids.count
 
     def is_empty(self) -> bool:
         """Whether no row is live."""
-        return not self._row
+        return not self._ids.count
 
     @serialised
     def scan(self) -> dict[str, dict[str, Any]]:
@@ -227,10 +227,14 @@ class FAISSBackend:
         """``(row, id, metadata)`` of every live row: saved rows streamed from disk in row
         order (a fresh dict each), then the documents held in memory."""
         for row, rid, meta in self._saved_docs.metadata():
-            if rid is not None and self._ids[row] == rid and rid not in self._docs:
+            # a row keeps the id its records file names until it is deleted
+            if rid is not None and self._ids.is_live(row) and rid not in self._docs:
                 yield row, rid, dict(meta)
-        for rid, doc in self._docs.items():
-            yield self._row[rid], rid, dict(doc.metadata)
+        in_memory = list(self._docs.items())
+        rows = self._ids.rows_of([rid for rid, _ in in_memory])
+        for found, (rid, doc) in zip(rows, in_memory, strict=True):
+            if found is not None:  # always: a document held in memory is a live row's
+                yield found, rid, dict(doc.metadata)
 
     def _documents_of_rows(self, rows: Iterable[int]) -> dict[int, Document]:
         """New documents of these live rows: from memory or read from the records files."""
@@ -253,14 +257,14 @@ class FAISSBackend:
     @serialised
     def get(self, ids: Sequence[str]) -> list[Document]:
         """Copies of the documents of these ids (missing ones left out)."""
-        rows = [self._row[i] for i in ids if i in self._row]
+        rows = [r for r in self._ids.rows_of(ids) if r is not None]
         docs = self._documents_of_rows(rows)
         return [_copy(docs[r]) for r in rows]
 
     @serialised
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """The ids present."""
-        return {i for i in ids if i in self._row}
+        return {i for i, r in zip(ids, self._ids.rows_of(ids), strict=True) if r is not None}
 
     @serialised
     def write(self, ids: Sequence[str], vectors: np.ndarray, documents: Sequence[Document]) -> None:
@@ -282,74 +286,58 @@ class FAISSBackend:
             self._ann.add(matrix)
         self._add_records(ids, documents)
 
-    def _add_saved_ids(self, ids: Sequence[str | None]) -> None:
-        """Rows whose documents are in :attr:`_saved_docs` (read from disk when needed)."""
-        start = len(self._ids)
-        self._ids.extend(ids)
-        for r, i in enumerate(ids, start):
-            if i is not None:
-                self._row[i] = r
-
     def _add_records(self, ids: Sequence[str | None], documents: Iterable[Document]) -> None:
         for i, doc in zip(ids, documents, strict=True):
             if i is not None:
-                self._row[i] = len(self._ids)
                 self._docs[i] = Document(
                     id=i, page_content=doc.page_content, metadata=dict(doc.metadata)
                 )
-            self._ids.append(i)
+        self._ids.extend(ids)
 
     def _drop_row(self, row: int) -> None:
         """Mark a row deleted (its id, when it still points there, goes too)."""
-        rid = self._ids[row]
-        if rid is not None and self._row.get(rid) == row:
-            del self._row[rid]
+        rid = self._ids.drop(row)
+        if rid is not None:
             self._docs.pop(rid, None)
             self._meta_dirty.discard(rid)
-        self._ids[row] = None
-        self._dead.add(row)
         self._dead_sel = self._dead_mask = None
 
     @serialised
     def delete(self, ids: Sequence[str]) -> None:
         """Mark the rows of these ids deleted (tombstones until the next compaction)."""
-        for i in ids:
-            row = self._row.get(i)
+        for row in self._ids.rows_of(ids):
             if row is not None:
-                self._drop_row(row)
+                self._drop_row(row)  # an id given twice: its row is already deleted
 
     @serialised
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         """Replace the documents' metadata (rows already saved are re-added at the next save)."""
-        docs = self._documents_of_rows([self._row[i] for i in ids if i in self._row])
-        for i, meta in zip(ids, metadatas, strict=True):
-            if i in self._row:
-                old = docs[self._row[i]]
+        rows = self._ids.rows_of(ids)
+        docs = self._documents_of_rows([r for r in rows if r is not None])
+        for i, row, meta in zip(ids, rows, metadatas, strict=True):
+            if row is not None:
+                old = docs[row]
                 self._docs[i] = Document(id=i, page_content=old.page_content, metadata=dict(meta))
-                if self._row[i] < self._saved_rows:
+                if row < self._saved_rows:
                     self._meta_dirty.add(i)  # its saved segment is immutable: re-added at save
 
     def _dead_selector(self) -> Any:
         """A selector excluding deleted rows (``None`` when there are none)."""
-        import numpy as np
 
-        if not self._dead:
+        if not self._ids.dead_count:
             return None
         if self._dead_sel is None:
             faiss = require("faiss", "faiss-cpu")
-            batch = faiss.IDSelectorBatch(np.fromiter(self._dead, np.int64, len(self._dead)))
+            batch = faiss.IDSelectorBatch(self._ids.dead_rows())
             self._dead_sel = (faiss.IDSelectorNot(batch), batch)  # keep the inner one alive
         return self._dead_sel[0]
 
     def _dead_rows(self) -> np.ndarray | None:
         """A mask of deleted rows over every row (``None`` when there are none)."""
-        import numpy as np
-
-        if not self._dead:
+        if not self._ids.dead_count:
             return None
         if self._dead_mask is None or len(self._dead_mask) != len(self._ids):
-            self._dead_mask = np.zeros(len(self._ids), bool)
-            self._dead_mask[list(self._dead)] = True
+            self._dead_mask = self._ids.dead_mask()
         return self._dead_mask
 
     @serialised
@@ -360,7 +348,7 @@ class FAISSBackend:
         never fewer than k) or while no approximate index is built."""
         import numpy as np
 
-        if not self._row:
+        if not self._ids.count:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         if filter is not None:
@@ -370,7 +358,7 @@ class FAISSBackend:
                 return []
             subset = np.sort(np.asarray(matching, dtype=np.int64))
             return self._hits(*self._rows.exact_search(query, min(k, len(subset)), subset=subset))
-        wanted = min(k, len(self._row))
+        wanted = min(k, self._ids.count)
         if self._ann is not None:
             fetch = max(k, 1) * int(self._ann_info.get("refine") or ann.refine_for(self._ann))
             cand = ann.candidates(
@@ -390,9 +378,9 @@ class FAISSBackend:
         import numpy as np
 
         queries = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
-        if filter is not None or self._ann is None or not self._row:
+        if filter is not None or self._ann is None or not self._ids.count:
             return [self.search(q, k, filter, fetch_k) for q in queries]
-        wanted = min(k, len(self._row))
+        wanted = min(k, self._ids.count)
         refine = int(self._ann_info.get("refine") or ann.refine_for(self._ann))
         found = ann.search_rescored(
             self._ann,
@@ -415,7 +403,7 @@ class FAISSBackend:
         found = [
             (int(r), float(s))
             for r, s in zip(rows, scores, strict=True)
-            if r >= 0 and self._ids[int(r)] is not None
+            if r >= 0 and self._ids.is_live(int(r))
         ]
         docs = self._documents_of_rows([r for r, _ in found])  # one read per records file
         return [(docs[r], s) for r, s in found]
@@ -425,7 +413,11 @@ class FAISSBackend:
         """The stored unit vectors of these ids, in order."""
         import numpy as np
 
-        return self._rows.take(np.asarray([self._row[i] for i in ids], dtype=np.int64))
+        rows = self._ids.rows_of(ids)
+        for i, row in zip(ids, rows, strict=True):
+            if row is None:
+                raise KeyError(i)
+        return self._rows.take(np.asarray(rows, dtype=np.int64))
 
     # -- approximate index ---------------------------------------------------------------
     def _wanted_kind(self) -> str:
@@ -596,13 +588,11 @@ class FAISSBackend:
     def _compact_rows(self) -> bool:
         """Drop deleted rows, keeping the live vectors in memory (renumbering the rows and
         dropping the approximate index: the caller rebuilds it); whether any were dropped."""
-        import numpy as np
-
-        if not self._dead:
+        if not self._ids.dead_count:
             return False
-        live = np.asarray([r for r, i in enumerate(self._ids) if i is not None], np.int64)
+        live = self._ids.live_rows()
         vectors = self._rows.take(live)
-        ids = [self._ids[r] for r in live]
+        ids = self._ids.ids_of(live)
         by_row = self._documents_of_rows(int(r) for r in live)  # held in memory until saved
         docs = [by_row[int(r)] for r in live]
         self._reset()
@@ -631,31 +621,26 @@ class FAISSBackend:
         if manifest.get("dim") is not None:
             self._dim = int(manifest["dim"])
         self._reset()
-        dead: list[int] = []
         for vectors, records in files.read_segments(folder, manifest, self._dim):
-            start = len(self._ids)
-            ids = records.ids() if len(records) else []
-            dead.extend(start + r for r, i in enumerate(ids) if i is None)
+            # the ids stream in packed; a placeholder row (no id) is a deleted row
+            self._ids.add_saved(records.ids() if len(records) else [])
             self._rows.add_part(vectors)
             self._saved_docs.add_part(records)  # documents stay on disk, read for results
-            self._add_saved_ids(ids)
         self._dim = self._rows.dim if self._rows.dim is not None else self._dim
-        dead.extend(files.read_deletions(folder, manifest.get("deletions")))
         n_rows = len(self._ids)
-        for row in dead:
+        for row in files.read_deletions(folder, manifest.get("deletions")):
             if not 0 <= row < n_rows:
                 raise StoreError(f"FAISS store {folder}: deleted row {row} out of range")
             self._drop_row(row)
-        if len(self._row) != n_rows - len(self._dead) or int(manifest.get("count", 0)) != len(
-            self._row
-        ):
+        count = self._ids.count
+        if count != self._ids.count_live() or int(manifest.get("count", 0)) != count:
             raise StoreError(f"FAISS store {folder}: inconsistent rows (torn store)")
         self._load_index(folder, manifest.get("index") or {})
         self._saved = {
             key: manifest.get(key) for key in ("vectors", "documents", "segments", "deletions")
         }
         self._saved["segments"] = list(self._saved["segments"] or [])
-        self._saved_rows, self._saved_dead = n_rows, len(self._dead)
+        self._saved_rows, self._saved_dead = n_rows, self._ids.dead_count
         self._generation = int(manifest.get("generation", 0))
 
     def _load_index(self, folder: Path, entry: dict[str, Any]) -> None:
@@ -753,12 +738,14 @@ class FAISSBackend:
         manifest = self._manifest(generation, saved, self._index_entry(folder, token))
         write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
         self._generation = generation
-        self._saved, self._saved_rows, self._saved_dead = saved, len(self._ids), len(self._dead)
+        self._saved, self._saved_rows = saved, len(self._ids)
+        self._saved_dead = self._ids.dead_count
         self._ann_saved = manifest["index"] if manifest["index"].get("file") else None
         if new_segment is not None:
             self._rows.saved_up_to(new_segment)  # the new rows now live in their segment file
         if new_records is not None:
             self._documents_saved(new_records)
+        self._ids.freeze()  # the saved rows' ids are packed from now on
         files.remove_unreferenced(folder, manifest)  # no map of ours points at these
         return folder
 
@@ -790,7 +777,7 @@ class FAISSBackend:
         return (
             self._saved_docs.in_memory  # a format-2 store: rewritten in the current format
             or self.count() * int(self._dim or 0) * 4 <= self.full_save_below_bytes
-            or len(self._dead) > self.compact_deleted_fraction * max(n_rows, 1)
+            or self._ids.dead_count > self.compact_deleted_fraction * max(n_rows, 1)
             or segments + (n_rows > self._saved_rows) > self.max_segments
         )
 
@@ -801,13 +788,10 @@ class FAISSBackend:
         rebuild). The store changes only once both files are written; until the manifest
         names them, ``_saved`` is ``None`` so that a failed save is redone in full.
         """
-        import numpy as np
 
         self._saved = None
         dim = int(self._dim or 0)
-        live = None
-        if self._dead:
-            live = np.asarray([r for r, i in enumerate(self._ids) if i is not None], np.int64)
+        live = self._ids.live_rows() if self._ids.dead_count else None
         n = len(self._ids) if live is None else len(live)
         step = max(1, (64 << 20) // (4 * max(dim, 1)))
         if live is None:
@@ -815,15 +799,15 @@ class FAISSBackend:
         else:
             blocks = (self._rows.take(live[s : s + step]) for s in range(0, n, step))
         vectors = files.write_vectors(folder, token, blocks, n, dim)
-        ids = self._ids if live is None else [self._ids[r] for r in live]
         documents = files.write_documents(
             folder, token, self._ordered_records(0, skip_dead=live is not None), n
         )
         mapped = map_segment(folder / vectors["file"], dim)
         records = RecordFile(folder / documents["file"])
         if live is not None:
+            ids = self._ids.select(live)  # the live rows' ids, renumbered
             self._reset()
-            self._add_saved_ids(ids)
+            self._ids = ids
         else:
             self._saved_docs.close()  # old files may be deleted once the manifest switches
             self._saved_docs = SavedRecords()
@@ -856,8 +840,10 @@ class FAISSBackend:
             )
             mapped = map_segment(folder / vectors["file"], dim)
             records = RecordFile(folder / documents["file"])
-        if len(self._dead) != self._saved_dead:
-            saved["deletions"] = files.write_deletions(folder, token, self._dead)
+        if self._ids.dead_count != self._saved_dead:
+            saved["deletions"] = files.write_deletions(
+                folder, token, self._ids.dead_rows().tolist()
+            )
         return saved, mapped, records
 
     def _ordered_records(self, start: int, *, skip_dead: bool) -> Iterator[dict[str, Any]]:
@@ -865,7 +851,8 @@ class FAISSBackend:
         streamed from their records files, changed metadata from memory); deleted rows
         skipped or, to keep a segment's rows aligned, written as placeholders."""
         for row, rec in self._saved_docs.records(start):
-            rid = self._ids[row]
+            # a saved row keeps the id its record names until it is deleted
+            rid = rec.get("id") if self._ids.is_live(row) else None
             if rid is None and skip_dead:
                 continue
             if rid is None:  # a placeholder keeps the segment's rows aligned
@@ -885,7 +872,7 @@ class FAISSBackend:
         there now, no longer held in memory."""
         start = len(self._saved_docs)
         self._saved_docs.add_part(records)
-        for rid in self._ids[start : start + len(records)]:
+        for rid in self._ids.ids_of(range(start, start + len(records))):
             if rid is not None:
                 self._docs.pop(rid, None)
 
@@ -893,15 +880,20 @@ class FAISSBackend:
         """Rows saved before whose metadata changed: re-added (old row deleted) for this save."""
         import numpy as np
 
+        dirty = list(self._meta_dirty)
+        rows = self._ids.rows_of(dirty)
         changed = [
-            i for i in self._meta_dirty if self._row.get(i, self._saved_rows) < self._saved_rows
+            (i, r)
+            for i, r in zip(dirty, rows, strict=True)
+            if r is not None and r < self._saved_rows
         ]
         self._meta_dirty.clear()
         if changed:
-            vectors = self._rows.take(np.asarray([self._row[i] for i in changed], np.int64))
-            docs = [self._docs[i] for i in changed]
-            self.delete(changed)
-            self._append(changed, vectors, docs)
+            vectors = self._rows.take(np.asarray([r for _, r in changed], np.int64))
+            changed_ids = [i for i, _ in changed]
+            docs = [self._docs[i] for i in changed_ids]
+            self.delete(changed_ids)
+            self._append(changed_ids, vectors, docs)
 
     def _index_entry(self, folder: Path, token: str) -> dict[str, Any]:
         """The manifest's ``index``: written anew when rebuilt or lagging, else the saved one."""
@@ -935,7 +927,7 @@ class FAISSBackend:
         """Whether rows, deletions or metadata changed since the last save (or the load)."""
         return (
             len(self._ids) != self._saved_rows
-            or len(self._dead) != self._saved_dead
+            or self._ids.dead_count != self._saved_dead
             or bool(self._meta_dirty)
         )
 

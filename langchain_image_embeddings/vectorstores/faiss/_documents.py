@@ -120,12 +120,16 @@ class RecordFile:
     def __len__(self) -> int:
         return int(self._rows)
 
-    def ids(self) -> list[str | None]:
-        """Every row's id in row order (``None``: a placeholder row)."""
-        ids = [i for (i,) in self._con.execute("SELECT id FROM records ORDER BY row")]
-        if len(ids) != self._rows:  # pragma: no cover - rows must be 0..n-1
+    def ids(self) -> Iterator[str | None]:
+        """Every row's id in row order (``None``: a placeholder row), streamed in blocks."""
+        cursor = self._con.execute("SELECT id FROM records ORDER BY row")
+        count = 0
+        while block := cursor.fetchmany(SCAN_BLOCK):
+            count += len(block)
+            for (rid,) in block:
+                yield rid
+        if count != self._rows:  # pragma: no cover - rows must be 0..n-1
             raise StoreError(f"{self.name}: row numbers are not contiguous")
-        return ids
 
     def fetch(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The records of these local rows."""
@@ -179,9 +183,9 @@ class RecordList:
     def __len__(self) -> int:
         return len(self._records)
 
-    def ids(self) -> list[str | None]:
+    def ids(self) -> Iterator[str | None]:
         """Every row's id in row order."""
-        return [rec.get("id") for rec in self._records]
+        return (rec.get("id") for rec in self._records)
 
     def fetch(self, rows: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The records of these local rows."""

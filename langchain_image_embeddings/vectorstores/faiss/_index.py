@@ -62,11 +62,12 @@ _NPROBE = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024
 _REFINE_GRID = {"hnsw": (1, 2, 4), "ivf": (10, 25, 50, 100), "other": (10, 25, 100)}
 
 
-#: Bytes of RAM per row the store holds besides the index: its id maps (row -> id list, id ->
-#: row dict) with 64-hex-digit content ids, measured with ``tracemalloc`` at 200,000 rows:
-#: 121 B (list slot + string) + 66 B (dict entry + int), rounded up for the dict's growth
-#: steps. Saved documents are on disk (:mod:`._documents`), not counted.
-RECORD_BYTES_PER_ROW = 256
+#: Bytes of RAM per row the store holds besides the index: its id maps (:mod:`._ids`: a saved
+#: 64-hex-digit content id packed to 32 B + a 64-bit hash + a 32-bit row + a live flag),
+#: measured with ``tracemalloc`` at 1,000,000 rows: 46 B (50 B with UUID ids, 55 B with
+#: path-like ids; ``benchmarks/row_ids.py``), rounded up. Rows not saved yet cost ~190 B
+#: until a save packs them. Saved documents are on disk (:mod:`._documents`), not counted.
+RECORD_BYTES_PER_ROW = 64
 
 
 def records_memory(n: int) -> int:
