@@ -55,9 +55,13 @@ from langchain_image_embeddings.errors import (
     MilvusImportError,
     StoreError,
 )
-from langchain_image_embeddings.scale.load import DEFAULT_LOAD_BATCH, check_rows, check_shards
+from langchain_image_embeddings.scale.load import (
+    DEFAULT_LOAD_BATCH,
+    check_rows,
+    check_shards,
+    shard_documents,
+)
 from langchain_image_embeddings.scale.shards import (
-    META_COLUMNS,
     ShardInfo,
     iter_rows,
     shard_files,
@@ -181,29 +185,6 @@ def _open_destination(
     return pafs.LocalFileSystem(), str(folder), False
 
 
-def _batch_documents(
-    batch: pa.RecordBatch,
-) -> tuple[list[Document], list[int], list[ImageLoadError]]:
-    """Image documents of a batch's embedded rows (metadata as ``describe_image_file``
-    gives it), their row numbers, and the failures the batch records."""
-    data = batch.to_pydict()
-    docs: list[Document] = []
-    rows: list[int] = []
-    failures: list[ImageLoadError] = []
-    for row, source in enumerate(data["source"]):
-        code = data["error_code"][row]
-        if code is not None:
-            failures.append(ImageLoadError(str(source), str(data["error"][row] or ""), str(code)))
-            continue
-        meta: dict[str, Any] = {"source": source, "sha256": data["sha256"][row]}
-        for key in META_COLUMNS:
-            if data[key][row] is not None:
-                meta[key] = data[key][row]
-        docs.append(Document(page_content=str(source), metadata=meta))
-        rows.append(row)
-    return docs, rows, failures
-
-
 class _FileWriter:
     """Import files of up to ``rows_per_file`` rows each, written one after another."""
 
@@ -278,7 +259,7 @@ def _convert(
     from langchain_image_embeddings.vectorstores.milvus._import import import_table
 
     result = out.result
-    docs, rows, failures = _batch_documents(batch)
+    docs, rows, failures = shard_documents(batch)
     result.failures.extend(failures)
     if not docs:
         return

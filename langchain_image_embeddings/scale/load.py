@@ -67,6 +67,7 @@ __all__ = [
     "check_rows",
     "check_shards",
     "load_shards",
+    "shard_documents",
 ]
 
 #: Rows read from a shard file per step.
@@ -222,7 +223,9 @@ def _checked_batches(info: ShardInfo, batch_size: int) -> Iterable[pa.RecordBatc
     return kept if kept is not None else iter_rows(info.path, batch_size)
 
 
-def _documents(batch: pa.RecordBatch) -> tuple[list[Document], list[int], list[ImageLoadError]]:
+def shard_documents(
+    batch: pa.RecordBatch,
+) -> tuple[list[Document], list[int], list[ImageLoadError]]:
     """Image documents of the good rows (metadata as ``describe_image_file`` gives it), their
     row numbers, and the failures recorded in the batch.
 
@@ -256,7 +259,7 @@ def _load_batch(
     store: ImageVectorStore, batch: pa.RecordBatch, replace_changed: bool, report: LoadReport
 ) -> None:
     result = report.result
-    docs, rows, failures = _documents(batch)
+    docs, rows, failures = shard_documents(batch)
     result.failures.extend(failures)
     if not docs:
         return
