@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -188,11 +189,42 @@ def test_a_grpc_only_port_like_milvus_lite_is_named_not_waited_on() -> None:
 
     def answer_in_http2() -> None:
         conn, _ = listener.accept()
-        conn.recv(65536)
-        conn.sendall(HTTP2_SETTINGS)
-        conn.close()
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:  # the whole request, then the answer:
+                request += conn.recv(65536)  # closing on unread bytes would reset instead
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(body) < length:
+                body += conn.recv(65536)
+            conn.sendall(HTTP2_SETTINGS)
+            conn.shutdown(socket.SHUT_WR)
+            while conn.recv(65536):  # until the client has closed its side
+                pass
 
     thread = threading.Thread(target=answer_in_http2, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with pytest.raises(MilvusImportError, match=r"Milvus Lite .*has no import jobs"):
+            MilvusImportJobs(url, timeout=5).list("photos")
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+def test_a_reset_connection_names_milvus_lite_too() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def reset_at_once() -> None:
+        conn, _ = listener.accept()
+        conn.recv(16)  # unread bytes left behind: closing now sends a reset
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    thread = threading.Thread(target=reset_at_once, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     try:

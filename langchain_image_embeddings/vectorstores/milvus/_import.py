@@ -267,8 +267,11 @@ class MilvusImportJobs:
             reason = getattr(exc, "reason", exc)
             timed_out = isinstance(reason, (TimeoutError, socket.timeout))
             what = f"no answer within {self.timeout:g} s" if timed_out else str(reason)
+            # A gRPC-only port may close on the request before its HTTP/2 answer is read,
+            # which the client sees as a reset rather than as a bad status line.
+            hint = f" ({_LITE_HINT})" if isinstance(reason, ConnectionResetError) else ""
             raise MilvusImportError(
-                f"{job} at {endpoint}: cannot reach the Milvus REST API: {what}",
+                f"{job} at {endpoint}: cannot reach the Milvus REST API: {what}{hint}",
                 job_id=job_id,
                 reason=what,
             ) from exc
