@@ -9,7 +9,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -182,13 +182,30 @@ def test_a_request_that_gets_no_answer_times_out(fake: FakeMilvus) -> None:
     assert caught.value.job_id == "3"
 
 
-def test_a_grpc_only_port_like_milvus_lite_is_named_not_waited_on() -> None:
+def _lite_hint_from(serve: Callable[[socket.socket], None]) -> None:
+    """``serve`` answers one connection on a loopback port; listing import jobs there must
+    raise the error that names Milvus Lite."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
 
-    def answer_in_http2() -> None:
+    def accept() -> None:
         conn, _ = listener.accept()
+        serve(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with pytest.raises(MilvusImportError, match=r"Milvus Lite .*has no import jobs"):
+            MilvusImportJobs(url, timeout=5).list("photos")
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+def test_a_grpc_only_port_like_milvus_lite_is_named_not_waited_on() -> None:
+    def answer_in_http2(conn: socket.socket) -> None:
         with conn:
             request = b""
             while b"\r\n\r\n" not in request:  # the whole request, then the answer:
@@ -202,37 +219,16 @@ def test_a_grpc_only_port_like_milvus_lite_is_named_not_waited_on() -> None:
             while conn.recv(65536):  # until the client has closed its side
                 pass
 
-    thread = threading.Thread(target=answer_in_http2, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    try:
-        with pytest.raises(MilvusImportError, match=r"Milvus Lite .*has no import jobs"):
-            MilvusImportJobs(url, timeout=5).list("photos")
-    finally:
-        thread.join(5)
-        listener.close()
+    _lite_hint_from(answer_in_http2)
 
 
 def test_a_reset_connection_names_milvus_lite_too() -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-
-    def reset_at_once() -> None:
-        conn, _ = listener.accept()
+    def reset_at_once(conn: socket.socket) -> None:
         conn.recv(16)  # unread bytes left behind: closing now sends a reset
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()
 
-    thread = threading.Thread(target=reset_at_once, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    try:
-        with pytest.raises(MilvusImportError, match=r"Milvus Lite .*has no import jobs"):
-            MilvusImportJobs(url, timeout=5).list("photos")
-    finally:
-        thread.join(5)
-        listener.close()
+    _lite_hint_from(reset_at_once)
 
 
 def test_nothing_listening_is_a_clear_error() -> None:
